@@ -1,0 +1,116 @@
+"""2D→3D inflation: the boring-video test, per-conv equivalence for I3D, reports, local file loading."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from safetensors.torch import save_file
+from torch import nn
+
+from videogn.models import build_model, inflate_from_2d
+from videogn.models.inflate import map_2d_keys
+
+
+def resnet50_2d(norm: str) -> nn.Module:
+    torch.manual_seed(0)
+    norm_layer = (lambda c: nn.GroupNorm(32, c)) if norm == "gn" else nn.BatchNorm2d
+    model = torchvision.models.resnet50(weights=None, norm_layer=norm_layer)
+    with torch.no_grad():  # make gamma/beta non-trivial so a wrong copy would show
+        for m in model.modules():
+            if isinstance(m, (nn.GroupNorm, nn.BatchNorm2d)):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+def test_boring_video_c2d_gn_equals_2d_network():
+    net2d = resnet50_2d("gn")
+    c2d = build_model("c2d", num_classes=1000, norm="gn", dropout=0.5).eval()
+    report = inflate_from_2d(c2d, net2d.state_dict())
+    assert not report.skipped and not report.missing, str(report)
+    frame = torch.randn(2, 3, 64, 64)
+    video = frame.unsqueeze(2).expand(-1, -1, 8, -1, -1).contiguous()  # (N, 3, T=8, H, W), identical frames
+    with torch.no_grad():
+        torch.testing.assert_close(c2d(video), net2d(frame), atol=1e-4, rtol=1e-4)
+
+
+def test_i3d_inflated_convs_equal_2d_convs_on_static_input():
+    net2d = resnet50_2d("gn")
+    i3d = build_model("i3d", num_classes=1000, norm="gn").eval()
+    report = inflate_from_2d(i3d, net2d.state_dict())
+    assert not report.skipped and not report.missing, str(report)
+    modules_2d = dict(net2d.named_modules())
+    modules_3d = dict(i3d.named_modules())
+    from videogn.models.inflate import map_2d_keys
+
+    checked = 0
+    for name_2d, name_3d in map_2d_keys(i3d).items():
+        conv2d, conv3d = modules_2d[name_2d], modules_3d[name_3d]
+        if not isinstance(conv3d, nn.Conv3d) or conv3d.kernel_size[0] == 1:
+            continue
+        torch.manual_seed(checked)
+        frame = torch.randn(1, conv2d.in_channels, 9, 9)
+        clip = frame.unsqueeze(2).expand(-1, -1, 8, -1, -1)  # static input, T = 8
+        with torch.no_grad():
+            out3d = conv3d(clip)  # (1, O, T', H', W')
+            out2d = conv2d(frame)
+        border = conv3d.kernel_size[0] // 2  # zero temporal padding differs only at the borders
+        interior = out3d[:, :, border : out3d.shape[2] - border] if conv3d.stride[0] == 1 else out3d[:, :, 1:-1]
+        torch.testing.assert_close(interior, out2d.unsqueeze(2).expand_as(interior), atol=1e-5, rtol=1e-4)
+        checked += 1
+    assert checked == 1 + 3 + 2 + 3 + 1  # conv1 and the inflated conv_a of res2..res5
+
+
+def test_bn_to_gn_report_lists_every_skipped_key():
+    net2d = resnet50_2d("bn")
+    state = net2d.state_dict()
+    state["extra.weight"] = torch.zeros(3)
+    model = build_model("i3d", num_classes=400, norm="gn")
+    report = inflate_from_2d(model, state)
+    assert report.skipped["fc.weight"].startswith("class count 1000 != model's 400")
+    assert "extra.weight" in report.skipped
+    assert "running statistics" in report.skipped["bn1.running_mean"]
+    assert "layer1.0.downsample.1.num_batches_tracked" in report.skipped
+    assert report.missing == ["blocks.6.proj.weight", "blocks.6.proj.bias"]
+    assert set(report.loaded) | set(report.missing) == set(model.state_dict())
+    assert "skipped fc.weight" in str(report)
+
+
+def test_gn_to_bn_copies_affine_and_lists_missing_statistics():
+    model = build_model("c2d", num_classes=1000, norm="bn")
+    report = inflate_from_2d(model, resnet50_2d("gn").state_dict())
+    assert not report.skipped
+    assert "blocks.0.norm.running_mean" in report.missing
+    assert torch.equal(model.blocks[0].norm.weight, resnet50_2d("gn").bn1.weight)
+
+
+def test_width_mismatch_is_reported_not_crashing():
+    model = build_model("i3d", width=16, num_classes=10, norm="gn", norm_options={"num_groups": 4})
+    report = inflate_from_2d(model, resnet50_2d("gn").state_dict())
+    assert "does not inflate" in report.skipped["conv1.weight"]
+    assert not report.loaded
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_loads_local_checkpoint_files(tmp_path, suffix):
+    state = resnet50_2d("gn").state_dict()
+    path = tmp_path / f"r50_gn{suffix}"
+    if suffix == ".safetensors":
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    else:
+        torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
+    model = build_model("i3d", num_classes=1000, norm="gn")
+    report = inflate_from_2d(model, path)
+    assert not report.skipped and not report.missing
+    expected = state["conv1.weight"].unsqueeze(2).repeat(1, 1, 5, 1, 1) / 5
+    torch.testing.assert_close(model.blocks[0].conv.weight, expected)
+
+
+def test_bad_checkpoint_files_give_clear_errors(tmp_path):
+    model = build_model("c2d", width=8, num_classes=5, norm="bn")
+    with pytest.raises(FileNotFoundError, match="nowhere.pth"):
+        inflate_from_2d(model, tmp_path / "nowhere.pth")
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pth"):
+        inflate_from_2d(model, junk)

@@ -1,0 +1,113 @@
+"""I3D / C2D: every norm kind trains, zero-init holds, layout matches pytorchvideo, shapes are fully convolutional."""
+
+import pytest
+import torch
+from pytorchvideo.models.hub import i3d_r50
+from pytorchvideo.models.resnet import ResBlock
+from torch import nn
+
+from videogn.models import build_model, count_parameters
+from videogn.norm import NORM_KINDS
+
+TINY = dict(width=8, num_classes=5, dropout=0.0)
+
+
+def tiny_norm_options(kind: str) -> dict:
+    return {"num_groups": 4} if kind == "gn" else {}
+
+
+@pytest.mark.parametrize("arch", ["i3d", "c2d"])
+@pytest.mark.parametrize("norm", NORM_KINDS)
+def test_every_norm_kind_trains(arch, norm):
+    torch.manual_seed(0)
+    model = build_model(arch, norm=norm, norm_options=tiny_norm_options(norm), **TINY).train()
+    x = torch.randn(2, 3, 8, 64, 64)  # (N, C, T, H, W)
+    logits = model(x)
+    assert logits.shape == (2, 5)
+    assert torch.isfinite(logits).all()
+    logits.logsumexp(1).sum().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not no_grad, f"parameters without gradient: {no_grad[:5]}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("norm", NORM_KINDS)
+def test_residual_branches_start_at_zero(norm):
+    model = build_model("i3d", norm=norm, norm_options=tiny_norm_options(norm), **TINY).eval()
+    blocks = [m for m in model.modules() if isinstance(m, ResBlock)]
+    assert len(blocks) == 16
+    outputs = {}
+    for i, block in enumerate(blocks):
+        block.branch2.register_forward_hook(lambda mod, inp, out, i=i: outputs.__setitem__(i, out))
+    with torch.no_grad():
+        model(torch.randn(2, 3, 8, 64, 64))
+    for i, out in outputs.items():
+        assert torch.count_nonzero(out) == 0, f"residual branch {i} is not zero at init with norm={norm}"
+        assert blocks[i].branch2.norm_c.weight.abs().sum() == 0
+    # every other norm starts at gamma = 1
+    other = [m for n, m in model.named_modules() if n.endswith(("norm_a", "norm_b", "branch1_norm"))]
+    assert all(torch.all(m.weight == 1) for m in other)
+
+
+def test_i3d_r50_matches_pytorchvideo_layout_and_parameter_count():
+    reference = i3d_r50(pretrained=False)
+    ours = build_model("i3d", depth=50, num_classes=400, norm="bn", stem_temporal_stride=1)
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    assert count_parameters(ours) == count_parameters(reference) == 28_043_472
+    gn = build_model("i3d", depth=50, num_classes=400, norm="gn")
+    assert count_parameters(gn) == 28_043_472  # GN has the same gamma/beta as BN, and no buffers
+    assert not any("running" in k for k in gn.state_dict())
+
+
+def test_inflation_pattern_of_the_non_local_paper():
+    model = build_model("i3d", norm="gn", norm_options={"num_groups": 4}, width=8)
+    kernels = {}
+    for name, m in model.named_modules():
+        if name.endswith("conv_a"):
+            stage = int(name.split(".")[1])
+            kernels.setdefault(stage, []).append(int(m.kernel_size[0] == 3))
+    assert list(kernels.values()) == [[1, 1, 1], [1, 0, 1, 0], [1, 0, 1, 0, 1, 0], [0, 1, 0]]
+    assert model.blocks[0].conv.kernel_size == (5, 7, 7)
+    c2d = build_model("c2d", norm="gn", norm_options={"num_groups": 4}, width=8)
+    assert all(m.kernel_size[0] == 1 for m in c2d.modules() if isinstance(m, nn.Conv3d))
+
+
+def test_temporal_strides_paper_and_pytorchvideo_inputs():
+    paper = build_model("i3d", norm="gn", norm_options={"num_groups": 4}, **TINY).eval()
+    pv = build_model("i3d", norm="gn", norm_options={"num_groups": 4}, stem_temporal_stride=1, **TINY).eval()
+
+    def res5_time(model, t):
+        x = torch.randn(1, 3, t, 32, 32)
+        with torch.no_grad():
+            for block in model.blocks[:-1]:
+                x = block(x)
+        return x.shape[2]
+
+    assert res5_time(paper, 32) == 4  # 32 → conv1 16 → pool1 8 → pool2 4
+    assert res5_time(pv, 8) == 4  # pytorchvideo's 8×8 input: 8 → 8 → 8 → 4
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 8, 64, 64), (2, 3, 16, 80, 96), (1, 3, 5, 33, 47), (1, 3, 3, 32, 32)])
+def test_fully_convolutional_any_size(shape):
+    model = build_model("i3d", norm="gn", norm_options={"num_groups": 4}, **TINY).eval()
+    with torch.no_grad():
+        assert model(torch.randn(shape)).shape == (shape[0], 5)
+
+
+def test_channels_last_3d_gives_same_logits():
+    torch.manual_seed(0)
+    model = build_model("i3d", norm="gn", norm_options={"num_groups": 4}, **TINY).eval()
+    x = torch.randn(2, 3, 8, 48, 48)
+    with torch.no_grad():
+        a = model(x)
+        b = model.to(memory_format=torch.channels_last_3d)(x.contiguous(memory_format=torch.channels_last_3d))
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match=r"width 8 .*num_groups=32"):
+        build_model("i3d", norm="gn", width=8)
+    with pytest.raises(ValueError, match="unknown arch 'r3d'"):
+        build_model("r3d")
+    with pytest.raises(ValueError, match="depth 34"):
+        build_model("i3d", depth=34)

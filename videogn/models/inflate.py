@@ -1,0 +1,156 @@
+"""Inflate a torchvision-layout 2D ResNet state dict into videogn's 3D ResNet.
+
+Sources: torchvision's `resnet50` (BN) or a timm `resnet50_gn` checkpoint (GN); both use the key names
+`conv1`, `bn1`, `layer{1-4}.{j}.{conv1,bn1,conv2,bn2,conv3,bn3,downsample.0,downsample.1}`, `fc`.
+
+A 2D kernel (O, I, kh, kw) becomes (O, I, t, kh, kw) by repeating it t times along time and dividing by t, so a
+video of identical frames gives the 2D network's features (exactly for C2D). Norm parameters (and BN running
+statistics, where both sides have them) are copied; the classifier is copied only when the class count matches.
+Every source key ends in the report as loaded or skipped-with-reason, and every target key that got nothing is
+listed as missing: nothing is dropped silently. Nothing is downloaded: pass a local file or a state dict.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from pytorchvideo.models.head import ResNetBasicHead
+from pytorchvideo.models.resnet import ResStage
+from pytorchvideo.models.stem import ResNetBasicStem
+from torch import nn
+
+__all__ = ["InflationReport", "inflate_from_2d", "load_state_dict_file", "map_2d_keys"]
+
+# torchvision bottleneck name -> pytorchvideo ResBlock attribute path
+_BLOCK_NAMES = {
+    "conv1": "branch2.conv_a",
+    "bn1": "branch2.norm_a",
+    "conv2": "branch2.conv_b",
+    "bn2": "branch2.norm_b",
+    "conv3": "branch2.conv_c",
+    "bn3": "branch2.norm_c",
+    "downsample.0": "branch1_conv",
+    "downsample.1": "branch1_norm",
+}
+
+
+@dataclass
+class InflationReport:
+    """What `inflate_from_2d` did: target keys loaded, source keys skipped (with why), target keys missing."""
+
+    loaded: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"inflated {len(self.loaded)} tensors; skipped {len(self.skipped)}; missing {len(self.missing)}"]
+        lines += [f"  skipped {k}: {why}" for k, why in self.skipped.items()]
+        lines += [f"  missing {k}" for k in self.missing]
+        return "\n".join(lines)
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a state dict from a local `.pth`/`.pt`/`.bin` (torch) or `.safetensors` file.
+
+    Checkpoints that wrap the weights (`{"state_dict": ...}`, `{"model": ...}`) and DDP's `module.` prefix are
+    unwrapped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"2D checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path), device="cpu")
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # pickle errors, truncated files, ...
+            raise ValueError(f"could not read 2D checkpoint {path}: {exc}") from exc
+    for wrapper in ("state_dict", "model", "model_state"):
+        if isinstance(state, Mapping) and wrapper in state and isinstance(state[wrapper], Mapping):
+            state = state[wrapper]
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} does not hold a state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def map_2d_keys(model: nn.Module) -> dict[str, str]:
+    """Map torchvision module prefixes (`layer2.0.conv1`) to the 3D model's (`blocks.2.res_blocks.0.branch2.conv_a`)."""
+    names = {module: name for name, module in model.named_modules()}
+    mapping: dict[str, str] = {}
+    stages = [m for m in model.modules() if isinstance(m, ResStage)]
+    for m in model.modules():
+        if isinstance(m, ResNetBasicStem):
+            mapping["conv1"] = f"{names[m]}.conv"
+            mapping["bn1"] = f"{names[m]}.norm"
+        elif isinstance(m, ResNetBasicHead) and m.proj is not None:
+            mapping["fc"] = f"{names[m]}.proj"
+    for i, stage in enumerate(stages, start=1):
+        for j, block in enumerate(stage.res_blocks):
+            for name_2d, attr in _BLOCK_NAMES.items():
+                if attr.startswith("branch1") and getattr(block, "branch1_conv", None) is None:
+                    continue  # no projection shortcut in this block
+                mapping[f"layer{i}.{j}.{name_2d}"] = f"{names[block]}.{attr}"
+    return mapping
+
+
+def _inflate_tensor(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor | str:
+    """The source tensor shaped like `dst`, or the reason it cannot be."""
+    if src.dim() == 4 and dst.dim() == 5:  # conv (O, I, kh, kw) -> (O, I, t, kh, kw)
+        t = dst.shape[2]
+        if src.shape != dst.shape[:2] + dst.shape[3:]:
+            return f"shape {tuple(src.shape)} does not inflate to {tuple(dst.shape)}"
+        return src.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
+    if src.shape != dst.shape:
+        return f"shape {tuple(src.shape)} != target {tuple(dst.shape)}"
+    return src
+
+
+@torch.no_grad()
+def inflate_from_2d(
+    model: nn.Module, state_dict_or_path: Mapping[str, torch.Tensor] | str | os.PathLike
+) -> InflationReport:
+    """Copy a 2D ResNet's weights into `model` (in place), inflating conv kernels along time.
+
+    Args:
+        model: a model from `videogn.models.build_model`.
+        state_dict_or_path: a torchvision-layout state dict, or a local checkpoint file.
+
+    Returns:
+        The report; `str(report)` lists every skipped and missing key.
+    """
+    if isinstance(state_dict_or_path, (str, os.PathLike)):
+        source = load_state_dict_file(state_dict_or_path)
+    else:
+        source = {k.removeprefix("module."): v for k, v in state_dict_or_path.items()}
+    prefixes = map_2d_keys(model)
+    target = model.state_dict()
+    report = InflationReport()
+    new_values: dict[str, torch.Tensor] = {}
+    for key, value in source.items():
+        prefix, _, leaf = key.rpartition(".")
+        if prefix not in prefixes:
+            report.skipped[key] = "no counterpart in the 3D model"
+            continue
+        dst_key = f"{prefixes[prefix]}.{leaf}"
+        if dst_key not in target:
+            what = "running statistics" if leaf.startswith(("running_", "num_batches")) else "tensor"
+            report.skipped[key] = f"target {dst_key} has no such {what} (norm kinds differ?)"
+            continue
+        if prefix == "fc" and value.shape[0] != target[dst_key].shape[0]:
+            report.skipped[key] = f"class count {value.shape[0]} != model's {target[dst_key].shape[0]}"
+            continue
+        result = _inflate_tensor(value, target[dst_key])
+        if isinstance(result, str):
+            report.skipped[key] = result
+            continue
+        new_values[dst_key] = result.to(target[dst_key].dtype)
+        report.loaded.append(dst_key)
+    model.load_state_dict(new_values, strict=False)
+    report.missing = [k for k in target if k not in new_values]
+    return report

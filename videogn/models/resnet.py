@@ -1,0 +1,166 @@
+"""I3D and C2D ResNets (non-local paper layout) built with pytorchvideo's ResNet builders.
+
+The network is pytorchvideo's `create_resnet`, so its state-dict layout is pytorchvideo's
+(`blocks.0.conv.weight`, `blocks.1.res_blocks.0.branch2.conv_a.weight`, ..., `blocks.6.proj.weight`).
+videogn chooses the arguments, injects the norm factory, and owns the weight init.
+
+Shapes for the paper's input (N, 3, 32, 224, 224) with `stem_temporal_stride=2`:
+
+    conv1  5×7×7, stride (2,2,2)          → (N,   64, 16, 112, 112)
+    pool1  max (2,3,3), stride (2,2,2)    → (N,   64,  8,  56,  56)
+    res2   3 bottlenecks                  → (N,  256,  8,  56,  56)
+    pool2  max (2,1,1), stride (2,1,1)    → (N,  256,  4,  56,  56)
+    res3   4 bottlenecks                  → (N,  512,  4,  28,  28)
+    res4   6 bottlenecks                  → (N, 1024,  4,  14,  14)
+    res5   3 bottlenecks                  → (N, 2048,  4,   7,   7)
+    head   adaptive avg pool, dropout, fc → (N, classes)
+
+With `stem_temporal_stride=1` the stem keeps T, which is pytorchvideo's `i3d_r50` (8×8 input).
+The head pools adaptively, so any T, H, W works at test time (e.g. 32×256² for three-crop testing).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Literal, Mapping
+
+import torch
+from pytorchvideo.models.net import Net
+from pytorchvideo.models.resnet import BottleneckBlock, ResBlock, create_resnet
+from pytorchvideo.models.stem import create_res_basic_stem
+from torch import nn
+
+from videogn.norm import FrozenBatchNorm3d, NormFactory, make_norm
+
+__all__ = ["build_model", "init_weights", "zero_init_last_norms", "INFLATION_PATTERN", "STAGE_DEPTHS"]
+
+Arch = Literal["i3d", "c2d"]
+
+STAGE_DEPTHS: dict[int, tuple[int, int, int, int]] = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+
+# Which bottlenecks inflate their first 1×1 conv to 3×1×1 (non-local paper): the pattern repeats along a stage,
+# so res2 [1,1,1], res3 [1,0,1,0], res4 [1,0,1,0,1,0], res5 [0,1,0].
+INFLATION_PATTERN: tuple[tuple[int, ...], ...] = ((1,), (1, 0), (1, 0), (0, 1))
+
+
+def _stem(*, pool_kernel_size: tuple[int, int, int], pool_padding: Any, **kwargs: Any) -> nn.Module:
+    """pytorchvideo's basic stem, with no temporal padding in pool1.
+
+    create_resnet pads every pool dimension by kernel // 2, which for the paper's (2, 3, 3) pool1 would turn
+    16 frames into 9 instead of 8; the public I3D code pads only in space.
+    """
+    return create_res_basic_stem(
+        pool_kernel_size=pool_kernel_size, pool_padding=(0, pool_kernel_size[1] // 2, pool_kernel_size[2] // 2), **kwargs
+    )
+
+
+def build_model(
+    arch: Arch = "i3d",
+    depth: Literal[50, 101] = 50,
+    num_classes: int = 400,
+    norm: str | NormFactory = "gn",
+    norm_options: Mapping[str, Any] | None = None,
+    width: int = 64,
+    dropout: float = 0.5,
+    stem_temporal_stride: int = 2,
+    pool2_temporal_stride: int = 2,
+    in_channels: int = 3,
+    zero_init_residual: bool = True,
+) -> Net:
+    """Build an I3D or C2D ResNet mapping (N, in_channels, T, H, W) to logits (N, num_classes).
+
+    Args:
+        arch: "i3d" inflates conv1 to 5×7×7 and the first 1×1 conv of every other bottleneck to 3×1×1
+            (`INFLATION_PATTERN`); "c2d" has no temporal kernels (only the temporal max-pools).
+        depth: 50 or 101.
+        num_classes: width of the classifier.
+        norm: a `make_norm` kind ("bn", "syncbn", "frozen_bn", "gn", "ln", "in") or a factory.
+        norm_options: options for `make_norm`, e.g. {"num_groups": 32} or {"channels_per_group": 16}.
+        width: channels of conv1; the bottleneck widths are width × (1, 2, 4, 8) inside and × 4 outside
+            (64 gives the standard ResNet; 8 or 16 give tiny CPU models).
+        dropout: dropout before the classifier.
+        stem_temporal_stride: temporal stride of conv1 and of pool1 (2 for the paper's 32×2 input, which the
+            stem reduces 4×; 1 for pytorchvideo's 8×8 input).
+        pool2_temporal_stride: temporal stride (and kernel) of the max-pool after res2; 1 disables it.
+        in_channels: input channels.
+        zero_init_residual: start the last norm γ of every residual block at 0 (for every norm kind).
+    """
+    if arch not in ("i3d", "c2d"):
+        raise ValueError(f"unknown arch {arch!r}; choose 'i3d' or 'c2d'")
+    if depth not in STAGE_DEPTHS:
+        raise ValueError(f"unsupported depth {depth}; choose one of {sorted(STAGE_DEPTHS)}")
+    if width <= 0 or num_classes <= 0:
+        raise ValueError(f"width ({width}) and num_classes ({num_classes}) must be positive")
+    norm_layer = norm if isinstance(norm, NormFactory) else make_norm(norm, **dict(norm_options or {}))
+
+    st = stem_temporal_stride
+    if arch == "i3d":
+        conv_a = tuple([(3, 1, 1) if flag else (1, 1, 1) for flag in pattern] for pattern in INFLATION_PATTERN)
+        stem_kernel = (5, 7, 7)
+    else:
+        conv_a = ((1, 1, 1),) * 4
+        stem_kernel = (1, 7, 7)
+    model = create_resnet(
+        input_channel=in_channels,
+        model_depth=depth,
+        model_num_class=num_classes,
+        dropout_rate=dropout,
+        norm=norm_layer,
+        stem_dim_out=width,
+        stem_conv_kernel_size=stem_kernel,
+        stem_conv_stride=(st, 2, 2),
+        stem_pool_kernel_size=(st, 3, 3),
+        stem_pool_stride=(st, 2, 2),
+        stem=_stem,
+        # ceil_mode: an odd T keeps its last frame instead of failing on short test clips (no effect for even T)
+        stage1_pool=partial(nn.MaxPool3d, ceil_mode=True) if pool2_temporal_stride > 1 else None,
+        stage1_pool_kernel_size=(pool2_temporal_stride, 1, 1),
+        stage_conv_a_kernel_size=conv_a,
+        head_pool=nn.AdaptiveAvgPool3d,
+        head_output_size=(1, 1, 1),
+    )
+    init_weights(model)
+    if zero_init_residual:
+        zero_init_last_norms(model)
+    return model
+
+
+def init_weights(model: nn.Module, fc_std: float = 0.01) -> None:
+    """He (fan-out) init for convs, γ = 1 and β = 0 for every norm, N(0, fc_std) for the classifier."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.modules.batchnorm._NormBase, nn.GroupNorm, FrozenBatchNorm3d)):
+            if getattr(m, "weight", None) is not None:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=fc_std)
+            nn.init.zeros_(m.bias)
+
+
+@torch.no_grad()
+def zero_init_last_norms(model: nn.Module) -> int:
+    """Set γ = 0 in the last norm of every residual block, whatever its type; returns how many were set.
+
+    pytorchvideo's own init does this only for BatchNorm; checking for a `weight` works for GN, LN, IN, BN and
+    frozen BN alike, so every residual block starts as the identity.
+    """
+    count = 0
+    for block in model.modules():
+        if isinstance(block, ResBlock) and isinstance(block.branch2, BottleneckBlock):
+            last = block.branch2.norm_c
+            if getattr(last, "weight", None) is not None:
+                last.weight.zero_()
+                count += 1
+    return count
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+i3d_r50 = partial(build_model, arch="i3d", depth=50)
+c2d_r50 = partial(build_model, arch="c2d", depth=50)

@@ -1,0 +1,204 @@
+"""Normalization layers for 5D video tensors (N, C, T, H, W) and a one-switch factory.
+
+Group Normalization (Wu & He, 2018) splits the C channels into G groups and, *per sample*, normalises each
+group over its C/G channels and all of T, H, W, then applies a per-channel affine transform:
+
+    x̂ = (x − μ) / sqrt(σ² + ε),   y = γ · x̂ + β        (σ² is the biased variance)
+
+G = 1 is LayerNorm over (C, T, H, W); G = C is InstanceNorm. One sample's output never depends on the rest of
+the batch, which is why GN does not degrade with few clips per GPU.
+
+`make_norm(kind, **options)` turns a config string into a factory that the model calls once per norm layer. It
+accepts both `factory(C)` (torchvision style) and pytorchvideo's `factory(num_features=C, eps=..., momentum=...)`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["GroupNorm3d", "FrozenBatchNorm3d", "NormFactory", "NormKind", "NORM_KINDS", "make_norm"]
+
+NormKind = Literal["bn", "syncbn", "frozen_bn", "gn", "ln", "in"]
+NORM_KINDS: tuple[str, ...] = ("bn", "syncbn", "frozen_bn", "gn", "ln", "in")
+
+DEFAULT_GROUPS = 32
+
+
+def _resolve_groups(num_channels: int, num_groups: int | None, channels_per_group: int | None) -> int:
+    """Number of groups for a layer of `num_channels`, from exactly one of the two settings.
+
+    `channels_per_group` (Detectron's DIM_PER_GP) decides when given; `num_groups` must then be left at its
+    default (32) or None.
+    """
+    if channels_per_group is not None:
+        if num_groups not in (None, DEFAULT_GROUPS):
+            raise ValueError(
+                f"GroupNorm: set num_groups ({num_groups}) or channels_per_group ({channels_per_group}), not both"
+            )
+        if channels_per_group <= 0 or num_channels % channels_per_group:
+            raise ValueError(
+                f"GroupNorm: layer width {num_channels} is not divisible by channels_per_group={channels_per_group}"
+            )
+        return num_channels // channels_per_group
+    if num_groups is None:
+        raise ValueError("GroupNorm: one of num_groups or channels_per_group must be set")
+    if num_groups <= 0 or num_channels % num_groups:
+        raise ValueError(
+            f"GroupNorm: layer width {num_channels} is not divisible by num_groups={num_groups}; "
+            "choose a num_groups that divides every width of the model, or set channels_per_group"
+        )
+    return num_groups
+
+
+class GroupNorm3d(nn.GroupNorm):
+    """GroupNorm for (N, C, T, H, W) input, with channels first so it stands wherever `BatchNorm3d` stands.
+
+    Statistics are taken per sample over each group's channels and all of T, H, W, by the native
+    `F.group_norm` kernel. The output keeps the input's memory format (contiguous or `channels_last_3d`).
+    With bf16/fp16 input (e.g. under `torch.autocast`) the native kernels accumulate mean and variance in
+    float32 (CUDA autocast even runs group_norm entirely in float32); the output has the input's dtype.
+
+    Args:
+        num_channels: C, the layer width.
+        num_groups: G; must divide C. Ignored in favour of `channels_per_group` when that is set.
+        eps: added to the variance.
+        affine: learn per-channel γ (init 1) and β (init 0).
+        channels_per_group: C/G fixed instead of G (Detectron's DIM_PER_GP).
+    """
+
+    def __init__(
+        self,
+        num_channels: int,
+        num_groups: int | None = DEFAULT_GROUPS,
+        eps: float = 1e-5,
+        affine: bool = True,
+        channels_per_group: int | None = None,
+    ) -> None:
+        groups = _resolve_groups(num_channels, num_groups, channels_per_group)
+        super().__init__(groups, num_channels, eps=eps, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5:
+            raise ValueError(f"GroupNorm3d expects (N, C, T, H, W) input, got shape {tuple(x.shape)}")
+        channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d)
+        y = F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)  # (N, C, T, H, W)
+        if channels_last and not y.is_contiguous(memory_format=torch.channels_last_3d):
+            # Some kernels (notably older CUDA ones) return contiguous output for channels-last input.
+            y = y.contiguous(memory_format=torch.channels_last_3d)
+        return y
+
+
+class FrozenBatchNorm3d(nn.Module):
+    """BatchNorm3d with fixed statistics: y = γ (x − running_mean) / sqrt(running_var + ε) + β.
+
+    γ and β stay learnable parameters (so the residual zero-init and fine-tuning work); the running statistics
+    are buffers that are never updated, in train or eval mode. The state-dict keys are BatchNorm's, so BN
+    checkpoints load into it (`num_batches_tracked` is accepted and dropped).
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 - torch's signature
+        state_dict.pop(prefix + "num_batches_tracked", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.weight * torch.rsqrt(self.running_var + self.eps)  # (C,)
+        shift = self.bias - self.running_mean * scale
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return x * scale.view(shape).to(x.dtype) + shift.view(shape).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}"
+
+
+class NormFactory:
+    """A picklable callable that builds one norm layer for a given width.
+
+    Call it as `factory(C)` or as pytorchvideo does, `factory(num_features=C, eps=..., momentum=...)`.
+    Options given to `make_norm` win over the call's `eps`/`momentum`; GN kinds ignore `momentum`.
+    """
+
+    def __init__(self, kind: str, **options: object) -> None:
+        if kind not in NORM_KINDS:
+            raise ValueError(f"unknown norm kind {kind!r}; choose one of {', '.join(NORM_KINDS)}")
+        allowed = {
+            "bn": {"eps", "momentum"},
+            "syncbn": {"eps", "momentum"},
+            "frozen_bn": {"eps"},
+            "gn": {"eps", "num_groups", "channels_per_group", "affine"},
+            "ln": {"eps", "affine"},
+            "in": {"eps", "affine"},
+        }[kind]
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            raise ValueError(
+                f"norm kind {kind!r} does not take option(s) {', '.join(unknown)}; it takes {', '.join(sorted(allowed))}"
+            )
+        self.kind = kind
+        self.options = dict(options)
+
+    @property
+    def is_batch_norm(self) -> bool:
+        """True for the kinds whose statistics depend on the batch (and on the number of clips per GPU)."""
+        return self.kind in ("bn", "syncbn")
+
+    def __call__(
+        self,
+        num_features: int | None = None,
+        *,
+        num_channels: int | None = None,
+        eps: float | None = None,
+        momentum: float | None = None,
+    ) -> nn.Module:
+        width = num_features if num_features is not None else num_channels
+        if width is None:
+            raise TypeError("norm factory needs the layer width: factory(C) or factory(num_features=C)")
+        opts = dict(self.options)
+        if eps is not None:
+            opts.setdefault("eps", eps)
+        if self.kind in ("bn", "syncbn"):
+            if momentum is not None:
+                opts.setdefault("momentum", momentum)
+            return nn.BatchNorm3d(width, **opts)
+        if self.kind == "frozen_bn":
+            return FrozenBatchNorm3d(width, **opts)
+        if self.kind == "ln":
+            return GroupNorm3d(width, num_groups=1, **opts)
+        if self.kind == "in":
+            return GroupNorm3d(width, num_groups=width, **opts)
+        return GroupNorm3d(width, **opts)
+
+    def __repr__(self) -> str:
+        opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return f"make_norm({self.kind!r}{opts})"
+
+
+def make_norm(kind: NormKind | str, **options: object) -> NormFactory:
+    """Return a factory for the norm layers of a model.
+
+    Kinds:
+        bn:        `nn.BatchNorm3d` (statistics per GPU).
+        syncbn:    `nn.BatchNorm3d` that the trainer converts to `SyncBatchNorm` (Lightning's
+                   `sync_batchnorm=True`, or `nn.SyncBatchNorm.convert_sync_batchnorm`).
+        frozen_bn: `FrozenBatchNorm3d`, affine with fixed statistics.
+        gn:        `GroupNorm3d`; options `num_groups` (default 32) or `channels_per_group`, `eps`, `affine`.
+        ln:        GroupNorm3d with G = 1.
+        in:        GroupNorm3d with G = C.
+
+    >>> norm = make_norm("gn", num_groups=32)
+    >>> norm(256)
+    GroupNorm3d(32, 256, eps=1e-05, affine=True)
+    """
+    return NormFactory(kind, **options)
