@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""Open every video of a list file and decode a few frames; write the bad ones and a cleaned list.
+
+    python data_prep/check_videos.py data/train.csv --root data --bad-out bad.txt [--clean-out train.clean.csv]
+
+- --bad-out: one bad video path per line (as resolved against --root).
+- BAD_OUT.reasons.tsv beside it: `path<TAB>reason` for each bad video (the decoder's own words).
+- --clean-out (default: LIST with `.clean` before its suffix): the list without the bad lines.
+
+It checks with the same decoders the loader uses (--backend decord|pyav), sampling --frames frames spread over
+each video (first, ..., last), so a file that passes here will also load in training. Exit status 0 whatever it
+finds (the list itself must be readable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from tqdm import tqdm
+
+from videogn.data.dataset import split_list_line  # the loader's own list-line parser
+from videogn.data.decoding import DecodeError, read_frames
+
+
+def spread(num_frames: int, count: int) -> list[int]:
+    if count <= 1:
+        return [num_frames // 2]
+    return sorted({round(i * (num_frames - 1) / (count - 1)) for i in range(count)})
+
+
+def check(job: tuple[str, str, int]) -> str | None:
+    """None if the video decodes, else the reason."""
+    path, backend, frames = job
+    try:
+        read_frames(path, lambda info: spread(info.num_frames, frames), backend)
+        return None
+    except DecodeError as exc:
+        return exc.reason
+    except Exception as exc:  # anything else the decoders throw
+        return f"{type(exc).__name__}: {exc}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("list", type=Path, help="list file of `path label` lines")
+    parser.add_argument("--root", type=Path, default=None, help="folder relative paths start from (default: the list's)")
+    parser.add_argument("--bad-out", type=Path, required=True, help="write bad paths here, one per line")
+    parser.add_argument("--clean-out", type=Path, default=None, help="write the list without bad videos here")
+    parser.add_argument("--backend", choices=("decord", "pyav", "auto"), default="decord")
+    parser.add_argument("--frames", type=int, default=3, help="frames to decode per video (3)")
+    parser.add_argument("--workers", type=int, default=2, help="parallel processes (2)")
+    args = parser.parse_args(argv)
+    if not args.list.is_file():
+        parser.error(f"list file not found: {args.list}")
+    root = args.root if args.root is not None else args.list.parent
+    lines = args.list.read_text(encoding="utf-8").splitlines(keepends=True)
+    entries: list[tuple[int, str]] = []  # (line number, resolved path)
+    for number, line in enumerate(lines):
+        text = line.rstrip("\r\n")
+        if text.strip() and not text.lstrip().startswith("#"):
+            try:
+                path, _ = split_list_line(text, f"{args.list}:{number + 1}")
+            except ValueError as exc:
+                parser.error(str(exc))
+            entries.append((number, str(root / path)))
+    jobs = [(path, args.backend, args.frames) for _, path in entries]
+    with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
+        reasons = list(tqdm(pool.map(check, jobs, chunksize=4), total=len(jobs), desc="check", unit="video"))
+    bad = [(n, path, why) for (n, path), why in zip(entries, reasons) if why is not None]
+    args.bad_out.parent.mkdir(parents=True, exist_ok=True)
+    args.bad_out.write_text("".join(f"{path}\n" for _, path, _ in bad), encoding="utf-8")
+    reasons_out = args.bad_out.with_name(args.bad_out.name + ".reasons.tsv")
+    reasons_out.write_text("".join(f"{path}\t{why}\n" for _, path, why in bad), encoding="utf-8")
+    clean_out = args.clean_out or args.list.with_name(f"{args.list.stem}.clean{args.list.suffix}")
+    bad_lines = {n for n, _, _ in bad}
+    clean_out.write_text("".join(line for n, line in enumerate(lines) if n not in bad_lines), encoding="utf-8")
+    for _, path, why in bad:
+        print(f"BAD {path}: {why}", file=sys.stderr)
+    print(f"{len(entries) - len(bad)} of {len(entries)} videos decode; bad paths in {args.bad_out}, "
+          f"reasons in {reasons_out}, cleaned list in {clean_out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

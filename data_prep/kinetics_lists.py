@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Write videogn list files and the class-names file from the official Kinetics CSVs.
+
+Official CSV columns: `label,youtube_id,time_start,time_end,split` (extra columns such as `is_cc` are ignored).
+Downloaded clips are found anywhere under --videos (class sub-folders or flat), named
+`{youtube_id}_{time_start:06d}_{time_end:06d}.<ext>` (the usual name after trimming) or `{youtube_id}.<ext>`.
+
+    python data_prep/kinetics_lists.py --csv kinetics400/train.csv --csv kinetics400/validate.csv \
+        --videos /data/kinetics400_256 --out /data/kinetics400_lists
+
+writes OUT/classes.txt (the sorted class names of the first CSV: the official label order), and one list per
+split, `OUT/train.csv`, `OUT/val.csv`, ... with `path label` lines (paths relative to OUT, integer labels), and
+`OUT/missing_<split>.txt` naming each listed clip not found on disk. It prints how many are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from videogn.data.decoding import VIDEO_EXTENSIONS
+
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "validate": "val", "validation": "val",
+               "test": "test", "testing": "test"}
+
+
+def index_videos(folder: Path) -> dict[str, Path]:
+    """File stem → path for every video under `folder` (the first one wins on duplicates)."""
+    found: dict[str, Path] = {}
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            stem, ext = os.path.splitext(name)
+            if ext.lower() in VIDEO_EXTENSIONS and not name.startswith("."):
+                found.setdefault(stem, Path(dirpath) / name)
+    return found
+
+
+def read_rows(csv_path: Path) -> list[dict[str, str]]:
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        needed = {"youtube_id", "time_start", "time_end"}
+        if reader.fieldnames is None or not needed <= set(reader.fieldnames):
+            raise SystemExit(f"{csv_path}: expected columns label,youtube_id,time_start,time_end,split; "
+                             f"got {reader.fieldnames}")
+        return list(reader)
+
+
+def clip_names(row: dict[str, str]) -> tuple[str, str]:
+    start, end = int(float(row["time_start"])), int(float(row["time_end"]))
+    return f"{row['youtube_id']}_{start:06d}_{end:06d}", row["youtube_id"]
+
+
+def write_lists(csv_paths: list[Path], videos: Path, out: Path) -> dict[str, tuple[int, int]]:
+    """Returns split → (clips listed, clips missing on disk)."""
+    tables = [(p, read_rows(p)) for p in csv_paths]
+    first = tables[0][1]
+    if not first or "label" not in first[0]:
+        raise SystemExit(f"{csv_paths[0]}: the first CSV must have labels (use the train CSV)")
+    classes = sorted({row["label"] for row in first})
+    index = {name: i for i, name in enumerate(classes)}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "classes.txt").write_text("".join(f"{c}\n" for c in classes), encoding="utf-8")
+    on_disk = index_videos(videos)
+    summary: dict[str, tuple[int, int]] = {}
+    for csv_path, rows in tables:
+        by_split: dict[str, list[dict[str, str]]] = {}
+        for row in rows:
+            split = SPLIT_NAMES.get(row.get("split", "").strip().lower(), csv_path.stem)
+            by_split.setdefault(split, []).append(row)
+        for split, split_rows in by_split.items():
+            lines, missing = [], []
+            for row in tqdm(split_rows, desc=f"{csv_path.name} [{split}]", unit="clip"):
+                trimmed, youtube_id = clip_names(row)
+                path = on_disk.get(trimmed) or on_disk.get(youtube_id)
+                if path is None:
+                    missing.append(trimmed)
+                    continue
+                label = row.get("label")
+                if label is None or label == "":
+                    label_index = -1  # unlabelled test split: no label to write
+                elif label not in index:
+                    raise SystemExit(f"{csv_path}: class {label!r} of {trimmed} is not in the first CSV's classes")
+                else:
+                    label_index = index[label]
+                if label_index >= 0:
+                    lines.append(f"{os.path.relpath(path, out)} {label_index}\n")
+            if lines:
+                (out / f"{split}.csv").write_text("".join(lines), encoding="utf-8")
+            (out / f"missing_{split}.txt").write_text("".join(f"{m}\n" for m in missing), encoding="utf-8")
+            summary[split] = (len(split_rows), len(missing))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--csv", type=Path, action="append", required=True,
+                        help="official Kinetics CSV; repeat for each split (the first one fixes the classes)")
+    parser.add_argument("--videos", type=Path, required=True, help="folder holding the downloaded clips")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the lists and classes.txt")
+    args = parser.parse_args(argv)
+    for p in args.csv:
+        if not p.is_file():
+            raise SystemExit(f"--csv: file not found: {p}")
+    if not args.videos.is_dir():
+        raise SystemExit(f"--videos: folder not found: {args.videos}")
+    summary = write_lists(args.csv, args.videos, args.out)
+    for split, (listed, missing) in summary.items():
+        print(f"{split}: {listed - missing} of {listed} clips found, {missing} missing "
+              f"(see {args.out / f'missing_{split}.txt'})")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

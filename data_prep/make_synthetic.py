@@ -1,0 +1,142 @@
+#!/usr/bin/env python
+"""Write a small Kinetics-format data set of real H.264 mp4 files whose classes need temporal information.
+
+Every video shows a random smooth texture (new per video, random colours) that moves; the class is the *kind and
+sense* of motion: pan left / right / up / down, rotate clockwise / counter-clockwise, zoom in / out. A single
+frame carries no class information (each texture is drawn afresh and looks the same at any time), and a video
+played backwards belongs to the opposite class, so a frame-level model (C2D) sits near chance while a model with
+temporal kernels (I3D) can learn it.
+
+Output, deterministic by --seed:
+
+    OUT/classes.txt                 one class name per line
+    OUT/train.csv, OUT/val.csv      `videos/<class>/<name>.mp4 <label>` lines (paths relative to OUT)
+    OUT/videos/<class>/*.mp4        H.264, yuv420p, short GOP
+
+    python data_prep/make_synthetic.py --out data/synthetic --classes 4 --videos-per-class 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from videogn.data.encoding import write_video
+
+CLASSES = [
+    "pan left",
+    "pan right",
+    "pan up",
+    "pan down",
+    "rotate clockwise",
+    "rotate counterclockwise",
+    "zoom in",
+    "zoom out",
+]
+
+
+def motion(class_index: int, t: np.ndarray, speed: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-frame (dx, dy, angle, scale) of the texture for the given class; `speed` in pixels (or ~) per frame."""
+    zero, one = np.zeros_like(t), np.ones_like(t)
+    if class_index < 4:  # pans: the content moves left / right / up / down
+        direction = [(-1, 0), (1, 0), (0, -1), (0, 1)][class_index]
+        return direction[0] * speed * t, direction[1] * speed * t, zero, one
+    if class_index < 6:  # rotations, in image coordinates (y down): clockwise = positive angle
+        sense = 1 if class_index == 4 else -1
+        return zero, zero, sense * speed * 0.01 * t, one
+    growth = 1 + speed * 0.006  # zoom in: content grows
+    return zero, zero, zero, growth ** (t if class_index == 6 else -t)
+
+
+def texture(rng: np.random.Generator, size: int) -> torch.Tensor:
+    """A smooth random RGB texture (3, size, size) in [0, 1]: a few octaves of upsampled noise, random colours."""
+    out = torch.zeros(3, size, size)
+    for cells, weight in ((4, 1.0), (8, 0.6), (16, 0.35), (32, 0.2)):
+        noise = torch.from_numpy(rng.standard_normal((1, 3, cells, cells)).astype(np.float32))
+        out += weight * F.interpolate(noise, size=(size, size), mode="bicubic", align_corners=False)[0]
+    mix = torch.from_numpy(rng.uniform(-1, 1, (3, 3)).astype(np.float32))  # random colour mixing
+    out = torch.einsum("ij,jhw->ihw", mix, out)
+    out = (out - out.mean()) / (out.std() + 1e-6)
+    return torch.sigmoid(out * 1.5)
+
+
+def render(class_index: int, rng: np.random.Generator, frames: int, height: int, width: int) -> np.ndarray:
+    """(frames, height, width, 3) uint8 video of one moving texture."""
+    speed = rng.uniform(1.0, 2.5)
+    t = np.arange(frames, dtype=np.float64) - rng.uniform(0, frames)  # random phase: no fixed start pose
+    dx, dy, angle, scale = motion(class_index, t, speed)
+    side = int(math.ceil(math.hypot(height, width))) + 8
+    tex = texture(rng, side)  # (3, S, S)
+    # affine_grid maps output pixels to texture coordinates in [-1, 1] (of the side × side texture)
+    theta = np.zeros((frames, 2, 3), dtype=np.float32)
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    sx, sy = width / side, height / side
+    theta[:, 0, 0], theta[:, 0, 1] = cos * sx, sin * sy
+    theta[:, 1, 0], theta[:, 1, 1] = -sin * sx, cos * sy
+    theta[:, 0, 2] = -2 * dx / side  # content moving +x means sampling further left
+    theta[:, 1, 2] = -2 * dy / side
+    grid = F.affine_grid(torch.from_numpy(theta), [frames, 3, height, width], align_corners=False)
+    video = F.grid_sample(tex.expand(frames, -1, -1, -1), grid, mode="bilinear", padding_mode="reflection",
+                          align_corners=False)  # (T, 3, H, W)
+    return (video.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()  # (T, H, W, 3)
+
+
+def build(
+    out: Path,
+    classes: int = 4,
+    videos_per_class: int = 32,
+    val_fraction: float = 0.25,
+    frames: int = 48,
+    height: int = 96,
+    width: int = 128,
+    fps: float = 25.0,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, int]:
+    if not 1 <= classes <= len(CLASSES):
+        raise SystemExit(f"--classes must be between 1 and {len(CLASSES)}, got {classes}")
+    if videos_per_class < 2:
+        raise SystemExit("--videos-per-class must be at least 2 (one for train, one for val)")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "classes.txt").write_text("".join(f"{name}\n" for name in CLASSES[:classes]), encoding="utf-8")
+    num_val = min(max(1, round(videos_per_class * val_fraction)), videos_per_class - 1)
+    lines: dict[str, list[str]] = {"train": [], "val": []}
+    jobs = [(c, i) for c in range(classes) for i in range(videos_per_class)]
+    for c, i in tqdm(jobs, desc="synthetic videos", unit="video", disable=not progress):
+        rng = np.random.default_rng([seed, c, i])
+        folder = CLASSES[c].replace(" ", "_")
+        rel = f"videos/{folder}/{folder}_{i:04d}.mp4"
+        write_video(out / rel, render(c, rng, frames, height, width), fps=fps, codec="libx264", gop=12, crf=20)
+        lines["val" if i < num_val else "train"].append(f"{rel} {c}\n")
+    for split, rows in lines.items():
+        (out / f"{split}.csv").write_text("".join(rows), encoding="utf-8")
+    return {split: len(rows) for split, rows in lines.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--classes", type=int, default=4, help=f"number of classes, 1..{len(CLASSES)} (default 4)")
+    parser.add_argument("--videos-per-class", type=int, default=32, help="videos per class, train + val (32)")
+    parser.add_argument("--val-fraction", type=float, default=0.25, help="share of each class for val (0.25)")
+    parser.add_argument("--frames", type=int, default=48, help="frames per video (48)")
+    parser.add_argument("--height", type=int, default=96, help="frame height (96)")
+    parser.add_argument("--width", type=int, default=128, help="frame width (128)")
+    parser.add_argument("--fps", type=float, default=25.0, help="frame rate (25)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same videos (0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    counts = build(args.out, args.classes, args.videos_per_class, args.val_fraction, args.frames, args.height,
+                   args.width, args.fps, args.seed, progress=not args.quiet)
+    print(f"wrote {counts['train']} train and {counts['val']} val videos of {args.classes} classes to {args.out}")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()

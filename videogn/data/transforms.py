@@ -1,0 +1,104 @@
+"""Augment decoded clips with torchvision.transforms.v2 on video tensors.
+
+Input: uint8 frames (T, H, W, 3) from a decoder. Output: float32 (3, T, H, W), normalised per channel.
+
+- train: short side scaled to a random size in [min_scale, max_scale] (paper: 256..320), random crop
+  crop_size² (224), horizontal flip;
+- eval:  short side scaled to test_scale (256), then one crop of the views that `sampling.crop_boxes` gives
+  (centre, or left/centre/right, top/centre/bottom).
+
+Every size is a parameter, so a CPU config with 8 frames at 64² runs the same code. The short side is always
+scaled to at least the crop size, so frames smaller than the crop are upscaled, never padded.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+from videogn.data.sampling import crop_boxes
+
+__all__ = ["KINETICS_MEAN", "KINETICS_STD", "TrainTransform", "EvalTransform", "to_video_tensor"]
+
+KINETICS_MEAN = (0.45, 0.45, 0.45)
+KINETICS_STD = (0.225, 0.225, 0.225)
+
+
+def to_video_tensor(frames: np.ndarray | torch.Tensor) -> tv_tensors.Video:
+    """(T, H, W, 3) uint8 → tv_tensors.Video (T, 3, H, W) uint8, without copying pixels twice."""
+    video = torch.as_tensor(frames)
+    if video.ndim != 4 or video.shape[-1] != 3:
+        raise ValueError(f"expected frames of shape (T, H, W, 3), got {tuple(video.shape)}")
+    return tv_tensors.Video(video.permute(0, 3, 1, 2))
+
+
+class _Finish(torch.nn.Module):
+    """uint8 (T, 3, H, W) → normalised float (3, T, H, W)."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.pipeline = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.pipeline(video).as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()  # (3, T, H, W)
+
+
+class TrainTransform(torch.nn.Module):
+    """Random short-side scale in [min_scale, max_scale], random crop, horizontal flip, normalise."""
+
+    def __init__(
+        self,
+        crop_size: int = 224,
+        min_scale: int = 256,
+        max_scale: int = 320,
+        flip: bool = True,
+        mean: Sequence[float] = KINETICS_MEAN,
+        std: Sequence[float] = KINETICS_STD,
+    ) -> None:
+        super().__init__()
+        if not crop_size <= min_scale <= max_scale:
+            raise ValueError(
+                f"train scale range [{min_scale}, {max_scale}] must satisfy crop_size ({crop_size}) ≤ min ≤ max"
+            )
+        steps = [
+            v2.RandomShortestSize(min_size=list(range(min_scale, max_scale + 1)), antialias=True),
+            v2.RandomCrop(crop_size),
+        ]
+        if flip:
+            steps.append(v2.RandomHorizontalFlip())
+        self.augment = v2.Compose(steps)
+        self.finish = _Finish(mean, std)
+
+    def forward(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        return self.finish(self.augment(to_video_tensor(frames)))
+
+
+class EvalTransform(torch.nn.Module):
+    """Short side to `test_scale`, then crop `crop_index` of `num_crops` square crops of `crop_size`, normalise."""
+
+    def __init__(
+        self,
+        crop_size: int = 224,
+        test_scale: int = 256,
+        num_crops: int = 1,
+        mean: Sequence[float] = KINETICS_MEAN,
+        std: Sequence[float] = KINETICS_STD,
+    ) -> None:
+        super().__init__()
+        if crop_size > test_scale:
+            raise ValueError(f"test crop_size ({crop_size}) must not exceed test_scale ({test_scale})")
+        self.crop_size = crop_size
+        self.test_scale = test_scale
+        self.num_crops = num_crops
+        self.finish = _Finish(mean, std)
+
+    def forward(self, frames: np.ndarray | torch.Tensor, crop_index: int = 0) -> torch.Tensor:
+        video = TF.resize(to_video_tensor(frames), [self.test_scale], antialias=True)  # short side = test_scale
+        height, width = video.shape[-2:]
+        top, left = crop_boxes(height, width, self.crop_size, self.num_crops)[crop_index]
+        return self.finish(TF.crop(video, top, left, self.crop_size, self.crop_size))
