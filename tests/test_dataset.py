@@ -165,6 +165,8 @@ def test_datamodule_loaders_classes_and_quarantine(mixed_list, tmp_path):
         assert batch[0].shape == (4, 3, 4, 32, 32)
     val = [dm.on_before_batch_transfer(batch, 0) for batch in dm.val_dataloader()]
     assert sum(len(b[1]) for b in val) == 11 * 2  # every view of every entry, bad ones replaced
+    views = torch.cat([b[3] for b in val])
+    assert (views == -1).sum() == 5 * 2  # the stand-ins for the 5 bad entries are marked
     assert set(dm.failures) == bad_paths
     lines = quarantine.read_text().splitlines()
     assert {line.split("\t")[0] for line in lines} == bad_paths and len(lines) == len(bad_paths)

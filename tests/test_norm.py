@@ -115,8 +115,10 @@ def test_factory_accepts_both_call_styles(kind):
 def test_factory_options_win_and_bad_options_are_named():
     assert make_norm("gn", eps=1e-6)(num_features=64, eps=1e-5).eps == 1e-6
     assert make_norm("gn", channels_per_group=16)(64).num_groups == 4
-    with pytest.raises(ValueError, match="momentum"):
-        make_norm("gn", momentum=0.1)
+    assert make_norm("gn", momentum=0.1, num_groups=4)(num_features=16, momentum=0.2).num_groups == 4  # ignored
+    assert isinstance(make_norm("bn", num_groups=4)(16), nn.BatchNorm3d)  # switching gn -> bn needs no other edit
+    with pytest.raises(ValueError, match="unknown norm option.*groups"):
+        make_norm("gn", groups=4)
     with pytest.raises(ValueError, match="unknown norm kind 'gm'"):
         make_norm("gm")
 

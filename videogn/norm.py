@@ -27,6 +27,16 @@ NORM_KINDS: tuple[str, ...] = ("bn", "syncbn", "frozen_bn", "gn", "ln", "in")
 
 DEFAULT_GROUPS = 32
 
+_OPTIONS_BY_KIND: dict[str, tuple[str, ...]] = {
+    "all": ("eps", "momentum", "num_groups", "channels_per_group", "affine"),
+    "bn": ("eps", "momentum"),
+    "syncbn": ("eps", "momentum"),
+    "frozen_bn": ("eps",),
+    "gn": ("eps", "num_groups", "channels_per_group", "affine"),
+    "ln": ("eps", "affine"),
+    "in": ("eps", "affine"),
+}
+
 
 def _resolve_groups(num_channels: int, num_groups: int | None, channels_per_group: int | None) -> int:
     """Number of groups for a layer of `num_channels`, from exactly one of the two settings.
@@ -127,25 +137,22 @@ class NormFactory:
     """A picklable callable that builds one norm layer for a given width.
 
     Call it as `factory(C)` or as pytorchvideo does, `factory(num_features=C, eps=..., momentum=...)`.
-    Options given to `make_norm` win over the call's `eps`/`momentum`; GN kinds ignore `momentum`.
+    Options given to `make_norm` win over the call's `eps`/`momentum`. Options that belong to other kinds are
+    ignored (GN kinds ignore `momentum`, BN kinds `num_groups`), so switching the kind alone is enough; an option
+    that no kind knows raises `ValueError`.
     """
 
     def __init__(self, kind: str, **options: object) -> None:
         if kind not in NORM_KINDS:
             raise ValueError(f"unknown norm kind {kind!r}; choose one of {', '.join(NORM_KINDS)}")
-        allowed = {
-            "bn": {"eps", "momentum"},
-            "syncbn": {"eps", "momentum"},
-            "frozen_bn": {"eps"},
-            "gn": {"eps", "num_groups", "channels_per_group", "affine"},
-            "ln": {"eps", "affine"},
-            "in": {"eps", "affine"},
-        }[kind]
-        unknown = sorted(set(options) - allowed)
+        unknown = sorted(set(options) - set(_OPTIONS_BY_KIND["all"]))
         if unknown:
             raise ValueError(
-                f"norm kind {kind!r} does not take option(s) {', '.join(unknown)}; it takes {', '.join(sorted(allowed))}"
+                f"unknown norm option(s) {', '.join(unknown)}; norm options are "
+                f"{', '.join(_OPTIONS_BY_KIND['all'])}"
             )
+        # Options of other kinds are ignored, so one config can switch `norm: gn` to `norm: bn` alone.
+        options = {k: v for k, v in options.items() if k in _OPTIONS_BY_KIND[kind]}
         self.kind = kind
         self.options = dict(options)
 

@@ -1,7 +1,9 @@
 """LightningDataModule for Kinetics-style list files: train / val / test loaders of `KineticsClips`.
 
-`clips_per_gpu` is the batch size per device, the quantity the paper compares (8 vs 4). Under DDP Lightning
-wraps each loader in a DistributedSampler, so every rank reads its own shard. Batches are
+`clips_per_gpu` is the batch size per device, the quantity the paper compares (8 vs 4). Under DDP every rank
+reads its own shard through `ShardedSampler` (deterministic order per epoch, no padding of eval shards, mid-epoch
+resume from a checkpoint); create the Trainer with `use_distributed_sampler=False` (the videogn CLI does).
+Batches are
 `(clips, labels, video_index, view_index, failures)`; the failures (path → reason) decoded in the worker
 processes are merged here into `failures` and, if `quarantine_file` is set, appended to it as they arrive.
 """
@@ -17,9 +19,33 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from videogn.data.dataset import ClipCollate, KineticsClips, Mode, read_video_list
+from videogn.data.samplers import ShardedSampler
 from videogn.data.transforms import KINETICS_MEAN, KINETICS_STD
 
-__all__ = ["KineticsDataModule"]
+__all__ = ["KineticsDataModule", "ResumableLoader"]
+
+
+class ResumableLoader(DataLoader):
+    """Training DataLoader whose position Lightning stores in checkpoints (its `state_dict` protocol).
+
+    The position is the trainer's count of processed batches (not what the workers have prefetched), and on
+    resume the `ShardedSampler` skips exactly those clips of the interrupted epoch.
+    """
+
+    datamodule: "KineticsDataModule | None" = None
+
+    def state_dict(self) -> dict[str, int]:
+        trainer = self.datamodule.trainer if self.datamodule is not None else None
+        if trainer is None or not trainer.training:
+            return {}
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        if done >= len(self):  # saved at the end of an epoch: resume at the start of the next
+            return {"epoch": trainer.current_epoch + 1, "clips_done": 0}
+        return {"epoch": trainer.current_epoch, "clips_done": done * int(self.batch_size or 1)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state and isinstance(self.sampler, ShardedSampler):
+            self.sampler.resume(state["epoch"], state["clips_done"])
 
 
 class KineticsDataModule(LightningDataModule):
@@ -40,6 +66,7 @@ class KineticsDataModule(LightningDataModule):
         target_fps: sample by time at this rate instead of by frame index (None: off).
         crop_size: training crop (224).
         train_scale: random short-side range in training ([256, 320]).
+        flip: random horizontal flip in training (off for data whose label depends on left/right).
         test_scale: short side for val/test (256).
         test_crop_size: val/test crop size (default crop_size; the paper's 3-crop test uses 256).
         num_clips: evenly spaced clips per video for val and test (paper: 10).
@@ -52,6 +79,7 @@ class KineticsDataModule(LightningDataModule):
         persistent_workers: keep workers between epochs (when num_workers > 0).
         max_retries: decode attempts on other videos after a bad one.
         quarantine_file: append `path<TAB>reason` for every bad video met (None: only kept in memory).
+        seed: seed of the training order (each epoch is shuffled by seed and epoch number).
     """
 
     def __init__(
@@ -70,6 +98,7 @@ class KineticsDataModule(LightningDataModule):
         target_fps: float | None = None,
         crop_size: int = 224,
         train_scale: tuple[int, int] = (256, 320),
+        flip: bool = True,
         test_scale: int = 256,
         test_crop_size: int | None = None,
         num_clips: int = 10,
@@ -82,6 +111,7 @@ class KineticsDataModule(LightningDataModule):
         persistent_workers: bool = True,
         max_retries: int = 10,
         quarantine_file: str | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         if clips_per_gpu < 1:
@@ -134,6 +164,7 @@ class KineticsDataModule(LightningDataModule):
             classes_file=self._classes_file,
             target_fps=h.target_fps,
             train_scale=tuple(h.train_scale),
+            flip=h.flip,
             test_scale=h.test_scale,
             test_crop_size=h.test_crop_size,
             mean=h.mean,
@@ -153,19 +184,46 @@ class KineticsDataModule(LightningDataModule):
         if stage == "predict":
             self.datasets["predict"] = self.make_dataset(self.test_list or self.val_list, "test")
 
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 1
+        if trainer.world_size > 1 and trainer._accelerator_connector.use_distributed_sampler:
+            raise ValueError(
+                "KineticsDataModule shards the data itself: create the Trainer with use_distributed_sampler=False"
+            )
+        return trainer.global_rank, trainer.world_size
+
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         dataset = self.datasets[split]
+        rank, world = self._rank_and_world()
+        sampler = ShardedSampler(len(dataset), shuffle=train, seed=self.hparams.seed, rank=rank, world_size=world,
+                                 even=train)
         workers = self.num_workers
-        return DataLoader(
+        batch_size = self.clips_per_gpu if train else (self.hparams.eval_clips_per_gpu or self.clips_per_gpu)
+        # Training drops the last partial batch (equal batches for BN), unless that would leave no batch at all.
+        drop_last = train and len(sampler) >= batch_size
+        loader = (ResumableLoader if train else DataLoader)(
             dataset,
-            batch_size=self.clips_per_gpu if train else (self.hparams.eval_clips_per_gpu or self.clips_per_gpu),
-            shuffle=train,
-            drop_last=train,
+            batch_size=batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
             num_workers=workers,
             collate_fn=ClipCollate(dataset),
             pin_memory=self.hparams.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.hparams.persistent_workers and workers > 0,
         )
+        if train:
+            loader.datamodule = self
+        return loader
+
+    def train_batches_per_epoch(self) -> int:
+        """Training iterations per epoch on each rank, computed without building the loader."""
+        if "train" not in self.datasets:
+            self.setup("fit")
+        _, world = self._rank_and_world()
+        per_rank = len(self.datasets["train"]) // world
+        return max(1, per_rank // self.clips_per_gpu)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)
@@ -196,8 +254,8 @@ class KineticsDataModule(LightningDataModule):
         return batch
 
     def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint: the bad videos met so far (the loader saves its own position)."""
         return {"failures": dict(self.failures)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.failures.update(state_dict.get("failures", {}))
-

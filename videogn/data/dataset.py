@@ -13,7 +13,8 @@ name per line, line i = class i; default `classes.txt` beside the list file). Bl
 skipped. Relative paths are taken from `root` (default: the list file's folder).
 
 Bad videos never end an epoch: a file that fails to open or decode is logged once with the decoder's reason,
-recorded in `failures` (path → reason), and replaced by another video (at most `max_retries` decode attempts).
+recorded in `failures` (path → reason), and replaced by another video (at most `max_retries` decode attempts);
+in val/test the stand-in is marked `view_index = -1` so that no view is counted twice.
 """
 
 from __future__ import annotations
@@ -123,7 +124,9 @@ class KineticsClips(Dataset):
 
     `clip` is float (3, num_frames, crop, crop). In "train" mode there is one random view per video; in "val" and
     "test" modes each video has `num_clips × num_crops` views (evenly spaced clips × spatial crops), one item each,
-    with `view_index = clip_index · num_crops + crop_index`, so predictions can be averaged per video.
+    with `view_index = clip_index · num_crops + crop_index`, so predictions can be averaged per video. In val/test
+    a bad video's items are replaced by a stand-in from another video with `view_index = -1` (keeps batch shapes;
+    metrics skip it).
 
     Args:
         list_file: the list of `path label` lines.
@@ -142,6 +145,8 @@ class KineticsClips(Dataset):
         test_crop_size: side of the val/test crops (default crop_size; the paper's 3-crop test uses 256).
         mean, std: per-channel normalisation of [0, 1] pixels.
         max_retries: decode attempts on other videos after a failure before giving up.
+        flip: random horizontal flip in training (turn it off when left/right carries the label, as in the
+            synthetic motion set).
     """
 
     def __init__(
@@ -163,6 +168,7 @@ class KineticsClips(Dataset):
         mean: Sequence[float] = KINETICS_MEAN,
         std: Sequence[float] = KINETICS_STD,
         max_retries: int = 10,
+        flip: bool = True,
     ) -> None:
         if mode not in ("train", "val", "test"):
             raise ValueError(f"mode must be 'train', 'val' or 'test', got {mode!r}")
@@ -181,7 +187,7 @@ class KineticsClips(Dataset):
         self.num_crops = 1 if mode == "train" else num_crops
         if mode == "train":
             self.transform: TrainTransform | EvalTransform = TrainTransform(
-                crop_size, train_scale[0], train_scale[1], mean=mean, std=std
+                crop_size, train_scale[0], train_scale[1], flip=flip, mean=mean, std=std
             )
         else:
             self.transform = EvalTransform(test_crop_size or crop_size, test_scale, num_crops, mean=mean, std=std)
@@ -222,6 +228,8 @@ class KineticsClips(Dataset):
                 continue
             try:
                 clip = self.load_clip(candidate, view_index)
+                if candidate != video_index and self.mode != "train":
+                    return clip, self.labels[candidate], candidate, -1  # a stand-in: metrics skip view -1
                 return clip, self.labels[candidate], candidate, view_index
             except DecodeError as exc:
                 self._record_failure(path, exc.reason)
@@ -236,8 +244,8 @@ class KineticsClips(Dataset):
     def _candidates(self, video_index: int) -> Iterator[int]:
         """The video itself, then replacements, each video at most once.
 
-        Training continues from a random video; evaluation from the next one, keeping the view index, so a
-        replacement duplicates an existing (video, view) item that per-video aggregation de-duplicates.
+        Training continues from a random video; evaluation from the next one. An evaluation stand-in has
+        `view_index = -1`, so clip- and video-level metrics skip it instead of counting a view twice.
         """
         yield video_index
         n = len(self.paths)

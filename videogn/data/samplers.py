@@ -1,0 +1,77 @@
+"""A sampler that shards by rank, orders deterministically per epoch, and resumes mid-epoch.
+
+Lightning's own DistributedSampler pads the last shard with repeated items, which would count some test views
+twice, and restarts an interrupted epoch from its first batch. This sampler:
+
+- shuffles with a generator seeded by (seed, epoch), so every rank and every restart sees the same order;
+- gives rank r the items order[r::world_size]; for training (`even=True`) the order is first cut to a multiple of
+  world_size so every rank runs the same number of steps (DDP needs that); for evaluation nothing is cut or
+  padded, so every view is seen exactly once;
+- `resume(epoch, items_done)` skips the items this rank already consumed in that epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch.utils.data import Sampler
+
+__all__ = ["ShardedSampler"]
+
+
+class ShardedSampler(Sampler[int]):
+    def __init__(
+        self,
+        num_items: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        even: bool = False,
+    ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, {world_size})")
+        self.num_items = num_items
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.even = even
+        self.epoch = 0
+        self._resume: tuple[int, int] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning before each epoch."""
+        self.epoch = epoch
+
+    def resume(self, epoch: int, items_done: int) -> None:
+        """Continue epoch `epoch` after the first `items_done` items of this rank's shard.
+
+        Also sets the epoch: on resume Lightning creates the first iterator before it calls `set_epoch`.
+        """
+        self.epoch = epoch
+        self._resume = (epoch, items_done)
+
+    def shard(self) -> list[int]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.num_items, generator=generator).tolist()
+        else:
+            order = list(range(self.num_items))
+        if self.even:
+            order = order[: len(order) - len(order) % self.world_size]
+        return order[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        shard = self.shard()
+        if self._resume is not None and self._resume[0] == self.epoch:
+            shard = shard[self._resume[1] :]
+            self._resume = None
+        return iter(shard)
+
+    def __len__(self) -> int:
+        # The full shard, also when resuming: Lightning counts the batches already done itself.
+        if self.even:
+            return self.num_items // self.world_size
+        return len(range(self.rank, self.num_items, self.world_size))
