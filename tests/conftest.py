@@ -3,7 +3,16 @@ from pathlib import Path
 
 import pytest
 
-DATA_PREP = Path(__file__).resolve().parents[1] / "data_prep"
+REPO = Path(__file__).resolve().parents[1]
+DATA_PREP = REPO / "data_prep"
+DEMO = str(REPO / "configs" / "demo.yaml")
+
+
+def data_args(synthetic_set: Path, root_dir: Path) -> list[str]:
+    """The outside check's command line for configs/demo.yaml, minus the subcommand."""
+    return ["-c", DEMO, "--data.train_list", str(synthetic_set / "train.csv"), "--data.val_list",
+            str(synthetic_set / "val.csv"), "--data.root", str(synthetic_set), "--trainer.max_epochs", "1",
+            "--trainer.default_root_dir", str(root_dir), "--trainer.enable_progress_bar", "false"]
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +26,13 @@ def synthetic_set(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synthetic")
     make_synthetic.build(out, classes=4, videos_per_class=4, frames=24, height=48, width=64, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def trained(synthetic_set, tmp_path_factory) -> Path:
+    """One short `fit` of configs/demo.yaml on the synthetic set; returns its default_root_dir."""
+    from videogn.cli import main
+
+    root = tmp_path_factory.mktemp("demo_run")
+    main(["fit", *data_args(synthetic_set, root), "--data.num_workers", "2"])
+    return root

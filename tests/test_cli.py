@@ -15,12 +15,12 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from conftest import data_args
+
 from videogn.cli import main
 from videogn.data.samplers import ShardedSampler
 from videogn.module import VideoClassifier
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO = str(REPO / "configs" / "demo.yaml")
 BIN = Path(sys.executable).parent
 TAGS = {"train/loss", "train/top1", "train/lr", "train/clips_per_s", "train/data_wait_frac", "data/bad_videos",
         "val/top1", "val/top5", "val/video_top1", "val/video_top5"}
@@ -28,11 +28,6 @@ TAGS = {"train/loss", "train/top1", "train/lr", "train/clips_per_s", "train/data
 pytestmark = pytest.mark.slow
 
 
-def data_args(synthetic_set: Path, root_dir: Path) -> list[str]:
-    """The outside check's command line, minus the subcommand."""
-    return ["-c", DEMO, "--data.train_list", str(synthetic_set / "train.csv"), "--data.val_list",
-            str(synthetic_set / "val.csv"), "--data.root", str(synthetic_set), "--trainer.max_epochs", "1",
-            "--trainer.default_root_dir", str(root_dir), "--trainer.enable_progress_bar", "false"]
 
 
 def scalar_tags(run_dir: Path) -> set[str]:
@@ -42,14 +37,6 @@ def scalar_tags(run_dir: Path) -> set[str]:
         accumulator.Reload()
         tags |= set(accumulator.Tags()["scalars"])
     return tags
-
-
-@pytest.fixture(scope="module")
-def trained(synthetic_set, tmp_path_factory):
-    """One short `fit` of the demo config on the synthetic set; returns its default_root_dir."""
-    root = tmp_path_factory.mktemp("demo_run")
-    main(["fit", *data_args(synthetic_set, root), "--data.num_workers", "2"])
-    return root
 
 
 def test_fit_writes_tensorboard_tags_hparams_and_checkpoints(trained, synthetic_set):

@@ -98,7 +98,12 @@ class EvalTransform(torch.nn.Module):
         self.finish = _Finish(mean, std)
 
     def forward(self, frames: np.ndarray | torch.Tensor, crop_index: int = 0) -> torch.Tensor:
+        return self.crops(frames, [crop_index])[0]
+
+    def crops(self, frames: np.ndarray | torch.Tensor, indices: Sequence[int] | None = None) -> list[torch.Tensor]:
+        """Several crops of one clip (default: all `num_crops`), resizing the frames once."""
         video = TF.resize(to_video_tensor(frames), [self.test_scale], antialias=True)  # short side = test_scale
         height, width = video.shape[-2:]
-        top, left = crop_boxes(height, width, self.crop_size, self.num_crops)[crop_index]
-        return self.finish(TF.crop(video, top, left, self.crop_size, self.crop_size))
+        boxes = crop_boxes(height, width, self.crop_size, self.num_crops)
+        chosen = range(self.num_crops) if indices is None else indices
+        return [self.finish(TF.crop(video, *boxes[i], self.crop_size, self.crop_size)) for i in chosen]
