@@ -134,3 +134,20 @@ def test_frozen_bn_never_updates_statistics_and_loads_bn_weights():
     torch.testing.assert_close(frozen(x), bn.eval()(x), atol=1e-6, rtol=1e-5)
     assert torch.equal(frozen.running_mean, before)
     assert {n for n, _ in frozen.named_parameters()} == {"weight", "bias"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last_3d])
+def test_cuda_autocast_keeps_low_precision_and_accuracy(memory_format):
+    torch.manual_seed(0)
+    gn = GroupNorm3d(64, num_groups=32).cuda()
+    nn.init.normal_(gn.weight, 1.0, 0.1)
+    x = (torch.randn(2, 64, 4, 8, 8, device="cuda") * 20 + 50).contiguous(memory_format=memory_format)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        y = gn(x.bfloat16())
+    assert y.dtype == torch.bfloat16  # not upcast to float32 by autocast
+    assert y.is_contiguous(memory_format=memory_format)
+    expected = reference_group_norm(x.bfloat16().float(), 32, gn.weight, gn.bias, gn.eps)
+    torch.testing.assert_close(y.float(), expected, atol=0.05, rtol=0.02)
+    y.float().sum().backward()
+    assert gn.weight.grad is not None and gn.weight.grad.dtype == torch.float32

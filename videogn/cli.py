@@ -87,7 +87,12 @@ class VideoGNCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of the `lightning` and `videogn` commands."""
+    """Entry point of the `lightning` and `videogn` commands (`videogn compare ...` runs the comparison grid)."""
+    argv = sys.argv[1:] if args is None else args
+    if argv[:1] == ["compare"]:
+        from videogn.compare import main as compare
+
+        sys.exit(compare(argv[1:]))
     try:
         VideoGNCLI(
             VideoClassifier,

@@ -70,7 +70,8 @@ class GroupNorm3d(nn.GroupNorm):
     Statistics are taken per sample over each group's channels and all of T, H, W, by the native
     `F.group_norm` kernel. The output keeps the input's memory format (contiguous or `channels_last_3d`).
     With bf16/fp16 input (e.g. under `torch.autocast`) the native kernels accumulate mean and variance in
-    float32 (CUDA autocast even runs group_norm entirely in float32); the output has the input's dtype.
+    float32 and the output keeps the input's dtype. (CUDA autocast alone would run group_norm in float32 and
+    return float32 activations; GroupNorm3d bypasses that, see `forward`.)
 
     Args:
         num_channels: C, the layer width.
@@ -95,7 +96,16 @@ class GroupNorm3d(nn.GroupNorm):
         if x.dim() != 5:
             raise ValueError(f"GroupNorm3d expects (N, C, T, H, W) input, got shape {tuple(x.shape)}")
         channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d)
-        y = F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)  # (N, C, T, H, W)
+        if x.is_cuda and x.dtype in (torch.bfloat16, torch.float16) and torch.is_autocast_enabled("cuda"):
+            # CUDA autocast would run group_norm in float32 and return float32: twice the activation memory and
+            # extra casts (measured: benchmarks/norm.py, step.py). The native kernel accumulates the statistics in
+            # float32 anyway, so normalise in the input's dtype.
+            with torch.autocast("cuda", enabled=False):
+                weight = self.weight.to(x.dtype) if self.weight is not None else None
+                bias = self.bias.to(x.dtype) if self.bias is not None else None
+                y = F.group_norm(x, self.num_groups, weight, bias, self.eps)
+        else:
+            y = F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)  # (N, C, T, H, W)
         if channels_last and not y.is_contiguous(memory_format=torch.channels_last_3d):
             # Some kernels (notably older CUDA ones) return contiguous output for channels-last input.
             y = y.contiguous(memory_format=torch.channels_last_3d)

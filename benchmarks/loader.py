@@ -1,0 +1,172 @@
+"""Clip loading: videogn (decord, PyAV) vs pytorchvideo's Kinetics (decord) vs the raw decord bound.
+
+Every pipeline reads the same files for the same clip (32 frames, interval 2, i.e. a random 64-frame window),
+through a DataLoader with the same workers and batch size; the three full pipelines output the same tensor
+(float, 3 × 32 × 224², short side scaled to [256, 320], random crop, flip, normalised). The raw bound is decord
+`get_batch` of exactly the sampled indices with no transform. Pipelines take turns in every repeat (interleaved);
+the median clips/s is reported with the ratios. Targets: videogn ≥ 2 × pytorchvideo and ≥ 90 % of the raw bound.
+
+The videos are made like Kinetics after `data_prep/resize_videos.py` (short side 256, 10 s at 25 fps, H.264,
+GOP 16) unless --videos gives a list file. A second table shows what the short GOP buys for random access: the
+raw decord time for one clip from GOP-16 files vs the same content encoded with a 250-frame GOP.
+
+    python benchmarks/loader.py [--workers 2] [--clips 24] [--repeats 3] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "data_prep"))
+from common import interleaved, median, table, write_json  # noqa: E402
+
+from videogn.data import KineticsClips, read_video_list  # noqa: E402
+from videogn.data.encoding import write_video  # noqa: E402
+from videogn.data.sampling import clip_step, train_clip_indices  # noqa: E402
+from videogn.data.transforms import TrainTransform  # noqa: E402
+
+FRAMES, INTERVAL = 32, 2
+
+
+def make_videos(folder: Path, count: int, gop: int, frames: int = 250, size: tuple[int, int] = (256, 340)) -> Path:
+    """`count` synthetic moving-texture videos, Kinetics-like size; returns a list file."""
+    from make_synthetic import render
+
+    lines = []
+    for i in range(count):
+        path = folder / f"gop{gop}" / f"video{i:03d}.mp4"
+        if not path.exists():
+            pixels = render(i % 4, np.random.default_rng([7, i]), frames, *size)
+            write_video(path, pixels, fps=25.0, codec="libx264", gop=gop, crf=23)
+        lines.append(f"{path} {i % 4}\n")
+    listing = folder / f"gop{gop}.csv"
+    listing.write_text("".join(lines))
+    return listing
+
+
+class RawDecord(Dataset):
+    """The bound: decord get_batch of exactly the sampled indices, no transform."""
+
+    def __init__(self, list_file: Path) -> None:
+        self.paths = read_video_list(list_file).paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        import decord
+
+        reader = decord.VideoReader(self.paths[i], num_threads=1)
+        indices = train_clip_indices(len(reader), FRAMES, clip_step(INTERVAL))
+        return torch.from_numpy(reader.get_batch(indices).asnumpy())
+
+
+class PytorchvideoTransform:
+    """pytorchvideo gives float (C, T', H, W) of every frame in the window: subsample T and apply the same augment."""
+
+    def __init__(self) -> None:
+        self.augment = TrainTransform()
+
+    def __call__(self, sample: dict) -> dict:
+        video = sample["video"]  # (C, T', H, W), float 0..255
+        index = torch.linspace(0, video.shape[1] - 1, FRAMES).round().long()
+        frames = video[:, index].permute(1, 2, 3, 0).to(torch.uint8)  # (T, H, W, C)
+        return {"video": self.augment(frames), "label": sample["label"]}
+
+
+def pytorchvideo_dataset(list_file: Path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pytorchvideo.data import Kinetics, make_clip_sampler
+
+    window_seconds = (FRAMES - 1) * INTERVAL / 25.0 + 1 / 25.0  # 64 frames at 25 fps
+    return Kinetics(data_path=str(list_file), clip_sampler=make_clip_sampler("random", window_seconds),
+                    decoder="decord", decode_audio=False, transform=PytorchvideoTransform())
+
+
+def throughput(make_loader, clips: int):
+    """A callable that reads `clips` clips from a fresh DataLoader (workers started inside the timing)."""
+
+    def run() -> None:
+        seen = 0
+        for batch in make_loader():
+            video = batch[0] if isinstance(batch, (list, tuple)) else (batch["video"] if isinstance(batch, dict)
+                                                                        else batch)
+            seen += len(video)
+            if seen >= clips:
+                break
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=Path, default=None, help="list file of Kinetics-like videos (default: made)")
+    parser.add_argument("--count", type=int, default=12, help="videos to make when --videos is not given")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--clips", type=int, default=24, help="clips per measurement")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    random.seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        list_file = args.videos or make_videos(folder, args.count, gop=16)
+        common = dict(num_workers=args.workers, batch_size=args.batch, persistent_workers=False)
+        settings = dict(mode="train", num_frames=FRAMES, frame_interval=INTERVAL)
+
+        def ours(backend: str):
+            dataset = KineticsClips(list_file, backend=backend, **settings)
+            return lambda: DataLoader(dataset, shuffle=True, **common)
+
+        cases = {
+            "videogn decord": throughput(ours("decord"), args.clips),
+            "videogn pyav": throughput(ours("pyav"), args.clips),
+            "pytorchvideo decord": throughput(lambda: DataLoader(pytorchvideo_dataset(list_file), **common),
+                                              args.clips),
+            "raw decord bound": throughput(lambda: DataLoader(RawDecord(list_file), shuffle=True, **common),
+                                           args.clips),
+        }
+        times = interleaved(cases, repeats=args.repeats, warmup=1)
+        rate = {k: args.clips / median(v) for k, v in times.items()}
+        rows = [[k, v, v / rate["raw decord bound"]] for k, v in rate.items()]
+        print(f"{args.clips} clips of {FRAMES}×{INTERVAL} frames per measurement, {args.workers} workers, batch "
+              f"{args.batch}, median of {args.repeats} interleaved repeats")
+        print(table(rows, ["pipeline", "clips/s", "of raw bound"]))
+        vs_pv = rate["videogn decord"] / rate["pytorchvideo decord"]
+        vs_raw = rate["videogn decord"] / rate["raw decord bound"]
+        print(f"videogn / pytorchvideo = {vs_pv:.2f} (target ≥ 2): {'ok' if vs_pv >= 2 else 'MISS'}")
+        print(f"videogn / raw decord   = {vs_raw:.2f} (target ≥ 0.90): {'ok' if vs_raw >= 0.9 else 'MISS'}")
+
+        # what the short GOP buys: the raw decord time of one random clip, GOP 16 vs GOP 250, single process
+        long_list = make_videos(folder, min(args.count, 4), gop=250)
+        short_list = make_videos(folder, min(args.count, 4), gop=16)
+        raw_short, raw_long = RawDecord(short_list), RawDecord(long_list)
+        gop_times = interleaved({
+            "GOP 16": lambda: [raw_short[i] for i in range(len(raw_short))],
+            "GOP 250": lambda: [raw_long[i] for i in range(len(raw_long))],
+        }, repeats=args.repeats * 2, warmup=1)
+        per_clip = {k: median(v) / len(raw_short) * 1e3 for k, v in gop_times.items()}
+        print(table([[k, v] for k, v in per_clip.items()], ["encoding", "ms per random clip (raw decord)"]))
+        print(f"short GOP speed-up for random access: {per_clip['GOP 250'] / per_clip['GOP 16']:.2f}×")
+        write_json(args.json, {"benchmark": "loader", "settings": vars(args) | {"videos": str(args.videos)},
+                               "clips_per_s": rate, "videogn_over_pytorchvideo": vs_pv, "videogn_over_raw": vs_raw,
+                               "ms_per_clip_by_gop": per_clip})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Whole train step of an I3D-R50, GN vs BN, and its memory at 8 vs 4 clips per device.
+
+Step time: forward + backward + SGD step of `build_model("i3d", depth=50, ...)`, GN and BN interleaved, median
+of several repeats. On the CPU the model is narrow (--width 16) and the clip small (8 × 112²); on CUDA the default
+is the real network (width 64, 32 × 224², bf16 autocast, channels_last_3d optional). Targets: GN/BN ≤ 1.05.
+
+Memory: on CUDA, `torch.cuda.max_memory_allocated` of one step; on the CPU, the bytes the step keeps alive at
+its peak, measured exactly as parameters + gradients + momentum + the tensors autograd saves for backward
+(`saved_tensors_hooks`, each storage counted once). Target: peak at 4 clips ≤ 0.55 × peak at 8 clips.
+
+    python benchmarks/step.py [--device cpu|cuda] [--width 16] [--frames 8] [--size 112] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import cuda_sync, interleaved, median, table, write_json  # noqa: E402
+
+from videogn.models import build_model  # noqa: E402
+
+
+def make_step(norm: str, clips: int, args: argparse.Namespace, device: torch.device):
+    torch.manual_seed(0)
+    options = {"num_groups": args.groups} if norm == "gn" else {}
+    model = build_model("i3d", 50, num_classes=400, norm=norm, norm_options=options, width=args.width).to(device)
+    fmt = torch.channels_last_3d if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt).train()
+    forward = torch.compile(model) if args.compile else model
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(clips, 3, args.frames, args.size, args.size, device=device).contiguous(memory_format=fmt)
+    y = torch.randint(0, 400, (clips,), device=device)
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext())
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            loss = F.cross_entropy(forward(x), y)
+        loss.backward()
+        optimizer.step()
+
+    return model, optimizer, x, step
+
+
+def saved_bytes(step_model, x: torch.Tensor, args: argparse.Namespace) -> int:
+    """Bytes of the distinct storages autograd saves for backward during one forward pass."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast:
+        step_model(x).sum()
+    return sum(storages.values())
+
+
+def peak_bytes(norm: str, clips: int, args: argparse.Namespace, device: torch.device) -> int:
+    model, optimizer, x, step = make_step(norm, clips, args, device)
+    if device.type == "cuda":
+        step()  # optimizer state exists from now on
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated()
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    static = 3 * params  # weights, gradients, momentum buffers
+    return static + x.numel() * x.element_size() + saved_bytes(model, x, args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cuda = torch.cuda.is_available()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if cuda else "cpu")
+    parser.add_argument("--width", type=int, default=None, help="conv1 channels (default 16 on CPU, 64 on CUDA)")
+    parser.add_argument("--groups", type=int, default=None, help="GN groups (default 8 at width 16, 32 at 64)")
+    parser.add_argument("--frames", type=int, default=None, help="T (default 8 on CPU, 32 on CUDA)")
+    parser.add_argument("--size", type=int, default=None, help="crop (default 112 on CPU, 224 on CUDA)")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="bf16 autocast (default: on for CUDA)")
+    parser.add_argument("--channels-last", action="store_true", help="channels_last_3d model and input")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (fuses GN with ReLU)")
+    parser.add_argument("--clips", type=int, nargs="+", default=[8, 4], help="clips per device to time")
+    parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True, help="measure peak memory")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    gpu = device.type == "cuda"
+    args.width = args.width or (64 if gpu else 16)
+    args.groups = args.groups or (32 if args.width >= 64 else max(1, args.width // 2))
+    args.frames = args.frames or (32 if gpu else 8)
+    args.size = args.size or (224 if gpu else 112)
+    args.bf16 = gpu if args.bf16 is None else args.bf16
+    if gpu:
+        torch.backends.cudnn.benchmark = True
+
+    rows, records = [], {"step_ms": {}, "peak_bytes": {}}
+    for clips in args.clips:
+        steps = {norm: make_step(norm, clips, args, device)[3] for norm in ("gn", "bn")}
+        times = interleaved(steps, repeats=args.repeats, warmup=2, sync=cuda_sync)
+        med = {k: median(v) * 1e3 for k, v in times.items()}
+        records["step_ms"][clips] = med
+        rows.append([f"step, {clips} clips", med["gn"], med["bn"], med["gn"] / med["bn"],
+                     "ok" if med["gn"] / med["bn"] <= 1.05 else "MISS"])
+        del steps
+    for norm in ("gn", "bn") if args.memory else ():
+        peaks = {clips: peak_bytes(norm, clips, args, device) for clips in (8, 4)}
+        records["peak_bytes"][norm] = peaks
+    print(f"device: {device}" + (f" ({torch.cuda.get_device_name()})" if gpu else "")
+          + f"; I3D-R50 width {args.width} (GN G={args.groups}), input {args.frames}×{args.size}², "
+          + ("bf16 autocast" if args.bf16 else "float32") + (", channels_last_3d" if args.channels_last else "")
+          + (", torch.compile" if args.compile else "")
+          + f"; median of {args.repeats} interleaved repeats")
+    print(table(rows, ["", "GN ms", "BN ms", "GN/BN", "≤1.05"]))
+    mem_rows = []
+    for norm, peaks in records["peak_bytes"].items():  # empty with --no-memory
+        ratio = peaks[4] / peaks[8]
+        mem_rows.append([norm.upper(), peaks[8] / 2**20, peaks[4] / 2**20, ratio, "ok" if ratio <= 0.55 else "MISS"])
+    what = "max_memory_allocated" if gpu else "params+grads+momentum+saved activations"
+    if mem_rows:
+        print(f"peak memory ({what}), MiB:")
+        print(table(mem_rows, ["norm", "8 clips", "4 clips", "4/8", "≤0.55"]))
+    write_json(args.json, {"benchmark": "step", "settings": vars(args), **records})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""The paper's comparison: BN vs GN at 8 vs 4 (vs 2, 1) clips per GPU, as a grid of otherwise identical runs.
+
+    videogn compare --config configs/compare_demo.yaml --run          # run the grid here, one run after another
+    videogn compare --config configs/compare_demo.yaml --print-commands   # one `lightning fit` line per run
+    videogn compare --config configs/compare_demo.yaml --report       # tables and plots from finished runs
+
+Every run is `lightning fit -c BASE_CONFIG` with only the norm and clips_per_gpu changed: same seed, same data order
+(the sampler shuffles by seed and epoch), same number of epochs, LR scaled linearly with the total batch (the
+module does that). All runs log under one folder, so `tensorboard --logdir OUT` shows them on shared charts
+(custom-scalars tab). The report writes OUT/results.csv, OUT/results.md (laid out like the paper's Table 8),
+OUT/val_top1_per_epoch.png (the paper's Figure 7, as error) and OUT/top1_vs_clips.png.
+"""
+
+from __future__ import annotations
+
+import csv
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Grid", "RunResult", "collect", "main", "write_report"]
+
+METRICS = ("val/top1", "val/top5", "val/video_top1", "val/video_top5")
+
+
+@dataclass
+class Grid:
+    """A comparison grid.
+
+    Args:
+        base_config: the `lightning fit` config every run starts from.
+        norms: norm kinds to compare (bn, gn, and also ln, in, syncbn, frozen_bn).
+        clips_per_gpu: clips per GPU to compare (paper: 8 and 4).
+        out: one folder for all runs (TensorBoard logdir, checkpoints, results).
+        max_epochs: epochs of every run (None: the base config's).
+        seed: seed_everything of every run (model init and data order).
+        overrides: extra `lightning fit` arguments for every run, e.g. ["--data.train_list", "L"].
+        norm_options: per-norm `model.norm_options`, e.g. {"gn": {"num_groups": 4}} (None: the base config's).
+    """
+
+    base_config: str
+    norms: list[str] = field(default_factory=lambda: ["bn", "gn"])
+    clips_per_gpu: list[int] = field(default_factory=lambda: [8, 4])
+    out: str = "runs/compare"
+    max_epochs: int | None = None
+    seed: int = 0
+    overrides: list[str] = field(default_factory=list)
+    norm_options: dict[str, dict[str, Any]] | None = None
+
+    def runs(self) -> list[tuple[str, int]]:
+        return [(norm, clips) for norm in self.norms for clips in self.clips_per_gpu]
+
+    @staticmethod
+    def run_name(norm: str, clips: int) -> str:
+        return f"{norm}_{clips}clips"
+
+    def command(self, norm: str, clips: int, lightning: str = "lightning") -> list[str]:
+        cmd = [lightning, "fit", "-c", self.base_config, "--model.norm", norm, "--data.clips_per_gpu", str(clips),
+               "--seed_everything", str(self.seed), "--trainer.default_root_dir", self.out,
+               "--run_name", self.run_name(norm, clips)]
+        if self.max_epochs is not None:
+            cmd += ["--trainer.max_epochs", str(self.max_epochs)]
+        if self.norm_options and norm in self.norm_options:
+            import json
+
+            cmd += ["--model.norm_options", json.dumps(self.norm_options[norm])]
+        return cmd + list(self.overrides)
+
+
+@dataclass
+class RunResult:
+    norm: str
+    clips_per_gpu: int
+    final: dict[str, float]
+    per_epoch: dict[str, list[float]]
+    total_batch: int | None = None
+    lr: float | None = None
+
+
+def _latest_events(run_dir: Path) -> Path | None:
+    versions = sorted(run_dir.glob("version_*"), key=lambda p: int(p.name.split("_")[-1]))
+    for version in reversed(versions):
+        events = sorted(version.glob("events.out.tfevents.*"))
+        if events:
+            return events[-1]
+    return None
+
+
+def collect(grid: Grid) -> list[RunResult]:
+    """Read each run's TensorBoard events: the validation metrics of every epoch and their last values."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    results = []
+    for norm, clips in grid.runs():
+        events = _latest_events(Path(grid.out) / grid.run_name(norm, clips))
+        if events is None:
+            continue
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        tags = set(accumulator.Tags()["scalars"])
+        per_epoch = {m: [e.value for e in accumulator.Scalars(m)] for m in METRICS if m in tags}
+        if not per_epoch:
+            continue
+        lr = max(e.value for e in accumulator.Scalars("train/lr")) if "train/lr" in tags else None
+        results.append(RunResult(norm, clips, {m: v[-1] for m, v in per_epoch.items()}, per_epoch, lr=lr))
+    return results
+
+
+def _cell(result: RunResult | None, top1: str, top5: str) -> str:
+    if result is None or top1 not in result.final:
+        return "–"
+    return f"{100 * result.final[top1]:.1f} / {100 * result.final.get(top5, float('nan')):.1f}"
+
+
+def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
+    """results.csv, results.md and the two PNG plots; returns the paths written."""
+    out = Path(grid.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "results.csv", out / "results.md"]
+    with open(written[0], "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["norm", "clips_per_gpu", "peak_lr", "epochs", "clip_top1", "clip_top5", "video_top1",
+                         "video_top5"])
+        for r in results:
+            writer.writerow([r.norm, r.clips_per_gpu, r.lr, len(r.per_epoch.get("val/top1", [])),
+                             *(f"{r.final.get(m, float('nan')):.4f}" for m in METRICS)])
+    by_key = {(r.norm, r.clips_per_gpu): r for r in results}
+    clips = grid.clips_per_gpu
+    lines = [f"# BN vs GN by clips per GPU ({grid.base_config}, seed {grid.seed})", ""]
+    for title, top1, top5 in (("Video level (softmax averaged over all views): top-1 / top-5 (%)",
+                               "val/video_top1", "val/video_top5"),
+                              ("Clip level (every view on its own): top-1 / top-5 (%)", "val/top1", "val/top5")):
+        lines += [f"## {title}", "", "| | " + " | ".join(f"{c} clips/GPU" for c in clips) + " |",
+                  "|---|" + "---|" * len(clips)]
+        for norm in grid.norms:
+            lines.append(f"| {norm.upper()} | " + " | ".join(_cell(by_key.get((norm, c)), top1, top5) for c in clips)
+                         + " |")
+        lines.append("")
+    lines.append("Runs: " + ", ".join(f"`{grid.run_name(n, c)}`" for n, c in grid.runs()) + f" under `{grid.out}`.")
+    written[1].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    written += _plots(grid, results, out)
+    return written
+
+
+def _plots(grid: Grid, results: list[RunResult], out: Path) -> list[Path]:
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    styles = {c: s for c, s in zip(sorted(grid.clips_per_gpu, reverse=True), ("-", "--", ":", "-."))}
+    colours = {"bn": "tab:blue", "gn": "tab:red", "syncbn": "tab:purple", "ln": "tab:green", "in": "tab:orange",
+               "frozen_bn": "tab:gray"}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in results:
+        error = [100 * (1 - v) for v in r.per_epoch.get("val/top1", [])]
+        ax.plot(range(1, len(error) + 1), error, styles.get(r.clips_per_gpu, "-"),
+                color=colours.get(r.norm, "black"), label=f"{r.norm.upper()}, {r.clips_per_gpu} clips/GPU")
+    ax.set(xlabel="epoch", ylabel="val error, 1 clip (%)", title="Validation error during training")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    curves = out / "val_top1_per_epoch.png"
+    fig.tight_layout()
+    fig.savefig(curves, dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for norm in grid.norms:
+        points = sorted((r.clips_per_gpu, 100 * r.final["val/video_top1"]) for r in results
+                        if r.norm == norm and "val/video_top1" in r.final)
+        if points:
+            ax.plot(*zip(*points), "o-", color=colours.get(norm, "black"), label=norm.upper())
+    ax.set(xlabel="clips per GPU", ylabel="val video top-1 (%)", title="Final accuracy vs clips per GPU")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(grid.clips_per_gpu), [str(c) for c in sorted(grid.clips_per_gpu)])
+    ax.grid(alpha=0.3)
+    ax.legend()
+    final = out / "top1_vs_clips.png"
+    fig.tight_layout()
+    fig.savefig(final, dpi=120)
+    plt.close(fig)
+    return [curves, final]
+
+
+def run_grid(grid: Grid) -> dict[str, str]:
+    """Run every cell, one after another; a failing run is reported and the grid goes on."""
+    failures: dict[str, str] = {}
+    for norm, clips in grid.runs():
+        name = grid.run_name(norm, clips)
+        command = grid.command(norm, clips, lightning=str(Path(sys.executable).parent / "lightning"))
+        print(f"[compare] {name}: {shlex.join(command)}", flush=True)
+        start = time.monotonic()
+        result = subprocess.run(command)
+        status = "ok" if result.returncode == 0 else f"exit status {result.returncode}"
+        print(f"[compare] {name}: {status} after {time.monotonic() - start:.0f} s", flush=True)
+        if result.returncode != 0:
+            failures[name] = status
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(prog="videogn compare", description=__doc__)
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file with the grid's settings")
+    parser.add_class_arguments(Grid, nested_key=None)
+    parser.add_argument("--run", action="store_true", help="run the grid here, then report")
+    parser.add_argument("--print-commands", action="store_true", help="print one command per run and stop")
+    parser.add_argument("--report", action="store_true", help="only collect finished runs and write the report")
+    cfg = parser.parse_args(argv)
+    grid = Grid(**{k: cfg[k] for k in Grid.__dataclass_fields__})
+    if not Path(grid.base_config).is_file():
+        parser.error(f"base_config not found: {grid.base_config}")
+    if cfg.print_commands:
+        for norm, clips in grid.runs():
+            print(shlex.join(grid.command(norm, clips)))
+        return 0
+    if not (cfg.run or cfg.report):
+        parser.error("say what to do: --run, --print-commands or --report")
+    failures = run_grid(grid) if cfg.run else {}
+    results = collect(grid)
+    if not results:
+        print(f"[compare] no finished runs under {grid.out}", file=sys.stderr)
+        return 1
+    for path in write_report(grid, results):
+        print(f"[compare] wrote {path}")
+    print(Path(grid.out, "results.md").read_text())
+    for name, why in failures.items():
+        print(f"[compare] run {name} failed: {why}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
