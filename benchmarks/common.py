@@ -18,15 +18,18 @@ import torch
 
 def interleaved(cases: dict[str, Callable[[], Any]], repeats: int = 5, warmup: int = 1,
                 sync: Callable[[], None] | None = None) -> dict[str, list[float]]:
-    """Seconds per call of each case; the cases take turns within every repeat, so drift hits all alike."""
+    """Seconds per call of each case; the cases take turns within every repeat (the first one rotating), so
+    drift and position effects (a case running after another one's large frees) hit all alike."""
     sync = sync or (lambda: None)
     for _ in range(warmup):
         for fn in cases.values():
             fn()
             sync()
     times: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, fn in cases.items():
+    names = list(cases)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:  # rotate who goes first
+            fn = cases[name]
             sync()
             start = time.perf_counter()
             fn()

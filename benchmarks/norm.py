@@ -100,8 +100,7 @@ def main(argv: list[str] | None = None) -> None:
                                         repeats=args.repeats, sync=cuda_sync)
                     med = {k: median(v) * 1e3 for k, v in times.items()}
                     ratio = med["GN"] / med["BN"]
-                    rows.append([clips, name, str(shape[2:]), fmt_name, dtype_name, med["GN"], med["BN"],
-                                 med["reshape-GN"], ratio, "ok" if ratio <= 1.1 else "MISS"])
+                    rows.append([clips, name, str(shape[2:]), fmt_name, dtype_name, med["GN"], med["BN"], med["reshape-GN"], ratio, "ok" if ratio <= 1.1 else "MISS"])
                     records.append({"clips": clips, "stage": name, "shape": list(shape), "memory_format": fmt_name,
                                     "dtype": dtype_name, "ms": med, "gn_over_bn": ratio})
     print(f"device: {device}" + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else "")

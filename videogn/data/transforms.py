@@ -38,18 +38,27 @@ def to_video_tensor(frames: np.ndarray | torch.Tensor) -> tv_tensors.Video:
 
 
 class _Finish(torch.nn.Module):
-    """uint8 (T, 3, H, W) → normalised float (3, T, H, W)."""
+    """uint8 (T, 3, H, W) → normalised float (3, T, H, W), in one conversion pass and one in-place pass."""
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
-        self.pipeline = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+        # (x / 255 − mean) / std  ==  (x − 255 · mean) · 1 / (255 · std)
+        self.register_buffer("offset", torch.tensor([255.0 * m for m in mean]).view(3, 1, 1, 1), persistent=False)
+        self.scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(3, 1, 1, 1)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        return self.pipeline(video).as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()  # (3, T, H, W)
+        video = video.as_subclass(torch.Tensor)
+        out = torch.empty((video.shape[1], video.shape[0], *video.shape[2:]), dtype=torch.float32)
+        out.copy_(video.permute(1, 0, 2, 3))  # (3, T, H, W): layout and dtype in one pass
+        return out.sub_(self.offset).mul_(self.scale)
 
 
 class TrainTransform(torch.nn.Module):
-    """Random short-side scale in [min_scale, max_scale], random crop, horizontal flip, normalise."""
+    """Random short-side scale in [min_scale, max_scale], random crop, horizontal flip, normalise.
+
+    The crop box is chosen in the coordinates of the scaled frame, as if the whole frame had been scaled first,
+    but only the cropped region is resampled (`resized_crop`): the same augmentation at a fraction of the cost.
+    """
 
     def __init__(
         self,
@@ -65,17 +74,27 @@ class TrainTransform(torch.nn.Module):
             raise ValueError(
                 f"train scale range [{min_scale}, {max_scale}] must satisfy crop_size ({crop_size}) ≤ min ≤ max"
             )
-        steps = [
-            v2.RandomShortestSize(min_size=list(range(min_scale, max_scale + 1)), antialias=True),
-            v2.RandomCrop(crop_size),
-        ]
-        if flip:
-            steps.append(v2.RandomHorizontalFlip())
-        self.augment = v2.Compose(steps)
+        self.crop_size, self.min_scale, self.max_scale, self.flip = crop_size, min_scale, max_scale, flip
         self.finish = _Finish(mean, std)
 
+    def box(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(top, left, box height, box width) in the original frame of one random scale-and-crop."""
+        short = int(torch.randint(self.min_scale, self.max_scale + 1, ()).item())
+        factor = short / min(height, width)  # scaled frame = factor × original
+        scaled_h, scaled_w = round(height * factor), round(width * factor)
+        top = int(torch.randint(0, scaled_h - self.crop_size + 1, ()).item())
+        left = int(torch.randint(0, scaled_w - self.crop_size + 1, ()).item())
+        side_h = min(height, max(1, round(self.crop_size / factor)))
+        side_w = min(width, max(1, round(self.crop_size / factor)))
+        return min(round(top / factor), height - side_h), min(round(left / factor), width - side_w), side_h, side_w
+
     def forward(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-        return self.finish(self.augment(to_video_tensor(frames)))
+        video = to_video_tensor(frames)
+        top, left, box_h, box_w = self.box(*video.shape[-2:])
+        video = TF.resized_crop(video, top, left, box_h, box_w, [self.crop_size, self.crop_size], antialias=True)
+        if self.flip and torch.rand(()) < 0.5:
+            video = TF.horizontal_flip(video)
+        return self.finish(video)
 
 
 class EvalTransform(torch.nn.Module):
