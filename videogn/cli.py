@@ -72,14 +72,14 @@ class VideoGNCLI(LightningCLI):
             config["logger"] = TensorBoardLogger(save_dir=str(root), name=name, default_hp_metric=False)
         checkpoints = root / name / "checkpoints"
         every = settings.get("checkpoint_every_n_steps") or None
-        callbacks = list(callbacks) + [
-            ModelCheckpoint(dirpath=checkpoints, filename="best-epoch{epoch}-step{step}", monitor="val/video_top1",
-                            mode="max", save_top_k=1, auto_insert_metric_name=False),
-            ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0, every_n_train_steps=every,
-                            enable_version_counter=False),
-            TrainSpeedMonitor(),
-            TensorBoardDashboards(),
-        ]
+        callbacks = list(callbacks) + [TrainSpeedMonitor(), TensorBoardDashboards()]
+        if config.get("enable_checkpointing") is not False:
+            callbacks += [
+                ModelCheckpoint(dirpath=checkpoints, filename="best-epoch{epoch}-step{step}",
+                                monitor="val/video_top1", mode="max", save_top_k=1, auto_insert_metric_name=False),
+                ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0, every_n_train_steps=every,
+                                enable_version_counter=False),
+            ]
         config["use_distributed_sampler"] = False
         if self.model.hparams.norm == "syncbn":
             config["sync_batchnorm"] = True
