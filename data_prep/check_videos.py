@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = args.list.read_text(encoding="utf-8").splitlines(keepends=True)
     entries: list[tuple[int, str]] = []  # (line number, resolved path)
     for number, line in enumerate(lines):
-        text = line.rstrip("\r\n")
+        text = line.rstrip()
         if text.strip() and not text.lstrip().startswith("#"):
             try:
                 path, _ = split_list_line(text, f"{args.list}:{number + 1}")

@@ -66,33 +66,33 @@ def write_lists(csv_paths: list[Path], videos: Path, out: Path) -> dict[str, tup
     out.mkdir(parents=True, exist_ok=True)
     (out / "classes.txt").write_text("".join(f"{c}\n" for c in classes), encoding="utf-8")
     on_disk = index_videos(videos)
-    summary: dict[str, tuple[int, int]] = {}
+    lines: dict[str, list[str]] = {}
+    missing: dict[str, list[str]] = {}
+    listed: dict[str, int] = {}
     for csv_path, rows in tables:
-        by_split: dict[str, list[dict[str, str]]] = {}
-        for row in rows:
-            split = SPLIT_NAMES.get(row.get("split", "").strip().lower(), csv_path.stem)
-            by_split.setdefault(split, []).append(row)
-        for split, split_rows in by_split.items():
-            lines, missing = [], []
-            for row in tqdm(split_rows, desc=f"{csv_path.name} [{split}]", unit="clip"):
-                trimmed, youtube_id = clip_names(row)
-                path = on_disk.get(trimmed) or on_disk.get(youtube_id)
-                if path is None:
-                    missing.append(trimmed)
-                    continue
-                label = row.get("label")
-                if label is None or label == "":
-                    label_index = -1  # unlabelled test split: no label to write
-                elif label not in index:
-                    raise SystemExit(f"{csv_path}: class {label!r} of {trimmed} is not in the first CSV's classes")
-                else:
-                    label_index = index[label]
-                if label_index >= 0:
-                    lines.append(f"{os.path.relpath(path, out)} {label_index}\n")
-            if lines:
-                (out / f"{split}.csv").write_text("".join(lines), encoding="utf-8")
-            (out / f"missing_{split}.txt").write_text("".join(f"{m}\n" for m in missing), encoding="utf-8")
-            summary[split] = (len(split_rows), len(missing))
+        fallback = SPLIT_NAMES.get(csv_path.stem.lower(), csv_path.stem)  # validate.csv without a split column
+        for row in tqdm(rows, desc=csv_path.name, unit="clip"):
+            split = SPLIT_NAMES.get(row.get("split", "").strip().lower(), fallback)
+            listed[split] = listed.get(split, 0) + 1
+            lines.setdefault(split, [])
+            trimmed, youtube_id = clip_names(row)
+            path = on_disk.get(trimmed) or on_disk.get(youtube_id)
+            if path is None:
+                missing.setdefault(split, []).append(trimmed)
+                continue
+            label = row.get("label")
+            if not label:
+                continue  # the unlabelled test split: nothing to train or evaluate on
+            if label not in index:
+                raise SystemExit(f"{csv_path}: class {label!r} of {trimmed} is not in the first CSV's classes")
+            lines[split].append(f"{os.path.relpath(path, out)} {index[label]}\n")
+    summary: dict[str, tuple[int, int]] = {}
+    for split, count in listed.items():  # several CSVs of one split add up, none overwrites another
+        if lines[split]:
+            (out / f"{split}.csv").write_text("".join(lines[split]), encoding="utf-8")
+        gone = missing.get(split, [])
+        (out / f"missing_{split}.txt").write_text("".join(f"{m}\n" for m in gone), encoding="utf-8")
+        summary[split] = (count, len(gone))
     return summary
 
 

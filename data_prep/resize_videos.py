@@ -62,20 +62,25 @@ def _job(args: tuple[Path, Path, int, int, int]) -> tuple[Path, str | None]:
         return src, f"{type(exc).__name__}: {exc}"
 
 
-def plan(src_root: Path, dst_root: Path) -> tuple[list[tuple[Path, Path]], int]:
-    """(src, dst) pairs still to do, and how many outputs already exist."""
-    todo, done = [], 0
+def plan(src_root: Path, dst_root: Path) -> tuple[list[tuple[Path, Path]], int, list[tuple[Path, str]]]:
+    """(src, dst) pairs still to do, how many outputs already exist, and inputs that clash with another."""
+    todo, done, clashes = [], 0, []
+    claimed: dict[Path, Path] = {}
     for dirpath, _, files in os.walk(src_root):
         for name in sorted(files):
             if name.startswith(".") or os.path.splitext(name)[1].lower() not in VIDEO_EXTENSIONS:
                 continue
             src = Path(dirpath) / name
             dst = (dst_root / src.relative_to(src_root)).with_suffix(".mp4")
+            if dst in claimed:  # a.mkv and a.mp4 would both become a.mp4
+                clashes.append((src, f"same output {dst} as {claimed[dst]}; rename one of them"))
+                continue
+            claimed[dst] = src
             if dst.exists():
                 done += 1
             else:
                 todo.append((src, dst))
-    return todo, done
+    return todo, done, clashes
 
 
 def remove_stale_partials(dst_root: Path) -> int:
@@ -99,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"input folder not found: {args.src}")
     args.dst.mkdir(parents=True, exist_ok=True)
     stale = remove_stale_partials(args.dst)
-    todo, done = plan(args.src, args.dst)
+    todo, done, clashes = plan(args.src, args.dst)
     print(f"{len(todo)} to encode, {done} already done" + (f", {stale} stale partial files removed" if stale else ""))
-    failed: list[tuple[Path, str]] = []
+    failed: list[tuple[Path, str]] = list(clashes)
     jobs = [(s, d, args.short_side, args.gop, args.crf) for s, d in todo]
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
         futures = [pool.submit(_job, job) for job in jobs]

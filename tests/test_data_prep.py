@@ -52,8 +52,8 @@ def test_kinetics_lists_from_official_csv(tmp_path):
         '"air drumming",bbb,0,10,train,0\n'
         "zumba,zzz,5,15,train,0\n"
     )
-    (tmp_path / "validate.csv").write_text(
-        "label,youtube_id,time_start,time_end,split\nzumba,ccc,0,10,val\nabseiling,ddd,3,13,val\n"
+    (tmp_path / "validate.csv").write_text(  # no split column: the file name says "val"
+        "label,youtube_id,time_start,time_end\nzumba,ccc,0,10\nabseiling,ddd,3,13\n"
     )
     out = tmp_path / "lists"
     result = run("kinetics_lists.py", "--csv", str(tmp_path / "train.csv"), "--csv", str(tmp_path / "validate.csv"),
@@ -73,12 +73,14 @@ def test_resize_videos_short_side_frames_and_resume(tmp_path):
     write_index_video(src / "wide.mp4", 20, height=60, width=100, codec="libx264")
     write_index_video(src / "sub" / "tall.mkv", 12, height=100, width=60, codec="ffv1")
     (src / "broken.mp4").write_bytes(b"\x00" * 100)
+    write_index_video(src / "wide.webm", 4, codec="libvpx-vp9")  # would become wide.mp4 too
     dst = tmp_path / "dst"
     (dst).mkdir()
     (dst / ".wide.partial-123.mp4").write_bytes(b"half")  # left by a killed run
     result = run("resize_videos.py", str(src), str(dst), "--short-side", "32", "--gop", "4", "--workers", "2",
                  check=False)
     assert result.returncode == 1 and "broken.mp4" in result.stderr  # failures are named, the rest still done
+    assert "wide.webm: same output" in result.stderr
     assert not list(dst.rglob(".*partial*"))
     with open_video(dst / "wide.mp4", "pyav") as video:
         assert video.info.num_frames == 20 and video.get_frames([0]).shape == (1, 32, 54, 3)

@@ -19,7 +19,7 @@ def test_list_file_formats(tmp_path):
     (tmp_path / "classes.txt").write_text("abseiling\nair drumming\nzumba\n", encoding="utf-8")
     (tmp_path / "list.csv").write_text(
         "# comment\n"
-        "a/plain.mp4 0\n"
+        "a/plain.mp4 0  \n"  # trailing spaces are fine
         "a/with space.mp4 1\n"
         "a/comma,in name.mp4,2\n"
         "a/ünïcödé 视频.mp4 ,  zumba\n"
@@ -170,6 +170,14 @@ def test_datamodule_loaders_classes_and_quarantine(mixed_list, tmp_path):
     assert set(dm.failures) == bad_paths
     lines = quarantine.read_text().splitlines()
     assert {line.split("\t")[0] for line in lines} == bad_paths and len(lines) == len(bad_paths)
+
+
+def test_datamodule_rejects_val_labels_outside_the_classes(tmp_path):
+    (tmp_path / "t.csv").write_text("a.mp4 0\nb.mp4 1\n")
+    (tmp_path / "v.csv").write_text("a.mp4 0\nc.mp4 2\n")
+    dm = KineticsDataModule(train_list=str(tmp_path / "t.csv"), val_list=str(tmp_path / "v.csv"))
+    with pytest.raises(ValueError, match=r"v.csv: label 2 is outside the 2 classes"):
+        dm.setup("fit")
 
 
 def test_datamodule_names_missing_lists(tmp_path):

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -18,7 +19,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-__all__ = ["TrainSpeedMonitor", "TensorBoardDashboards", "COMPARISON_LAYOUT", "FINAL_METRICS"]
+__all__ = ["LastCheckpoint", "TrainSpeedMonitor", "TensorBoardDashboards", "COMPARISON_LAYOUT", "FINAL_METRICS"]
 
 COMPARISON_LAYOUT = {
     "videogn comparison": {
@@ -31,6 +32,34 @@ COMPARISON_LAYOUT = {
 }
 
 FINAL_METRICS = ("val/top1", "val/top5", "val/video_top1", "val/video_top5", "train/loss", "train/top1")
+
+
+class LastCheckpoint(Callback):
+    """Writes `<dirpath>/last.ckpt` at every epoch end and, with `every_n_steps`, every N training iterations.
+
+    Lightning writes the file atomically, so a run killed at any moment leaves the previous `last.ckpt` intact,
+    and `fit --ckpt_path last` finds it (it looks for `last*.ckpt` beside the other ModelCheckpoint's files).
+    """
+
+    def __init__(self, dirpath: str | Path, every_n_steps: int = 0) -> None:
+        self.path = Path(dirpath) / "last.ckpt"
+        self.every_n_steps = every_n_steps
+        self._saved_at: int | None = None
+
+    def _save(self, trainer: pl.Trainer) -> None:
+        if trainer.fast_dev_run or trainer.sanity_checking or self._saved_at == trainer.global_step:
+            return
+        trainer.save_checkpoint(self.path)  # every rank calls it; rank 0 writes
+        self._saved_at = trainer.global_step
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._save(trainer)
 
 
 class TrainSpeedMonitor(Callback):

@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from videogn.callbacks import TensorBoardDashboards, TrainSpeedMonitor
+from videogn.callbacks import LastCheckpoint, TensorBoardDashboards, TrainSpeedMonitor
 from videogn.data.datamodule import KineticsDataModule
 from videogn.module import VideoClassifier
 
@@ -77,8 +77,7 @@ class VideoGNCLI(LightningCLI):
             callbacks += [
                 ModelCheckpoint(dirpath=checkpoints, filename="best-epoch{epoch}-step{step}",
                                 monitor="val/video_top1", mode="max", save_top_k=1, auto_insert_metric_name=False),
-                ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0, every_n_train_steps=every,
-                                enable_version_counter=False),
+                LastCheckpoint(checkpoints, every_n_steps=every or 0),
             ]
         config["use_distributed_sampler"] = False
         if self.model.hparams.norm == "syncbn":

@@ -37,7 +37,7 @@ class Grid:
         clips_per_gpu: clips per GPU to compare (paper: 8 and 4).
         out: one folder for all runs (TensorBoard logdir, checkpoints, results).
         max_epochs: epochs of every run (None: the base config's).
-        seed: seed_everything of every run (model init and data order).
+        seed: `seed_everything` and `data.seed` of every run (model init, augmentation, data order).
         overrides: extra `lightning fit` arguments for every run, e.g. ["--data.train_list", "L"].
         norm_options: per-norm `model.norm_options`, e.g. {"gn": {"num_groups": 4}} (None: the base config's).
     """
@@ -60,7 +60,8 @@ class Grid:
 
     def command(self, norm: str, clips: int, lightning: str = "lightning") -> list[str]:
         cmd = [lightning, "fit", "-c", self.base_config, "--model.norm", norm, "--data.clips_per_gpu", str(clips),
-               "--seed_everything", str(self.seed), "--trainer.default_root_dir", self.out,
+               "--seed_everything", str(self.seed), "--data.seed", str(self.seed),
+               "--trainer.default_root_dir", self.out,
                "--run_name", self.run_name(norm, clips)]
         if self.max_epochs is not None:
             cmd += ["--trainer.max_epochs", str(self.max_epochs)]
@@ -77,17 +78,13 @@ class RunResult:
     clips_per_gpu: int
     final: dict[str, float]
     per_epoch: dict[str, list[float]]
-    total_batch: int | None = None
     lr: float | None = None
 
 
-def _latest_events(run_dir: Path) -> Path | None:
+def _event_files(run_dir: Path) -> list[Path]:
+    """Every event file of a run, oldest version first (a resumed run logs to a new version)."""
     versions = sorted(run_dir.glob("version_*"), key=lambda p: int(p.name.split("_")[-1]))
-    for version in reversed(versions):
-        events = sorted(version.glob("events.out.tfevents.*"))
-        if events:
-            return events[-1]
-    return None
+    return [events for version in versions for events in sorted(version.glob("events.out.tfevents.*"))]
 
 
 def collect(grid: Grid) -> list[RunResult]:
@@ -96,16 +93,16 @@ def collect(grid: Grid) -> list[RunResult]:
 
     results = []
     for norm, clips in grid.runs():
-        events = _latest_events(Path(grid.out) / grid.run_name(norm, clips))
-        if events is None:
-            continue
-        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        accumulator.Reload()
-        tags = set(accumulator.Tags()["scalars"])
-        per_epoch = {m: [e.value for e in accumulator.Scalars(m)] for m in METRICS if m in tags}
+        scalars: dict[str, dict[int, float]] = {}  # tag -> step -> value, later versions win (resumed runs)
+        for events in _event_files(Path(grid.out) / grid.run_name(norm, clips)):
+            accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+            accumulator.Reload()
+            for tag in set(accumulator.Tags()["scalars"]) & {*METRICS, "train/lr"}:
+                scalars.setdefault(tag, {}).update({e.step: e.value for e in accumulator.Scalars(tag)})
+        per_epoch = {m: [v for _, v in sorted(scalars[m].items())] for m in METRICS if m in scalars}
         if not per_epoch:
             continue
-        lr = max(e.value for e in accumulator.Scalars("train/lr")) if "train/lr" in tags else None
+        lr = max(scalars["train/lr"].values()) if "train/lr" in scalars else None
         results.append(RunResult(norm, clips, {m: v[-1] for m, v in per_epoch.items()}, per_epoch, lr=lr))
     return results
 

@@ -95,7 +95,8 @@ def load_model(ckpt: str | os.PathLike, device: torch.device):
     state = raw.get("state_dict") if isinstance(raw, dict) else None
     if not hparams or "arch" not in hparams or not state or not any(k.startswith("model.") for k in state):
         raise CheckpointError(f"{path} is not a videogn checkpoint (no VideoClassifier hyper-parameters and weights)")
-    model = VideoClassifier.load_from_checkpoint(path, map_location="cpu")
+    # the weights are in the checkpoint: do not re-read the 2D file the run was inflated from
+    model = VideoClassifier.load_from_checkpoint(path, map_location="cpu", pretrained_2d=None)
     settings = InferenceSettings.from_datamodule_hparams(raw.get("datamodule_hyper_parameters") or {})
     return model.to(device).eval(), settings
 
@@ -131,21 +132,27 @@ class Predictor:
         return [{"label": int(i), "class": self.class_names[int(i)], "prob": round(float(v), 6)}
                 for v, i in zip(values, labels)]
 
-    @torch.no_grad()
     def predict(self, path: str) -> VideoResult:
-        s = self.settings
+        """The result for one video; any failure becomes a failed result, so the other videos go on."""
         try:
-            with open_video(path, s.backend) as video:
-                info = video.info
-                step = clip_step(s.frame_interval, info.fps, s.target_fps)
-                clips = [test_clip_indices(info.num_frames, s.num_frames, step, k, self.num_clips)
-                         for k in range(self.num_clips)]
-                wanted = sorted({i for clip in clips for i in clip})
-                frames = video.get_frames(wanted)  # decode every needed frame once
+            return self._predict(path)
         except DecodeError as exc:
             return VideoResult(path, ok=False, error=exc.reason)
-        except Exception as exc:  # a decoder error that escaped as something else
+        except Exception as exc:  # a decoder error that escaped as something else, a video with no frame rate...
             return VideoResult(path, ok=False, error=f"{type(exc).__name__}: {exc}")
+
+    @torch.no_grad()
+    def _predict(self, path: str) -> VideoResult:
+        s = self.settings
+        with open_video(path, s.backend) as video:
+            info = video.info
+            if not info.fps > 0:
+                raise DecodeError(path, "the video stream reports no frame rate")
+            step = clip_step(s.frame_interval, info.fps, s.target_fps)
+            clips = [test_clip_indices(info.num_frames, s.num_frames, step, k, self.num_clips)
+                     for k in range(self.num_clips)]
+            wanted = sorted({i for clip in clips for i in clip})
+            frames = video.get_frames(wanted)  # decode every needed frame once
         row = {index: n for n, index in enumerate(wanted)}
         views = [view for clip in clips for view in self.transform.crops(frames[[row[i] for i in clip]])]
         probs = torch.cat([

@@ -5,7 +5,7 @@ Every constructor argument is a typed setting, so `configs/*.yaml` (LightningCLI
 
 Learning rate: `base_lr` is for a total batch of `reference_batch` clips (paper: 0.01 for 8 GPUs × 8 clips = 64);
 the LR used is base_lr × total_batch / reference_batch, with total_batch = clips_per_gpu × devices × nodes
-(the linear scaling rule). Schedules step per iteration: "step" divides by 10 at each of `lr_steps`
+× accumulate_grad_batches (the linear scaling rule). Schedules step per iteration: "step" divides by 10 at each of `lr_steps`
 (iterations, or epochs with `lr_step_unit="epoch"`), "cosine" decays to 0 over the run; both with optional
 linear warm-up.
 
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from videogn.models import build_model, inflate_from_2d
@@ -138,6 +139,7 @@ class VideoClassifier(LightningModule):
             f"{stage}_{name}": MulticlassAccuracy(num_classes, top_k=k, average="micro")
             for stage in ("val", "test") for name, k in (("top1", 1), ("top5", top5))
         })
+        self.losses = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
         self._video_sums: dict[int, torch.Tensor] = {}
         self._video_views: dict[int, set[int]] = defaultdict(set)
         self._video_labels: dict[int, int] = {}
@@ -177,7 +179,7 @@ class VideoClassifier(LightningModule):
         if not keep.any():
             return
         logits, labels, videos, views = logits[keep], labels[keep], videos[keep], views[keep]
-        self.log(f"{stage}/loss", F.cross_entropy(logits, labels), sync_dist=True, batch_size=len(labels))
+        self.losses[stage].update(F.cross_entropy(logits, labels), weight=len(labels))
         self.metrics[f"{stage}_top1"].update(logits, labels)
         self.metrics[f"{stage}_top5"].update(logits, labels)
         probs = logits.float().softmax(dim=1).cpu()
@@ -214,10 +216,11 @@ class VideoClassifier(LightningModule):
         self._video_sums, self._video_views, self._video_labels = {}, defaultdict(set), {}
 
     def _log_epoch_metrics(self, stage: str) -> None:
-        for name in ("top1", "top5"):
-            metric = self.metrics[f"{stage}_{name}"]
-            if metric.update_count or dist.is_initialized():  # compute() syncs over ranks: every rank must call it
-                self.log(f"{stage}/{name}", metric.compute(), sync_dist=False)
+        # compute() syncs over ranks, so every rank calls it, also one whose shard held no kept view
+        for name, metric in ((f"{stage}/top1", self.metrics[f"{stage}_top1"]),
+                             (f"{stage}/top5", self.metrics[f"{stage}_top5"]), (f"{stage}/loss", self.losses[stage])):
+            if metric.update_count or dist.is_initialized():
+                self.log(name, metric.compute(), sync_dist=False)
             metric.reset()
         video_top = self.video_accuracy()
         if video_top is not None:
@@ -226,7 +229,7 @@ class VideoClassifier(LightningModule):
 
     def video_accuracy(self) -> tuple[float, float] | None:
         """Video-level top-1/top-5 of the averaged softmax over every view, over all ranks."""
-        local = [(v, self._video_sums[v], len(self._video_views[v]), self._video_labels[v]) for v in self._video_sums]
+        local = [(v, self._video_sums[v], self._video_labels[v]) for v in self._video_sums]
         gathered = [local]
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             gathered = [None] * dist.get_world_size()
@@ -234,7 +237,7 @@ class VideoClassifier(LightningModule):
         sums: dict[int, torch.Tensor] = {}
         labels: dict[int, int] = {}
         for part in gathered:
-            for video, prob_sum, count, label in part:
+            for video, prob_sum, label in part:
                 # views are unique across ranks (the sampler neither pads nor repeats), so sums add up
                 sums[video] = sums[video] + prob_sum if video in sums else prob_sum.clone()
                 labels[video] = label

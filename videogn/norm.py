@@ -75,7 +75,7 @@ class GroupNorm3d(nn.GroupNorm):
 
     Args:
         num_channels: C, the layer width.
-        num_groups: G; must divide C. Ignored in favour of `channels_per_group` when that is set.
+        num_groups: G; must divide C. Leave it at its default (or None) when `channels_per_group` is set.
         eps: added to the variance.
         affine: learn per-channel γ (init 1) and β (init 0).
         channels_per_group: C/G fixed instead of G (Detectron's DIM_PER_GP).

@@ -36,10 +36,10 @@ class ResumableLoader(DataLoader):
 
     def state_dict(self) -> dict[str, int]:
         trainer = self.datamodule.trainer if self.datamodule is not None else None
-        if trainer is None or not trainer.training:
+        if trainer is None or trainer.state.fn != "fit":  # also saved from validation inside an epoch
             return {}
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        if done >= len(self):  # saved at the end of an epoch: resume at the start of the next
+        if done >= trainer.num_training_batches:  # saved at the end of an epoch: resume at the next one
             return {"epoch": trainer.current_epoch + 1, "clips_done": 0}
         return {"epoch": trainer.current_epoch, "clips_done": done * int(self.batch_size or 1)}
 
@@ -149,6 +149,15 @@ class KineticsDataModule(LightningDataModule):
         return len(self._classes_source)
 
     def make_dataset(self, list_file: str, mode: Mode) -> KineticsClips:
+        dataset = self._make_dataset(list_file, mode)
+        if max(dataset.labels) >= self.num_classes:
+            raise ValueError(
+                f"{list_file}: label {max(dataset.labels)} is outside the {self.num_classes} classes of the training "
+                "data; give data.classes_file (one class name per line) to fix the class list"
+            )
+        return dataset
+
+    def _make_dataset(self, list_file: str, mode: Mode) -> KineticsClips:
         h = self.hparams
         val = mode == "val"
         return KineticsClips(

@@ -93,7 +93,7 @@ def read_video_list(
     index = {name: i for i, name in enumerate(names or [])}
     paths, labels = [], []
     for number, raw in enumerate(list_file.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.strip("\r\n")
+        line = raw.rstrip()
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         where = f"{list_file}:{number}"

@@ -121,8 +121,14 @@ class PyAVReader(VideoReader):
 
         self.path = path
         self._container = av.open(path)
+        try:
+            self._setup(path)
+        except BaseException:
+            self._container.close()  # no file handle left behind by a bad video
+            raise
+
+    def _setup(self, path: str) -> None:
         if not self._container.streams.video:
-            self._container.close()
             raise DecodeError(path, "no video stream")
         self._stream = self._container.streams.video[0]
         rate = self._stream.average_rate or self._stream.guessed_rate
@@ -155,34 +161,37 @@ class PyAVReader(VideoReader):
         if wanted[0] > 0:  # seek to the keyframe at or before the first wanted frame
             target = self._start + int(wanted[0] / self._rate / self._time_base)
             self._container.seek(max(target, self._start), stream=self._stream, backward=True, any_frame=False)
-        last: np.ndarray | None = None
+        previous = None  # the last decoded frame before the current one (converted only if needed)
+        previous_rgb: np.ndarray | None = None
         pos = 0
         try:
             for frame in self._container.decode(self._stream):
-                idx = self._index_of(frame.pts) if frame.pts is not None else None
-                if idx is None:
+                if frame.pts is None:
                     continue
+                idx = self._index_of(frame.pts)
+                if pos < len(wanted) and wanted[pos] < idx and previous is not None:
+                    # wanted frames the stream skipped (dropped or variable-rate frames): the nearest earlier one
+                    previous_rgb = previous_rgb if previous_rgb is not None else previous.to_ndarray(format="rgb24")
                 while pos < len(wanted) and wanted[pos] < idx:
-                    # frames the stream skipped (rounding, dropped frames): use the nearest earlier decoded frame
-                    if last is None:
-                        last = frame.to_ndarray(format="rgb24")
-                    found[wanted[pos]] = last
+                    found[wanted[pos]] = previous_rgb if previous_rgb is not None else frame.to_ndarray(format="rgb24")
                     pos += 1
+                previous, previous_rgb = frame, None
                 if pos < len(wanted) and wanted[pos] == idx:
-                    last = frame.to_ndarray(format="rgb24")
+                    previous_rgb = frame.to_ndarray(format="rgb24")
                     while pos < len(wanted) and wanted[pos] == idx:
-                        found[wanted[pos]] = last
+                        found[wanted[pos]] = previous_rgb
                         pos += 1
                 if pos >= len(wanted):
                     break
         except av.error.FFmpegError as exc:
             raise DecodeError(self.path, f"PyAV failed mid-decode: {exc}") from exc
         if pos < len(wanted):
-            if self._exact_count or last is None:
+            if self._exact_count or previous is None:
                 raise DecodeError(
                     self.path, f"stream ended before frame {wanted[pos]} of {self.info.num_frames} (truncated?)"
                 )
-            for idx in wanted[pos:]:  # estimated frame count overshot the real end
+            last = previous_rgb if previous_rgb is not None else previous.to_ndarray(format="rgb24")
+            for idx in wanted[pos:]:  # the estimated frame count overshot the real end: repeat the last frame
                 found[idx] = last
         return np.stack([found[i] for i in indices])
 

@@ -44,11 +44,11 @@ class _Finish(torch.nn.Module):
         super().__init__()
         # (x / 255 − mean) / std  ==  (x − 255 · mean) · 1 / (255 · std)
         self.register_buffer("offset", torch.tensor([255.0 * m for m in mean]).view(3, 1, 1, 1), persistent=False)
-        self.scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(3, 1, 1, 1)
+        self.register_buffer("scale", torch.tensor([1.0 / (255.0 * s) for s in std]).view(3, 1, 1, 1), persistent=False)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         video = video.as_subclass(torch.Tensor)
-        out = torch.empty((video.shape[1], video.shape[0], *video.shape[2:]), dtype=torch.float32)
+        out = torch.empty((video.shape[1], video.shape[0], *video.shape[2:]), dtype=torch.float32, device=video.device)
         out.copy_(video.permute(1, 0, 2, 3))  # (3, T, H, W): layout and dtype in one pass
         return out.sub_(self.offset).mul_(self.scale)
 
