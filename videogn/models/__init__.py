@@ -7,12 +7,21 @@ with warnings.catch_warnings():  # pytorchvideo imports fvcore, which calls the 
     import pytorchvideo.models  # noqa: F401
 
 from videogn.models.inflate import InflationReport, inflate_from_2d, load_state_dict_file  # noqa: E402
-from videogn.models.resnet import build_model, count_parameters, init_weights, zero_init_last_norms  # noqa: E402
+from videogn.models.resnet import (  # noqa: E402
+    build_model,
+    c2d_r50,
+    count_parameters,
+    i3d_r50,
+    init_weights,
+    zero_init_last_norms,
+)
 
 __all__ = [
     "InflationReport",
     "build_model",
+    "c2d_r50",
     "count_parameters",
+    "i3d_r50",
     "inflate_from_2d",
     "init_weights",
     "load_state_dict_file",

@@ -32,7 +32,8 @@ from torch import nn
 
 from videogn.norm import FrozenBatchNorm3d, NormFactory, make_norm
 
-__all__ = ["build_model", "init_weights", "zero_init_last_norms", "INFLATION_PATTERN", "STAGE_DEPTHS"]
+__all__ = ["build_model", "i3d_r50", "c2d_r50", "count_parameters", "init_weights", "zero_init_last_norms",
+           "INFLATION_PATTERN", "STAGE_DEPTHS"]
 
 Arch = Literal["i3d", "c2d"]
 
@@ -162,5 +163,6 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+# thin builders, torchvision style: they only choose arguments
 i3d_r50 = partial(build_model, arch="i3d", depth=50)
 c2d_r50 = partial(build_model, arch="c2d", depth=50)
