@@ -6,7 +6,8 @@ from pytorchvideo.models.hub import i3d_r50
 from pytorchvideo.models.resnet import ResBlock
 from torch import nn
 
-from videogn.models import build_model, count_parameters, i3d_r50
+from videogn.models import build_model, count_parameters
+from videogn.models import i3d_r50 as videogn_i3d_r50
 from videogn.norm import NORM_KINDS
 
 TINY = dict(width=8, num_classes=5, dropout=0.0)
@@ -54,7 +55,7 @@ def test_i3d_r50_matches_pytorchvideo_layout_and_parameter_count():
     ours = build_model("i3d", depth=50, num_classes=400, norm="bn", stem_temporal_stride=1)
     ours.load_state_dict(reference.state_dict(), strict=True)
     assert count_parameters(ours) == count_parameters(reference) == 28_043_472
-    gn = i3d_r50(num_classes=400, norm="gn")
+    gn = videogn_i3d_r50(num_classes=400, norm="gn")
     assert count_parameters(gn) == 28_043_472  # GN has the same gamma/beta as BN, and no buffers
     assert not any("running" in k for k in gn.state_dict())
 
