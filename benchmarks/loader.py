@@ -30,7 +30,6 @@ sys.path.insert(0, str(ROOT / "data_prep"))
 from common import interleaved, median, table, write_json  # noqa: E402
 
 from videogn.data import KineticsClips, read_video_list  # noqa: E402
-from videogn.data.encoding import write_video  # noqa: E402
 from videogn.data.sampling import clip_step, train_clip_indices  # noqa: E402
 from videogn.data.transforms import TrainTransform  # noqa: E402
 

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
 import torchvision
 from safetensors.torch import save_file
 from torch import nn
@@ -41,8 +40,6 @@ def test_i3d_inflated_convs_equal_2d_convs_on_static_input():
     assert not report.skipped and not report.missing, str(report)
     modules_2d = dict(net2d.named_modules())
     modules_3d = dict(i3d.named_modules())
-    from videogn.models.inflate import map_2d_keys
-
     checked = 0
     for name_2d, name_3d in map_2d_keys(i3d).items():
         conv2d, conv3d = modules_2d[name_2d], modules_3d[name_3d]

@@ -267,7 +267,7 @@ class VideoClassifier(LightningModule):
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Weight decay on conv / fc weights; norm γ/β and biases exempt unless decay_norm_and_bias."""
         decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
+        for p in self.model.parameters():
             if not p.requires_grad:
                 continue
             (decay if p.ndim > 1 or self.hparams.decay_norm_and_bias else no_decay).append(p)

@@ -169,15 +169,15 @@ class PyAVReader(VideoReader):
                 if frame.pts is None:
                     continue
                 idx = self._index_of(frame.pts)
-                if pos < len(wanted) and wanted[pos] < idx and previous is not None:
+                if pos < len(wanted) and wanted[pos] < idx:
                     # wanted frames the stream skipped (dropped or variable-rate frames): the nearest earlier one
-                    previous_rgb = previous_rgb if previous_rgb is not None else previous.to_ndarray(format="rgb24")
-                while pos < len(wanted) and wanted[pos] < idx:
-                    found[wanted[pos]] = previous_rgb if previous_rgb is not None else frame.to_ndarray(format="rgb24")
-                    pos += 1
+                    fill = previous_rgb if previous_rgb is not None else _rgb(previous if previous is not None else frame)
+                    while pos < len(wanted) and wanted[pos] < idx:
+                        found[wanted[pos]] = fill
+                        pos += 1
                 previous, previous_rgb = frame, None
                 if pos < len(wanted) and wanted[pos] == idx:
-                    previous_rgb = frame.to_ndarray(format="rgb24")
+                    previous_rgb = _rgb(frame)
                     while pos < len(wanted) and wanted[pos] == idx:
                         found[wanted[pos]] = previous_rgb
                         pos += 1
@@ -190,13 +190,17 @@ class PyAVReader(VideoReader):
                 raise DecodeError(
                     self.path, f"stream ended before frame {wanted[pos]} of {self.info.num_frames} (truncated?)"
                 )
-            last = previous_rgb if previous_rgb is not None else previous.to_ndarray(format="rgb24")
+            last = previous_rgb if previous_rgb is not None else _rgb(previous)
             for idx in wanted[pos:]:  # the estimated frame count overshot the real end: repeat the last frame
                 found[idx] = last
         return np.stack([found[i] for i in indices])
 
     def close(self) -> None:
         self._container.close()
+
+
+def _rgb(frame) -> np.ndarray:  # noqa: ANN001 - an av.VideoFrame
+    return frame.to_ndarray(format="rgb24")
 
 
 _READERS: dict[str, Callable[[str], VideoReader]] = {"decord": DecordReader, "pyav": PyAVReader}

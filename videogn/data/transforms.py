@@ -18,7 +18,6 @@ from typing import Sequence
 import numpy as np
 import torch
 from torchvision import tv_tensors
-from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from videogn.data.sampling import crop_boxes
