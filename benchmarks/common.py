@@ -10,14 +10,16 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 
-def interleaved(cases: dict[str, Callable[[], Any]], repeats: int = 5, warmup: int = 1,
-                sync: Callable[[], None] | None = None) -> dict[str, list[float]]:
+def interleaved(
+    cases: dict[str, Callable[[], Any]], repeats: int = 5, warmup: int = 1, sync: Callable[[], None] | None = None
+) -> dict[str, list[float]]:
     """Seconds per call of each case; the cases take turns within every repeat (the first one rotating), so
     drift and position effects (a case running after another one's large frees) hit all alike."""
     sync = sync or (lambda: None)
@@ -28,7 +30,7 @@ def interleaved(cases: dict[str, Callable[[], Any]], repeats: int = 5, warmup: i
     times: dict[str, list[float]] = {name: [] for name in cases}
     names = list(cases)
     for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:  # rotate who goes first
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate who goes first
             fn = cases[name]
             sync()
             start = time.perf_counter()
@@ -43,8 +45,12 @@ def median(values: list[float]) -> float:
 
 
 def machine() -> dict[str, Any]:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor() or
-            platform.machine(), "threads": torch.get_num_threads()}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
@@ -68,6 +74,6 @@ def write_json(path: str | Path | None, payload: dict[str, Any]) -> None:
 def table(rows: list[list[Any]], header: list[str]) -> str:
     cells = [[str(c) for c in header]] + [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

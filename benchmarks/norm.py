@@ -64,14 +64,19 @@ def fwd_bwd(module: nn.Module, x: torch.Tensor, grad: torch.Tensor, autocast: to
 
 
 def _format_of(t: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last_3d if not t.is_contiguous() and t.is_contiguous(
-        memory_format=torch.channels_last_3d) else torch.contiguous_format
+    return (
+        torch.channels_last_3d
+        if not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last_3d)
+        else torch.contiguous_format
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--downscale", type=int, default=None, help="divide H and W by this (default: 4 on CPU, 1 on GPU)")
+    parser.add_argument(
+        "--downscale", type=int, default=None, help="divide H and W by this (default: 4 on CPU, 1 on GPU)"
+    )
     parser.add_argument("--clips", type=int, nargs="+", default=[8, 4])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", default=None)
@@ -85,7 +90,10 @@ def main(argv: list[str] | None = None) -> None:
     for clips in args.clips:
         for name, c, t, h, w in STAGES:
             shape = (clips, c, t, max(1, h // down), max(1, w // down))
-            for fmt_name, fmt in (("contiguous", torch.contiguous_format), ("channels_last_3d", torch.channels_last_3d)):
+            for fmt_name, fmt in (
+                ("contiguous", torch.contiguous_format),
+                ("channels_last_3d", torch.channels_last_3d),
+            ):
                 for dtype_name, autocast in (("float32", None), ("bf16 autocast", low)):
                     in_dtype = low if autocast else torch.float32  # activations arrive in bf16 from the convs
                     x = torch.randn(shape, device=device, dtype=in_dtype).contiguous(memory_format=fmt)
@@ -96,20 +104,49 @@ def main(argv: list[str] | None = None) -> None:
                         "BN": nn.BatchNorm3d(c).to(device).train(),
                         "reshape-GN": ReshapeGroupNorm(c, 32).to(device),
                     }
-                    times = interleaved({k: fwd_bwd(m, x, grad, autocast) for k, m in modules.items()},
-                                        repeats=args.repeats, sync=cuda_sync)
+                    times = interleaved(
+                        {k: fwd_bwd(m, x, grad, autocast) for k, m in modules.items()},
+                        repeats=args.repeats,
+                        sync=cuda_sync,
+                    )
                     med = {k: median(v) * 1e3 for k, v in times.items()}
                     ratio = med["GN"] / med["BN"]
-                    rows.append([clips, name, str(shape[2:]), fmt_name, dtype_name, med["GN"], med["BN"], med["reshape-GN"], ratio, "ok" if ratio <= 1.1 else "MISS"])
-                    records.append({"clips": clips, "stage": name, "shape": list(shape), "memory_format": fmt_name,
-                                    "dtype": dtype_name, "ms": med, "gn_over_bn": ratio})
-    print(f"device: {device}" + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else "")
-          + f", H and W divided by {down}, median of {args.repeats} interleaved repeats, forward + backward")
-    print(table(rows, ["clips", "stage", "T,H,W", "format", "dtype", "GN ms", "BN ms", "reshape ms", "GN/BN",
-                       "≤1.1"]))
+                    rows.append(
+                        [
+                            clips,
+                            name,
+                            str(shape[2:]),
+                            fmt_name,
+                            dtype_name,
+                            med["GN"],
+                            med["BN"],
+                            med["reshape-GN"],
+                            ratio,
+                            "ok" if ratio <= 1.1 else "MISS",
+                        ]
+                    )
+                    records.append(
+                        {
+                            "clips": clips,
+                            "stage": name,
+                            "shape": list(shape),
+                            "memory_format": fmt_name,
+                            "dtype": dtype_name,
+                            "ms": med,
+                            "gn_over_bn": ratio,
+                        }
+                    )
+    print(
+        f"device: {device}"
+        + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else "")
+        + f", H and W divided by {down}, median of {args.repeats} interleaved repeats, forward + backward"
+    )
+    print(table(rows, ["clips", "stage", "T,H,W", "format", "dtype", "GN ms", "BN ms", "reshape ms", "GN/BN", "≤1.1"]))
     misses = [r for r in records if r["gn_over_bn"] > 1.1]
-    print(f"GN/BN ≤ 1.1 in {len(records) - len(misses)} of {len(records)} cases; "
-          f"median GN/BN {median([r['gn_over_bn'] for r in records]):.2f}")
+    print(
+        f"GN/BN ≤ 1.1 in {len(records) - len(misses)} of {len(records)} cases; "
+        f"median GN/BN {median([r['gn_over_bn'] for r in records]):.2f}"
+    )
     write_json(args.json, {"benchmark": "norm", "downscale": down, "repeats": args.repeats, "cases": records})
 
 

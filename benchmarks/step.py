@@ -37,7 +37,7 @@ def make_step(norm: str, clips: int, args: argparse.Namespace, device: torch.dev
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(clips, 3, args.frames, args.size, args.size, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, 400, (clips,), device=device)
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext())
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -86,8 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--groups", type=int, default=None, help="GN groups (default 8 at width 16, 32 at 64)")
     parser.add_argument("--frames", type=int, default=None, help="T (default 8 on CPU, 32 on CUDA)")
     parser.add_argument("--size", type=int, default=None, help="crop (default 112 on CPU, 224 on CUDA)")
-    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                        help="bf16 autocast (default: on for CUDA)")
+    parser.add_argument(
+        "--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on for CUDA)"
+    )
     parser.add_argument("--channels-last", action="store_true", help="channels_last_3d model and input")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (fuses GN with ReLU)")
     parser.add_argument("--clips", type=int, nargs="+", default=[8, 4], help="clips per device to time")
@@ -111,17 +112,28 @@ def main(argv: list[str] | None = None) -> None:
         times = interleaved(steps, repeats=args.repeats, warmup=2, sync=cuda_sync)
         med = {k: median(v) * 1e3 for k, v in times.items()}
         records["step_ms"][clips] = med
-        rows.append([f"step, {clips} clips", med["gn"], med["bn"], med["gn"] / med["bn"],
-                     "ok" if med["gn"] / med["bn"] <= 1.05 else "MISS"])
+        rows.append(
+            [
+                f"step, {clips} clips",
+                med["gn"],
+                med["bn"],
+                med["gn"] / med["bn"],
+                "ok" if med["gn"] / med["bn"] <= 1.05 else "MISS",
+            ]
+        )
         del steps
     for norm in ("gn", "bn") if args.memory else ():
         peaks = {clips: peak_bytes(norm, clips, args, device) for clips in (8, 4)}
         records["peak_bytes"][norm] = peaks
-    print(f"device: {device}" + (f" ({torch.cuda.get_device_name()})" if gpu else "")
-          + f"; I3D-R50 width {args.width} (GN G={args.groups}), input {args.frames}×{args.size}², "
-          + ("bf16 autocast" if args.bf16 else "float32") + (", channels_last_3d" if args.channels_last else "")
-          + (", torch.compile" if args.compile else "")
-          + f"; median of {args.repeats} interleaved repeats")
+    print(
+        f"device: {device}"
+        + (f" ({torch.cuda.get_device_name()})" if gpu else "")
+        + f"; I3D-R50 width {args.width} (GN G={args.groups}), input {args.frames}×{args.size}², "
+        + ("bf16 autocast" if args.bf16 else "float32")
+        + (", channels_last_3d" if args.channels_last else "")
+        + (", torch.compile" if args.compile else "")
+        + f"; median of {args.repeats} interleaved repeats"
+    )
     print(table(rows, ["", "GN ms", "BN ms", "GN/BN", "≤1.05"]))
     mem_rows = []
     for norm, peaks in records["peak_bytes"].items():  # empty with --no-memory

@@ -8,8 +8,12 @@
 - --clean-out (default: LIST with `.clean` before its suffix): the list without the bad lines.
 
 It checks with the same decoders the loader uses (--backend decord|pyav), sampling --frames frames spread over
-each video (first, ..., last), so a file that passes here will also load in training. Exit status 0 whatever it
-finds (the list itself must be readable).
+each video (first, ..., last), so a file that passes here will also load in training. A file is bad only when its
+decoder says so; any other error (a broken decoder install, a bug) stops the check with its traceback.
+
+Exit status: 0 when every video decodes, 1 when some are bad (the outputs are written), 2 when every video
+failed: that is a setup problem (wrong --root, a decoder that cannot read any file), so no empty clean list is
+written and the most common reason is printed instead.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from videogn.data.dataset import split_list_line  # the loader's own list-line parser
+from videogn.data.dataset import most_common_reason
 from videogn.data.decoding import DecodeError, read_frames
+from videogn.data.lists import split_list_line  # the loader's own list-line parser
+from videogn.errors import ConfigError
 
 
 def spread(num_frames: int, count: int) -> list[int]:
@@ -39,14 +45,14 @@ def check(job: tuple[str, str, int]) -> str | None:
         return None
     except DecodeError as exc:
         return exc.reason
-    except Exception as exc:  # anything else the decoders throw
-        return f"{type(exc).__name__}: {exc}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("list", type=Path, help="list file of `path label` lines")
-    parser.add_argument("--root", type=Path, default=None, help="folder relative paths start from (default: the list's)")
+    parser.add_argument(
+        "--root", type=Path, default=None, help="folder relative paths start from (default: the list's)"
+    )
     parser.add_argument("--bad-out", type=Path, required=True, help="write bad paths here, one per line")
     parser.add_argument("--clean-out", type=Path, default=None, help="write the list without bad videos here")
     parser.add_argument("--backend", choices=("decord", "pyav", "auto"), default="decord")
@@ -63,13 +69,21 @@ def main(argv: list[str] | None = None) -> int:
         if text.strip() and not text.lstrip().startswith("#"):
             try:
                 path, _ = split_list_line(text, f"{args.list}:{number + 1}")
-            except ValueError as exc:
+            except ConfigError as exc:
                 parser.error(str(exc))
             entries.append((number, str(root / path)))
     jobs = [(path, args.backend, args.frames) for _, path in entries]
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
         reasons = list(tqdm(pool.map(check, jobs, chunksize=4), total=len(jobs), desc="check", unit="video"))
-    bad = [(n, path, why) for (n, path), why in zip(entries, reasons) if why is not None]
+    bad = [(n, path, why) for (n, path), why in zip(entries, reasons, strict=True) if why is not None]
+    if entries and len(bad) == len(entries):
+        reason = most_common_reason({path: why for _, path, why in bad})
+        print(
+            f"check_videos: none of the {len(entries)} videos decodes, so the setup (--root, --backend) is probably "
+            f"wrong, not the videos; nothing written. Most common reason {reason}",
+            file=sys.stderr,
+        )
+        return 2
     args.bad_out.parent.mkdir(parents=True, exist_ok=True)
     args.bad_out.write_text("".join(f"{path}\n" for _, path, _ in bad), encoding="utf-8")
     reasons_out = args.bad_out.with_name(args.bad_out.name + ".reasons.tsv")
@@ -79,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     clean_out.write_text("".join(line for n, line in enumerate(lines) if n not in bad_lines), encoding="utf-8")
     for _, path, why in bad:
         print(f"BAD {path}: {why}", file=sys.stderr)
-    print(f"{len(entries) - len(bad)} of {len(entries)} videos decode; bad paths in {args.bad_out}, "
-          f"reasons in {reasons_out}, cleaned list in {clean_out}")
-    return 0
+    print(
+        f"{len(entries) - len(bad)} of {len(entries)} videos decode; bad paths in {args.bad_out}, "
+        f"reasons in {reasons_out}, cleaned list in {clean_out}"
+    )
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Write videogn list files and the class-names file from the official Kinetics CSVs.
+r"""Write videogn list files and the class-names file from the official Kinetics CSVs.
 
 Official CSV columns: `label,youtube_id,time_start,time_end,split` (extra columns such as `is_cc` are ignored).
 Downloaded clips are found anywhere under --videos (class sub-folders or flat), named
@@ -10,7 +10,9 @@ Downloaded clips are found anywhere under --videos (class sub-folders or flat), 
 
 writes OUT/classes.txt (the sorted class names of the first CSV: the official label order), and one list per
 split, `OUT/train.csv`, `OUT/val.csv`, ... with `path label` lines (paths relative to OUT, integer labels), and
-`OUT/missing_<split>.txt` naming each listed clip not found on disk. It prints how many are missing.
+`OUT/missing_<split>.txt` naming each listed clip not found on disk. It prints how many are missing. Rows without
+a label (the official test CSV has none) go to `OUT/<split>.txt`, one video path per line: a list that
+`videogn-infer` takes (it predicts; there is nothing to train or score on).
 """
 
 from __future__ import annotations
@@ -25,8 +27,15 @@ from tqdm import tqdm
 
 from videogn.data.decoding import VIDEO_EXTENSIONS
 
-SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "validate": "val", "validation": "val",
-               "test": "test", "testing": "test"}
+SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "validate": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 
 
 def index_videos(folder: Path) -> dict[str, Path]:
@@ -45,8 +54,9 @@ def read_rows(csv_path: Path) -> list[dict[str, str]]:
         reader = csv.DictReader(f)
         needed = {"youtube_id", "time_start", "time_end"}
         if reader.fieldnames is None or not needed <= set(reader.fieldnames):
-            raise SystemExit(f"{csv_path}: expected columns label,youtube_id,time_start,time_end,split; "
-                             f"got {reader.fieldnames}")
+            raise SystemExit(
+                f"{csv_path}: expected columns label,youtube_id,time_start,time_end,split; got {reader.fieldnames}"
+            )
         return list(reader)
 
 
@@ -55,8 +65,8 @@ def clip_names(row: dict[str, str]) -> tuple[str, str]:
     return f"{row['youtube_id']}_{start:06d}_{end:06d}", row["youtube_id"]
 
 
-def write_lists(csv_paths: list[Path], videos: Path, out: Path) -> dict[str, tuple[int, int]]:
-    """Returns split → (clips listed, clips missing on disk)."""
+def write_lists(csv_paths: list[Path], videos: Path, out: Path) -> dict[str, tuple[int, int, int]]:
+    """Returns split → (clips listed, clips missing on disk, clips found without a label)."""
     tables = [(p, read_rows(p)) for p in csv_paths]
     first = tables[0][1]
     if not first or "label" not in first[0]:
@@ -67,6 +77,7 @@ def write_lists(csv_paths: list[Path], videos: Path, out: Path) -> dict[str, tup
     (out / "classes.txt").write_text("".join(f"{c}\n" for c in classes), encoding="utf-8")
     on_disk = index_videos(videos)
     lines: dict[str, list[str]] = {}
+    unlabelled: dict[str, list[str]] = {}
     missing: dict[str, list[str]] = {}
     listed: dict[str, int] = {}
     for csv_path, rows in tables:
@@ -81,25 +92,33 @@ def write_lists(csv_paths: list[Path], videos: Path, out: Path) -> dict[str, tup
                 missing.setdefault(split, []).append(trimmed)
                 continue
             label = row.get("label")
-            if not label:
-                continue  # the unlabelled test split: nothing to train or evaluate on
+            if not label:  # the unlabelled test split: a path-only list, for inference
+                unlabelled.setdefault(split, []).append(f"{os.path.relpath(path, out)}\n")
+                continue
             if label not in index:
                 raise SystemExit(f"{csv_path}: class {label!r} of {trimmed} is not in the first CSV's classes")
             lines[split].append(f"{os.path.relpath(path, out)} {index[label]}\n")
-    summary: dict[str, tuple[int, int]] = {}
+    summary: dict[str, tuple[int, int, int]] = {}
     for split, count in listed.items():  # several CSVs of one split add up, none overwrites another
         if lines[split]:
             (out / f"{split}.csv").write_text("".join(lines[split]), encoding="utf-8")
+        if unlabelled.get(split):
+            (out / f"{split}.txt").write_text("".join(unlabelled[split]), encoding="utf-8")
         gone = missing.get(split, [])
         (out / f"missing_{split}.txt").write_text("".join(f"{m}\n" for m in gone), encoding="utf-8")
-        summary[split] = (count, len(gone))
+        summary[split] = (count, len(gone), len(unlabelled.get(split, [])))
     return summary
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--csv", type=Path, action="append", required=True,
-                        help="official Kinetics CSV; repeat for each split (the first one fixes the classes)")
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        action="append",
+        required=True,
+        help="official Kinetics CSV; repeat for each split (the first one fixes the classes)",
+    )
     parser.add_argument("--videos", type=Path, required=True, help="folder holding the downloaded clips")
     parser.add_argument("--out", type=Path, required=True, help="where to write the lists and classes.txt")
     args = parser.parse_args(argv)
@@ -109,9 +128,16 @@ def main(argv: list[str] | None = None) -> None:
     if not args.videos.is_dir():
         raise SystemExit(f"--videos: folder not found: {args.videos}")
     summary = write_lists(args.csv, args.videos, args.out)
-    for split, (listed, missing) in summary.items():
-        print(f"{split}: {listed - missing} of {listed} clips found, {missing} missing "
-              f"(see {args.out / f'missing_{split}.txt'})")
+    for split, (listed, missing, without_label) in summary.items():
+        print(
+            f"{split}: {listed - missing} of {listed} clips found, {missing} missing "
+            f"(see {args.out / f'missing_{split}.txt'})"
+        )
+        if without_label:
+            print(
+                f"{split}: {without_label} clips have no label; {args.out / f'{split}.txt'} lists their paths "
+                f"for videogn-infer (no {split}.csv: there is nothing to train or score on)"
+            )
     sys.exit(0)
 
 

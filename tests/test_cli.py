@@ -3,6 +3,7 @@ validate / test / predict, bad configs, SIGKILL and resume, DDP on two CPU proce
 
 import json
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -13,21 +14,31 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import DEMO, TRAINED_RUN, data_args
+from helpers import write_bad_files
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-from conftest import data_args
 
 from videogn.cli import main
 from videogn.data.samplers import ShardedSampler
 from videogn.module import VideoClassifier
 
 BIN = Path(sys.executable).parent
-TAGS = {"train/loss", "train/top1", "train/lr", "train/clips_per_s", "train/data_wait_frac", "data/bad_videos",
-        "val/top1", "val/top5", "val/video_top1", "val/video_top5"}
+TAGS = {
+    "train/loss",
+    "train/top1",
+    "train/lr/decay",
+    "train/lr/no_decay",
+    "train/device/samples_per_sec",
+    "train/data_wait_frac",
+    "data/bad_videos",
+    "val/loss",
+    "val/top1",
+    "val/top5",
+    "val/video_top1",
+    "val/video_top5",
+}
 
 pytestmark = pytest.mark.slow
-
-
 
 
 def scalar_tags(run_dir: Path) -> set[str]:
@@ -39,64 +50,192 @@ def scalar_tags(run_dir: Path) -> set[str]:
     return tags
 
 
+def hparams_table(run_dir: Path) -> tuple[dict, list[str]]:
+    """The HPARAMS tab of a run: its hyper-parameters (in order) and the names of its metrics."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    for events in sorted(run_dir.rglob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        metadata = accumulator.summary_metadata
+        if "_hparams_/experiment" in metadata:
+            experiment = plugin_data_pb2.HParamsPluginData.FromString(
+                metadata["_hparams_/experiment"].plugin_data.content
+            ).experiment
+            start = plugin_data_pb2.HParamsPluginData.FromString(
+                metadata["_hparams_/session_start_info"].plugin_data.content
+            ).session_start_info
+            values = {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()}
+            return {h.name: values[h.name] for h in experiment.hparam_infos}, [
+                m.name.tag for m in experiment.metric_infos
+            ]
+    raise AssertionError(f"no hparams summary under {run_dir}")
+
+
 def test_fit_writes_tensorboard_tags_hparams_and_checkpoints(trained, synthetic_set):
-    run = trained / "i3d_gn_8clips"
+    run = trained / TRAINED_RUN
     assert TAGS <= scalar_tags(run)
-    events = next(run.rglob("events.out.tfevents.*"))
-    accumulator = EventAccumulator(str(events))
-    accumulator.Reload()
-    assert "_hparams_/experiment" in accumulator.summary_metadata  # HPARAMS tab: hparams with final metrics
+    hparams, metrics = hparams_table(run)  # HPARAMS tab: the compared settings first, with the final metrics
+    assert list(hparams)[:6] == ["norm", "groups", "clips_per_gpu", "total_batch", "lr", "frames"]
+    assert hparams["norm"] == "gn" and hparams["groups"] == 4 and hparams["clips_per_gpu"] == 2
+    assert hparams["channels_last"] == "false"  # a word, not 0.0000
+    assert not [k for k in hparams if k.startswith("_")]
+    assert {"final/val/video_top1", "final/val/video_top5", "final/val/top1", "final/train/loss"} <= set(metrics)
     ckpts = {p.name for p in (run / "checkpoints").glob("*.ckpt")}
     assert "last.ckpt" in ckpts and any(name.startswith("best-") for name in ckpts)
     model = VideoClassifier.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu")
     assert model.class_names == ["pan left", "pan right", "pan up", "pan down"]  # linked from the data
-    assert model.hparams.num_classes == 4 and model.hparams.norm == "gn"
+    assert model.hparams.num_classes == 4 and model.net.norm == "gn"
     with torch.no_grad():
         assert model.eval()(torch.randn(1, 3, 8, 64, 64)).shape == (1, 4)
 
 
-def test_validate_test_and_predict_from_the_checkpoint(trained, synthetic_set, capsys):
-    ckpt = str(trained / "i3d_gn_8clips" / "checkpoints" / "last.ckpt")
-    common = [*data_args(synthetic_set, trained), "--trainer.logger", "false", "--ckpt_path", ckpt,
-              "--data.num_workers", "0"]
+def test_validate_test_and_predict_from_the_checkpoint(trained, synthetic_set, tmp_path, capsys):
+    ckpt = str(trained / TRAINED_RUN / "checkpoints" / "last.ckpt")
+    common = [
+        *data_args(synthetic_set, trained),
+        "--trainer.logger",
+        "false",
+        "--ckpt_path",
+        ckpt,
+        "--data.num_workers",
+        "0",
+    ]
     main(["validate", *common])
     main(["test", *common, "--data.test_list", str(synthetic_set / "val.csv")])
     out = capsys.readouterr().out
     assert "val/video_top1" in out and "test/video_top1" in out
-    main(["predict", *common])
+    predictions = tmp_path / "predictions.json"
+    extra = tmp_path / "predict.yaml"
+    extra.write_text(
+        f"trainer:\n  callbacks:\n    - class_path: helpers.RecordPredictions\n      init_args:\n"
+        f"        out_file: {predictions}\n"
+    )
+    main(["predict", *common, "-c", str(extra)])  # predict reads the test list, else the val list
+    rows = json.loads(predictions.read_text())
+    assert sorted((r["video"], r["view"]) for r in rows) == [(v, c) for v in range(4) for c in range(3)]
+    assert all(abs(sum(r["probs"]) - 1) < 1e-4 and len(r["probs"]) == 4 for r in rows)
+    assert [r["label"] for r in sorted(rows, key=lambda r: (r["video"], r["view"]))] == [0] * 3 + [1] * 3 + [2] * 3 + [
+        3
+    ] * 3
+
+
+def test_each_stage_needs_only_its_own_list(trained, synthetic_set, tmp_path, capsys):
+    nowhere = ["--data.train_list", "/nowhere/train.csv", "--data.val_list", "/nowhere/val.csv"]
+    ckpt = str(trained / TRAINED_RUN / "checkpoints" / "last.ckpt")
+    # test: no train or val list, the classes come from the checkpoint
+    main(
+        [
+            "test",
+            "-c",
+            DEMO,
+            *nowhere,
+            "--data.test_list",
+            str(synthetic_set / "val.csv"),
+            "--ckpt_path",
+            ckpt,
+            "--trainer.logger",
+            "false",
+            "--data.num_workers",
+            "0",
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+    )
+    assert "test/video_top1" in capsys.readouterr().out
+    # fit: the test list may be anything (the Kinetics configs hold a placeholder there)
+    main(
+        [
+            "fit",
+            *data_args(synthetic_set, tmp_path),
+            "--data.test_list",
+            "REPLACE_ME/val.csv",
+            "--trainer.max_steps",
+            "1",
+            "--data.num_workers",
+            "0",
+            "--trainer.limit_val_batches",
+            "1",
+        ]
+    )
+    assert (tmp_path / "i3d_gn_8clips" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_run_ending_mid_epoch_validates_its_final_weights(synthetic_set, tmp_path, capsys):
+    # 6 steps per epoch, validation every 2 epochs: max_steps 9 ends in the second epoch, never validated in fit
+    main(
+        [
+            "fit",
+            *data_args(synthetic_set, tmp_path),
+            "--data.clips_per_gpu",
+            "2",
+            "--trainer.max_steps",
+            "9",
+            "--trainer.max_epochs",
+            "-1",
+            "--trainer.check_val_every_n_epoch",
+            "2",
+            "--data.num_workers",
+            "0",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert "validation at step 9: clip top-1" in out  # one line per validation on the console
+    events = EventAccumulator(str(tmp_path / "i3d_gn_2clips" / "version_0"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("val/video_top1")] == [9]
+    _, metrics = hparams_table(tmp_path / "i3d_gn_2clips")
+    assert "final/val/video_top1" in metrics
 
 
 def test_overrides_and_print_config(synthetic_set, tmp_path, capsys):
+    bn4 = [*data_args(synthetic_set, tmp_path), "--data.clips_per_gpu", "4", "--model.net.norm", "bn"]
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", *data_args(synthetic_set, tmp_path), "--data.clips_per_gpu", "4", "--model.norm", "bn",
-              "--print_config"])
+        main(["fit", *bn4, "--print_config"])
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
     assert "clips_per_gpu: 4" in printed and "norm: bn" in printed
-    main(["fit", *data_args(synthetic_set, tmp_path), "--data.clips_per_gpu", "4", "--model.norm", "bn",
-          "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--data.num_workers", "0"])
+    limits = ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--data.num_workers", "0"]
+    main(["fit", *bn4, *limits])
     assert (tmp_path / "i3d_bn_4clips" / "checkpoints" / "last.ckpt").is_file()
 
 
 @pytest.mark.parametrize(
     "override, message",
     [
-        (["--model.norm_options", '{"num_groups": 3}'], "layer width 8 is not divisible by num_groups=3"),
+        (["--model.net.norm_options", '{"num_groups": 3}'], "layer width 8 is not divisible by num_groups=3"),
         (["--data.train_list", "/nonexistent/train.csv"], "data.train_list: file not found: /nonexistent/train.csv"),
         (["--model.no_such_key", "1"], "no_such_key"),
+        (["--model.net.norm", "xx"], "model.net.norm"),
     ],
 )
-def test_bad_config_ends_with_one_clear_message(synthetic_set, tmp_path, override, message):
-    result = subprocess.run([str(BIN / "lightning"), "fit", *data_args(synthetic_set, tmp_path), *override],
-                            capture_output=True, text=True)
-    assert result.returncode != 0
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) < 25
+def test_bad_config_ends_with_one_clear_line(synthetic_set, tmp_path, override, message):
+    result = subprocess.run(
+        [str(BIN / "lightning"), "fit", *data_args(synthetic_set, tmp_path), *override], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("videogn: configuration error:")]
+    assert len(errors) == 1 and message in errors[0] and errors[0].endswith("(all options: videogn fit --help)")
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) < 5
+
+
+def test_an_error_that_is_not_a_setting_keeps_its_traceback(synthetic_set, tmp_path, monkeypatch):
+    from videogn.data.datamodule import KineticsDataModule
+
+    def broken(self, stage=None):
+        raise TypeError("an API changed under us")
+
+    monkeypatch.setattr(KineticsDataModule, "setup", broken)
+    with pytest.raises(TypeError, match="an API changed under us"):  # not "configuration error", not exit 2
+        main(["fit", *data_args(synthetic_set, tmp_path), "--data.num_workers", "0"])
 
 
 def test_entry_points():
-    for command in ([str(BIN / "lightning"), "--help"], [str(BIN / "videogn"), "fit", "--help"],
-                    [sys.executable, "-m", "videogn", "--help"]):
+    for command in (
+        [str(BIN / "lightning"), "--help"],
+        [str(BIN / "videogn"), "fit", "--help"],
+        [sys.executable, "-m", "videogn", "--help"],
+    ):
         result = subprocess.run(command, capture_output=True, text=True)
         assert result.returncode == 0 and "fit" in result.stdout, command
 
@@ -109,8 +248,11 @@ def free_port() -> int:
 
 def test_tensorboard_serves_the_runs_and_tags(trained):
     port = free_port()
-    server = subprocess.Popen([str(BIN / "tensorboard"), "--logdir", str(trained), "--host", "127.0.0.1", "--port",
-                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(BIN / "tensorboard"), "--logdir", str(trained), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -123,7 +265,7 @@ def test_tensorboard_serves_the_runs_and_tags(trained):
                 pass
             assert time.monotonic() < deadline, "tensorboard did not come up"
             time.sleep(1)
-        assert any(r.startswith("i3d_gn_8clips") for r in runs)
+        assert any(r.startswith(TRAINED_RUN) for r in runs)
         tags = json.load(urllib.request.urlopen(f"{base}/data/plugin/scalars/tags", timeout=10))
         served = set().union(*(set(t) for t in tags.values()))
         assert TAGS <= served
@@ -137,25 +279,37 @@ def test_tensorboard_serves_the_runs_and_tags(trained):
 def record_config(tmp_path: Path, out_dir: Path) -> Path:
     """An extra config adding the test callback that records what each rank trained on (tests/helpers.py)."""
     extra = tmp_path / "record.yaml"
-    extra.write_text(f"trainer:\n  callbacks:\n    - class_path: helpers.RecordShards\n      init_args:\n"
-                     f"        out_dir: {out_dir}\n")
+    extra.write_text(
+        f"trainer:\n  callbacks:\n    - class_path: helpers.RecordShards\n      init_args:\n"
+        f"        out_dir: {out_dir}\n"
+    )
     return extra
 
 
 def read_step(path: Path) -> int | None:
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)["global_step"]
-    except Exception:
+        return torch.load(path, map_location="cpu", weights_only=True)["global_step"]
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError):  # not there, or (wrongly) half-written
         return None
 
 
 def test_sigkill_mid_epoch_then_resume(synthetic_set, tmp_path):
     # 12 training videos at 2 clips per step = 6 steps per epoch; last.ckpt every 2 steps
-    args = [*data_args(synthetic_set, tmp_path), "--data.clips_per_gpu", "2", "--trainer.max_epochs", "4",
-            "--checkpoint_every_n_steps", "2", "--data.num_workers", "0"]
+    args = [
+        *data_args(synthetic_set, tmp_path),
+        "--data.clips_per_gpu",
+        "2",
+        "--trainer.max_epochs",
+        "4",
+        "--checkpoint_every_n_steps",
+        "2",
+        "--data.num_workers",
+        "0",
+    ]
     last = tmp_path / "i3d_gn_2clips" / "checkpoints" / "last.ckpt"
-    process = subprocess.Popen([str(BIN / "lightning"), "fit", *args], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [str(BIN / "lightning"), "fit", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 300
     killed_at = None
     while process.poll() is None and time.monotonic() < deadline:
@@ -167,29 +321,39 @@ def test_sigkill_mid_epoch_then_resume(synthetic_set, tmp_path):
         time.sleep(0.05)
     process.wait(timeout=60)
     assert killed_at is not None, f"training ended before it could be killed: {process.stderr.read()[-2000:]}"
-    for ckpt in last.parent.glob("*.ckpt"):  # nothing left half-written
+    for ckpt in last.parent.glob("*.ckpt"):  # nothing half-written under a checkpoint's name
         assert read_step(ckpt) is not None, ckpt
-    assert not list(last.parent.glob("*.tmp*"))
+    # a write cut short leaves only its temporary file, beside its target (where a rename is atomic)
+    assert all(p.name.startswith(".last.ckpt.tmp-") for p in last.parent.iterdir() if not p.name.endswith(".ckpt"))
 
-    state = torch.load(last, map_location="cpu", weights_only=False)
+    state = torch.load(last, map_location="cpu", weights_only=True)
     (position,) = state["loops"]["fit_loop"]["state_dict"]["combined_loader"]  # the train loader's own state
-    assert position == {"epoch": killed_at // 6, "clips_done": 2 * (killed_at % 6)}
+    assert (position["epoch"], position["clips_done"]) == (killed_at // 6, 2 * (killed_at % 6))
+    assert position["order"]["seed"] == 0 and position["order"]["clips_per_gpu"] == 2
 
     record = tmp_path / "record"
     record.mkdir()
     extra = record_config(tmp_path, record)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
-    resumed = subprocess.run([str(BIN / "lightning"), "fit", *args, "-c", str(extra), "--ckpt_path", "last"],
-                             capture_output=True, text=True, timeout=600, env=env)
+    resumed = subprocess.run(
+        [str(BIN / "lightning"), "fit", *args, "-c", str(extra), "--ckpt_path", "last"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "not resumable" not in resumed.stderr
-    final = torch.load(last, map_location="cpu", weights_only=False)
+    assert "not resumable" not in resumed.stderr and "weights_only" not in resumed.stderr
+    assert not list(last.parent.glob(".*.tmp-*"))  # the next save cleared what the killed write left
+    final = torch.load(last, map_location="cpu", weights_only=True)
     assert final["global_step"] == 4 * 6 and final["epoch"] == 3
     versions = sorted((tmp_path / "i3d_gn_2clips").glob("version_*"))
-    assert len(versions) == 2
-    accumulator = EventAccumulator(str(next(versions[1].glob("events.out.tfevents.*"))))
+    assert [v.name for v in versions] == ["version_0"]  # one run, one TensorBoard version
+    accumulator = EventAccumulator(str(versions[0]))  # all its event files, as TensorBoard reads them
     accumulator.Reload()
-    assert min(e.step for e in accumulator.Scalars("train/loss")) >= killed_at  # continues, not from 0
+    steps = [e.step for e in accumulator.Scalars("train/loss")]
+    assert steps == sorted(set(steps)) and steps[-1] == 4 * 6 - 1  # one curve: no step twice, to the last one
+    assert set(range(killed_at, 4 * 6)) <= set(steps)
     # the data position: the interrupted epoch goes on with exactly the clips it had not yet seen
     sampler = ShardedSampler(12, shuffle=True, seed=0, even=True)
     sampler.set_epoch(killed_at // 6)
@@ -201,13 +365,7 @@ def test_sigkill_mid_epoch_then_resume(synthetic_set, tmp_path):
 def test_ddp_two_cpu_processes_train_on_different_shards(synthetic_set, tmp_path):
     record = tmp_path / "record"
     record.mkdir()
-    extra = record_config(tmp_path, record)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
-    result = subprocess.run(
-        [str(BIN / "lightning"), "fit", *data_args(synthetic_set, tmp_path), "-c", str(extra),
-         "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-         "--data.clips_per_gpu", "2", "--data.num_workers", "0"],
-        capture_output=True, text=True, env=env, timeout=600)
+    result = ddp(synthetic_set, tmp_path, "-c", str(record_config(tmp_path, record)))
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [json.loads((record / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
@@ -218,3 +376,77 @@ def test_ddp_two_cpu_processes_train_on_different_shards(synthetic_set, tmp_path
     assert not views0 & views1 and len(views0 | views1) == 4 * 3  # 4 val videos × 3 clips, each once
     for key in ("val/top1", "val/video_top1", "val/loss"):  # synced: the same value on both ranks
         assert ranks[0]["metrics"][key] == pytest.approx(ranks[1]["metrics"][key])
+
+
+def ddp(synthetic_set, tmp_path, *extra, timeout=600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    return subprocess.run(
+        [
+            str(BIN / "lightning"),
+            "fit",
+            *data_args(synthetic_set, tmp_path),
+            "--trainer.strategy",
+            "ddp",
+            "--trainer.accelerator",
+            "cpu",
+            "--trainer.devices",
+            "2",
+            "--data.clips_per_gpu",
+            "2",
+            "--data.num_workers",
+            "0",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def test_ddp_bad_videos_are_gathered_once_and_counted_over_ranks(synthetic_set, tmp_path):
+    good = synthetic_set / "videos" / "pan_left" / "pan_left_0000.mp4"
+    bad = [p for name, p in write_bad_files(tmp_path / "bad", good).items() if name != "directory"]
+    train = tmp_path / "train.csv"  # 12 good + 4 bad: 16 items, 8 per rank, every one visited in the epoch
+    train.write_text(
+        (synthetic_set / "train.csv").read_text().replace("videos/", f"{synthetic_set}/videos/")
+        + "".join(f"{p} 0\n" for p in bad)
+    )
+    val = tmp_path / "val.csv"
+    val.write_text(
+        (synthetic_set / "val.csv").read_text().replace("videos/", f"{synthetic_set}/videos/")
+        + f"{tmp_path / 'bad' / 'a_directory.mp4'} 1\n"
+    )
+    (tmp_path / "classes.txt").write_text((synthetic_set / "classes.txt").read_text())
+    record = tmp_path / "record"
+    record.mkdir()
+    quarantine = tmp_path / "quarantine.txt"
+    result = ddp(
+        synthetic_set,
+        tmp_path,
+        "-c",
+        str(record_config(tmp_path, record)),
+        "--data.train_list",
+        str(train),
+        "--data.val_list",
+        str(val),
+        "--data.quarantine_file",
+        str(quarantine),
+        "--data.max_bad_fraction",
+        "0.9",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = {str(p) for p in bad} | {str(tmp_path / "bad" / "a_directory.mp4")}
+    lines = [line.split("\t")[0] for line in quarantine.read_text().splitlines()]
+    assert sorted(lines) == sorted(expected)  # each bad video once, whichever rank met it
+    ranks = [json.loads((record / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["failures"] == ranks[1]["failures"] == sorted(expected)  # gathered on every rank
+    assert ranks[0]["metrics"]["data/bad_videos"] == len(expected)  # counted over both ranks
+
+
+def test_ddp_fewer_eval_views_than_ranks_is_an_error_not_a_hang(synthetic_set, tmp_path):
+    val = tmp_path / "one.csv"
+    val.write_text(f"{synthetic_set}/videos/pan_up/pan_up_0000.mp4 2\n")
+    result = ddp(synthetic_set, tmp_path, "--data.val_list", str(val), "--data.val_num_clips", "1", timeout=300)
+    assert result.returncode != 0
+    assert "the val list has 1 views for 2 ranks: every rank needs at least one" in result.stderr

@@ -15,24 +15,84 @@ pytestmark = pytest.mark.slow
 
 
 def grid_args(synthetic_set: Path, out: Path) -> list[str]:
-    overrides = ["--data.train_list", str(synthetic_set / "train.csv"), "--data.val_list",
-                 str(synthetic_set / "val.csv"), "--trainer.enable_progress_bar", "false", "--data.num_workers", "0"]
-    return ["--base_config", DEMO, "--norms", '["bn", "gn"]', "--clips_per_gpu", "[4]", "--out", str(out),
-            "--max_epochs", "1", "--overrides", str(overrides).replace("'", '"'), "--norm_options",
-            '{"gn": {"num_groups": 2}}']
+    overrides = [
+        "--data.train_list",
+        str(synthetic_set / "train.csv"),
+        "--data.val_list",
+        str(synthetic_set / "val.csv"),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--data.num_workers",
+        "0",
+    ]
+    return [
+        "--base_config",
+        DEMO,
+        "--norms",
+        '["bn", "gn"]',
+        "--clips_per_gpu",
+        "[4]",
+        "--out",
+        str(out),
+        "--max_epochs",
+        "1",
+        "--overrides",
+        str(overrides).replace("'", '"'),
+        "--norm_options",
+        '{"gn": {"num_groups": 2}}',
+    ]
 
 
-def test_print_commands_one_per_run(synthetic_set, tmp_path):
-    result = subprocess.run([str(Path(sys.executable).parent / "videogn"), "compare",
-                             *grid_args(synthetic_set, tmp_path), "--print-commands"], capture_output=True, text=True)
+def test_print_commands_one_per_run_that_run_as_printed(synthetic_set, tmp_path):
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "videogn"),
+            "compare",
+            *grid_args(synthetic_set, tmp_path),
+            "--print-commands",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr  # the data exists
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2
     first, second = (shlex.split(line) for line in lines)
-    assert first[:2] == ["lightning", "fit"] and "--run_name" in first
-    assert first[first.index("--model.norm") + 1] == "bn" and second[second.index("--model.norm") + 1] == "gn"
-    assert second[second.index("--model.norm_options") + 1] == '{"num_groups": 2}'
+    assert first[:4] == [sys.executable, "-m", "videogn", "fit"] and "--run_name" in first
+    assert first[first.index("--model.net.norm") + 1] == "bn" and second[second.index("--model.net.norm") + 1] == "gn"
+    assert second[second.index("--model.net.norm_options") + 1] == '{"num_groups": 2}'
     assert first[first.index("--seed_everything") + 1] == second[second.index("--seed_everything") + 1]
+    assert first[first.index("--ckpt_path") + 1] == "last"  # re-running a command resumes or completes its run
+    # as printed, from a plain shell whose PATH does not hold the virtual environment
+    plain = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    ran = subprocess.run(["/bin/sh", "-c", lines[0]], capture_output=True, text=True, env=plain, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert (tmp_path / "bn_4clips" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_print_commands_warns_when_the_data_is_missing(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "videogn",
+            "compare",
+            "--base_config",
+            DEMO,
+            "--out",
+            str(tmp_path),
+            "--overrides",
+            '["--data.train_list", "/nowhere/train.csv"]',
+            "--print-commands",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 4
+    assert "data.train_list /nowhere/train.csv does not exist" in result.stderr
+    assert "data.val_list demo_data/synthetic/val.csv does not exist" in result.stderr  # relative to where it runs
 
 
 def test_tiny_grid_writes_table_csv_and_plots(synthetic_set, tmp_path):

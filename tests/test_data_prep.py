@@ -56,8 +56,17 @@ def test_kinetics_lists_from_official_csv(tmp_path):
         "label,youtube_id,time_start,time_end\nzumba,ccc,0,10\nabseiling,ddd,3,13\n"
     )
     out = tmp_path / "lists"
-    result = run("kinetics_lists.py", "--csv", str(tmp_path / "train.csv"), "--csv", str(tmp_path / "validate.csv"),
-                 "--videos", str(videos), "--out", str(out))
+    result = run(
+        "kinetics_lists.py",
+        "--csv",
+        str(tmp_path / "train.csv"),
+        "--csv",
+        str(tmp_path / "validate.csv"),
+        "--videos",
+        str(videos),
+        "--out",
+        str(out),
+    )
     assert "train: 2 of 3 clips found, 1 missing" in result.stdout
     assert "val: 1 of 2 clips found, 1 missing" in result.stdout
     assert (out / "classes.txt").read_text().splitlines() == ["abseiling", "air drumming", "zumba"]
@@ -70,17 +79,18 @@ def test_kinetics_lists_from_official_csv(tmp_path):
 
 def test_resize_videos_short_side_frames_and_resume(tmp_path):
     src = tmp_path / "src"
-    write_index_video(src / "wide.mp4", 20, height=60, width=100, codec="libx264")
+    write_index_video(src / "wide.avi", 20, height=60, width=100, codec="mpeg4")
     write_index_video(src / "sub" / "tall.mkv", 12, height=100, width=60, codec="ffv1")
     (src / "broken.mp4").write_bytes(b"\x00" * 100)
-    write_index_video(src / "wide.webm", 4, codec="libvpx-vp9")  # would become wide.mp4 too
+    write_index_video(src / "wide.mp4", 4, codec="libx264")  # would become wide.mp4 too
     dst = tmp_path / "dst"
     (dst).mkdir()
     (dst / ".wide.partial-123.mp4").write_bytes(b"half")  # left by a killed run
-    result = run("resize_videos.py", str(src), str(dst), "--short-side", "32", "--gop", "4", "--workers", "2",
-                 check=False)
+    result = run(
+        "resize_videos.py", str(src), str(dst), "--short-side", "32", "--gop", "4", "--workers", "2", check=False
+    )
     assert result.returncode == 1 and "broken.mp4" in result.stderr  # failures are named, the rest still done
-    assert "wide.webm: same output" in result.stderr
+    assert "wide.mp4: same output" in result.stderr and "as " + str(src / "wide.avi") in result.stderr
     assert not list(dst.rglob(".*partial*"))
     with open_video(dst / "wide.mp4", "pyav") as video:
         assert video.info.num_frames == 20 and video.get_frames([0]).shape == (1, 32, 54, 3)
@@ -96,11 +106,91 @@ def test_check_videos_finds_planted_bad_files(tmp_path):
     bad = write_bad_files(tmp_path / "bad", good[0])
     lines = [f"{p.name} 0\n" for p in good] + [f"bad/{p.name} 1\n" for p in bad.values()]
     (tmp_path / "list.csv").write_text("".join(lines))
-    result = run("check_videos.py", str(tmp_path / "list.csv"), "--root", str(tmp_path), "--bad-out",
-                 str(tmp_path / "bad.txt"), "--backend", "pyav")
-    assert "3 of 8 videos decode" in result.stdout
+    result = run(
+        "check_videos.py",
+        str(tmp_path / "list.csv"),
+        "--root",
+        str(tmp_path),
+        "--bad-out",
+        str(tmp_path / "bad.txt"),
+        "--backend",
+        "pyav",
+        check=False,
+    )
+    assert result.returncode == 1 and "3 of 8 videos decode" in result.stdout  # bad files found: exit 1
     assert set((tmp_path / "bad.txt").read_text().splitlines()) == {str(p) for p in bad.values()}
     reasons = (tmp_path / "bad.txt.reasons.tsv").read_text()
     assert "empty file" in reasons and "file not found" in reasons
     clean = read_video_list(tmp_path / "list.clean.csv")
     assert [Path(p).name for p in clean.paths] == [p.name for p in good]
+
+
+@pytest.mark.parametrize(
+    "script, example",
+    [
+        ("kinetics_lists.py", "--csv kinetics400/validate.csv \\\n        --videos"),
+    ],
+)
+def test_help_keeps_example_lines_apart(script, example):
+    assert example in run(script, "--help").stdout
+
+
+def test_kinetics_lists_writes_a_path_only_list_for_the_unlabelled_test_split(tmp_path):
+    videos = tmp_path / "videos"
+    write_index_video(videos / "abseiling" / "aaa_000010_000020.mp4", 5)
+    write_index_video(videos / "test" / "-dash_000001_000011.mp4", 5)  # ids may start with "-"
+    (tmp_path / "train.csv").write_text("label,youtube_id,time_start,time_end,split\nabseiling,aaa,10,20,train\n")
+    (tmp_path / "test.csv").write_text("youtube_id,time_start,time_end,split\n-dash,1,11,test\n")
+    out = tmp_path / "lists"
+    result = run(
+        "kinetics_lists.py",
+        "--csv",
+        str(tmp_path / "train.csv"),
+        "--csv",
+        str(tmp_path / "test.csv"),
+        "--videos",
+        str(videos),
+        "--out",
+        str(out),
+    )
+    assert (
+        "test: 1 of 1 clips found" in result.stdout and "test.txt lists their paths for videogn-infer" in result.stdout
+    )
+    assert not (out / "test.csv").exists()
+    unlabelled = read_video_list(out / "test.txt", labels_required=False)
+    assert unlabelled.labels == [None] and Path(unlabelled.paths[0]).name == "-dash_000001_000011.mp4"
+    assert Path(unlabelled.paths[0]).is_file()
+
+
+def test_check_videos_refuses_when_every_video_fails(tmp_path):
+    (tmp_path / "list.csv").write_text("".join(f"elsewhere/v{i}.mp4 0\n" for i in range(5)))  # a wrong --root
+    result = run(
+        "check_videos.py",
+        str(tmp_path / "list.csv"),
+        "--bad-out",
+        str(tmp_path / "bad.txt"),
+        "--backend",
+        "pyav",
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "none of the 5 videos decodes" in result.stderr and "5×: file not found" in result.stderr
+    assert not (tmp_path / "list.clean.csv").exists() and not (tmp_path / "bad.txt").exists()
+
+
+def test_check_videos_lets_a_bug_through(tmp_path, monkeypatch):
+    sys.path.insert(0, str(DATA_PREP))
+    try:
+        import check_videos
+    finally:
+        sys.path.remove(str(DATA_PREP))
+    write_index_video(tmp_path / "good.mp4", 12, codec="libx264")
+    (tmp_path / "list.csv").write_text("good.mp4 0\n")
+
+    def broken(*args, **kwargs):
+        raise TypeError("a broken decoder install, not a bad video")
+
+    monkeypatch.setattr(check_videos, "read_frames", broken)  # the forked worker inherits the patch
+    with pytest.raises(TypeError, match="not a bad video"):
+        check_videos.main([str(tmp_path / "list.csv"), "--bad-out", str(tmp_path / "bad.txt"), "--workers", "1"])
+    assert not (tmp_path / "list.clean.csv").exists()

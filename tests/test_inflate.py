@@ -6,7 +6,7 @@ import torchvision
 from safetensors.torch import save_file
 from torch import nn
 
-from videogn.models import build_model, inflate_from_2d
+from videogn.models import InflationError, build_model, inflate_from_2d
 from videogn.models.inflate import map_2d_keys
 
 
@@ -58,12 +58,20 @@ def test_i3d_inflated_convs_equal_2d_convs_on_static_input():
     assert checked == 1 + 3 + 2 + 3 + 1  # conv1 and the inflated conv_a of res2..res5
 
 
-def test_bn_to_gn_report_lists_every_skipped_key():
+def test_bn_to_gn_is_refused_unless_asked_for():
+    model = build_model("i3d", num_classes=400, norm="gn")
+    before = model.blocks[0].conv.weight.clone()
+    with pytest.raises(InflationError, match=r"other norm layers than the model \(bn → gn"):
+        inflate_from_2d(model, resnet50_2d("bn").state_dict())
+    assert torch.equal(model.blocks[0].conv.weight, before)  # nothing was copied
+
+
+def test_bn_to_gn_report_lists_every_skipped_and_converted_key():
     net2d = resnet50_2d("bn")
     state = net2d.state_dict()
     state["extra.weight"] = torch.zeros(3)
     model = build_model("i3d", num_classes=400, norm="gn")
-    report = inflate_from_2d(model, state)
+    report = inflate_from_2d(model, state, allow_norm_conversion=True)
     assert report.skipped["fc.weight"].startswith("class count 1000 != model's 400")
     assert "extra.weight" in report.skipped
     assert "running statistics" in report.skipped["bn1.running_mean"]
@@ -71,21 +79,45 @@ def test_bn_to_gn_report_lists_every_skipped_key():
     assert report.missing == ["blocks.6.proj.weight", "blocks.6.proj.bias"]
     assert set(report.loaded) | set(report.missing) == set(model.state_dict())
     assert "skipped fc.weight" in str(report)
+    norm_keys = {k for k in report.loaded if ".norm" in k or "branch1_norm" in k}
+    assert set(report.converted) == norm_keys and len(norm_keys) == 2 * 53  # every γ and β, reported as converted
+    assert set(report.converted.values()) == {"bn → gn"} and "converted blocks.0.norm.weight: bn → gn" in str(report)
 
 
 def test_gn_to_bn_copies_affine_and_lists_missing_statistics():
     model = build_model("c2d", num_classes=1000, norm="bn")
-    report = inflate_from_2d(model, resnet50_2d("gn").state_dict())
+    with pytest.raises(InflationError, match="gn → bn"):
+        inflate_from_2d(model, resnet50_2d("gn").state_dict())
+    report = inflate_from_2d(model, resnet50_2d("gn").state_dict(), allow_norm_conversion=True)
     assert not report.skipped
     assert "blocks.0.norm.running_mean" in report.missing
     assert torch.equal(model.blocks[0].norm.weight, resnet50_2d("gn").bn1.weight)
 
 
-def test_width_mismatch_is_reported_not_crashing():
+def test_bn_into_frozen_bn_is_no_conversion():
+    model = build_model("c2d", num_classes=1000, norm="frozen_bn")
+    report = inflate_from_2d(model, resnet50_2d("bn").state_dict())
+    assert not report.converted
+    assert torch.equal(model.blocks[0].norm.running_var, resnet50_2d("bn").bn1.running_var)
+
+
+def test_width_mismatch_raises_naming_the_first_mismatches():
     model = build_model("i3d", width=16, num_classes=10, norm="gn", norm_options={"num_groups": 4})
-    report = inflate_from_2d(model, resnet50_2d("gn").state_dict())
-    assert "does not inflate" in report.skipped["conv1.weight"]
-    assert not report.loaded
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(
+        InflationError, match=r"fit 0 of the model's 53 convolutions.*conv1.weight: shape \(64, 3, 7, 7\)"
+    ):
+        inflate_from_2d(model, resnet50_2d("gn").state_dict())
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # untouched
+
+
+def test_depth_mismatch_raises_unless_a_partial_load_is_asked_for():
+    model = build_model("c2d", depth=101, num_classes=10, norm="gn")
+    with pytest.raises(InflationError, match=r"fit 53 of the model's 104 convolutions"):
+        inflate_from_2d(model, resnet50_2d("gn").state_dict())
+    report = inflate_from_2d(model, resnet50_2d("gn").state_dict(), min_conv_fraction=0.5)
+    convs = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Conv3d)}
+    assert len(convs & set(report.loaded)) == 53
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
@@ -109,5 +141,5 @@ def test_bad_checkpoint_files_give_clear_errors(tmp_path):
         inflate_from_2d(model, tmp_path / "nowhere.pth")
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="junk.pth"):
+    with pytest.raises(InflationError, match="junk.pth"):
         inflate_from_2d(model, junk)

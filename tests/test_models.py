@@ -8,7 +8,7 @@ from torch import nn
 
 from videogn.models import build_model, count_parameters
 from videogn.models import i3d_r50 as videogn_i3d_r50
-from videogn.norm import NORM_KINDS
+from videogn.norm import NORM_KINDS, FrozenBatchNorm3d
 
 TINY = dict(width=8, num_classes=5, dropout=0.0)
 
@@ -32,7 +32,7 @@ def test_every_norm_kind_trains(arch, norm):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-@pytest.mark.parametrize("norm", NORM_KINDS)
+@pytest.mark.parametrize("norm", [kind for kind in NORM_KINDS if kind != "frozen_bn"])
 def test_residual_branches_start_at_zero(norm):
     model = build_model("i3d", norm=norm, norm_options=tiny_norm_options(norm), **TINY).eval()
     blocks = [m for m in model.modules() if isinstance(m, ResBlock)]
@@ -48,6 +48,14 @@ def test_residual_branches_start_at_zero(norm):
     # every other norm starts at gamma = 1
     other = [m for n, m in model.named_modules() if n.endswith(("norm_a", "norm_b", "branch1_norm"))]
     assert all(torch.all(m.weight == 1) for m in other)
+
+
+def test_frozen_bn_has_nothing_to_train_and_keeps_every_block_on():
+    model = build_model("i3d", norm="frozen_bn", **TINY)
+    frozen = [m for m in model.modules() if isinstance(m, FrozenBatchNorm3d)]
+    assert len(frozen) == 1 + 16 * 3 + 4  # stem, three per bottleneck, four projection shortcuts
+    assert not [n for n, _ in model.named_parameters() if "norm" in n]  # γ, β are buffers, as in torchvision
+    assert all(torch.all(m.weight == 1) for m in frozen)  # no zero-init: a frozen γ = 0 would switch a block off
 
 
 def test_i3d_r50_matches_pytorchvideo_layout_and_parameter_count():

@@ -133,7 +133,8 @@ def test_frozen_bn_never_updates_statistics_and_loads_bn_weights():
     before = frozen.running_mean.clone()
     torch.testing.assert_close(frozen(x), bn.eval()(x), atol=1e-6, rtol=1e-5)
     assert torch.equal(frozen.running_mean, before)
-    assert {n for n, _ in frozen.named_parameters()} == {"weight", "bias"}
+    assert not list(frozen.parameters())  # γ and β are frozen too (torchvision's and detectron2's FrozenBN)
+    assert set(frozen.state_dict()) == {"weight", "bias", "running_mean", "running_var"}
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -19,21 +19,21 @@ def test_train_window_is_random_and_inside_the_video():
 
 
 def test_test_clips_are_evenly_spaced_and_cover_the_video():
-    clips = [sampling.test_clip_indices(100, 4, 2.0, k, 3) for k in range(3)]
+    clips = [sampling.eval_clip_indices(100, 4, 2.0, k, 3) for k in range(3)]
     assert clips == [[0, 2, 4, 6], [47, 49, 51, 53], [93, 95, 97, 99]]
-    assert sampling.test_clip_indices(100, 4, 2.0, 0, 1) == [47, 49, 51, 53]  # one clip: centred
-    ten = [sampling.test_clip_indices(300, 32, 2.0, k, 10) for k in range(10)]
+    assert sampling.eval_clip_indices(100, 4, 2.0, 0, 1) == [47, 49, 51, 53]  # one clip: centred
+    ten = [sampling.eval_clip_indices(300, 32, 2.0, k, 10) for k in range(10)]
     assert ten[0][0] == 0 and ten[-1][-1] == 299
     with pytest.raises(ValueError, match="clip_index 3"):
-        sampling.test_clip_indices(100, 4, 2.0, 3, 3)
+        sampling.eval_clip_indices(100, 4, 2.0, 3, 3)
 
 
 def test_short_videos_clamp_to_the_last_frame():
-    assert sampling.test_clip_indices(5, 4, 2.0, 0, 1) == [0, 2, 4, 4]
+    assert sampling.eval_clip_indices(5, 4, 2.0, 0, 1) == [0, 2, 4, 4]
     assert sampling.train_clip_indices(5, 4, 2.0, random.Random(1)) == [0, 2, 4, 4]
     assert sampling.train_clip_indices(1, 3, 2.0) == [0, 0, 0]
     for k in range(3):  # every test clip of a too-short video is the same clamped clip
-        assert sampling.test_clip_indices(3, 4, 1.0, k, 3) == [0, 1, 2, 2]
+        assert sampling.eval_clip_indices(3, 4, 1.0, k, 3) == [0, 1, 2, 2]
 
 
 def test_target_fps_gives_the_same_seconds():
@@ -41,11 +41,11 @@ def test_target_fps_gives_the_same_seconds():
     assert sampling.clip_step(2, 60.0, 30.0) == 4.0
     assert sampling.clip_step(2, 15.0, 30.0) == 1.0
     assert sampling.clip_step(2, 25.0, None) == 2.0
-    idx60 = sampling.test_clip_indices(600, 8, sampling.clip_step(2, 60.0, 30.0), 0, 1)
-    idx30 = sampling.test_clip_indices(300, 8, sampling.clip_step(2, 30.0, 30.0), 0, 1)
+    idx60 = sampling.eval_clip_indices(600, 8, sampling.clip_step(2, 60.0, 30.0), 0, 1)
+    idx30 = sampling.eval_clip_indices(300, 8, sampling.clip_step(2, 30.0, 30.0), 0, 1)
     assert (idx60[-1] - idx60[0]) / 60.0 == (idx30[-1] - idx30[0]) / 30.0
     assert sampling.clip_step(2, 25.0, 30.0) == pytest.approx(5 / 3)
-    assert sampling.test_clip_indices(100, 4, 5 / 3, 0, 1) == [47, 49, 50, 52]
+    assert sampling.eval_clip_indices(100, 4, 5 / 3, 0, 1) == [47, 49, 50, 52]
 
 
 def test_crop_boxes_follow_orientation():

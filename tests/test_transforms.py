@@ -23,9 +23,11 @@ def test_train_output_shape_dtype_and_normalisation():
 def test_train_flips_sometimes():
     torch.manual_seed(0)
     transform = TrainTransform(crop_size=60, min_scale=60, max_scale=60)
-    directions = {bool(transform(gradient_video())[0, 0, 0, -1] > transform(gradient_video())[0, 0, 0, 0])
-                  for _ in range(20)}
-    assert directions == {True, False}
+    directions = []
+    for _ in range(20):
+        clip = transform(gradient_video())  # one output: is its ramp still rising left to right?
+        directions.append(bool(clip[0, 0, 0, -1] > clip[0, 0, 0, 0]))
+    assert 3 <= sum(directions) <= 17  # both orientations, each often
 
 
 def test_train_without_flip_keeps_orientation():

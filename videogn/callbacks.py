@@ -1,25 +1,43 @@
-"""Callbacks for the TensorBoard dashboards: throughput, data-wait fraction, comparison charts, hparams.
+"""videogn's own callbacks; Lightning's ModelCheckpoint, LearningRateMonitor and ThroughputMonitor do the rest.
 
-- `TrainSpeedMonitor` logs `train/clips_per_s` (all devices) and `train/data_wait_frac`, the share of each
-  iteration spent waiting for the loader (time from the end of one step, or the start of the epoch, to the start
-  of the next).
-- `TensorBoardDashboards` writes a custom-scalars layout, so the runs of a comparison (BN vs GN, 8 vs 4 clips per
-  GPU, all under one log directory) share charts of loss, val top-1 and video top-1; and at the end of `fit` it
-  records the hyper-parameters with the final metrics for TensorBoard's HPARAMS tab.
+- `ResumeGuard`: stores what the LR schedule and the data order depend on in every checkpoint, and refuses a resume
+  whose settings changed (unless `allow_changes`), naming each setting and its two values.
+- `DataWaitMonitor`: `train/data_wait_frac`, the share of each iteration spent waiting for the loader (the time
+  blocked in the training loader's `next()` against the step's compute, synchronised on CUDA).
+- `BadVideoMonitor`: gathers the bad videos of all ranks at every epoch end and logs `data/bad_videos`.
+- `ValidationReport`: one console line per validation (SLURM logs show more than the train loss), and the
+  step of the last validation (the CLI validates the final weights when the run did not end on one).
+- `TensorBoardDashboards`: the custom-scalars layout (a comparison's runs on shared charts) and the hparams table
+  with the final metrics.
+- `ComputeMemory`: every evaluation step runs inside `videogn.runtime.compute_memory()` (the CPU keeps its freed
+  activation memory instead of page-faulting it in again at every pass).
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from contextlib import ExitStack
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
-__all__ = ["LastCheckpoint", "TrainSpeedMonitor", "TensorBoardDashboards", "COMPARISON_LAYOUT", "FINAL_METRICS"]
+from videogn.errors import ConfigError
+from videogn.runtime import compute_memory
+
+__all__ = [
+    "BadVideoMonitor",
+    "COMPARISON_LAYOUT",
+    "ComputeMemory",
+    "DataWaitMonitor",
+    "ResumeGuard",
+    "TensorBoardDashboards",
+    "ValidationReport",
+    "comparison_hparams",
+]
 
 COMPARISON_LAYOUT = {
     "videogn comparison": {
@@ -27,69 +45,194 @@ COMPARISON_LAYOUT = {
         "val top-1 (clip)": ["Multiline", [r"val/top1"]],
         "val top-1 (video)": ["Multiline", [r"val/video_top1"]],
         "val top-5 (video)": ["Multiline", [r"val/video_top5"]],
-        "throughput (clips/s)": ["Multiline", [r"train/clips_per_s"]],
+        "throughput (clips/s)": ["Multiline", [r"train/(device/)?samples_per_sec"]],
+        "data wait (share of step)": ["Multiline", [r"train/data_wait_frac"]],
+        "learning rate": ["Multiline", [r"train/lr"]],
     }
 }
 
-FINAL_METRICS = ("val/top1", "val/top5", "val/video_top1", "val/video_top5", "train/loss", "train/top1")
+FINAL_METRICS = ("val/top1", "val/top5", "val/video_top1", "val/video_top5", "val/loss", "train/loss", "train/top1")
 
 
-class LastCheckpoint(Callback):
-    """Writes `<dirpath>/last.ckpt` at every epoch end and, with `every_n_steps`, every N training iterations.
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in settings.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
 
-    Lightning writes the file atomically, so a run killed at any moment leaves the previous `last.ckpt` intact,
-    and `fit --ckpt_path last` finds it (it looks for `last*.ckpt` beside the other ModelCheckpoint's files).
+
+class ResumeGuard(Callback):
+    """Refuses to resume a run whose schedule or data order would silently change.
+
+    Every checkpoint stores the settings the LR schedule and the data position depend on: the peak LR and SGD
+    settings, total steps and milestones, accumulation, world size, clips per GPU, seed and the training list's
+    fingerprint (and the TensorBoard version, so a resume logs into the same run). On resume, a changed value stops
+    the run with a message naming each setting and both values, before any step. With `allow_changes` the run
+    continues under the new settings: the LR schedule is rebuilt for them (the checkpoint gives only the step) and
+    an interrupted epoch restarts in its new order.
+
+    Args:
+        allow_changes: continue a resumed run under changed settings instead of refusing.
     """
 
-    def __init__(self, dirpath: str | Path, every_n_steps: int = 0) -> None:
-        self.path = Path(dirpath) / "last.ckpt"
-        self.every_n_steps = every_n_steps
-        self._saved_at: int | None = None
+    def __init__(self, allow_changes: bool = False) -> None:
+        self.allow_changes = allow_changes
+        self.saved: dict[str, Any] | None = None
+        self.settings: dict[str, Any] | None = None
+        self.log_version: int | str | None = None
 
-    def _save(self, trainer: pl.Trainer) -> None:
-        if trainer.fast_dev_run or trainer.sanity_checking or self._saved_at == trainer.global_step:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.log_version = trainer.logger.version if trainer.logger is not None else None
+        if not hasattr(pl_module, "run_settings") or not hasattr(trainer.datamodule, "order_settings"):
+            return  # not a VideoClassifier with a KineticsDataModule: nothing to compare
+        self.settings = {"optimisation": pl_module.run_settings(), "data": trainer.datamodule.order_settings()}
+        if self.saved is None:
             return
-        trainer.save_checkpoint(self.path)  # every rank calls it; rank 0 writes
-        self._saved_at = trainer.global_step
+        before, now = _flat(self.saved), _flat(self.settings)
+        changed = [
+            f"{k}: {before.get(k)!r} → {now.get(k)!r}"
+            for k in sorted(set(before) | set(now))
+            if before.get(k) != now.get(k)
+        ]
+        if changed and not self.allow_changes:
+            raise ConfigError(
+                "the resumed run would change settings its checkpoint depends on: "
+                + "; ".join(changed)
+                + ". Resume with the checkpoint's settings, or pass --resume.allow_changes true to continue with "
+                "the new ones (the LR schedule is then rebuilt for them, an interrupted epoch restarts its new order)"
+            )
+        if changed:
+            rank_zero_warn("resuming with changed settings (allowed): " + "; ".join(changed))
 
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
-            self._save(trainer)
+    def state_dict(self) -> dict[str, Any]:
+        return {"settings": self.settings if self.settings is not None else self.saved, "log_version": self.log_version}
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._save(trainer)
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.saved = state_dict.get("settings")
 
 
-class TrainSpeedMonitor(Callback):
-    """Throughput and the fraction of step time spent waiting for data, logged every training step."""
+class DataWaitMonitor(Callback):
+    """`train/data_wait_frac`: time blocked waiting for the next batch / (that wait + the step's compute).
+
+    The wait is measured inside the training loader's iterator (`videogn.data.loaders.TrainLoader`), so
+    validation, checkpointing and logging between steps do not count; on CUDA the step's end is synchronised, so
+    the compute is the GPU's, not the time the host took to queue it.
+    """
 
     def __init__(self) -> None:
-        self._last_end: float | None = None
         self._start = 0.0
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._last_end = time.perf_counter()  # the first step's wait includes starting the loader's workers
-
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._start = time.perf_counter()
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        now = time.perf_counter()
-        if self._last_end is not None:
-            total = now - self._last_end
-            wait = self._start - self._last_end
-            clips = len(batch[0]) * trainer.world_size
-            pl_module.log("train/clips_per_s", clips / total, on_step=True, on_epoch=False)
-            pl_module.log("train/data_wait_frac", wait / total, on_step=True, on_epoch=False)
-        self._last_end = now
+        loader = trainer.train_dataloader
+        if not hasattr(loader, "pop_wait_s"):
+            return
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        compute = time.perf_counter() - self._start
+        wait = loader.pop_wait_s()
+        pl_module.log("train/data_wait_frac", wait / (wait + compute), on_step=True, on_epoch=False)
+
+
+class BadVideoMonitor(Callback):
+    """`data/bad_videos`: distinct bad videos met so far over all ranks, gathered at every epoch end."""
+
+    def __init__(self) -> None:
+        self._logged_at: int | None = None
+
+    def _sync(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        datamodule = trainer.datamodule
+        if not hasattr(datamodule, "sync_failures"):
+            return
+        count = datamodule.sync_failures()  # a collective: every rank, every time
+        if self._logged_at != trainer.global_step:
+            pl_module.log("data/bad_videos", float(count), rank_zero_only=True)
+            self._logged_at = trainer.global_step
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._sync(trainer, pl_module)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._sync(trainer, pl_module)
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._sync(trainer, pl_module)
+
+
+def _percent(metrics: dict[str, Any], key: str) -> str:
+    return f"{100 * float(metrics[key]):.1f}" if key in metrics else "–"
+
+
+class ValidationReport(Callback):
+    """One console line per validation, and the step of the last one (`validated_step`)."""
+
+    def __init__(self) -> None:
+        self.validated_step: int | None = None
+        self._start = 0.0
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self.validated_step = trainer.global_step
+        if not trainer.is_global_zero:
+            return
+        m = trainer.callback_metrics
+        loss = f"{float(m['val/loss']):.4f}" if "val/loss" in m else "–"
+        epoch = f" (epoch {trainer.current_epoch})" if trainer.state.fn == "fit" else ""
+        line = (
+            f"validation at step {trainer.global_step}{epoch}: "
+            f"clip top-1 {_percent(m, 'val/top1')} top-5 {_percent(m, 'val/top5')}, "
+            f"video top-1 {_percent(m, 'val/video_top1')} top-5 {_percent(m, 'val/video_top5')} (%), "
+            f"loss {loss}, {time.perf_counter() - self._start:.1f} s"
+        )
+        bar = trainer.progress_bar_callback
+        (bar.print if bar is not None and hasattr(bar, "print") else print)(line)
+
+
+def comparison_hparams(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+    """The settings a BN-vs-GN comparison varies, first; TensorBoard-ready values (booleans as words)."""
+    net, h = pl_module.net, pl_module.hparams
+    datamodule = trainer.datamodule
+    options = net.norm_options
+    groups = {
+        "gn": options.get("num_groups", 32)
+        if "channels_per_group" not in options
+        else f"{options['channels_per_group']} ch/group",
+        "ln": 1,
+        "in": "C",
+    }.get(net.norm, "-")
+    clip = getattr(datamodule, "clip", None)
+    params = {
+        "norm": net.norm,
+        "groups": groups,
+        "clips_per_gpu": getattr(datamodule, "clips_per_gpu", "-"),
+        "total_batch": pl_module.total_batch(),
+        "lr": pl_module.scaled_lr(),
+        "frames": f"{clip.num_frames}x{clip.frame_interval}" if clip else "-",
+        "arch": f"{net.arch}-r{net.depth}",
+        "width": net.width,
+        "devices": trainer.world_size,
+        "steps": trainer.global_step,
+        "schedule": h.schedule,
+        "pretrained_2d": h.pretrained_2d or "none",
+        "seed": getattr(datamodule, "seed", "-"),
+        "precision": str(trainer.precision),
+        "channels_last": h.channels_last,
+    }
+    return {k: ("true" if v else "false") if isinstance(v, bool) else v for k, v in params.items()}
 
 
 class TensorBoardDashboards(Callback):
-    """Custom-scalars layout at the start of fit; hparams with the final metrics at its end."""
+    """Custom-scalars layout at the start of fit; `log_final` writes the hparams table with the final metrics."""
 
     @staticmethod
     def _tensorboard(trainer: pl.Trainer) -> TensorBoardLogger | None:
@@ -102,30 +245,31 @@ class TensorBoardDashboards(Callback):
             logger.experiment.add_custom_scalars(COMPARISON_LAYOUT)
 
     @rank_zero_only
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def log_final(self, trainer: pl.Trainer, pl_module: pl.LightningModule, metrics: dict[str, Any]) -> None:
+        """HPARAMS tab: the comparison settings with the final metrics, as `final/<metric>` (one point each, apart
+        from the curves)."""
         logger = self._tensorboard(trainer)
-        if logger is None:
-            return
-        from torch.utils.tensorboard.summary import hparams
-
-        params = dict(pl_module.hparams)
-        datamodule = getattr(trainer, "datamodule", None)
-        if datamodule is not None:
-            params.update({f"data.{k}": v for k, v in datamodule.hparams.items()})
-        params.update({"total_batch": pl_module.total_batch() if hasattr(pl_module, "total_batch") else None,
-                       "devices": trainer.world_size})
-        params = {k: _tb_value(v) for k, v in params.items() if k != "class_names"}
-        final = {k: float(v) for k, v in trainer.callback_metrics.items() if k in FINAL_METRICS}
-        if not final:
-            return
-        writer = logger.experiment._get_file_writer()
-        for summary in hparams(params, final):  # Experiment, SessionStartInfo, SessionEndInfo
-            writer.add_summary(summary)
-        logger.experiment.flush()
+        final = {f"final/{k}": float(v) for k, v in metrics.items() if k in FINAL_METRICS}
+        if logger is not None and final:
+            logger.log_hyperparams(comparison_hparams(trainer, pl_module), final, step=trainer.global_step)
+            logger.experiment.flush()
 
 
-def _tb_value(value: Any) -> Any:
-    """hparams values TensorBoard accepts: bool, int, float, str."""
-    if isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
+class ComputeMemory(Callback):
+    """Runs every validation, test and predict step inside `videogn.runtime.compute_memory()`.
+
+    Not the training steps: there glibc's defaults were faster (benchmarks/malloc.py: 0.81× with it).
+    """
+
+    def __init__(self) -> None:
+        self._steps = ExitStack()
+
+    def _start(self, *args: Any, **kwargs: Any) -> None:
+        self._steps.enter_context(compute_memory())
+
+    def _end(self, *args: Any, **kwargs: Any) -> None:
+        self._steps.close()
+
+    on_validation_batch_start = on_test_batch_start = on_predict_batch_start = _start
+    on_validation_batch_end = on_test_batch_end = on_predict_batch_end = _end
+    on_exception = _end

@@ -1,19 +1,23 @@
 """The paper's comparison: BN vs GN at 8 vs 4 (vs 2, 1) clips per GPU, as a grid of otherwise identical runs.
 
-    videogn compare --config configs/compare_demo.yaml --run          # run the grid here, one run after another
-    videogn compare --config configs/compare_demo.yaml --print-commands   # one `lightning fit` line per run
-    videogn compare --config configs/compare_demo.yaml --report       # tables and plots from finished runs
+    videogn compare --config configs/compare_demo.yaml --run              # run the grid here, one after another
+    videogn compare --config configs/compare_demo.yaml --print-commands   # one `fit` command per run
+    videogn compare --config configs/compare_demo.yaml --report           # tables and plots from finished runs
 
-Every run is `lightning fit -c BASE_CONFIG` with only the norm and clips_per_gpu changed: same seed, same data order
-(the sampler shuffles by seed and epoch), same number of epochs, LR scaled linearly with the total batch (the
-module does that). All runs log under one folder, so `tensorboard --logdir OUT` shows them on shared charts
-(custom-scalars tab). The report writes OUT/results.csv, OUT/results.md (laid out like the paper's Table 8),
-OUT/val_top1_per_epoch.png (the paper's Figure 7, as error) and OUT/top1_vs_clips.png.
+Every run is `fit -c BASE_CONFIG` with only the norm and clips_per_gpu changed: same seed, same data order (the
+sampler shuffles by seed and epoch), same number of epochs, LR scaled linearly with the total batch (the module
+does that). Each command resumes its run if it already has a checkpoint (`--ckpt_path last`), so a grid
+interrupted on a cluster is completed by running the same commands again. The commands name this Python
+(`python -m videogn fit ...`), so they run as printed from any shell. All runs log under one folder, so
+`tensorboard --logdir OUT` shows them on shared charts (custom-scalars tab). The report writes OUT/results.csv,
+OUT/results.md (laid out like the paper's Table 8), OUT/val_top1_per_epoch.png (the paper's Figure 7, as error)
+and OUT/top1_vs_clips.png.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import shlex
 import subprocess
 import sys
@@ -22,9 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 __all__ = ["Grid", "RunResult", "collect", "main", "write_report"]
 
 METRICS = ("val/top1", "val/top5", "val/video_top1", "val/video_top5")
+LR_TAG = "train/lr/decay"  # LearningRateMonitor's tag for the LR of the conv / fc weights
 
 
 @dataclass
@@ -58,18 +65,46 @@ class Grid:
     def run_name(norm: str, clips: int) -> str:
         return f"{norm}_{clips}clips"
 
-    def command(self, norm: str, clips: int, lightning: str = "lightning") -> list[str]:
-        cmd = [lightning, "fit", "-c", self.base_config, "--model.norm", norm, "--data.clips_per_gpu", str(clips),
-               "--seed_everything", str(self.seed), "--data.seed", str(self.seed),
-               "--trainer.default_root_dir", self.out,
-               "--run_name", self.run_name(norm, clips)]
+    def command(self, norm: str, clips: int) -> list[str]:
+        """The `fit` command of one run, with this Python's absolute path: it runs as printed from any shell."""
+        cmd = [
+            sys.executable,
+            "-m",
+            "videogn",
+            "fit",
+            "-c",
+            self.base_config,
+            "--model.net.norm",
+            norm,
+            "--data.clips_per_gpu",
+            str(clips),
+            "--seed_everything",
+            str(self.seed),
+            "--data.seed",
+            str(self.seed),
+            "--trainer.default_root_dir",
+            self.out,
+            "--run_name",
+            self.run_name(norm, clips),
+            "--ckpt_path",
+            "last",
+        ]
         if self.max_epochs is not None:
             cmd += ["--trainer.max_epochs", str(self.max_epochs)]
         if self.norm_options and norm in self.norm_options:
-            import json
-
-            cmd += ["--model.norm_options", json.dumps(self.norm_options[norm])]
+            cmd += ["--model.net.norm_options", json.dumps(self.norm_options[norm])]
         return cmd + list(self.overrides)
+
+    def missing_data(self) -> list[str]:
+        """The list files the runs would read (base config, then overrides) that do not exist here."""
+        data = (yaml.safe_load(Path(self.base_config).read_text(encoding="utf-8")) or {}).get("data") or {}
+        given = dict(zip(self.overrides, self.overrides[1:], strict=False))  # each flag with the word after it
+        missing = []
+        for key in ("train_list", "val_list"):
+            path = given.get(f"--data.{key}", data.get(key))
+            if path is not None and not Path(path).is_file():
+                missing.append(f"data.{key} {path}")
+        return missing
 
 
 @dataclass
@@ -97,12 +132,12 @@ def collect(grid: Grid) -> list[RunResult]:
         for events in _event_files(Path(grid.out) / grid.run_name(norm, clips)):
             accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
             accumulator.Reload()
-            for tag in set(accumulator.Tags()["scalars"]) & {*METRICS, "train/lr"}:
+            for tag in set(accumulator.Tags()["scalars"]) & {*METRICS, LR_TAG}:
                 scalars.setdefault(tag, {}).update({e.step: e.value for e in accumulator.Scalars(tag)})
         per_epoch = {m: [v for _, v in sorted(scalars[m].items())] for m in METRICS if m in scalars}
         if not per_epoch:
             continue
-        lr = max(scalars["train/lr"].values()) if "train/lr" in scalars else None
+        lr = max(scalars[LR_TAG].values()) if LR_TAG in scalars else None
         results.append(RunResult(norm, clips, {m: v[-1] for m, v in per_epoch.items()}, per_epoch, lr=lr))
     return results
 
@@ -120,22 +155,36 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
     written = [out / "results.csv", out / "results.md"]
     with open(written[0], "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["norm", "clips_per_gpu", "peak_lr", "epochs", "clip_top1", "clip_top5", "video_top1",
-                         "video_top5"])
+        writer.writerow(
+            ["norm", "clips_per_gpu", "peak_lr", "epochs", "clip_top1", "clip_top5", "video_top1", "video_top5"]
+        )
         for r in results:
-            writer.writerow([r.norm, r.clips_per_gpu, r.lr, len(r.per_epoch.get("val/top1", [])),
-                             *(f"{r.final.get(m, float('nan')):.4f}" for m in METRICS)])
+            writer.writerow(
+                [
+                    r.norm,
+                    r.clips_per_gpu,
+                    r.lr,
+                    len(r.per_epoch.get("val/top1", [])),
+                    *(f"{r.final.get(m, float('nan')):.4f}" for m in METRICS),
+                ]
+            )
     by_key = {(r.norm, r.clips_per_gpu): r for r in results}
     clips = grid.clips_per_gpu
     lines = [f"# BN vs GN by clips per GPU ({grid.base_config}, seed {grid.seed})", ""]
-    for title, top1, top5 in (("Video level (softmax averaged over all views): top-1 / top-5 (%)",
-                               "val/video_top1", "val/video_top5"),
-                              ("Clip level (every view on its own): top-1 / top-5 (%)", "val/top1", "val/top5")):
-        lines += [f"## {title}", "", "| | " + " | ".join(f"{c} clips/GPU" for c in clips) + " |",
-                  "|---|" + "---|" * len(clips)]
+    for title, top1, top5 in (
+        ("Video level (softmax averaged over all views): top-1 / top-5 (%)", "val/video_top1", "val/video_top5"),
+        ("Clip level (every view on its own): top-1 / top-5 (%)", "val/top1", "val/top5"),
+    ):
+        lines += [
+            f"## {title}",
+            "",
+            "| | " + " | ".join(f"{c} clips/GPU" for c in clips) + " |",
+            "|---|" + "---|" * len(clips),
+        ]
         for norm in grid.norms:
-            lines.append(f"| {norm.upper()} | " + " | ".join(_cell(by_key.get((norm, c)), top1, top5) for c in clips)
-                         + " |")
+            lines.append(
+                f"| {norm.upper()} | " + " | ".join(_cell(by_key.get((norm, c)), top1, top5) for c in clips) + " |"
+            )
         lines.append("")
     lines.append("Runs: " + ", ".join(f"`{grid.run_name(n, c)}`" for n, c in grid.runs()) + f" under `{grid.out}`.")
     written[1].write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -150,14 +199,25 @@ def _plots(grid: Grid, results: list[RunResult], out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    styles = {c: s for c, s in zip(sorted(grid.clips_per_gpu, reverse=True), ("-", "--", ":", "-."))}
-    colours = {"bn": "tab:blue", "gn": "tab:red", "syncbn": "tab:purple", "ln": "tab:green", "in": "tab:orange",
-               "frozen_bn": "tab:gray"}
+    styles = dict(zip(sorted(grid.clips_per_gpu, reverse=True), ("-", "--", ":", "-."), strict=False))
+    colours = {
+        "bn": "tab:blue",
+        "gn": "tab:red",
+        "syncbn": "tab:purple",
+        "ln": "tab:green",
+        "in": "tab:orange",
+        "frozen_bn": "tab:gray",
+    }
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in results:
         error = [100 * (1 - v) for v in r.per_epoch.get("val/top1", [])]
-        ax.plot(range(1, len(error) + 1), error, styles.get(r.clips_per_gpu, "-"),
-                color=colours.get(r.norm, "black"), label=f"{r.norm.upper()}, {r.clips_per_gpu} clips/GPU")
+        ax.plot(
+            range(1, len(error) + 1),
+            error,
+            styles.get(r.clips_per_gpu, "-"),
+            color=colours.get(r.norm, "black"),
+            label=f"{r.norm.upper()}, {r.clips_per_gpu} clips/GPU",
+        )
     ax.set(xlabel="epoch", ylabel="val error, 1 clip (%)", title="Validation error during training")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
@@ -169,10 +229,13 @@ def _plots(grid: Grid, results: list[RunResult], out: Path) -> list[Path]:
 
     fig, ax = plt.subplots(figsize=(5, 4))
     for norm in grid.norms:
-        points = sorted((r.clips_per_gpu, 100 * r.final["val/video_top1"]) for r in results
-                        if r.norm == norm and "val/video_top1" in r.final)
+        points = sorted(
+            (r.clips_per_gpu, 100 * r.final["val/video_top1"])
+            for r in results
+            if r.norm == norm and "val/video_top1" in r.final
+        )
         if points:
-            ax.plot(*zip(*points), "o-", color=colours.get(norm, "black"), label=norm.upper())
+            ax.plot(*zip(*points, strict=True), "o-", color=colours.get(norm, "black"), label=norm.upper())
     ax.set(xlabel="clips per GPU", ylabel="val video top-1 (%)", title="Final accuracy vs clips per GPU")
     ax.set_xscale("log", base=2)
     ax.set_xticks(sorted(grid.clips_per_gpu), [str(c) for c in sorted(grid.clips_per_gpu)])
@@ -190,7 +253,7 @@ def run_grid(grid: Grid) -> dict[str, str]:
     failures: dict[str, str] = {}
     for norm, clips in grid.runs():
         name = grid.run_name(norm, clips)
-        command = grid.command(norm, clips, lightning=str(Path(sys.executable).parent / "lightning"))
+        command = grid.command(norm, clips)
         print(f"[compare] {name}: {shlex.join(command)}", flush=True)
         start = time.monotonic()
         result = subprocess.run(command)
@@ -202,9 +265,14 @@ def run_grid(grid: Grid) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from argparse import RawDescriptionHelpFormatter
 
-    parser = ArgumentParser(prog="videogn compare", description=__doc__)
+    from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter
+
+    class RawDescription(DefaultHelpFormatter, RawDescriptionHelpFormatter):
+        """Keeps the description's example lines as they are."""
+
+    parser = ArgumentParser(prog="videogn compare", description=__doc__, formatter_class=RawDescription)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file with the grid's settings")
     parser.add_class_arguments(Grid, nested_key=None)
     parser.add_argument("--run", action="store_true", help="run the grid here, then report")
@@ -214,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     grid = Grid(**{k: cfg[k] for k in Grid.__dataclass_fields__})
     if not Path(grid.base_config).is_file():
         parser.error(f"base_config not found: {grid.base_config}")
+    for missing in grid.missing_data():
+        print(f"[compare] warning: {missing} does not exist here (for the synthetic set: make demo)", file=sys.stderr)
     if cfg.print_commands:
         for norm, clips in grid.runs():
             print(shlex.join(grid.command(norm, clips)))

@@ -5,9 +5,14 @@ spatial crops go through the model; it prints the top-k classes of every clip wi
 video-level prediction (softmax averaged over all clips and crops). `--json OUT` writes the same, machine-readable.
 
 Inputs may be video files, folders (searched recursively for video extensions) and list files (`path label`
-lines, as for training). A file that cannot be read gets one line naming it and the reason; the others are still
-processed, and the exit status is 1 if any failed. Clip length, frame interval, test scale and normalisation come
-from the checkpoint's data settings (override with --frames, --interval, --scale).
+lines as for training, or path-only lines). For a labelled list it also reports clip-level (every view) and
+video-level top-1/top-5 and the most frequent confusions, and the JSON holds each video's true label.
+A file the decoder cannot read gets one line naming it and the reason; the others are still processed, and the
+exit status is 1 if any failed. Any other error is a bug and stops with its traceback. Clip length, frame interval,
+scale and normalisation come from the checkpoint (override with --frames, --interval, --scale). Each clip is
+decoded on its own, so memory does not grow with --clips.
+
+A video whose name starts with "-": put `--` before the videos (`videogn-infer --ckpt C -- -x.mp4`).
 """
 
 from __future__ import annotations
@@ -15,45 +20,32 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import sys
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
+from torchmetrics.classification import MulticlassAccuracy
 from tqdm import tqdm
 
-from videogn.data.dataset import read_video_list
 from videogn.data.decoding import VIDEO_EXTENSIONS, DecodeError, open_video
-from videogn.data.sampling import clip_step, test_clip_indices
-from videogn.data.transforms import KINETICS_MEAN, KINETICS_STD, EvalTransform
+from videogn.data.lists import read_video_list
+from videogn.data.sampling import clip_step, eval_clip_indices
+from videogn.data.settings import ClipSettings
+from videogn.data.transforms import EvalTransform
+from videogn.errors import ConfigError
+from videogn.metrics import video_accuracy
+from videogn.runtime import compute_memory
 
-__all__ = ["InferenceSettings", "Predictor", "collect_videos", "main"]
+__all__ = ["Predictor", "collect_videos", "load_model", "main"]
 
 
-class CheckpointError(ValueError):
-    pass
-
-
-@dataclass
-class InferenceSettings:
-    num_frames: int = 32
-    frame_interval: int = 2
-    target_fps: float | None = None
-    test_scale: int = 256
-    crop_size: int = 256
-    mean: Sequence[float] = KINETICS_MEAN
-    std: Sequence[float] = KINETICS_STD
-    backend: str = "decord"
-
-    @classmethod
-    def from_datamodule_hparams(cls, hparams: dict[str, Any]) -> "InferenceSettings":
-        settings = cls()
-        for name in ("num_frames", "frame_interval", "target_fps", "test_scale", "mean", "std", "backend"):
-            if hparams.get(name) is not None:
-                setattr(settings, name, hparams[name])
-        settings.crop_size = hparams.get("test_crop_size") or hparams.get("crop_size") or settings.test_scale
-        return settings
+class CheckpointError(ConfigError):
+    """A checkpoint that is not a readable videogn checkpoint, or lacks what inference needs."""
 
 
 @dataclass
@@ -61,17 +53,21 @@ class VideoResult:
     path: str
     ok: bool
     error: str | None = None
+    label: int | None = None
     num_frames: int = 0
     fps: float = 0.0
     clips: list[dict[str, Any]] = field(default_factory=list)
     video_topk: list[dict[str, Any]] = field(default_factory=list)
+    view_probs: torch.Tensor | None = None  # (clips × crops, classes), for the accuracy report
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, class_names: Sequence[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "ok": self.ok}
+        if self.label is not None:
+            out.update(label=self.label, **{"class": class_names[self.label]})
         if not self.ok:
-            return {"path": self.path, "ok": False, "error": self.error}
+            return {**out, "error": self.error}
         return {
-            "path": self.path,
-            "ok": True,
+            **out,
             "num_frames": self.num_frames,
             "fps": self.fps,
             "duration_s": self.num_frames / self.fps if self.fps else None,
@@ -81,102 +77,187 @@ class VideoResult:
 
 
 def load_model(ckpt: str | os.PathLike, device: torch.device):
-    """The VideoClassifier of a videogn checkpoint, in eval mode, and its data settings."""
+    """The VideoClassifier of a videogn checkpoint (in eval mode) and its clip settings (None if it has none).
+
+    The file is read once, with `weights_only=True` (no code from the checkpoint runs).
+    """
     from videogn.module import VideoClassifier
 
     path = Path(ckpt)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable checkpoint: {exc}") from exc
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError) as exc:  # not a torch file, truncated, corrupt zip
+        raise CheckpointError(f"{path} is not a readable checkpoint: {type(exc).__name__}: {exc}") from exc
     hparams = raw.get("hyper_parameters") if isinstance(raw, dict) else None
     state = raw.get("state_dict") if isinstance(raw, dict) else None
-    if not hparams or "arch" not in hparams or not state or not any(k.startswith("model.") for k in state):
+    if not hparams or "net" not in hparams or not state or not any(k.startswith("model.") for k in state):
         raise CheckpointError(f"{path} is not a videogn checkpoint (no VideoClassifier hyper-parameters and weights)")
-    # the weights are in the checkpoint: do not re-read the 2D file the run was inflated from
-    model = VideoClassifier.load_from_checkpoint(path, map_location="cpu", pretrained_2d=None)
-    settings = InferenceSettings.from_datamodule_hparams(raw.get("datamodule_hyper_parameters") or {})
-    return model.to(device).eval(), settings
+    settings = {k: v for k, v in hparams.items() if not k.startswith("_")}
+    settings["pretrained_2d"] = None  # the weights are in the checkpoint: do not re-read the 2D file
+    model = VideoClassifier(**settings)
+    model.load_state_dict(state)
+    clip = (raw.get("datamodule_hyper_parameters") or {}).get("clip")
+    if isinstance(clip, dict):
+        clip = ClipSettings.from_dict(clip)
+    return model.to(device).eval(), clip
 
 
-def collect_videos(inputs: Sequence[str]) -> list[str]:
-    """Expand folders (recursively) and list files into video paths, keeping the given order."""
-    paths: list[str] = []
+def collect_videos(inputs: Sequence[str], class_names: Sequence[str] | None = None) -> list[tuple[str, int | None]]:
+    """Expand folders (recursively) and list files into (video path, label or None), keeping the given order."""
+    videos: list[tuple[str, int | None]] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
             found = sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTENSIONS and f.is_file())
-            paths += found or [str(p)]  # an empty folder is reported (as "a directory, not a video file")
+            videos += [(f, None) for f in found or [str(p)]]  # an empty folder is reported as not a video
         elif p.suffix.lower() in (".csv", ".txt", ".lst") and p.is_file():
-            paths += read_video_list(p).paths
+            listed = read_video_list(p, class_names=class_names, labels_required=False)
+            videos += list(zip(listed.paths, listed.labels, strict=True))
         else:
-            paths.append(str(p))  # a video, or a missing file that will be reported
-    return paths
+            videos.append((str(p), None))  # a video, or a missing file that will be reported
+    return videos
 
 
 class Predictor:
-    """Runs the multi-view test protocol on one video at a time."""
+    """Runs the multi-view test protocol on one video at a time, one clip decoded at a time."""
 
-    def __init__(self, model, settings: InferenceSettings, num_clips: int, num_crops: int, topk: int,
-                 device: torch.device, batch_size: int = 8) -> None:
-        self.model, self.settings, self.device = model, settings, device
+    def __init__(
+        self,
+        model,
+        clip: ClipSettings,
+        num_clips: int,
+        num_crops: int,
+        topk: int,
+        device: torch.device,
+        batch_size: int = 8,
+    ) -> None:
+        self.model, self.clip, self.device = model, clip, device
         self.num_clips, self.num_crops, self.batch_size = num_clips, num_crops, batch_size
         self.class_names = list(model.class_names)
         self.topk = min(topk, len(self.class_names))
-        self.transform = EvalTransform(settings.crop_size, settings.test_scale, num_crops, settings.mean, settings.std)
+        self.transform = EvalTransform(clip.eval_crop_size, clip.test_scale, num_crops, clip.mean, clip.std)
 
     def _top(self, probs: torch.Tensor) -> list[dict[str, Any]]:
         values, labels = probs.topk(self.topk)
-        return [{"label": int(i), "class": self.class_names[int(i)], "prob": round(float(v), 6)}
-                for v, i in zip(values, labels)]
+        return [
+            {"label": int(i), "class": self.class_names[int(i)], "prob": round(float(v), 6)}
+            for v, i in zip(values, labels, strict=True)
+        ]
 
-    def predict(self, path: str) -> VideoResult:
-        """The result for one video; any failure becomes a failed result, so the other videos go on."""
+    def predict(self, path: str, label: int | None = None) -> VideoResult:
+        """The result for one video; a video the decoder cannot read becomes a failed result."""
         try:
-            return self._predict(path)
+            return self._predict(path, label)
         except DecodeError as exc:
-            return VideoResult(path, ok=False, error=exc.reason)
-        except Exception as exc:  # a decoder error that escaped as something else, a video with no frame rate...
-            return VideoResult(path, ok=False, error=f"{type(exc).__name__}: {exc}")
+            return VideoResult(path, ok=False, error=exc.reason, label=label)
+
+    def _views(self, video, clips: list[list[int]]) -> Iterator[torch.Tensor]:
+        for clip in clips:  # one clip's frames at a time
+            yield from self.transform.crops(video.get_frames(clip))
 
     @torch.no_grad()
-    def _predict(self, path: str) -> VideoResult:
-        s = self.settings
-        with open_video(path, s.backend) as video:
+    def _predict(self, path: str, label: int | None) -> VideoResult:
+        with open_video(path, self.clip.backend) as video:
             info = video.info
             if not info.fps > 0:
                 raise DecodeError(path, "the video stream reports no frame rate")
-            step = clip_step(s.frame_interval, info.fps, s.target_fps)
-            clips = [test_clip_indices(info.num_frames, s.num_frames, step, k, self.num_clips)
-                     for k in range(self.num_clips)]
-            wanted = sorted({i for clip in clips for i in clip})
-            frames = video.get_frames(wanted)  # decode every needed frame once
-        row = {index: n for n, index in enumerate(wanted)}
-        views = [view for clip in clips for view in self.transform.crops(frames[[row[i] for i in clip]])]
-        probs = torch.cat([
-            self.model(torch.stack(views[i : i + self.batch_size]).to(self.device)).float().softmax(1).cpu()
-            for i in range(0, len(views), self.batch_size)
-        ])  # (clips × crops, classes)
-        per_clip = probs.view(self.num_clips, self.num_crops, -1).mean(1)
-        result = VideoResult(path, ok=True, num_frames=info.num_frames, fps=info.fps)
+            step = clip_step(self.clip.frame_interval, info.fps, self.clip.target_fps)
+            clips = [
+                eval_clip_indices(info.num_frames, self.clip.num_frames, step, k, self.num_clips)
+                for k in range(self.num_clips)
+            ]
+            probs, batch = [], []
+            for view in self._views(video, clips):
+                batch.append(view)
+                if len(batch) == self.batch_size:
+                    probs.append(self._forward(batch))
+                    batch = []
+            if batch:
+                probs.append(self._forward(batch))
+        probs_all = torch.cat(probs)  # (clips × crops, classes)
+        per_clip = probs_all.view(self.num_clips, self.num_crops, -1).mean(1)
+        result = VideoResult(path, ok=True, label=label, num_frames=info.num_frames, fps=info.fps, view_probs=probs_all)
         for k, clip in enumerate(clips):
-            result.clips.append({
-                "index": k,
-                "start_s": round(clip[0] / info.fps, 4),
-                "end_s": round((clip[-1] + 1) / info.fps, 4),
-                "frames": [clip[0], clip[-1]],
-                "topk": self._top(per_clip[k]),
-            })
-        result.video_topk = self._top(probs.mean(0))
+            result.clips.append(
+                {
+                    "index": k,
+                    "start_s": round(clip[0] / info.fps, 4),
+                    "end_s": round((clip[-1] + 1) / info.fps, 4),
+                    "frames": [clip[0], clip[-1]],
+                    "topk": self._top(per_clip[k]),
+                }
+            )
+        result.video_topk = self._top(probs_all.mean(0))
         return result
 
+    def _forward(self, views: list[torch.Tensor]) -> torch.Tensor:
+        with compute_memory():
+            return self.model(torch.stack(views).to(self.device)).float().softmax(1).cpu()
 
-def format_result(result: VideoResult) -> str:
+
+class AccuracyReport:
+    """Clip-level (every view) and video-level top-1/top-5 over the labelled videos, and the top confusions."""
+
+    def __init__(self, class_names: Sequence[str], num_videos: int, views_per_video: int) -> None:
+        classes = len(class_names)
+        self.class_names = class_names
+        self.clip_top1 = MulticlassAccuracy(classes, top_k=1, average="micro")
+        self.clip_top5 = MulticlassAccuracy(classes, top_k=min(5, classes), average="micro")
+        self.video = video_accuracy(num_videos, classes, views_per_video)
+        self.confusions: Counter[tuple[int, int]] = Counter()
+        self.videos = 0
+
+    def update(self, index: int, result: VideoResult) -> None:
+        if result.label is None or result.view_probs is None:
+            return
+        probs = result.view_probs
+        labels = torch.full((len(probs),), result.label)
+        self.clip_top1.update(probs, labels)
+        self.clip_top5.update(probs, labels)
+        self.video.update(probs, labels, torch.full_like(labels, index), torch.arange(len(probs)))
+        predicted = int(probs.mean(0).argmax())
+        if predicted != result.label:
+            self.confusions[(result.label, predicted)] += 1
+        self.videos += 1
+
+    def summary(self) -> dict[str, Any] | None:
+        if not self.videos:
+            return None
+        video = {k: float(v) for k, v in self.video.compute().items()}
+        return {
+            "videos": self.videos,
+            "clip_top1": float(self.clip_top1.compute()),
+            "clip_top5": float(self.clip_top5.compute()),
+            "video_top1": video["video_top1"],
+            "video_top5": video["video_top5"],
+            "confusions": [
+                {"true": self.class_names[t], "predicted": self.class_names[p], "videos": n}
+                for (t, p), n in self.confusions.most_common(10)
+            ],
+        }
+
+    @staticmethod
+    def format(summary: dict[str, Any]) -> str:
+        lines = [
+            f"accuracy on {summary['videos']} labelled videos: "
+            f"clip top-1 {100 * summary['clip_top1']:.1f} % top-5 {100 * summary['clip_top5']:.1f} %, "
+            f"video top-1 {100 * summary['video_top1']:.1f} % top-5 {100 * summary['video_top5']:.1f} %"
+        ]
+        if summary["confusions"]:
+            lines.append(
+                "most frequent confusions (true → predicted, videos): "
+                + "; ".join(f"{c['true']} → {c['predicted']} ({c['videos']})" for c in summary["confusions"][:5])
+            )
+        return "\n".join(lines)
+
+
+def format_result(result: VideoResult, class_names: Sequence[str]) -> str:
+    truth = f" [true: {class_names[result.label]}]" if result.label is not None else ""
     if not result.ok:
-        return f"FAILED {result.path}: {result.error}"
-    lines = [f"{result.path} ({result.num_frames} frames, {result.num_frames / result.fps:.2f} s)"]
+        return f"FAILED {result.path}{truth}: {result.error}"
+    lines = [f"{result.path} ({result.num_frames} frames, {result.num_frames / result.fps:.2f} s){truth}"]
     for clip in result.clips:
         top = ", ".join(f"{t['class']} {t['prob']:.3f}" for t in clip["topk"])
         lines.append(f"  clip {clip['index']:>2} [{clip['start_s']:7.2f}s – {clip['end_s']:7.2f}s]  {top}")
@@ -190,56 +271,88 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def clip_settings(checkpoint_clip: ClipSettings | None, args: argparse.Namespace) -> ClipSettings:
+    """The checkpoint's clip settings with the command line's overrides; an error when neither says enough."""
+    if checkpoint_clip is None:
+        missing = [
+            flag
+            for flag, value in (("--frames", args.frames), ("--interval", args.interval), ("--scale", args.scale))
+            if value is None
+        ]
+        if missing:
+            raise CheckpointError(
+                f"{args.ckpt} holds no clip settings (it was not written by `lightning fit` with a KineticsDataModule):"
+                f" give {', '.join(missing)} (mean and std are then Kinetics')"
+            )
+        checkpoint_clip = ClipSettings()
+    overrides: dict[str, Any] = {"num_clips": args.clips, "num_crops": args.crops}
+    for name, value in (("backend", args.backend), ("num_frames", args.frames), ("frame_interval", args.interval)):
+        if value is not None:
+            overrides[name] = value
+    if args.scale is not None:
+        overrides.update(test_scale=args.scale, test_crop_size=min(checkpoint_clip.eval_crop_size, args.scale))
+    return replace(checkpoint_clip, **overrides)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="videogn-infer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="videogn-infer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ckpt", required=True, help="a videogn checkpoint (.ckpt from `lightning fit`)")
-    parser.add_argument("videos", nargs="+", help="video files, folders, or list files")
+    parser.add_argument(
+        "videos", nargs="+", help="video files, folders, or list files (after `--` if a name starts with -)"
+    )
     parser.add_argument("--clips", type=int, default=10, help="clips per video, evenly spaced (10)")
     parser.add_argument("--crops", type=int, choices=(1, 3), default=1, help="spatial crops per clip (1)")
     parser.add_argument("--topk", type=int, default=5, help="classes to show (5)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1")
     parser.add_argument("--batch-size", type=int, default=8, help="views per forward pass (8)")
-    parser.add_argument("--backend", choices=("decord", "pyav", "auto"), default=None,
-                        help="video decoder (default: the checkpoint's)")
+    parser.add_argument(
+        "--backend", choices=("decord", "pyav", "auto"), default=None, help="video decoder (default: the checkpoint's)"
+    )
     parser.add_argument("--frames", type=int, default=None, help="frames per clip (default: the checkpoint's)")
     parser.add_argument("--interval", type=int, default=None, help="frame interval (default: the checkpoint's)")
-    parser.add_argument("--scale", type=int, default=None, help="short side before cropping (default: the checkpoint's)")
+    parser.add_argument(
+        "--scale", type=int, default=None, help="short side before cropping (default: the checkpoint's)"
+    )
     args = parser.parse_args(argv)
-    if args.clips < 1 or args.topk < 1:
-        parser.error("--clips and --topk must be at least 1")
+    if args.clips < 1 or args.topk < 1 or args.batch_size < 1:
+        parser.error("--clips, --topk and --batch-size must be at least 1")
 
     device = pick_device(args.device)
     try:
-        model, settings = load_model(args.ckpt, device)
-    except CheckpointError as exc:
+        model, checkpoint_clip = load_model(args.ckpt, device)
+        clip = clip_settings(checkpoint_clip, args)
+        videos = collect_videos(args.videos, model.class_names)
+    except ConfigError as exc:
         print(f"videogn-infer: {exc}", file=sys.stderr)
         return 2
-    for name, value in (("backend", args.backend), ("num_frames", args.frames), ("frame_interval", args.interval)):
-        if value is not None:
-            setattr(settings, name, value)
-    if args.scale is not None:
-        settings.test_scale = args.scale
-        settings.crop_size = min(settings.crop_size, args.scale)
-
-    predictor = Predictor(model, settings, args.clips, args.crops, args.topk, device, args.batch_size)
-    paths = collect_videos(args.videos)
+    predictor = Predictor(model, clip, args.clips, args.crops, args.topk, device, args.batch_size)
+    report = AccuracyReport(predictor.class_names, len(videos), args.clips * args.crops)
     results = []
-    for path in tqdm(paths, desc="videos", unit="video", disable=len(paths) < 2, file=sys.stderr):
-        result = predictor.predict(path)
+    for index, (path, label) in enumerate(
+        tqdm(videos, desc="videos", unit="video", disable=len(videos) < 2, file=sys.stderr)
+    ):
+        result = predictor.predict(path, label)
+        report.update(index, result)
         results.append(result)
-        tqdm.write(format_result(result), file=sys.stdout)
+        tqdm.write(format_result(result, predictor.class_names), file=sys.stdout)
+    summary = report.summary()
+    if summary is not None:
+        print(AccuracyReport.format(summary))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "checkpoint": str(args.ckpt),
             "clips": args.clips,
             "crops": args.crops,
-            "num_frames": settings.num_frames,
-            "frame_interval": settings.frame_interval,
-            "videos": [r.as_dict() for r in results],
+            "num_frames": clip.num_frames,
+            "frame_interval": clip.frame_interval,
+            "videos": [r.as_dict(predictor.class_names) for r in results],
         }
+        if summary is not None:
+            payload["accuracy"] = summary
         args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
     failed = sum(not r.ok for r in results)
     if failed:

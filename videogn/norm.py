@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from videogn.errors import ConfigError
+
 __all__ = ["GroupNorm3d", "FrozenBatchNorm3d", "NormFactory", "NormKind", "NORM_KINDS", "make_norm"]
 
 NormKind = Literal["bn", "syncbn", "frozen_bn", "gn", "ln", "in"]
@@ -46,18 +48,18 @@ def _resolve_groups(num_channels: int, num_groups: int | None, channels_per_grou
     """
     if channels_per_group is not None:
         if num_groups not in (None, DEFAULT_GROUPS):
-            raise ValueError(
+            raise ConfigError(
                 f"GroupNorm: set num_groups ({num_groups}) or channels_per_group ({channels_per_group}), not both"
             )
         if channels_per_group <= 0 or num_channels % channels_per_group:
-            raise ValueError(
+            raise ConfigError(
                 f"GroupNorm: layer width {num_channels} is not divisible by channels_per_group={channels_per_group}"
             )
         return num_channels // channels_per_group
     if num_groups is None:
-        raise ValueError("GroupNorm: one of num_groups or channels_per_group must be set")
+        raise ConfigError("GroupNorm: one of num_groups or channels_per_group must be set")
     if num_groups <= 0 or num_channels % num_groups:
-        raise ValueError(
+        raise ConfigError(
             f"GroupNorm: layer width {num_channels} is not divisible by num_groups={num_groups}; "
             "choose a num_groups that divides every width of the model, or set channels_per_group"
         )
@@ -113,19 +115,19 @@ class GroupNorm3d(nn.GroupNorm):
 
 
 class FrozenBatchNorm3d(nn.Module):
-    """BatchNorm3d with fixed statistics: y = γ (x − running_mean) / sqrt(running_var + ε) + β.
+    """BatchNorm3d frozen as torchvision's and detectron2's FrozenBatchNorm2d: y = γ (x − μ) / sqrt(σ² + ε) + β.
 
-    γ and β stay learnable parameters (so the residual zero-init and fine-tuning work); the running statistics
-    are buffers that are never updated, in train or eval mode. The state-dict keys are BatchNorm's, so BN
-    checkpoints load into it (`num_batches_tracked` is accepted and dropped).
+    γ, β, μ and σ² are all buffers, never trained nor updated (in train or eval mode): the layer is the fixed affine
+    map of a pretrained BatchNorm, for fine-tuning with few clips per GPU. The state-dict keys are BatchNorm's, so
+    BN checkpoints load into it (`num_batches_tracked` is accepted and dropped). From scratch it is the identity.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5) -> None:
         super().__init__()
         self.num_features = num_features
         self.eps = eps
-        self.weight = nn.Parameter(torch.ones(num_features))
-        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_var", torch.ones(num_features))
 
@@ -149,17 +151,16 @@ class NormFactory:
     Call it as `factory(C)` or as pytorchvideo does, `factory(num_features=C, eps=..., momentum=...)`.
     Options given to `make_norm` win over the call's `eps`/`momentum`. Options that belong to other kinds are
     ignored (GN kinds ignore `momentum`, BN kinds `num_groups`), so switching the kind alone is enough; an option
-    that no kind knows raises `ValueError`.
+    that no kind knows raises `ConfigError`.
     """
 
     def __init__(self, kind: str, **options: object) -> None:
         if kind not in NORM_KINDS:
-            raise ValueError(f"unknown norm kind {kind!r}; choose one of {', '.join(NORM_KINDS)}")
+            raise ConfigError(f"unknown norm kind {kind!r}; choose one of {', '.join(NORM_KINDS)}")
         unknown = sorted(set(options) - set(_OPTIONS_BY_KIND["all"]))
         if unknown:
-            raise ValueError(
-                f"unknown norm option(s) {', '.join(unknown)}; norm options are "
-                f"{', '.join(_OPTIONS_BY_KIND['all'])}"
+            raise ConfigError(
+                f"unknown norm option(s) {', '.join(unknown)}; norm options are {', '.join(_OPTIONS_BY_KIND['all'])}"
             )
         # Options of other kinds are ignored, so one config can switch `norm: gn` to `norm: bn` alone.
         options = {k: v for k, v in options.items() if k in _OPTIONS_BY_KIND[kind]}
@@ -209,7 +210,7 @@ def make_norm(kind: NormKind | str, **options: object) -> NormFactory:
         bn:        `nn.BatchNorm3d` (statistics per GPU).
         syncbn:    `nn.BatchNorm3d` that the trainer converts to `SyncBatchNorm` (Lightning's
                    `sync_batchnorm=True`, or `nn.SyncBatchNorm.convert_sync_batchnorm`).
-        frozen_bn: `FrozenBatchNorm3d`, affine with fixed statistics.
+        frozen_bn: `FrozenBatchNorm3d`: γ, β and statistics all fixed (torchvision / detectron2's FrozenBN).
         gn:        `GroupNorm3d`; options `num_groups` (default 32) or `channels_per_group`, `eps`, `affine`.
         ln:        GroupNorm3d with G = 1.
         in:        GroupNorm3d with G = C.

@@ -1,22 +1,28 @@
 """Video data: which frames (sampling), decode them (decoding), augment them (transforms), datasets.
 
-Keep the three concerns apart: `sampling` is pure index arithmetic, `decoding` turns a path and indices into
-uint8 frames with decord or PyAV, `transforms` turns frames into a normalised clip tensor.
+Keep the concerns apart: `settings` says what a clip is (`ClipSettings`), `lists` reads list files, `sampling` is
+pure index arithmetic, `decoding` turns a path and indices into uint8 frames with decord or PyAV, `transforms`
+turns frames into a normalised clip tensor, `dataset` puts them together and handles bad videos.
 """
 
-from videogn.data.dataset import ClipCollate, KineticsClips, VideoList, read_class_names, read_video_list
+from videogn.data.dataset import ClipBatch, ClipCollate, KineticsClips, TooManyBadVideos
 from videogn.data.decoding import DecodeError, VideoInfo, open_video, read_frames, resolve_backend
 from videogn.data.encoding import write_video
-from videogn.data.transforms import KINETICS_MEAN, KINETICS_STD, EvalTransform, TrainTransform
+from videogn.data.lists import VideoList, read_class_names, read_video_list
+from videogn.data.settings import KINETICS_MEAN, KINETICS_STD, ClipSettings
+from videogn.data.transforms import EvalTransform, TrainTransform
 
 __all__ = [
     "KINETICS_MEAN",
     "KINETICS_STD",
+    "ClipBatch",
     "ClipCollate",
+    "ClipSettings",
     "DecodeError",
     "EvalTransform",
     "KineticsClips",
     "KineticsDataModule",
+    "TooManyBadVideos",
     "TrainTransform",
     "VideoInfo",
     "VideoList",

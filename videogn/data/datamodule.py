@@ -1,241 +1,249 @@
 """LightningDataModule for Kinetics-style list files: train / val / test loaders of `KineticsClips`.
 
-`clips_per_gpu` is the batch size per device, the quantity the paper compares (8 vs 4). Under DDP every rank
-reads its own shard through `ShardedSampler` (deterministic order per epoch, no padding of eval shards, mid-epoch
-resume from a checkpoint); create the Trainer with `use_distributed_sampler=False` (the videogn CLI does).
-Batches are
-`(clips, labels, video_index, view_index, failures)`; the failures (path → reason) decoded in the worker
-processes are merged here into `failures` and, if `quarantine_file` is set, appended to it as they arrive.
+`clips_per_gpu` is the batch size per device, the quantity the paper compares (8 vs 4). Each stage needs only its
+own lists: `fit` the train and val lists, `validate` the val list, `test` the test list, `predict` the test list
+(or the val list). Under DDP every rank reads its own shard through `ShardedSampler` (deterministic order per
+epoch, no padding of evaluation shards, mid-epoch resume); the Trainer must keep its hands off the sampler
+(`use_distributed_sampler=False`; the videogn CLI sets it, and the loaders refuse a replaced sampler).
+
+Batches are `ClipBatch(clips, labels, video_index, view_index, failures, split)`. Bad videos found in the worker
+processes arrive with the batches and are merged here: each is logged once, kept in `failures` (saved in
+checkpoints), appended to `quarantine_file` (under DDP gathered on rank 0 at every epoch end), and counted.
+More than `max_bad_fraction` of a list bad stops the run with the most common reason (`TooManyBadVideos`).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import defaultdict
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
+import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
-from videogn.data.dataset import ClipCollate, KineticsClips, Mode, read_video_list
+from videogn.data.dataset import (
+    ClipBatch,
+    ClipCollate,
+    KineticsClips,
+    Mode,
+    TooManyBadVideos,
+    log_bad_video,
+    most_common_reason,
+)
+from videogn.data.lists import read_class_names, read_video_list
+from videogn.data.loaders import ShardedLoader, TrainLoader
 from videogn.data.samplers import ShardedSampler
-from videogn.data.transforms import KINETICS_MEAN, KINETICS_STD
+from videogn.data.settings import ClipSettings
+from videogn.errors import ConfigError
 
-__all__ = ["KineticsDataModule", "ResumableLoader"]
+__all__ = ["KineticsDataModule"]
 
-
-class ResumableLoader(DataLoader):
-    """Training DataLoader whose position Lightning stores in checkpoints (its `state_dict` protocol).
-
-    The position is the trainer's count of processed batches (not what the workers have prefetched), and on
-    resume the `ShardedSampler` skips exactly those clips of the interrupted epoch.
-    """
-
-    datamodule: "KineticsDataModule | None" = None
-
-    def state_dict(self) -> dict[str, int]:
-        trainer = self.datamodule.trainer if self.datamodule is not None else None
-        if trainer is None or trainer.state.fn != "fit":  # also saved from validation inside an epoch
-            return {}
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        if done >= trainer.num_training_batches:  # saved at the end of an epoch: resume at the next one
-            return {"epoch": trainer.current_epoch + 1, "clips_done": 0}
-        return {"epoch": trainer.current_epoch, "clips_done": done * int(self.batch_size or 1)}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        if state and isinstance(self.sampler, ShardedSampler):
-            self.sampler.resume(state["epoch"], state["clips_done"])
+_LISTS_OF_STAGE = {"fit": ("train_list", "val_list"), "validate": ("val_list",), "test": ("test_list",)}
 
 
 class KineticsDataModule(LightningDataModule):
     """Kinetics clips for Lightning.
 
     Args:
-        train_list: list file of training videos (`path label` lines; see `videogn.data.dataset`).
-        val_list: list file of validation videos.
-        test_list: list file for `test` (and `predict`; defaults to val_list there).
+        train_list: list file of training videos (`path label` lines; see `videogn.data.lists`); needed by fit.
+        val_list: list file of validation videos; needed by fit and validate.
+        test_list: list file for test (and predict; predict falls back to val_list).
         root: folder the lists' relative paths start from (default: each list file's folder).
-        classes_file: class names, one per line (default: classes.txt beside the train list).
+        classes_file: class names, one per line (default: classes.txt beside the train list, else the labels of
+            the train list, else classes.txt beside the val/test list).
+        classes: the class names themselves (wins over classes_file; the CLI fills it from the checkpoint for
+            validate / test / predict).
         clips_per_gpu: clips per batch on each device (paper: 8 or 4).
         eval_clips_per_gpu: batch size for val/test/predict (default: clips_per_gpu).
         num_workers: DataLoader worker processes per device.
-        backend: video decoder, "decord" (PyAV where decord is missing), "pyav" or "auto".
-        num_frames: frames per clip, T (paper: 32).
-        frame_interval: τ, source frames between sampled frames (paper: 2).
-        target_fps: sample by time at this rate instead of by frame index (None: off).
-        crop_size: training crop (224).
-        train_scale: random short-side range in training ([256, 320]).
-        flip: random horizontal flip in training (off for data whose label depends on left/right).
-        test_scale: short side for val/test (256).
-        test_crop_size: val/test crop size (default crop_size; the paper's 3-crop test uses 256).
-        num_clips: evenly spaced clips per video for val and test (paper: 10).
-        num_crops: spatial crops per clip for val and test, 1 or 3 (paper's code: 3).
-        val_num_clips: clips per video in validation only (default num_clips).
-        val_num_crops: crops per clip in validation only (default num_crops).
-        mean: per-channel mean of [0, 1] pixels.
-        std: per-channel standard deviation.
+        clip: what a clip is: frames, interval, scales, crops, views, normalisation, decoder (`ClipSettings`).
+        val_num_clips: clips per video in periodic validation only (default clip.num_clips).
+        val_num_crops: crops per clip in periodic validation only (default clip.num_crops).
         pin_memory: pin host memory when a GPU is present.
         persistent_workers: keep workers between epochs (when num_workers > 0).
-        max_retries: decode attempts on other videos after a bad one.
-        quarantine_file: append `path<TAB>reason` for every bad video met (None: only kept in memory).
+        max_retries: decode attempts on other videos after a bad one, per item.
+        fail_fast_attempts: stop when a process's first this-many decode attempts all fail (0: never).
+        max_bad_fraction: stop when more than this fraction of a list's videos is bad (1: never).
+        quarantine_file: append `path<TAB>reason` for every bad video met, each once (None: kept in memory and in
+            checkpoints only).
         seed: seed of the training order (each epoch is shuffled by seed and epoch number).
     """
 
     def __init__(
         self,
-        train_list: str,
-        val_list: str,
+        train_list: str | None = None,
+        val_list: str | None = None,
         test_list: str | None = None,
         root: str | None = None,
         classes_file: str | None = None,
+        classes: list[str] | None = None,
         clips_per_gpu: int = 8,
         eval_clips_per_gpu: int | None = None,
         num_workers: int = 4,
-        backend: Literal["decord", "pyav", "auto"] = "decord",
-        num_frames: int = 32,
-        frame_interval: int = 2,
-        target_fps: float | None = None,
-        crop_size: int = 224,
-        train_scale: tuple[int, int] = (256, 320),
-        flip: bool = True,
-        test_scale: int = 256,
-        test_crop_size: int | None = None,
-        num_clips: int = 10,
-        num_crops: int = 3,
+        clip: ClipSettings = ClipSettings(),  # noqa: B008 - frozen: a shared default is safe
         val_num_clips: int | None = None,
         val_num_crops: int | None = None,
-        mean: tuple[float, float, float] = KINETICS_MEAN,
-        std: tuple[float, float, float] = KINETICS_STD,
         pin_memory: bool = True,
         persistent_workers: bool = True,
         max_retries: int = 10,
+        fail_fast_attempts: int = 32,
+        max_bad_fraction: float = 0.1,
         quarantine_file: str | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
         if clips_per_gpu < 1:
-            raise ValueError(f"data.clips_per_gpu must be ≥ 1, got {clips_per_gpu}")
+            raise ConfigError(f"data.clips_per_gpu must be ≥ 1, got {clips_per_gpu}")
         if num_workers < 0:
-            raise ValueError(f"data.num_workers must be ≥ 0, got {num_workers}")
+            raise ConfigError(f"data.num_workers must be ≥ 0, got {num_workers}")
+        if not 0 < max_bad_fraction <= 1:
+            raise ConfigError(f"data.max_bad_fraction must be in (0, 1], got {max_bad_fraction}")
         self.save_hyperparameters()
         self.train_list, self.val_list, self.test_list = train_list, val_list, test_list
         self.root = root
         self.clips_per_gpu = clips_per_gpu
         self.num_workers = num_workers
-        self.failures: dict[str, str] = {}
+        self.clip = clip
+        self.seed = seed
+        self.failures: dict[str, str] = {}  # path → reason, every bad video met (over all ranks after a sync)
         self.datasets: dict[str, KineticsClips] = {}
-        for name, path in (("train_list", train_list), ("val_list", val_list), ("test_list", test_list)):
-            if path is not None and not Path(path).is_file():
-                raise FileNotFoundError(f"data.{name}: file not found: {path}")
+        self._bad_by_split: dict[str, set[str]] = defaultdict(set)
+        self._unsynced: dict[str, str] = {}  # found on this rank since the last sync
+        self._written: set[str] = set()  # already in the quarantine file
+        self._train_loader: TrainLoader | None = None
+
+    # ------------------------------------------------------------------ lists and classes
+    def _list(self, name: str) -> str:
+        """The path of `data.<name>`, checked: it is set and the file exists."""
+        path = getattr(self, name)
+        if path is None:
+            raise ConfigError(f"data.{name} is not set; give the list of videos (--data.{name} FILE)")
+        if not Path(path).is_file():
+            raise ConfigError(f"data.{name}: file not found: {path}")
+        return path
+
+    def lists_for(self, stage: str) -> list[str]:
+        """The list files `stage` reads, checked (set and existing): `fit` train and val, `validate` val, ..."""
+        if stage == "predict":
+            return [self._list("test_list" if self.test_list is not None else "val_list")]
+        return [self._list(name) for name in _LISTS_OF_STAGE.get(stage, ())]
 
     @cached_property
-    def _classes_source(self) -> list[str]:
-        return read_video_list(self.train_list, self.root, self._classes_file).class_names
-
-    @property
-    def _classes_file(self) -> str | None:
-        if self.hparams.classes_file is not None:
-            return self.hparams.classes_file
-        beside = Path(self.train_list).parent / "classes.txt"
-        return str(beside) if beside.is_file() else None
+    def _class_names(self) -> list[str]:
+        h = self.hparams
+        if h.classes is not None:
+            return list(h.classes)
+        if h.classes_file is not None:
+            if not Path(h.classes_file).is_file():
+                raise ConfigError(f"data.classes_file: file not found: {h.classes_file}")
+            return read_class_names(h.classes_file)
+        if self.train_list is not None and Path(self.train_list).is_file():
+            return read_video_list(self.train_list, self.root).class_names  # classes.txt beside it, or its labels
+        for name in ("val_list", "test_list"):
+            path = getattr(self, name)
+            if path is not None and (Path(path).parent / "classes.txt").is_file():
+                return read_class_names(Path(path).parent / "classes.txt")
+        if self.train_list is not None:
+            self._list("train_list")  # names the missing file
+        raise ConfigError(
+            "cannot tell the classes: give data.classes_file (one class name per line) or a data.train_list that exists"
+        )
 
     @property
     def class_names(self) -> list[str]:
-        return list(self._classes_source)
+        return list(self._class_names)
 
     @property
     def num_classes(self) -> int:
-        return len(self._classes_source)
+        return len(self._class_names)
 
     def make_dataset(self, list_file: str, mode: Mode) -> KineticsClips:
-        dataset = self._make_dataset(list_file, mode)
-        if max(dataset.labels) >= self.num_classes:
-            raise ValueError(
-                f"{list_file}: label {max(dataset.labels)} is outside the {self.num_classes} classes of the training "
-                "data; give data.classes_file (one class name per line) to fix the class list"
-            )
-        return dataset
-
-    def _make_dataset(self, list_file: str, mode: Mode) -> KineticsClips:
         h = self.hparams
-        val = mode == "val"
+        clip = self.clip
+        if mode == "val":
+            clip = replace(
+                clip, num_clips=h.val_num_clips or clip.num_clips, num_crops=h.val_num_crops or clip.num_crops
+            )
         return KineticsClips(
             list_file,
+            mode,
+            clip,
             root=self.root,
-            mode=mode,
-            num_frames=h.num_frames,
-            frame_interval=h.frame_interval,
-            num_clips=(h.val_num_clips or h.num_clips) if val else h.num_clips,
-            num_crops=(h.val_num_crops or h.num_crops) if val else h.num_crops,
-            crop_size=h.crop_size,
-            backend=h.backend,
-            classes_file=self._classes_file,
-            target_fps=h.target_fps,
-            train_scale=tuple(h.train_scale),
-            flip=h.flip,
-            test_scale=h.test_scale,
-            test_crop_size=h.test_crop_size,
-            mean=h.mean,
-            std=h.std,
+            class_names=self._class_names,
             max_retries=h.max_retries,
+            fail_fast_attempts=h.fail_fast_attempts,
         )
 
     def setup(self, stage: str | None = None) -> None:
-        if stage in (None, "fit"):
-            self.datasets["train"] = self.make_dataset(self.train_list, "train")
-        if stage in (None, "fit", "validate"):
-            self.datasets["val"] = self.make_dataset(self.val_list, "val")
-        if stage in (None, "test"):
-            if self.test_list is None:
-                raise ValueError("data.test_list is not set; give the list of test videos")
-            self.datasets["test"] = self.make_dataset(self.test_list, "test")
         if stage == "predict":
-            self.datasets["predict"] = self.make_dataset(self.test_list or self.val_list, "test")
+            self.datasets["predict"] = self.make_dataset(self.lists_for("predict")[0], "test")
+            return
+        names = (
+            _LISTS_OF_STAGE[stage]
+            if stage
+            else [n for n in ("train_list", "val_list", "test_list") if getattr(self, n) is not None]
+        )
+        for name in names:
+            self.datasets[name.removesuffix("_list")] = self.make_dataset(self._list(name), name.removesuffix("_list"))
 
+    def list_fingerprint(self, name: str = "train_list") -> str:
+        """A short hash of a list file's bytes (part of what the training order depends on)."""
+        return hashlib.sha256(Path(self._list(name)).read_bytes()).hexdigest()[:16]
+
+    # ------------------------------------------------------------------ loaders
     def _rank_and_world(self) -> tuple[int, int]:
         trainer = self.trainer
-        if trainer is None:
-            return 0, 1
-        if trainer.world_size > 1 and trainer._accelerator_connector.use_distributed_sampler:
-            raise ValueError(
-                "KineticsDataModule shards the data itself: create the Trainer with use_distributed_sampler=False"
-            )
-        return trainer.global_rank, trainer.world_size
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def _loader(self, split: str, train: bool = False) -> DataLoader:
+    def _loader(self, split: str, train: bool = False, cls: type[DataLoader] = ShardedLoader) -> DataLoader:
         dataset = self.datasets[split]
         rank, world = self._rank_and_world()
-        sampler = ShardedSampler(len(dataset), shuffle=train, seed=self.hparams.seed, rank=rank, world_size=world,
-                                 even=train)
-        workers = self.num_workers
+        if not train and len(dataset) < world:
+            raise ConfigError(
+                f"the {split} list has {len(dataset)} views for {world} ranks: every rank needs at least one "
+                "(a rank without any would leave the others waiting at the end of the epoch)"
+            )
+        sampler = ShardedSampler(len(dataset), shuffle=train, seed=self.seed, rank=rank, world_size=world, even=train)
         batch_size = self.clips_per_gpu if train else (self.hparams.eval_clips_per_gpu or self.clips_per_gpu)
         # Training drops the last partial batch (equal batches for BN), unless that would leave no batch at all.
-        drop_last = train and len(sampler) >= batch_size
-        loader = (ResumableLoader if train else DataLoader)(
+        return cls(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
-            drop_last=drop_last,
-            num_workers=workers,
+            drop_last=train and len(sampler) >= batch_size,
+            num_workers=self.num_workers,
             collate_fn=ClipCollate(dataset),
             pin_memory=self.hparams.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.hparams.persistent_workers and workers > 0,
+            persistent_workers=self.hparams.persistent_workers and self.num_workers > 0,
         )
-        if train:
-            loader.datamodule = self
-        return loader
 
     def train_batches_per_epoch(self) -> int:
         """Training iterations per epoch on each rank, computed without building the loader."""
         if "train" not in self.datasets:
             self.setup("fit")
-        _, world = self._rank_and_world()
-        per_rank = len(self.datasets["train"]) // world
+        per_rank = len(self.datasets["train"]) // self._rank_and_world()[1]
         return max(1, per_rank // self.clips_per_gpu)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
+    def order_settings(self) -> dict[str, Any]:
+        """What the training order depends on: a resumed run continues its epoch only if these are unchanged."""
+        return {
+            "seed": self.seed,
+            "world_size": self._rank_and_world()[1],
+            "clips_per_gpu": self.clips_per_gpu,
+            "train_videos": len(self.datasets["train"].paths),
+            "train_list": self.list_fingerprint(),
+        }
+
+    def train_dataloader(self) -> TrainLoader:
+        loader = self._loader("train", train=True, cls=TrainLoader)
+        loader.order = self.order_settings()
+        self._train_loader = loader
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
@@ -244,23 +252,67 @@ class KineticsDataModule(LightningDataModule):
         return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict")
+        # Lightning rebuilds predict loaders around its own batch sampler: a plain DataLoader (the order is
+        # irrelevant, every prediction carries its video and view index)
+        return self._loader("predict", cls=DataLoader)
 
-    def record_failures(self, failures: dict[str, str]) -> dict[str, str]:
-        """Merge a batch's failures; returns those not seen before (and appends them to the quarantine file)."""
+    # ------------------------------------------------------------------ bad videos
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, ClipBatch):
+            self.record_failures(batch.failures, batch.split)
+            if (
+                batch.split == "train"
+                and self._train_loader is not None
+                and self.trainer is not None
+                and self.trainer.training
+            ):
+                self._train_loader.count_batch()  # the loader's resume position counts batches taken
+        return batch
+
+    def record_failures(self, failures: dict[str, str], split: str = "train") -> dict[str, str]:
+        """Merge a batch's failures; returns those not seen before. Stops the run when too many are bad."""
         new = {p: r for p, r in failures.items() if p not in self.failures}
+        for path, reason in new.items():
+            log_bad_video(path, reason)
         self.failures.update(new)
-        if new and self.hparams.quarantine_file:
+        self._unsynced.update(new)
+        if not self._distributed():
+            self._quarantine(new)
+        dataset = self.datasets.get(split if split in self.datasets else "predict")
+        if dataset is not None:
+            bad = self._bad_by_split[split]
+            bad.update(failures)
+            if len(bad) > self.hparams.max_bad_fraction * len(dataset.paths):
+                raise TooManyBadVideos(
+                    f"{dataset.list_file}: {len(bad)} of {len(dataset.paths)} videos could not be decoded, more than "
+                    f"data.max_bad_fraction ({self.hparams.max_bad_fraction:g}). Most common reason "
+                    f"{most_common_reason({p: self.failures[p] for p in bad})}"
+                )
+        return new
+
+    @staticmethod
+    def _distributed() -> bool:
+        return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+    def _quarantine(self, failures: dict[str, str]) -> None:
+        new = {p: r for p, r in failures.items() if p not in self._written}
+        self._written.update(new)
+        if new and self.hparams.quarantine_file and (self.trainer is None or self.trainer.is_global_zero):
             path = Path(self.hparams.quarantine_file)
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a", encoding="utf-8") as f:
                 f.writelines(f"{p}\t{r}\n" for p, r in new.items())
-        return new
 
-    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        if isinstance(batch, (tuple, list)) and len(batch) == 5 and isinstance(batch[4], dict):
-            self.record_failures(batch[4])
-        return batch
+    def sync_failures(self) -> int:
+        """Gather every rank's new bad videos (a collective: all ranks call it); returns the count over all ranks."""
+        if self._distributed():
+            gathered: list[dict[str, str] | None] = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, self._unsynced)
+            for part in gathered:
+                self.failures.update(part or {})
+            self._quarantine(self.failures)
+        self._unsynced = {}
+        return len(self.failures)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: the bad videos met so far (the loader saves its own position)."""
@@ -268,3 +320,4 @@ class KineticsDataModule(LightningDataModule):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.failures.update(state_dict.get("failures", {}))
+        self._written.update(state_dict.get("failures", {}))

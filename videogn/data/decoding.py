@@ -2,24 +2,40 @@
 
 Both return uint8 arrays of shape (T, H, W, 3), RGB. The reader is opened inside each call, never kept on the
 dataset nor shared across DataLoader workers (decord readers are not fork-safe), and decord runs single-threaded
-(`num_threads=1`), since the DataLoader workers already provide the parallelism.
+(`num_threads=1`), since the DataLoader workers already provide the parallelism. Decoding does not depend on
+decord's "bridge": whatever `get_batch` returns (decord, torch, ... arrays) becomes a NumPy array.
 
-Any failure (missing file, not a video, truncated stream, error mid-decode) is raised as `DecodeError` naming the
-file and the decoder's reason, so the dataset can record it and move on.
+A video is bad only when its decoder says so: a missing, empty or unreadable file (`OSError`), decord's
+`DECORDError` (and the `RuntimeError("Error reading ...")` its reader raises when it cannot open a file), PyAV's
+`FFmpegError` (its `InvalidDataError` among them). Exactly those become `DecodeError`, naming the file and the
+decoder's reason, so the dataset can record it and move on. Any other exception is a bug and propagates.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["Backend", "DecodeError", "VideoInfo", "VideoReader", "has_decord", "open_video", "read_frames", "resolve_backend", "VIDEO_EXTENSIONS"]
+__all__ = [
+    "Backend",
+    "DecodeError",
+    "VideoInfo",
+    "VideoReader",
+    "decord_status",
+    "has_decord",
+    "open_video",
+    "read_frames",
+    "resolve_backend",
+    "VIDEO_EXTENSIONS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,26 +64,49 @@ class VideoInfo:
         return self.num_frames / self.fps if self.fps else 0.0
 
 
+@functools.cache
+def decord_status() -> tuple[Any, str | None]:
+    """(the decord module, None) if decord imports here, else (None, why not); imported once per process."""
+    if importlib.util.find_spec("decord") is None:
+        return None, "decord is not installed"
+    try:
+        import decord
+    except (ImportError, OSError) as exc:  # an installed decord whose native library does not load
+        return None, f"decord is installed but does not load: {type(exc).__name__}: {exc}"
+    return decord, None
+
+
 def has_decord() -> bool:
-    return importlib.util.find_spec("decord") is not None
+    return decord_status()[0] is not None
 
 
-_warned_fallback = False
+@functools.cache
+def _warn_fallback(reason: str) -> None:
+    log.warning("%s; decoding with PyAV instead", reason)
 
 
 def resolve_backend(backend: Backend | str) -> str:
-    """The backend to use: "decord" falls back to "pyav" (with one warning) where decord is not installed."""
-    global _warned_fallback
+    """The backend to use: "decord" falls back to "pyav" (with one warning saying why) where decord cannot load."""
     if backend not in ("decord", "pyav", "auto"):
         raise ValueError(f"unknown video backend {backend!r}; choose 'decord', 'pyav' or 'auto'")
     if backend == "pyav":
         return "pyav"
-    if has_decord():
+    decord, reason = decord_status()
+    if decord is not None:
         return "decord"
-    if backend == "decord" and not _warned_fallback:
-        log.warning("decord is not installed here; decoding with PyAV instead")
-        _warned_fallback = True
+    if backend == "decord":
+        _warn_fallback(reason)
     return "pyav"
+
+
+def _to_numpy(frames: Any) -> np.ndarray:
+    """decord's `get_batch` output under any bridge (native NDArray, torch, TensorFlow, MXNet) as a NumPy array."""
+    if isinstance(frames, np.ndarray):
+        return frames
+    for method in ("asnumpy", "numpy"):  # decord/MXNet NDArray; torch/TensorFlow tensors
+        if hasattr(frames, method):
+            return np.asarray(getattr(frames, method)())
+    return np.asarray(frames)
 
 
 class VideoReader:
@@ -81,7 +120,7 @@ class VideoReader:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -90,16 +129,31 @@ class VideoReader:
 
 class DecordReader(VideoReader):
     def __init__(self, path: str) -> None:
-        import decord
-
+        decord, reason = decord_status()
+        if decord is None:
+            raise RuntimeError(reason)  # resolve_backend falls back to PyAV before this can happen
         self.path = path
-        self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
-        if len(self._vr) == 0:
-            raise DecodeError(path, "the video stream has no frames")
+        self._decord = decord
+        try:
+            self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+        except decord.DECORDError as exc:
+            raise DecodeError(path, f"decord could not open it: {exc}") from exc
+        except RuntimeError as exc:
+            if not str(exc).startswith("Error reading"):  # decord's own words for a file it cannot open
+                raise
+            raise DecodeError(path, "decord could not open it (not a readable video)") from exc
+        except AssertionError as exc:
+            if "frame count" not in str(exc):  # decord asserts a positive frame count after opening
+                raise
+            raise DecodeError(path, f"decord: {exc}") from exc
         self.info = VideoInfo(len(self._vr), float(self._vr.get_avg_fps()))
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
-        frames = self._vr.get_batch(list(indices)).asnumpy()
+        try:
+            batch = self._vr.get_batch(list(indices))
+        except self._decord.DECORDError as exc:
+            raise DecodeError(self.path, f"decord failed mid-decode: {exc}") from exc
+        frames = _to_numpy(batch)
         if frames.shape[0] != len(indices):
             raise DecodeError(self.path, f"decord returned {frames.shape[0]} frames for {len(indices)} indices")
         return frames
@@ -120,7 +174,10 @@ class PyAVReader(VideoReader):
         import av
 
         self.path = path
-        self._container = av.open(path)
+        try:
+            self._container = av.open(path)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise DecodeError(path, f"PyAV could not open it: {exc}") from exc
         try:
             self._setup(path)
         except BaseException:
@@ -171,7 +228,9 @@ class PyAVReader(VideoReader):
                 idx = self._index_of(frame.pts)
                 if pos < len(wanted) and wanted[pos] < idx:
                     # wanted frames the stream skipped (dropped or variable-rate frames): the nearest earlier one
-                    fill = previous_rgb if previous_rgb is not None else _rgb(previous if previous is not None else frame)
+                    fill = (
+                        previous_rgb if previous_rgb is not None else _rgb(previous if previous is not None else frame)
+                    )
                     while pos < len(wanted) and wanted[pos] < idx:
                         found[wanted[pos]] = fill
                         pos += 1
@@ -207,21 +266,19 @@ _READERS: dict[str, Callable[[str], VideoReader]] = {"decord": DecordReader, "py
 
 
 def open_video(path: str | os.PathLike, backend: Backend | str = "decord") -> VideoReader:
-    """Open `path` with the chosen backend; every failure is a `DecodeError` naming the file."""
+    """Open `path` with the chosen backend; a file the decoder cannot read is a `DecodeError` naming it."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DecodeError(path, "file not found")
-    if os.path.isdir(path):
-        raise DecodeError(path, "is a directory, not a video file")
-    if os.path.getsize(path) == 0:
-        raise DecodeError(path, "empty file (0 bytes)")
     name = resolve_backend(backend)
     try:
-        return _READERS[name](path)
-    except DecodeError:
-        raise
-    except Exception as exc:  # decord raises DECORDError, PyAV InvalidDataError, ...
-        raise DecodeError(path, f"{name} could not open it: {type(exc).__name__}: {exc}") from exc
+        if os.path.isdir(path):
+            raise DecodeError(path, "is a directory, not a video file")
+        if os.path.getsize(path) == 0:
+            raise DecodeError(path, "empty file (0 bytes)")
+    except FileNotFoundError as exc:
+        raise DecodeError(path, "file not found") from exc
+    except OSError as exc:  # permission denied, a stale network mount, ...
+        raise DecodeError(path, f"cannot read the file: {exc}") from exc
+    return _READERS[name](path)
 
 
 def read_frames(
@@ -230,12 +287,7 @@ def read_frames(
     """Open `path`, choose indices from its `VideoInfo`, decode them: (frames (T, H, W, 3) uint8, info)."""
     with open_video(path, backend) as video:
         indices = indices_for(video.info)
-        try:
-            frames = video.get_frames(indices)
-        except DecodeError:
-            raise
-        except Exception as exc:
-            raise DecodeError(path, f"decoding failed: {type(exc).__name__}: {exc}") from exc
+        frames = video.get_frames(indices)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] != len(indices):
         raise DecodeError(path, f"decoder returned frames of shape {frames.shape}")
     return frames, video.info

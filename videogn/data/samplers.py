@@ -7,12 +7,13 @@ twice, and restarts an interrupted epoch from its first batch. This sampler:
 - gives rank r the items order[r::world_size]; for training (`even=True`) the order is first cut to a multiple of
   world_size so every rank runs the same number of steps (DDP needs that); for evaluation nothing is cut or
   padded, so every view is seen exactly once;
-- `resume(epoch, items_done)` skips the items this rank already consumed in that epoch.
+- `resume(epoch, items_done)` skips the items this rank already consumed in that epoch; `start` says how many
+  items the current pass skipped.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch.utils.data import Sampler
@@ -39,6 +40,7 @@ class ShardedSampler(Sampler[int]):
         self.world_size = world_size
         self.even = even
         self.epoch = 0
+        self.start = 0  # items of the current epoch skipped by a resume
         self._resume: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
@@ -65,8 +67,10 @@ class ShardedSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         shard = self.shard()
+        self.start = 0
         if self._resume is not None and self._resume[0] == self.epoch:
-            shard = shard[self._resume[1] :]
+            self.start = self._resume[1]
+            shard = shard[self.start :]
             self._resume = None
         return iter(shard)
 

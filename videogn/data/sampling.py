@@ -7,7 +7,7 @@ TARGET_FPS): at 60 fps with τ = 2 at a 30 fps target, step = 4, so every video 
 Short videos: a window longer than the video starts at frame 0 and every index past the last frame is **clamped
 to the last frame** (PySlowFast's rule), so the clip still has `num_frames` frames, with the end repeated.
 
-Test views: `num_clips` windows evenly spaced from the first possible start to the last (the first clip starts at
+Val/test views: `num_clips` windows evenly spaced from the first possible start to the last (the first clip starts at
 frame 0, the last ends at the last frame), times `num_crops` spatial crops: 1 = centre; 3 = left/centre/right for
 landscape frames, top/centre/bottom for portrait ones.
 """
@@ -21,7 +21,7 @@ __all__ = [
     "clip_step",
     "clip_indices",
     "train_clip_indices",
-    "test_clip_indices",
+    "eval_clip_indices",
     "crop_boxes",
     "window_length",
 ]
@@ -53,16 +53,14 @@ def clip_indices(start: float, num_frames: int, step: float, video_frames: int) 
     return [min(max(int(math.floor(start + k * step + 0.5)), 0), last) for k in range(num_frames)]
 
 
-def train_clip_indices(
-    video_frames: int, num_frames: int, step: float, rng: random.Random | None = None
-) -> list[int]:
+def train_clip_indices(video_frames: int, num_frames: int, step: float, rng: random.Random | None = None) -> list[int]:
     """A random window anywhere in the video (uniform start), as in the paper's training recipe."""
     slack = max(video_frames - window_length(num_frames, step), 0.0)
     start = (rng or random).uniform(0.0, slack)
     return clip_indices(start, num_frames, step, video_frames)
 
 
-def test_clip_indices(video_frames: int, num_frames: int, step: float, clip_index: int, num_clips: int) -> list[int]:
+def eval_clip_indices(video_frames: int, num_frames: int, step: float, clip_index: int, num_clips: int) -> list[int]:
     """Clip `clip_index` of `num_clips` evenly spaced windows; one clip is centred."""
     if not 0 <= clip_index < num_clips:
         raise ValueError(f"clip_index {clip_index} is not in [0, {num_clips})")
@@ -83,6 +81,3 @@ def crop_boxes(height: int, width: int, crop_size: int, num_crops: int) -> list[
     if width >= height:  # landscape: left, centre, right
         return [(top, 0), (top, left), (top, width - crop_size)]
     return [(0, left), (top, left), (height - crop_size, left)]  # portrait: top, centre, bottom
-
-
-test_clip_indices.__test__ = False  # not a pytest test, despite its name

@@ -13,7 +13,7 @@ scaled to at least the crop size, so frames smaller than the crop are upscaled, 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -21,11 +21,9 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
 from videogn.data.sampling import crop_boxes
+from videogn.data.settings import KINETICS_MEAN, KINETICS_STD
 
-__all__ = ["KINETICS_MEAN", "KINETICS_STD", "TrainTransform", "EvalTransform", "to_video_tensor"]
-
-KINETICS_MEAN = (0.45, 0.45, 0.45)
-KINETICS_STD = (0.225, 0.225, 0.225)
+__all__ = ["TrainTransform", "EvalTransform", "to_video_tensor"]
 
 
 def to_video_tensor(frames: np.ndarray | torch.Tensor) -> tv_tensors.Video:

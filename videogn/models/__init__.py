@@ -6,8 +6,9 @@ with warnings.catch_warnings():  # pytorchvideo imports fvcore, which calls the 
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     import pytorchvideo.models  # noqa: F401
 
-from videogn.models.inflate import InflationReport, inflate_from_2d, load_state_dict_file  # noqa: E402
+from videogn.models.inflate import InflationError, InflationReport, inflate_from_2d, load_state_dict_file  # noqa: E402
 from videogn.models.resnet import (  # noqa: E402
+    NetSettings,
     build_model,
     c2d_r50,
     count_parameters,
@@ -17,7 +18,9 @@ from videogn.models.resnet import (  # noqa: E402
 )
 
 __all__ = [
+    "InflationError",
     "InflationReport",
+    "NetSettings",
     "build_model",
     "c2d_r50",
     "count_parameters",

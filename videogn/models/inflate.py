@@ -8,14 +8,20 @@ video of identical frames gives the 2D network's features (exactly for C2D). Nor
 statistics, where both sides have them) are copied; the classifier is copied only when the class count matches.
 Every source key ends in the report as loaded or skipped-with-reason, and every target key that got nothing is
 listed as missing: nothing is dropped silently. Nothing is downloaded: pass a local file or a state dict.
+
+Inflation is strict, because a silent no-op costs a whole training run: it raises `InflationError` when fewer
+than `min_conv_fraction` (default: all) of the model's convolutions load (a width or depth mismatch), naming the
+first mismatches, and when norm parameters would be copied between norm kinds (BN γ/β into GN layers, or GN into
+BN without running statistics), unless `allow_norm_conversion=True`; such copies are then reported as converted.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from pytorchvideo.models.head import ResNetBasicHead
@@ -23,7 +29,10 @@ from pytorchvideo.models.resnet import ResStage
 from pytorchvideo.models.stem import ResNetBasicStem
 from torch import nn
 
-__all__ = ["InflationReport", "inflate_from_2d", "load_state_dict_file", "map_2d_keys"]
+from videogn.errors import ConfigError
+from videogn.norm import FrozenBatchNorm3d
+
+__all__ = ["InflationError", "InflationReport", "inflate_from_2d", "load_state_dict_file", "map_2d_keys"]
 
 # torchvision bottleneck name -> pytorchvideo ResBlock attribute path
 _BLOCK_NAMES = {
@@ -38,16 +47,26 @@ _BLOCK_NAMES = {
 }
 
 
+class InflationError(ConfigError):
+    """The 2D weights do not fit the model (too few convolutions load, or an unasked-for norm conversion)."""
+
+
 @dataclass
 class InflationReport:
-    """What `inflate_from_2d` did: target keys loaded, source keys skipped (with why), target keys missing."""
+    """What `inflate_from_2d` did: target keys loaded, source keys skipped (with why), target keys missing,
+    and target keys whose norm parameters came from another norm kind (`converted`: key → "bn → gn")."""
 
     loaded: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    converted: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        lines = [f"inflated {len(self.loaded)} tensors; skipped {len(self.skipped)}; missing {len(self.missing)}"]
+        lines = [
+            f"inflated {len(self.loaded)} tensors ({len(self.converted)} converted between norm kinds); "
+            f"skipped {len(self.skipped)}; missing {len(self.missing)}"
+        ]
+        lines += [f"  converted {k}: {how}" for k, how in self.converted.items()]
         lines += [f"  skipped {k}: {why}" for k, why in self.skipped.items()]
         lines += [f"  missing {k}" for k in self.missing]
         return "\n".join(lines)
@@ -69,13 +88,13 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # pickle errors, truncated files, ...
-            raise ValueError(f"could not read 2D checkpoint {path}: {exc}") from exc
+        except (pickle.UnpicklingError, EOFError, RuntimeError) as exc:  # not a torch file, truncated, corrupt zip
+            raise InflationError(f"could not read 2D checkpoint {path}: {exc}") from exc
     for wrapper in ("state_dict", "model", "model_state"):
         if isinstance(state, Mapping) and wrapper in state and isinstance(state[wrapper], Mapping):
             state = state[wrapper]
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a state dict of tensors")
+        raise InflationError(f"{path} does not hold a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
@@ -111,18 +130,41 @@ def _inflate_tensor(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor | str:
     return src
 
 
+def _norm_kinds(source: Mapping[str, torch.Tensor], model: nn.Module, prefixes: dict[str, str]) -> dict[str, str]:
+    """For each source norm prefix with a target: "bn → gn" (say) where the two norm kinds differ."""
+    modules = dict(model.named_modules())
+    kinds = {}
+    for prefix, target in prefixes.items():
+        module = modules.get(target)
+        if (
+            not isinstance(module, (nn.BatchNorm3d, nn.GroupNorm, FrozenBatchNorm3d))
+            or f"{prefix}.weight" not in source
+        ):
+            continue
+        src = "bn" if f"{prefix}.running_mean" in source else "gn"  # GroupNorm has no running statistics
+        dst = "gn" if isinstance(module, nn.GroupNorm) else "bn"
+        if src != dst:
+            kinds[prefix] = f"{src} → {dst}"
+    return kinds
+
+
 @torch.no_grad()
 def inflate_from_2d(
-    model: nn.Module, state_dict_or_path: Mapping[str, torch.Tensor] | str | os.PathLike
+    model: nn.Module,
+    state_dict_or_path: Mapping[str, torch.Tensor] | str | os.PathLike,
+    allow_norm_conversion: bool = False,
+    min_conv_fraction: float = 1.0,
 ) -> InflationReport:
     """Copy a 2D ResNet's weights into `model` (in place), inflating conv kernels along time.
 
     Args:
         model: a model from `videogn.models.build_model`.
         state_dict_or_path: a torchvision-layout state dict, or a local checkpoint file.
+        allow_norm_conversion: copy γ/β between norm kinds (e.g. a BN network's into GN layers) instead of raising.
+        min_conv_fraction: raise unless at least this fraction of the model's convolutions load.
 
     Returns:
-        The report; `str(report)` lists every skipped and missing key.
+        The report; `str(report)` lists every converted, skipped and missing key.
     """
     if isinstance(state_dict_or_path, (str, os.PathLike)):
         source = load_state_dict_file(state_dict_or_path)
@@ -130,6 +172,15 @@ def inflate_from_2d(
         source = {k.removeprefix("module."): v for k, v in state_dict_or_path.items()}
     prefixes = map_2d_keys(model)
     target = model.state_dict()
+    conversions = _norm_kinds(source, model, prefixes)
+    if conversions and not allow_norm_conversion:
+        kinds = sorted(set(conversions.values()))
+        raise InflationError(
+            f"the 2D weights have other norm layers than the model ({', '.join(kinds)}, "
+            f"e.g. {next(iter(conversions))}): "
+            "their γ/β would be copied across norm kinds. Inflate from a checkpoint with the model's norm, or allow "
+            "the conversion (inflate_from_2d(..., allow_norm_conversion=True); model.inflate_norm_conversion: true)"
+        )
     report = InflationReport()
     new_values: dict[str, torch.Tensor] = {}
     for key, value in source.items():
@@ -151,6 +202,16 @@ def inflate_from_2d(
             continue
         new_values[dst_key] = result.to(target[dst_key].dtype)
         report.loaded.append(dst_key)
+        if prefix in conversions:
+            report.converted[dst_key] = conversions[prefix]
+    convs = [f"{name}.weight" for name, m in model.named_modules() if isinstance(m, nn.Conv3d)]
+    loaded_convs = sum(k in new_values for k in convs)
+    if loaded_convs < min_conv_fraction * len(convs):
+        mismatches = [f"{k}: {why}" for k, why in report.skipped.items() if k.endswith("weight")][:3]
+        raise InflationError(
+            f"the 2D weights fit {loaded_convs} of the model's {len(convs)} convolutions (a width or depth mismatch?); "
+            f"first mismatches: {'; '.join(mismatches) or 'none of the 2D keys name a convolution of this model'}"
+        )
     model.load_state_dict(new_values, strict=False)
     report.missing = [k for k in target if k not in new_values]
     return report

@@ -21,8 +21,9 @@ The head pools adaptively, so any T, H, W works at test time (e.g. 32×256² for
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import torch
 from pytorchvideo.models.net import Net
@@ -30,10 +31,20 @@ from pytorchvideo.models.resnet import BottleneckBlock, ResBlock, create_resnet
 from pytorchvideo.models.stem import create_res_basic_stem
 from torch import nn
 
-from videogn.norm import FrozenBatchNorm3d, NormFactory, make_norm
+from videogn.errors import ConfigError
+from videogn.norm import FrozenBatchNorm3d, NormFactory, NormKind, make_norm
 
-__all__ = ["build_model", "i3d_r50", "c2d_r50", "count_parameters", "init_weights", "zero_init_last_norms",
-           "INFLATION_PATTERN", "STAGE_DEPTHS"]
+__all__ = [
+    "NetSettings",
+    "build_model",
+    "i3d_r50",
+    "c2d_r50",
+    "count_parameters",
+    "init_weights",
+    "zero_init_last_norms",
+    "INFLATION_PATTERN",
+    "STAGE_DEPTHS",
+]
 
 Arch = Literal["i3d", "c2d"]
 
@@ -43,6 +54,8 @@ STAGE_DEPTHS: dict[int, tuple[int, int, int, int]] = {50: (3, 4, 6, 3), 101: (3,
 # so res2 [1,1,1], res3 [1,0,1,0], res4 [1,0,1,0,1,0], res5 [0,1,0].
 INFLATION_PATTERN: tuple[tuple[int, ...], ...] = ((1,), (1, 0), (1, 0), (0, 1))
 
+_NORM_LAYERS = (nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, FrozenBatchNorm3d)
+
 
 def _stem(*, pool_kernel_size: tuple[int, int, int], pool_padding: Any, **kwargs: Any) -> nn.Module:
     """pytorchvideo's basic stem, with no temporal padding in pool1.
@@ -51,79 +64,123 @@ def _stem(*, pool_kernel_size: tuple[int, int, int], pool_padding: Any, **kwargs
     16 frames into 9 instead of 8; the public I3D code pads only in space.
     """
     return create_res_basic_stem(
-        pool_kernel_size=pool_kernel_size, pool_padding=(0, pool_kernel_size[1] // 2, pool_kernel_size[2] // 2), **kwargs
+        pool_kernel_size=pool_kernel_size,
+        pool_padding=(0, pool_kernel_size[1] // 2, pool_kernel_size[2] // 2),
+        **kwargs,
     )
 
 
-def build_model(
-    arch: Arch = "i3d",
-    depth: Literal[50, 101] = 50,
-    num_classes: int = 400,
-    norm: str | NormFactory = "gn",
-    norm_options: Mapping[str, Any] | None = None,
-    width: int = 64,
-    dropout: float = 0.5,
-    stem_temporal_stride: int = 2,
-    pool2_temporal_stride: int = 2,
-    in_channels: int = 3,
-    zero_init_residual: bool = True,
-) -> Net:
-    """Build an I3D or C2D ResNet mapping (N, in_channels, T, H, W) to logits (N, num_classes).
+@dataclass(frozen=True)
+class NetSettings:
+    """The network: an I3D or C2D ResNet (defaults: the paper's I3D-R50-GN for 32×2-frame input).
 
     Args:
         arch: "i3d" inflates conv1 to 5×7×7 and the first 1×1 conv of every other bottleneck to 3×1×1
             (`INFLATION_PATTERN`); "c2d" has no temporal kernels (only the temporal max-pools).
         depth: 50 or 101.
-        num_classes: width of the classifier.
-        norm: a `make_norm` kind ("bn", "syncbn", "frozen_bn", "gn", "ln", "in") or a factory.
-        norm_options: options for `make_norm`, e.g. {"num_groups": 32} or {"channels_per_group": 16}.
+        norm: norm layers: bn, syncbn, frozen_bn, gn, ln, in (see `videogn.norm.make_norm`).
+        norm_options: options of the norm, e.g. {"num_groups": 32} or {"channels_per_group": 16}.
         width: channels of conv1; the bottleneck widths are width × (1, 2, 4, 8) inside and × 4 outside
             (64 gives the standard ResNet; 8 or 16 give tiny CPU models).
-        dropout: dropout before the classifier.
-        stem_temporal_stride: temporal stride of conv1 and of pool1 (2 for the paper's 32×2 input, which the
-            stem reduces 4×; 1 for pytorchvideo's 8×8 input).
+        dropout: dropout before the classifier (paper: 0.5).
+        stem_temporal_stride: temporal stride of conv1 and pool1 (2 for the paper's 32×2 input, which the stem
+            reduces 4×; 1 for pytorchvideo's 8×8 input).
         pool2_temporal_stride: temporal stride (and kernel) of the max-pool after res2; 1 disables it.
-        in_channels: input channels.
-        zero_init_residual: start the last norm γ of every residual block at 0 (for every norm kind).
     """
-    if arch not in ("i3d", "c2d"):
-        raise ValueError(f"unknown arch {arch!r}; choose 'i3d' or 'c2d'")
-    if depth not in STAGE_DEPTHS:
-        raise ValueError(f"unsupported depth {depth}; choose one of {sorted(STAGE_DEPTHS)}")
-    if width <= 0 or num_classes <= 0:
-        raise ValueError(f"width ({width}) and num_classes ({num_classes}) must be positive")
-    norm_layer = norm if isinstance(norm, NormFactory) else make_norm(norm, **dict(norm_options or {}))
 
-    st = stem_temporal_stride
-    if arch == "i3d":
-        conv_a = tuple([(3, 1, 1) if flag else (1, 1, 1) for flag in pattern] for pattern in INFLATION_PATTERN)
-        stem_kernel = (5, 7, 7)
-    else:
-        conv_a = ((1, 1, 1),) * 4
-        stem_kernel = (1, 7, 7)
-    model = create_resnet(
-        input_channel=in_channels,
-        model_depth=depth,
-        model_num_class=num_classes,
-        dropout_rate=dropout,
-        norm=norm_layer,
-        stem_dim_out=width,
-        stem_conv_kernel_size=stem_kernel,
-        stem_conv_stride=(st, 2, 2),
-        stem_pool_kernel_size=(st, 3, 3),
-        stem_pool_stride=(st, 2, 2),
-        stem=_stem,
-        # ceil_mode: an odd T keeps its last frame instead of failing on short test clips (no effect for even T)
-        stage1_pool=partial(nn.MaxPool3d, ceil_mode=True) if pool2_temporal_stride > 1 else None,
-        stage1_pool_kernel_size=(pool2_temporal_stride, 1, 1),
-        stage_conv_a_kernel_size=conv_a,
-        head_pool=nn.AdaptiveAvgPool3d,
-        head_output_size=(1, 1, 1),
-    )
-    init_weights(model)
-    if zero_init_residual:
-        zero_init_last_norms(model)
-    return model
+    arch: Arch = "i3d"
+    depth: Literal[50, 101] = 50
+    norm: NormKind = "gn"
+    norm_options: dict[str, Any] = field(default_factory=dict)
+    width: int = 64
+    dropout: float = 0.5
+    stem_temporal_stride: int = 2
+    pool2_temporal_stride: int = 2
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "norm_options", dict(self.norm_options or {}))
+        if self.arch not in ("i3d", "c2d"):
+            raise ConfigError(f"unknown arch {self.arch!r}; choose 'i3d' or 'c2d'")
+        if self.depth not in STAGE_DEPTHS:
+            raise ConfigError(f"unsupported depth {self.depth}; choose one of {sorted(STAGE_DEPTHS)}")
+        if self.width <= 0:
+            raise ConfigError(f"width must be positive, got {self.width}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def build(
+        self,
+        num_classes: int = 400,
+        in_channels: int = 3,
+        zero_init_residual: bool = True,
+        norm_layer: NormFactory | None = None,
+    ) -> Net:
+        """The network mapping (N, in_channels, T, H, W) to logits (N, num_classes), initialised.
+
+        `zero_init_residual` starts the last norm γ of every residual block at 0 (for every norm kind whose γ
+        learns); `norm_layer` replaces the norm given by `norm` / `norm_options` with a factory of your own.
+        """
+        if num_classes <= 0:
+            raise ConfigError(f"num_classes must be positive, got {num_classes}")
+        norm_layer = norm_layer or make_norm(self.norm, **self.norm_options)
+        st = self.stem_temporal_stride
+        if self.arch == "i3d":
+            conv_a = tuple([(3, 1, 1) if flag else (1, 1, 1) for flag in pattern] for pattern in INFLATION_PATTERN)
+            stem_kernel = (5, 7, 7)
+        else:
+            conv_a = ((1, 1, 1),) * 4
+            stem_kernel = (1, 7, 7)
+        model = create_resnet(
+            input_channel=in_channels,
+            model_depth=self.depth,
+            model_num_class=num_classes,
+            dropout_rate=self.dropout,
+            norm=norm_layer,
+            stem_dim_out=self.width,
+            stem_conv_kernel_size=stem_kernel,
+            stem_conv_stride=(st, 2, 2),
+            stem_pool_kernel_size=(st, 3, 3),
+            stem_pool_stride=(st, 2, 2),
+            stem=_stem,
+            # ceil_mode: an odd T keeps its last frame instead of failing on short test clips (no effect for even T)
+            stage1_pool=partial(nn.MaxPool3d, ceil_mode=True) if self.pool2_temporal_stride > 1 else None,
+            stage1_pool_kernel_size=(self.pool2_temporal_stride, 1, 1),
+            stage_conv_a_kernel_size=conv_a,
+            head_pool=nn.AdaptiveAvgPool3d,
+            head_output_size=(1, 1, 1),
+        )
+        init_weights(model)
+        if zero_init_residual:
+            zero_init_last_norms(model)
+        return model
+
+
+torch.serialization.add_safe_globals([NetSettings])  # checkpoints that hold it load with weights_only=True
+
+
+def build_model(arch: Arch = "i3d", depth: Literal[50, 101] = 50, num_classes: int = 400, **settings: Any) -> Net:
+    """Build an I3D or C2D ResNet: `NetSettings(arch, depth, **settings).build(num_classes)`.
+
+    `settings` are the other `NetSettings` fields (norm, norm_options, width, dropout, stem_temporal_stride,
+    pool2_temporal_stride); `in_channels` and `zero_init_residual` go to `NetSettings.build`.
+    """
+    build_options = {k: settings.pop(k) for k in ("in_channels", "zero_init_residual") if k in settings}
+    return NetSettings(arch, depth, **settings).build(num_classes, **build_options)
+
+
+def i3d_r50(num_classes: int = 400, norm: NormKind = "gn", **settings: Any) -> Net:
+    """The GN paper's I3D ResNet-50 for 32×2-frame clips (conv1 and pool1 stride 2 in time; res5 at 4×7×7).
+
+    Not pytorchvideo's hub `i3d_r50`, which is the same block pattern for 8×8-frame clips with a temporally
+    unstrided stem (here: `stem_temporal_stride=1`; its state dict then loads with strict=True).
+    """
+    return build_model("i3d", 50, num_classes, norm=norm, **settings)
+
+
+def c2d_r50(num_classes: int = 400, norm: NormKind = "gn", **settings: Any) -> Net:
+    """The C2D ResNet-50 baseline of the non-local paper: I3D's layout without temporal kernels."""
+    return build_model("c2d", 50, num_classes, norm=norm, **settings)
 
 
 def init_weights(model: nn.Module, fc_std: float = 0.01) -> None:
@@ -133,7 +190,7 @@ def init_weights(model: nn.Module, fc_std: float = 0.01) -> None:
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.modules.batchnorm._NormBase, nn.GroupNorm, FrozenBatchNorm3d)):
+        elif isinstance(m, _NORM_LAYERS):
             if getattr(m, "weight", None) is not None:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
@@ -146,14 +203,15 @@ def init_weights(model: nn.Module, fc_std: float = 0.01) -> None:
 def zero_init_last_norms(model: nn.Module) -> int:
     """Set γ = 0 in the last norm of every residual block, whatever its type; returns how many were set.
 
-    pytorchvideo's own init does this only for BatchNorm; checking for a `weight` works for GN, LN, IN, BN and
-    frozen BN alike, so every residual block starts as the identity.
+    pytorchvideo's own init does this only for BatchNorm; checking for a learnable `weight` works for GN, LN, IN
+    and BN alike, so every residual block starts as the identity. Frozen BN is left at γ = 1: a γ that cannot
+    learn would switch its block off for good.
     """
     count = 0
     for block in model.modules():
         if isinstance(block, ResBlock) and isinstance(block.branch2, BottleneckBlock):
             last = block.branch2.norm_c
-            if getattr(last, "weight", None) is not None:
+            if isinstance(getattr(last, "weight", None), nn.Parameter):
                 last.weight.zero_()
                 count += 1
     return count
@@ -161,8 +219,3 @@ def zero_init_last_norms(model: nn.Module) -> int:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-# thin builders, torchvision style: they only choose arguments
-i3d_r50 = partial(build_model, arch="i3d", depth=50)
-c2d_r50 = partial(build_model, arch="c2d", depth=50)

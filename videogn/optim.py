@@ -1,0 +1,118 @@
+"""Optimisation of the recipe: SGD parameter groups, the LR schedule, and keeping both right on resume.
+
+Learning rate: `base_lr` is for a total batch of `reference_batch` clips (paper: 0.01 for 8 GPUs × 8 clips = 64);
+the LR used is base_lr × total_batch / reference_batch (the linear scaling rule). Schedules step per iteration.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from videogn.errors import ConfigError
+
+__all__ = ["LRSchedule", "follow_schedule", "parameter_groups", "run_length"]
+
+
+class LRSchedule:
+    """LR multiplier per iteration: linear warm-up, then step (× gamma at milestones) or cosine to 0. Picklable.
+
+    Why not torch's `LinearLR` + `MultiStepLR` / `CosineAnnealingLR` in a `SequentialLR`: (1) SequentialLR starts
+    the second scheduler at the end of the warm-up, so milestones and the cosine length would count from there,
+    while the recipe's warm-up multiplies the first iterations of the schedule itself; (2) those schedulers keep
+    their milestones and T_max in their state, so a checkpoint would bring back the old run length into a resumed
+    run with a new one (exactly what `videogn.callbacks.ResumeGuard` exists to prevent). A closed form of the
+    step is exact at every step, and on resume the checkpoint only has to give the step (`follow_schedule`).
+    """
+
+    def __init__(
+        self,
+        kind: Literal["step", "cosine"],
+        total_steps: int,
+        milestones: list[int],
+        warmup_steps: int = 0,
+        warmup_start: float = 0.1,
+        gamma: float = 0.1,
+    ) -> None:
+        self.kind, self.total_steps, self.milestones = kind, max(1, total_steps), sorted(milestones)
+        self.warmup_steps, self.warmup_start, self.gamma = warmup_steps, warmup_start, gamma
+
+    def __call__(self, step: int) -> float:
+        if self.kind == "cosine":
+            factor = 0.5 * (1 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
+        else:
+            factor = self.gamma ** sum(step >= m for m in self.milestones)
+        if step < self.warmup_steps:
+            alpha = step / self.warmup_steps
+            factor *= self.warmup_start * (1 - alpha) + alpha
+        return factor
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "schedule": self.kind,
+            "total_steps": self.total_steps,
+            "milestones": list(self.milestones),
+            "warmup_steps": self.warmup_steps,
+            "warmup_start": self.warmup_start,
+        }
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False) -> list[dict[str, Any]]:
+    """Weight decay on conv / fc weights ("decay"); norm γ/β and biases exempt ("no_decay") unless asked for."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 or decay_norm_and_bias else no_decay).append(p)
+    groups = [
+        {"name": "decay", "params": decay, "weight_decay": weight_decay},
+        {"name": "no_decay", "params": no_decay, "weight_decay": 0.0},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def follow_schedule(
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    schedule: LRSchedule,
+    lr: float,
+    optimizer_settings: dict[str, Any],
+) -> None:
+    """Make a restored optimizer and scheduler follow this run's settings from their restored step on.
+
+    A checkpoint restores the scheduler's base LRs and the optimizer's per-group settings of the run that wrote it;
+    this puts back the LR, the schedule and the SGD settings of the current run, keeping the step count and the
+    momentum buffers. For an unchanged run it changes nothing.
+    """
+    scheduler.lr_lambdas = [lambda step: schedule(step)] * len(optimizer.param_groups)
+    scheduler.base_lrs = [lr] * len(optimizer.param_groups)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = lr
+        group["lr"] = lr * schedule(scheduler.last_epoch)
+        group["momentum"], group["nesterov"] = optimizer_settings["momentum"], optimizer_settings["nesterov"]
+        if group.get("name") == "decay":
+            group["weight_decay"] = optimizer_settings["weight_decay"]
+
+
+def run_length(trainer: Any) -> tuple[int, int]:
+    """(optimizer steps per epoch, total optimizer steps) of a fit: what the LR schedule spans.
+
+    Counted from the data module's `train_batches_per_epoch`, not with `trainer.estimated_stepping_batches`: that
+    builds the train loader before Lightning restores the loops, and the loader's saved position would then never
+    be loaded.
+    """
+    datamodule = trainer.datamodule
+    if not hasattr(datamodule, "train_batches_per_epoch"):
+        total = int(trainer.estimated_stepping_batches)
+        return max(1, total // max(1, trainer.max_epochs or 1)), total
+    batches = datamodule.train_batches_per_epoch()
+    limit = trainer.limit_train_batches
+    batches = min(batches, limit) if isinstance(limit, int) else max(1, int(batches * (limit or 1.0)))
+    per_epoch = max(1, math.ceil(batches / trainer.accumulate_grad_batches))
+    if trainer.max_steps is not None and trainer.max_steps > 0:
+        return per_epoch, trainer.max_steps
+    if trainer.max_epochs is None or trainer.max_epochs < 0:
+        raise ConfigError("set trainer.max_steps or trainer.max_epochs: the LR schedule needs the run length")
+    return per_epoch, per_epoch * trainer.max_epochs

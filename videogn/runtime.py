@@ -1,0 +1,54 @@
+"""Keeping the CPU's freed activation memory in the process while the network computes.
+
+glibc's malloc serves every block over its mmap threshold (at most 32 MiB) with a fresh `mmap` and gives it back
+to the OS on `free`. A video network's activations are such blocks, allocated and freed at every forward and
+backward pass, so on the CPU each pass pays page faults and zeroing for memory it has just given away: the system
+time grows as large as the user time. Inside `compute_memory()` large blocks come from malloc's heap instead, and
+the heap is not trimmed, so the next pass reuses the memory, as PyTorch's caching allocator does on the GPU.
+
+It is scoped to the passes that gain from it: `videogn-infer` wraps each forward pass, and the CLI each validation
+/ test / predict step (`videogn.callbacks.ComputeMemory`); not the training steps, where glibc's defaults measured
+faster. Decoders and the DataLoader workers (forked outside the block) keep glibc's defaults.
+`benchmarks/malloc.py` measures it (forward passes about 1.5× faster on the 2-core CPU, system time from ~30 % to
+~0); `VIDEOGN_MALLOC=default` turns it off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["compute_memory"]
+
+_M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
+_M_MMAP_MAX = -4
+_DEFAULT_MMAP_MAX = 65536  # glibc's default maximum number of mmapped blocks
+
+
+@functools.cache
+def _mallopt():
+    """glibc's mallopt, or None where it is not glibc or the setting is turned off."""
+    if os.environ.get("VIDEOGN_MALLOC", "scoped") == "default" or platform.libc_ver()[0] != "glibc":
+        return None
+    mallopt = ctypes.CDLL(None).mallopt
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return mallopt
+
+
+@contextmanager
+def compute_memory() -> Iterator[None]:
+    """Within the block, large blocks come from (and return to) malloc's heap, which is not trimmed."""
+    mallopt = _mallopt()
+    if mallopt is None:
+        yield
+        return
+    mallopt(_M_TRIM_THRESHOLD, 1 << 30)  # keep up to 1 GiB of freed memory at the top of the heap
+    mallopt(_M_MMAP_MAX, 0)
+    try:
+        yield
+    finally:
+        mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
