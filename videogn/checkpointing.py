@@ -40,9 +40,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        finally:
+            tmp.unlink(missing_ok=True)  # a write that failed leaves nothing behind (after the rename: no-op)
         # make the rename itself durable; some filesystems cannot fsync a directory, and the rename is done anyway
         with contextlib.suppress(OSError):
             fd = os.open(path.parent, os.O_RDONLY)

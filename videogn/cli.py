@@ -201,7 +201,7 @@ class VideoGNCLI(LightningCLI):
         if trainer.interrupted or trainer.fast_dev_run:
             return
         final = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
-        if self.report.validated_step != trainer.global_step and self.datamodule.val_list is not None:
+        if trainer.enable_validation and self.report.validated_step != trainer.global_step:
             trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
         final.update({k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")})
         self.dashboards.log_final(trainer, self.model, final)
