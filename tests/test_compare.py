@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import DEMO
 
-from videogn.compare import main
-
-pytestmark = pytest.mark.slow
+from videogn.compare import Column, Grid, RunResult, main, write_report
 
 
 def grid_args(synthetic_set: Path, out: Path) -> list[str]:
@@ -43,6 +41,7 @@ def grid_args(synthetic_set: Path, out: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_print_commands_one_per_run_that_run_as_printed(synthetic_set, tmp_path):
     result = subprocess.run(
         [
@@ -64,6 +63,7 @@ def test_print_commands_one_per_run_that_run_as_printed(synthetic_set, tmp_path)
     assert second[second.index("--model.net.norm_options") + 1] == '{"num_groups": 2}'
     assert first[first.index("--seed_everything") + 1] == second[second.index("--seed_everything") + 1]
     assert first[first.index("--ckpt_path") + 1] == "last"  # re-running a command resumes or completes its run
+    assert first[first.index("--model.precise_bn_batches") + 1] == "200" and "--model.precise_bn_batches" not in second
     # as printed, from a plain shell whose PATH does not hold the virtual environment
     plain = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     ran = subprocess.run(["/bin/sh", "-c", lines[0]], capture_output=True, text=True, env=plain, cwd=tmp_path)
@@ -95,6 +95,7 @@ def test_print_commands_warns_when_the_data_is_missing(tmp_path):
     assert "data.val_list demo_data/synthetic/val.csv does not exist" in result.stderr  # relative to where it runs
 
 
+@pytest.mark.slow
 def test_tiny_grid_writes_table_csv_and_plots(synthetic_set, tmp_path):
     out = tmp_path / "grid"
     assert main([*grid_args(synthetic_set, out), "--run"]) == 0
@@ -117,3 +118,41 @@ def test_missing_base_config_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--base_config", str(tmp_path / "nope.yaml"), "--run"])
     assert "base_config not found" in capsys.readouterr().err
+
+
+def test_table8_columns_name_runs_set_clips_and_report_the_papers_numbers(tmp_path):
+    grid = Grid(
+        base_config=DEMO,
+        columns=["32x2@8", "32x2@4", "64x1@4"],
+        out=str(tmp_path),
+        norm_overrides={"bn": ["--model.pretrained_2d", "bn.pkl"]},
+    )
+    assert [grid.run_name(n, c) for n, c in grid.runs()] == [
+        "bn_32x2_8clips",
+        "bn_32x2_4clips",
+        "bn_64x1_4clips",
+        "gn_32x2_8clips",
+        "gn_32x2_4clips",
+        "gn_64x1_4clips",
+    ]
+    bn64 = grid.command("bn", Column.parse("64x1@4"))
+    for flag, value in (
+        ("--data.clips_per_gpu", "4"),
+        ("--data.clip.num_frames", "64"),
+        ("--data.clip.frame_interval", "1"),
+        ("--model.pretrained_2d", "bn.pkl"),
+        ("--model.precise_bn_batches", "200"),
+    ):
+        assert bn64[bn64.index(flag) + 1] == value
+    gn8 = grid.command("gn", Column.parse("32x2@8"))
+    assert "--model.pretrained_2d" not in gn8 and "--model.precise_bn_batches" not in gn8
+    final = {"val/top1": 0.5, "val/top5": 0.9, "val/video_top1": 0.6, "val/video_top5": 0.95}
+    results = [RunResult(n, c, final, {k: [v] for k, v in final.items()}) for n, c in grid.runs()[:-1]]  # one missing
+    write_report(grid, results)
+    table = (tmp_path / "results.md").read_text()
+    assert "| | 32×2 frames, 8 clips/GPU | 32×2 frames, 4 clips/GPU | 64×1 frames, 4 clips/GPU |" in table
+    assert "| GN | 60.0 / 95.0 | 60.0 / 95.0 | – |" in table  # the missing run is marked
+    assert "| BN (paper: Kinetics-400 val, 10 × 3-view test) | 73.3 / 90.7 | 72.1 / 90.0 | 73.3 / 90.8 |" in table
+    assert "| GN (paper: Kinetics-400 val, 10 × 3-view test) | 73.0 / 90.6 | 72.8 / 90.6 | 74.5 / 91.7 |" in table
+    with pytest.raises(ValueError, match="FRAMESxINTERVAL@CLIPS"):
+        Column.parse("64f@4")

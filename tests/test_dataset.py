@@ -88,14 +88,14 @@ def clip_frame_indices(clip: torch.Tensor) -> list[int]:
     return frame_indices(frames)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_val_views_decode_exactly_the_sampled_frames(tmp_path, backend):
-    ds = index_dataset(tmp_path, "val", num_clips=5, num_crops=1, backend=backend)
+@pytest.mark.parametrize(("backend", "starts"), [(b, "uniform") for b in BACKENDS] + [(BACKENDS[0], "spread")])
+def test_val_views_decode_exactly_the_sampled_frames(tmp_path, backend, starts):
+    ds = index_dataset(tmp_path, "val", num_clips=5, num_crops=1, backend=backend, clip_starts=starts)
     assert len(ds) == 5
     for view in range(5):
         clip, label, video_index, view_index = ds[view]
         assert clip.shape == (3, 4, 48, 48) and (label, video_index, view_index) == (0, 0, view)
-        assert clip_frame_indices(clip) == sampling.eval_clip_indices(80, 4, 3.0, view, 5)
+        assert clip_frame_indices(clip) == sampling.eval_clip_indices(80, 4, 3.0, view, 5, starts)
 
 
 def test_train_clips_are_contiguous_strided_windows(tmp_path):

@@ -43,7 +43,11 @@ def test_real_videos_json_schema_and_spans(ckpt, videos, tmp_path, capsys):
         assert video["ok"] and video["num_frames"] == frames and video["fps"] == pytest.approx(25.0)
         assert len(video["clips"]) == 4 and len(video["video_topk"]) == 3
         spans = [(c["start_s"], c["end_s"]) for c in video["clips"]]
-        assert spans[0][0] == 0.0 and spans[-1][1] == pytest.approx(frames / 25.0)  # the clips cover the video
+        # clip k of 4 starts at k · (frames − window) / 4 (the references' spacing): evenly spaced from 0
+        gaps = [b[0] - a[0] for a, b in zip(spans, spans[1:], strict=False)]
+        assert spans[0][0] == 0.0 and max(gaps) - min(gaps) <= 1 / 25.0 + 1e-6
+        window = spans[0][1] - spans[0][0]
+        assert spans[-1][0] == pytest.approx(3 * (frames / 25.0 - window) / 4, abs=1 / 25.0)
         assert all(a[0] < b[0] for a, b in zip(spans, spans[1:], strict=False))
         for entry in [*video["video_topk"], *(t for c in video["clips"] for t in c["topk"])]:
             assert set(entry) == {"label", "class", "prob"} and 0.0 <= entry["prob"] <= 1.0

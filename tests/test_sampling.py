@@ -18,14 +18,25 @@ def test_train_window_is_random_and_inside_the_video():
     assert min(starts) <= 10 and max(starts) >= 225  # covers the whole range of starts (0..237)
 
 
-def test_test_clips_are_evenly_spaced_and_cover_the_video():
+def test_test_clips_start_at_k_slack_over_k_as_the_references():
+    # window 7 frames of 100: slack 93; PySlowFast's get_start_end_idx: start_k = 93 · k / 3
     clips = [sampling.eval_clip_indices(100, 4, 2.0, k, 3) for k in range(3)]
-    assert clips == [[0, 2, 4, 6], [47, 49, 51, 53], [93, 95, 97, 99]]
+    assert clips == [[0, 2, 4, 6], [31, 33, 35, 37], [62, 64, 66, 68]]
     assert sampling.eval_clip_indices(100, 4, 2.0, 0, 1) == [47, 49, 51, 53]  # one clip: centred
     ten = [sampling.eval_clip_indices(300, 32, 2.0, k, 10) for k in range(10)]
-    assert ten[0][0] == 0 and ten[-1][-1] == 299
+    assert [c[0] for c in ten] == [int(237 * k / 10 + 0.5) for k in range(10)]  # slack 300 − 63 = 237
     with pytest.raises(ValueError, match="clip_index 3"):
         sampling.eval_clip_indices(100, 4, 2.0, 3, 3)
+
+
+def test_spread_test_clips_cover_the_video():
+    clips = [sampling.eval_clip_indices(100, 4, 2.0, k, 3, "spread") for k in range(3)]
+    assert clips == [[0, 2, 4, 6], [47, 49, 51, 53], [93, 95, 97, 99]]
+    assert sampling.eval_clip_indices(100, 4, 2.0, 0, 1, "spread") == [47, 49, 51, 53]  # one clip: centred
+    ten = [sampling.eval_clip_indices(300, 32, 2.0, k, 10, "spread") for k in range(10)]
+    assert ten[0][0] == 0 and ten[-1][-1] == 299
+    with pytest.raises(ValueError, match="unknown clip-start rule"):
+        sampling.eval_clip_indices(100, 4, 2.0, 0, 3, "random")
 
 
 def test_short_videos_clamp_to_the_last_frame():
@@ -41,11 +52,11 @@ def test_target_fps_gives_the_same_seconds():
     assert sampling.clip_step(2, 60.0, 30.0) == 4.0
     assert sampling.clip_step(2, 15.0, 30.0) == 1.0
     assert sampling.clip_step(2, 25.0, None) == 2.0
-    idx60 = sampling.eval_clip_indices(600, 8, sampling.clip_step(2, 60.0, 30.0), 0, 1)
-    idx30 = sampling.eval_clip_indices(300, 8, sampling.clip_step(2, 30.0, 30.0), 0, 1)
+    idx60 = sampling.eval_clip_indices(600, 8, sampling.clip_step(2, 60.0, 30.0), 0, 1, "spread")
+    idx30 = sampling.eval_clip_indices(300, 8, sampling.clip_step(2, 30.0, 30.0), 0, 1, "spread")
     assert (idx60[-1] - idx60[0]) / 60.0 == (idx30[-1] - idx30[0]) / 30.0
     assert sampling.clip_step(2, 25.0, 30.0) == pytest.approx(5 / 3)
-    assert sampling.eval_clip_indices(100, 4, 5 / 3, 0, 1) == [47, 49, 50, 52]
+    assert sampling.eval_clip_indices(100, 4, 5 / 3, 0, 1, "spread") == [47, 49, 50, 52]
 
 
 def test_crop_boxes_follow_orientation():

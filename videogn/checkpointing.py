@@ -58,11 +58,13 @@ def find_last(checkpoints: str | os.PathLike) -> Path | None:
 
 
 def read_checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
-    """{global_step, hyper_parameters, log_version} of a Lightning checkpoint, read without loading its tensors."""
+    """{global_step, hyper_parameters, clip, log_version} of a Lightning checkpoint, read without loading its tensors
+    (clip: the data module's clip settings as a dict, or None)."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     guard = checkpoint.get("callbacks", {}).get("ResumeGuard", {})
     return {
         "global_step": checkpoint.get("global_step", 0),
         "hyper_parameters": checkpoint.get("hyper_parameters", {}),
+        "clip": (checkpoint.get("datamodule_hyper_parameters") or {}).get("clip"),
         "log_version": guard.get("log_version"),
     }

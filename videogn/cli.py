@@ -40,6 +40,7 @@ from videogn.callbacks import (
     BadVideoMonitor,
     ComputeMemory,
     DataWaitMonitor,
+    PreciseBN,
     ResumeGuard,
     TensorBoardDashboards,
     ValidationReport,
@@ -47,7 +48,7 @@ from videogn.callbacks import (
 from videogn.checkpointing import AtomicCheckpointIO, find_last, read_checkpoint_info
 from videogn.data.datamodule import KineticsDataModule
 from videogn.errors import ConfigError
-from videogn.module import VideoClassifier
+from videogn.module import VideoClassifier, check_initial_weights, check_normalisation
 
 __all__ = ["VideoGNCLI", "main", "run_name"]
 
@@ -111,6 +112,10 @@ class VideoGNCLI(LightningCLI):
         ckpt = settings.get("ckpt_path")
         info = read_checkpoint_info(ckpt) if ckpt and Path(ckpt).is_file() else None
         self._checkpoint_info = info
+        if info is None and self.subcommand == "fit":
+            check_initial_weights(settings.model.get("pretrained_2d"), settings.model.get("init_from"))
+        if info is not None and self.subcommand != "fit" and info.get("clip") is not None:
+            check_normalisation(settings.data.clip, info["clip"], ckpt)
         if self.subcommand == "fit":
             if info is None and settings.trainer.get("enable_checkpointing") is not False:
                 last = find_last(self._run_dir(settings) / "checkpoints")
@@ -131,6 +136,11 @@ class VideoGNCLI(LightningCLI):
                 settings.model = self._given_model  # the command line wins; ResumeGuard checks the rest
         elif info is not None and settings.data.get("classes") is None:
             settings.data.classes = info["hyper_parameters"].get("class_names")
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        if self._checkpoint_info is not None:  # the checkpoint's weights replace pretrained_2d / init_from
+            self.model.initial_weights_ready = True
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         self.datamodule.lists_for(self.subcommand)  # a missing list file ends the command before it starts
@@ -154,6 +164,7 @@ class VideoGNCLI(LightningCLI):
             DataWaitMonitor(),
             BadVideoMonitor(),
             ComputeMemory(),
+            *([PreciseBN(settings.model.precise_bn_batches)] if settings.model.get("precise_bn_batches") else []),
             LearningRateMonitor(logging_interval="step"),
             ThroughputMonitor(batch_size_fn=lambda batch: len(batch.clips), window_size=10),
         ]
@@ -208,12 +219,17 @@ class VideoGNCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of the `lightning` and `videogn` commands (`videogn compare ...` runs the comparison grid)."""
+    """Entry point of the `lightning` and `videogn` commands (`videogn compare ...` runs the comparison grid,
+    `videogn convert ...` turns a zoo checkpoint into a videogn one)."""
     argv = sys.argv[1:] if args is None else args
     if argv[:1] == ["compare"]:
         from videogn.compare import main as compare
 
         sys.exit(compare(argv[1:]))
+    if argv[:1] == ["convert"]:
+        from videogn.convert import main as convert
+
+        sys.exit(convert(argv[1:]))
     try:
         VideoGNCLI(
             VideoClassifier,

@@ -3,15 +3,18 @@
     videogn compare --config configs/compare_demo.yaml --run              # run the grid here, one after another
     videogn compare --config configs/compare_demo.yaml --print-commands   # one `fit` command per run
     videogn compare --config configs/compare_demo.yaml --report           # tables and plots from finished runs
+    videogn compare --config configs/compare_kinetics.yaml --print-commands   # the paper's Table 8, on a cluster
 
-Every run is `fit -c BASE_CONFIG` with only the norm and clips_per_gpu changed: same seed, same data order (the
-sampler shuffles by seed and epoch), same number of epochs, LR scaled linearly with the total batch (the module
-does that). Each command resumes its run if it already has a checkpoint (`--ckpt_path last`), so a grid
-interrupted on a cluster is completed by running the same commands again. The commands name this Python
-(`python -m videogn fit ...`), so they run as printed from any shell. All runs log under one folder, so
-`tensorboard --logdir OUT` shows them on shared charts (custom-scalars tab). The report writes OUT/results.csv,
-OUT/results.md (laid out like the paper's Table 8), OUT/val_top1_per_epoch.png (the paper's Figure 7, as error)
-and OUT/top1_vs_clips.png.
+Every run is `fit -c BASE_CONFIG` with only the norm and the column changed: clips per GPU, and optionally the clip
+(`columns: [32x2@8, 32x2@4, 64x1@4]` are Table 8's: 32 frames with interval 2 at 8 and 4 clips per GPU, 64
+consecutive frames at 4). Same seed, same data order (the sampler shuffles by seed and epoch), same number of
+epochs, LR scaled linearly with the total batch (the module does that). BN runs recompute their statistics before
+every validation (`precise_bn_batches`, as both references do before testing). Each command resumes its run if it
+already has a checkpoint (`--ckpt_path last`), so a grid interrupted on a cluster is completed by running the same
+commands again. The commands name this Python (`python -m videogn fit ...`), so they run as printed from any shell.
+All runs log under one folder, so `tensorboard --logdir OUT` shows them on shared charts (custom-scalars tab). The
+report writes OUT/results.csv, OUT/results.md (laid out like the paper's Table 8, with the paper's numbers beside
+ours for Table 8's columns), OUT/val_top1_per_epoch.png (the paper's Figure 7, as error) and OUT/top1_vs_clips.png.
 """
 
 from __future__ import annotations
@@ -31,6 +34,53 @@ import yaml
 __all__ = ["Grid", "RunResult", "collect", "main", "write_report"]
 
 METRICS = ("val/top1", "val/top5", "val/video_top1", "val/video_top5")
+BN_NORMS = ("bn", "syncbn")
+
+# The GN paper's Table 8 (Kinetics-400 val, top-1 / top-5), by (norm, column)
+PAPER_TABLE8 = {
+    ("bn", "32x2@8"): (73.3, 90.7),
+    ("bn", "32x2@4"): (72.1, 90.0),
+    ("bn", "64x1@4"): (73.3, 90.8),
+    ("gn", "32x2@8"): (73.0, 90.6),
+    ("gn", "32x2@4"): (72.8, 90.6),
+    ("gn", "64x1@4"): (74.5, 91.7),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the table: clips per GPU, and the clip (frames × interval; None: the base config's)."""
+
+    clips: int
+    frames: int | None = None
+    interval: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Column:
+        """ "64x1@4" (64 frames, interval 1, 4 clips per GPU) or "@4" / "4" (the base config's clip)."""
+        clip, _, clips = text.rpartition("@") if "@" in text else ("", "", text)
+        try:
+            if not clip:
+                return cls(int(clips))
+            frames, interval = clip.lower().split("x")
+            return cls(int(clips), int(frames), int(interval))
+        except ValueError as exc:
+            raise ValueError(f"column {text!r}: expected FRAMESxINTERVAL@CLIPS, e.g. 64x1@4") from exc
+
+    @property
+    def key(self) -> str:
+        return f"{self.frames}x{self.interval}@{self.clips}" if self.frames else str(self.clips)
+
+    @property
+    def label(self) -> str:
+        clip = f"{self.frames}×{self.interval} frames, " if self.frames else ""
+        return f"{clip}{self.clips} clips/GPU"
+
+    def run_name(self, norm: str) -> str:
+        clip = f"_{self.frames}x{self.interval}" if self.frames else ""
+        return f"{norm}{clip}_{self.clips}clips"
+
+
 LR_TAG = "train/lr/decay"  # LearningRateMonitor's tag for the LR of the conv / fc weights
 
 
@@ -41,12 +91,16 @@ class Grid:
     Args:
         base_config: the `lightning fit` config every run starts from.
         norms: norm kinds to compare (bn, gn, and also ln, in, syncbn, frozen_bn).
-        clips_per_gpu: clips per GPU to compare (paper: 8 and 4).
+        clips_per_gpu: clips per GPU to compare (paper: 8 and 4), at the base config's clip.
+        columns: instead of clips_per_gpu, columns FRAMESxINTERVAL@CLIPS (Table 8: ["32x2@8", "32x2@4", "64x1@4"]).
         out: one folder for all runs (TensorBoard logdir, checkpoints, results).
         max_epochs: epochs of every run (None: the base config's).
         seed: `seed_everything` and `data.seed` of every run (model init, augmentation, data order).
         overrides: extra `lightning fit` arguments for every run, e.g. ["--data.train_list", "L"].
         norm_options: per-norm `model.norm_options`, e.g. {"gn": {"num_groups": 4}} (None: the base config's).
+        norm_overrides: per-norm extra arguments, e.g. {"bn": ["--model.pretrained_2d", "BN_IMAGENET.pkl"]}.
+        precise_bn_batches: BN runs recompute BN statistics on this many training batches before every validation
+            (`model.precise_bn_batches`; the references use 200); 0: off.
     """
 
     base_config: str
@@ -57,15 +111,21 @@ class Grid:
     seed: int = 0
     overrides: list[str] = field(default_factory=list)
     norm_options: dict[str, dict[str, Any]] | None = None
+    columns: list[str] | None = None
+    norm_overrides: dict[str, list[str]] | None = None
+    precise_bn_batches: int = 200
 
-    def runs(self) -> list[tuple[str, int]]:
-        return [(norm, clips) for norm in self.norms for clips in self.clips_per_gpu]
+    def table_columns(self) -> list[Column]:
+        return [Column.parse(c) for c in self.columns] if self.columns else [Column(c) for c in self.clips_per_gpu]
+
+    def runs(self) -> list[tuple[str, Column]]:
+        return [(norm, column) for norm in self.norms for column in self.table_columns()]
 
     @staticmethod
-    def run_name(norm: str, clips: int) -> str:
-        return f"{norm}_{clips}clips"
+    def run_name(norm: str, column: Column) -> str:
+        return column.run_name(norm)
 
-    def command(self, norm: str, clips: int) -> list[str]:
+    def command(self, norm: str, column: Column) -> list[str]:
         """The `fit` command of one run, with this Python's absolute path: it runs as printed from any shell."""
         cmd = [
             sys.executable,
@@ -77,7 +137,7 @@ class Grid:
             "--model.net.norm",
             norm,
             "--data.clips_per_gpu",
-            str(clips),
+            str(column.clips),
             "--seed_everything",
             str(self.seed),
             "--data.seed",
@@ -85,14 +145,19 @@ class Grid:
             "--trainer.default_root_dir",
             self.out,
             "--run_name",
-            self.run_name(norm, clips),
+            self.run_name(norm, column),
             "--ckpt_path",
             "last",
         ]
+        if column.frames:
+            cmd += ["--data.clip.num_frames", str(column.frames), "--data.clip.frame_interval", str(column.interval)]
         if self.max_epochs is not None:
             cmd += ["--trainer.max_epochs", str(self.max_epochs)]
         if self.norm_options and norm in self.norm_options:
             cmd += ["--model.net.norm_options", json.dumps(self.norm_options[norm])]
+        if norm in BN_NORMS and self.precise_bn_batches:
+            cmd += ["--model.precise_bn_batches", str(self.precise_bn_batches)]
+        cmd += list((self.norm_overrides or {}).get(norm, []))
         return cmd + list(self.overrides)
 
     def missing_data(self) -> list[str]:
@@ -110,10 +175,14 @@ class Grid:
 @dataclass
 class RunResult:
     norm: str
-    clips_per_gpu: int
+    column: Column
     final: dict[str, float]
     per_epoch: dict[str, list[float]]
     lr: float | None = None
+
+    @property
+    def clips_per_gpu(self) -> int:
+        return self.column.clips
 
 
 def _event_files(run_dir: Path) -> list[Path]:
@@ -127,9 +196,9 @@ def collect(grid: Grid) -> list[RunResult]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     results = []
-    for norm, clips in grid.runs():
+    for norm, column in grid.runs():
         scalars: dict[str, dict[int, float]] = {}  # tag -> step -> value, later versions win (resumed runs)
-        for events in _event_files(Path(grid.out) / grid.run_name(norm, clips)):
+        for events in _event_files(Path(grid.out) / grid.run_name(norm, column)):
             accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
             accumulator.Reload()
             for tag in set(accumulator.Tags()["scalars"]) & {*METRICS, LR_TAG}:
@@ -138,7 +207,7 @@ def collect(grid: Grid) -> list[RunResult]:
         if not per_epoch:
             continue
         lr = max(scalars[LR_TAG].values()) if LR_TAG in scalars else None
-        results.append(RunResult(norm, clips, {m: v[-1] for m, v in per_epoch.items()}, per_epoch, lr=lr))
+        results.append(RunResult(norm, column, {m: v[-1] for m, v in per_epoch.items()}, per_epoch, lr=lr))
     return results
 
 
@@ -156,20 +225,32 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
     with open(written[0], "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(
-            ["norm", "clips_per_gpu", "peak_lr", "epochs", "clip_top1", "clip_top5", "video_top1", "video_top5"]
+            [
+                "norm",
+                "clips_per_gpu",
+                "clip",
+                "peak_lr",
+                "epochs",
+                "clip_top1",
+                "clip_top5",
+                "video_top1",
+                "video_top5",
+            ]
         )
         for r in results:
             writer.writerow(
                 [
                     r.norm,
                     r.clips_per_gpu,
+                    f"{r.column.frames}x{r.column.interval}" if r.column.frames else "base",
                     r.lr,
                     len(r.per_epoch.get("val/top1", [])),
                     *(f"{r.final.get(m, float('nan')):.4f}" for m in METRICS),
                 ]
             )
-    by_key = {(r.norm, r.clips_per_gpu): r for r in results}
-    clips = grid.clips_per_gpu
+    by_key = {(r.norm, r.column): r for r in results}
+    columns = grid.table_columns()
+    paper = all(("gn", c.key) in PAPER_TABLE8 for c in columns)  # the Kinetics grid: the paper's numbers beside
     lines = [f"# BN vs GN by clips per GPU ({grid.base_config}, seed {grid.seed})", ""]
     for title, top1, top5 in (
         ("Video level (softmax averaged over all views): top-1 / top-5 (%)", "val/video_top1", "val/video_top5"),
@@ -178,13 +259,29 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
         lines += [
             f"## {title}",
             "",
-            "| | " + " | ".join(f"{c} clips/GPU" for c in clips) + " |",
-            "|---|" + "---|" * len(clips),
+            "| | " + " | ".join(c.label for c in columns) + " |",
+            "|---|" + "---|" * len(columns),
         ]
         for norm in grid.norms:
             lines.append(
-                f"| {norm.upper()} | " + " | ".join(_cell(by_key.get((norm, c)), top1, top5) for c in clips) + " |"
+                f"| {norm.upper()} | " + " | ".join(_cell(by_key.get((norm, c)), top1, top5) for c in columns) + " |"
             )
+        if paper and top1 == "val/video_top1":
+            for norm in grid.norms:
+                cells = [PAPER_TABLE8.get((norm, c.key)) for c in columns]
+                if any(cells):
+                    lines.append(
+                        f"| {norm.upper()} (paper: Kinetics-400 val, 10 × 3-view test) | "
+                        + " | ".join(f"{a:.1f} / {b:.1f}" if a else "–" for a, b in (x or (None, None) for x in cells))
+                        + " |"
+                    )
+        lines.append("")
+    if paper:
+        lines.append(
+            "Our cells are the last validation of each run, with the data module's validation views "
+            "(`data.val_num_clips` × `val_num_crops`); for the paper's 30-view protocol run `lightning test` on each "
+            "run's checkpoint."
+        )
         lines.append("")
     lines.append("Runs: " + ", ".join(f"`{grid.run_name(n, c)}`" for n, c in grid.runs()) + f" under `{grid.out}`.")
     written[1].write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -199,7 +296,7 @@ def _plots(grid: Grid, results: list[RunResult], out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    styles = dict(zip(sorted(grid.clips_per_gpu, reverse=True), ("-", "--", ":", "-."), strict=False))
+    styles = dict(zip(grid.table_columns(), ("-", "--", ":", "-.", (0, (5, 1)), (0, (1, 3))), strict=False))
     colours = {
         "bn": "tab:blue",
         "gn": "tab:red",
@@ -214,9 +311,9 @@ def _plots(grid: Grid, results: list[RunResult], out: Path) -> list[Path]:
         ax.plot(
             range(1, len(error) + 1),
             error,
-            styles.get(r.clips_per_gpu, "-"),
+            linestyle=styles.get(r.column, "-"),
             color=colours.get(r.norm, "black"),
-            label=f"{r.norm.upper()}, {r.clips_per_gpu} clips/GPU",
+            label=f"{r.norm.upper()}, {r.column.label}",
         )
     ax.set(xlabel="epoch", ylabel="val error, 1 clip (%)", title="Validation error during training")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -228,17 +325,23 @@ def _plots(grid: Grid, results: list[RunResult], out: Path) -> list[Path]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5, 4))
+    clip_lengths = sorted({(c.frames or 0, c.interval or 0) for c in grid.table_columns()})
     for norm in grid.norms:
-        points = sorted(
-            (r.clips_per_gpu, 100 * r.final["val/video_top1"])
-            for r in results
-            if r.norm == norm and "val/video_top1" in r.final
-        )
-        if points:
-            ax.plot(*zip(*points, strict=True), "o-", color=colours.get(norm, "black"), label=norm.upper())
+        for (frames, interval), marker in zip(clip_lengths, ("o-", "s--", "^:"), strict=False):
+            points = sorted(
+                (r.clips_per_gpu, 100 * r.final["val/video_top1"])
+                for r in results
+                if r.norm == norm
+                and (r.column.frames or 0, r.column.interval or 0) == (frames, interval)
+                and "val/video_top1" in r.final
+            )
+            label = norm.upper() + (f", {frames}×{interval} frames" if frames and len(clip_lengths) > 1 else "")
+            if points:
+                ax.plot(*zip(*points, strict=True), marker, color=colours.get(norm, "black"), label=label)
+    ticks = sorted({c.clips for c in grid.table_columns()})
     ax.set(xlabel="clips per GPU", ylabel="val video top-1 (%)", title="Final accuracy vs clips per GPU")
     ax.set_xscale("log", base=2)
-    ax.set_xticks(sorted(grid.clips_per_gpu), [str(c) for c in sorted(grid.clips_per_gpu)])
+    ax.set_xticks(ticks, [str(c) for c in ticks])
     ax.grid(alpha=0.3)
     ax.legend()
     final = out / "top1_vs_clips.png"
@@ -251,9 +354,9 @@ def _plots(grid: Grid, results: list[RunResult], out: Path) -> list[Path]:
 def run_grid(grid: Grid) -> dict[str, str]:
     """Run every cell, one after another; a failing run is reported and the grid goes on."""
     failures: dict[str, str] = {}
-    for norm, clips in grid.runs():
-        name = grid.run_name(norm, clips)
-        command = grid.command(norm, clips)
+    for norm, column in grid.runs():
+        name = grid.run_name(norm, column)
+        command = grid.command(norm, column)
         print(f"[compare] {name}: {shlex.join(command)}", flush=True)
         start = time.monotonic()
         result = subprocess.run(command)
@@ -285,8 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     for missing in grid.missing_data():
         print(f"[compare] warning: {missing} does not exist here (for the synthetic set: make demo)", file=sys.stderr)
     if cfg.print_commands:
-        for norm, clips in grid.runs():
-            print(shlex.join(grid.command(norm, clips)))
+        for norm, column in grid.runs():
+            print(shlex.join(grid.command(norm, column)))
         return 0
     if not (cfg.run or cfg.report):
         parser.error("say what to do: --run, --print-commands or --report")

@@ -95,12 +95,14 @@ def load_model(ckpt: str | os.PathLike, device: torch.device):
     if not hparams or "net" not in hparams or not state or not any(k.startswith("model.") for k in state):
         raise CheckpointError(f"{path} is not a videogn checkpoint (no VideoClassifier hyper-parameters and weights)")
     settings = {k: v for k, v in hparams.items() if not k.startswith("_")}
-    settings["pretrained_2d"] = None  # the weights are in the checkpoint: do not re-read the 2D file
+    settings["pretrained_2d"] = settings["init_from"] = None  # the weights are in the checkpoint
     model = VideoClassifier(**settings)
     model.load_state_dict(state)
     clip = (raw.get("datamodule_hyper_parameters") or {}).get("clip")
     if isinstance(clip, dict):
         clip = ClipSettings.from_dict(clip)
+    if clip is not None:
+        model.use_clip_settings(clip)  # the training clip size, for the fully convolutional test head
     return model.to(device).eval(), clip
 
 
@@ -165,7 +167,7 @@ class Predictor:
                 raise DecodeError(path, "the video stream reports no frame rate")
             step = clip_step(self.clip.frame_interval, info.fps, self.clip.target_fps)
             clips = [
-                eval_clip_indices(info.num_frames, self.clip.num_frames, step, k, self.num_clips)
+                eval_clip_indices(info.num_frames, self.clip.num_frames, step, k, self.num_clips, self.clip.clip_starts)
                 for k in range(self.num_clips)
             ]
             probs, batch = [], []

@@ -2,7 +2,10 @@
 
 Every constructor argument is a typed setting, so `configs/*.yaml` (LightningCLI) configures it, and the
 checkpoint rebuilds the model (class names included) on its own. Where each part lives:
-- the network: `net` (`videogn.models.NetSettings`), optionally inflated from a 2D checkpoint;
+- the network: `net` (`videogn.models.NetSettings`), initialised from a 2D ImageNet checkpoint (`pretrained_2d`,
+  inflated) or a videogn checkpoint (`init_from`, e.g. a converted zoo model) when a run starts from scratch;
+- the test protocol: `test_head` (fully convolutional as in the references, or global pooling) and precise BN
+  (`precise_bn_batches`, done by `videogn.callbacks.PreciseBN`, which the CLI adds);
 - optimisation: `videogn.optim` (parameter groups, `LRSchedule`, linear LR scaling with the total batch
   clips_per_gpu × devices × nodes × accumulate_grad_batches);
 - metrics: clip-level top-1/top-5 on every view, and video-level top-1/top-5 (`videogn.metrics`) from the
@@ -11,7 +14,9 @@ checkpoint rebuilds the model (class names included) on its own. Where each part
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -23,12 +28,85 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from videogn.data.dataset import ClipBatch
+from videogn.data.settings import ClipSettings
 from videogn.errors import ConfigError
 from videogn.metrics import video_accuracy
 from videogn.models import NetSettings, inflate_from_2d
 from videogn.optim import LRSchedule, follow_schedule, parameter_groups, run_length
 
-__all__ = ["VideoClassifier"]
+__all__ = ["VideoClassifier", "check_initial_weights", "check_normalisation", "load_network"]
+
+# Where the paper's ImageNet weights come from (named when model.pretrained_2d points at a missing file)
+PRETRAINED_SOURCES = {
+    "R-50-GN.pkl": "Detectron's ImageNet ResNet-50-GN (the GN paper's): "
+    "https://dl.fbaipublicfiles.com/detectron/ImageNetPretrained/47261647/R-50-GN.pkl",
+    "r50_pretrain_c2_model_iter450450_clean.pkl": "the Caffe2 ImageNet ResNet-50 of video-nonlocal-net (the BN "
+    "baseline's): https://dl.fbaipublicfiles.com/video-nonlocal/pretrained_model.tar.gz (extract it)",
+}
+
+
+def check_normalisation(clip: Any, trained: Any, checkpoint: str | Path) -> None:
+    """A `ConfigError` when the data's clip mean / std differ from those a checkpoint's network was made for
+    (`trained`: ClipSettings or its dict; `clip`: ClipSettings or the parsed config's namespace)."""
+    trained = trained.to_dict() if isinstance(trained, ClipSettings) else trained
+    for key in ("mean", "std"):
+        theirs = [round(float(v), 6) for v in trained[key]]
+        ours = [round(float(v), 6) for v in getattr(clip, key)]
+        if theirs != ours:
+            raise ConfigError(
+                f"data.clip.{key} {ours} differs from the {theirs} the network of {checkpoint} expects: give "
+                f"--data.clip.{key} '{theirs}' (or convert the model with this config: videogn convert -c)"
+            )
+
+
+def check_initial_weights(pretrained_2d: str | None, init_from: str | None) -> None:
+    """A `ConfigError` naming the setting, the file and where to get it, when the initial weights are missing."""
+    for setting, path in (("model.pretrained_2d", pretrained_2d), ("model.init_from", init_from)):
+        if path and not Path(path).is_file():
+            source = PRETRAINED_SOURCES.get(Path(path).name)
+            hint = f"It is {source}; download it on a machine with internet access. " if source else ""
+            raise ConfigError(f"{setting}: file not found: {path}. {hint}Or set it to null to train from scratch")
+
+
+def load_network(model: nn.Module, path: str | Path, clip: ClipSettings | None = None) -> str:
+    """Load the network weights of a videogn checkpoint into `model` (`init_from`); returns what was loaded.
+
+    Every backbone tensor must be there with its shape (else a `ConfigError` naming the first keys); the
+    classifier is kept at its initialisation when the class count differs (fine-tuning to new classes). With
+    `clip`, the checkpoint's input normalisation (mean / std) must be the clip's.
+    """
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    state = raw.get("state_dict") if isinstance(raw, dict) else None
+    if not state or not any(k.startswith("model.") for k in state):
+        raise ConfigError(
+            f"model.init_from: {path} is not a videogn checkpoint (convert zoo models with videogn convert)"
+        )
+    trained = (raw.get("datamodule_hyper_parameters") or {}).get("clip")
+    if clip is not None and trained is not None:
+        check_normalisation(clip, trained, path)
+    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    target = model.state_dict()
+    head = [k for k in target if k.startswith("blocks.6.proj.")]
+    keep_head = all(k in weights and weights[k].shape == target[k].shape for k in head)
+    wanted = [k for k in target if keep_head or k not in head]
+    missing = [k for k in wanted if k not in weights]
+    shapes = [
+        f"{k} {tuple(weights[k].shape)} vs {tuple(target[k].shape)}"
+        for k in wanted
+        if k in weights and weights[k].shape != target[k].shape
+    ]
+    unexpected = [k for k in weights if k not in target]
+    if missing or shapes or unexpected:
+        raise ConfigError(
+            f"model.init_from: {path} holds another network than model.net: "
+            + "; ".join(
+                f"{what} {', '.join(keys[:3])}"
+                for what, keys in (("missing", missing), ("other shapes", shapes), ("unexpected", unexpected))
+                if keys
+            )
+        )
+    model.load_state_dict({k: weights[k] for k in wanted}, strict=False)
+    return f"{len(wanted)} tensors" + ("" if keep_head else " (classifier left at its initialisation: other classes)")
 
 
 class VideoClassifier(LightningModule):
@@ -38,8 +116,20 @@ class VideoClassifier(LightningModule):
         net: the network (arch, depth, norm, norm_options, width, dropout, temporal strides).
         num_classes: classes (linked from data.num_classes by the CLI).
         class_names: names of the classes, saved in checkpoints for inference (linked from the data).
-        pretrained_2d: local 2D ResNet checkpoint (torchvision/timm layout) to inflate from; nothing downloaded.
+        pretrained_2d: local 2D ImageNet ResNet to inflate from: a Detectron / Caffe2 pickle (the paper's
+            R-50-GN.pkl) or a torchvision / timm .pth / .safetensors; nothing is downloaded. Read when a run starts
+            (not when it resumes or loads a checkpoint).
         inflate_norm_conversion: allow inflating γ/β from another norm kind (e.g. a BN network into GN layers).
+        pretrained_2d_input: for a Caffe2 pickle, the input its conv1 was trained on: "detectron" (BGR, 0–255
+            pixels minus Detectron's pixel means; converted to the clip's normalisation) or "as_is" (conv1 used
+            unchanged, as video-nonlocal-net used its Caffe2 ResNet-50).
+        init_from: a videogn checkpoint (e.g. written by `videogn convert`) whose network weights start this run
+            (fine-tuning); its classifier is used only when the class count matches. Read like pretrained_2d.
+        test_head: how val / test / predict turn res5 features into class scores: "fully_conv" (the references:
+            average-pool with the training clip's res5 window, stride 1, classifier at every position, softmax,
+            mean) or "global" (global average pool, classifier). Equal at the training input size.
+        precise_bn_batches: recompute BN statistics on this many training batches before every validation and test
+            (the references use 200); 0 = off. No effect on models without BN.
         label_smoothing: cross-entropy label smoothing.
         base_lr: LR for a total batch of reference_batch clips (paper: 0.01 at 64).
         reference_batch: the total batch base_lr is given for.
@@ -64,6 +154,10 @@ class VideoClassifier(LightningModule):
         class_names: list[str] | None = None,
         pretrained_2d: str | None = None,
         inflate_norm_conversion: bool = False,
+        pretrained_2d_input: Literal["detectron", "as_is"] = "detectron",
+        init_from: str | None = None,
+        test_head: Literal["fully_conv", "global"] = "global",
+        precise_bn_batches: int = 0,
         label_smoothing: float = 0.0,
         base_lr: float = 0.01,
         reference_batch: int = 64,
@@ -82,11 +176,23 @@ class VideoClassifier(LightningModule):
         self.net = net = NetSettings(**net) if isinstance(net, Mapping) else net  # a checkpoint's plain dict
         if class_names is not None and len(class_names) != num_classes:
             raise ConfigError(f"model.class_names has {len(class_names)} names for {num_classes} classes")
+        if pretrained_2d and init_from:
+            raise ConfigError(
+                "model.pretrained_2d and model.init_from both set: start from one of them "
+                "(--model.pretrained_2d null to start from init_from)"
+            )
+        if pretrained_2d_input not in ("detectron", "as_is"):
+            raise ConfigError(f"model.pretrained_2d_input must be 'detectron' or 'as_is', got {pretrained_2d_input!r}")
+        if test_head not in ("fully_conv", "global"):
+            raise ConfigError(f"model.test_head must be 'fully_conv' or 'global', got {test_head!r}")
+        if precise_bn_batches < 0:
+            raise ConfigError(f"model.precise_bn_batches must be ≥ 0, got {precise_bn_batches}")
         self.save_hyperparameters()
         self.model = net.build(num_classes)
-        if pretrained_2d:
-            report = inflate_from_2d(self.model, pretrained_2d, allow_norm_conversion=inflate_norm_conversion)
-            rank_zero_info(f"inflated {pretrained_2d}:\n{report}")
+        # False until the initial weights are in (`load_initial_weights`, from `setup`); the CLI sets it when a
+        # checkpoint's weights will replace them anyway (resume, validate / test a checkpoint)
+        self.initial_weights_ready = not (pretrained_2d or init_from)
+        self.test_window: tuple[int, int, int] | None = None  # res5's T×H×W at the training clip size
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
@@ -107,6 +213,12 @@ class VideoClassifier(LightningModule):
         self.video_metrics = nn.ModuleDict()  # per stage, sized by the list in `setup`
 
     def setup(self, stage: str) -> None:
+        clip = getattr(self.trainer.datamodule, "clip", None)
+        clip = clip if isinstance(clip, ClipSettings) else None
+        if not self.initial_weights_ready:
+            self.load_initial_weights(clip)
+        if clip is not None:
+            self.use_clip_settings(clip)
         datasets = getattr(self.trainer.datamodule, "datasets", {})
         for split in ("val", "test"):
             if split in datasets:
@@ -115,12 +227,62 @@ class VideoClassifier(LightningModule):
                     len(ds.paths), self.hparams.num_classes, ds.views_per_video, prefix=f"{split}/"
                 )
 
+    # ---------------------------------------------------------------- initial weights
+    def load_initial_weights(self, clip: ClipSettings | None = None) -> None:
+        """Inflate `pretrained_2d`, or load the network of `init_from` (a missing file is a `ConfigError`).
+
+        A Caffe2 pickle's conv1 is converted to the clip's normalisation (default: Kinetics')."""
+        h = self.hparams
+        check_initial_weights(h.pretrained_2d, h.init_from)
+        path = h.pretrained_2d or h.init_from
+        if h.pretrained_2d:
+            clip = clip or ClipSettings()
+            report = inflate_from_2d(
+                self.model,
+                path,
+                allow_norm_conversion=h.inflate_norm_conversion,
+                input_mean=clip.mean,
+                input_std=clip.std,
+                caffe2_input=h.pretrained_2d_input,
+            )
+            rank_zero_info(f"inflated {path}:\n{report}")
+        elif h.init_from:
+            rank_zero_info(f"initialised from {path}: {load_network(self.model, path, clip)}")
+        self.initial_weights_ready = True
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.initial_weights_ready = True  # `load_from_checkpoint`, or a restore: the checkpoint's weights win
+
     # ---------------------------------------------------------------- forward and steps
+    def use_clip_settings(self, clip: ClipSettings) -> None:
+        """Take the training clip size (for the fully convolutional test head) from the clip settings."""
+        self.test_window = self.net.feature_size(clip.num_frames, clip.crop_size, clip.crop_size)
+
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        """(N, 3, T, H, W) → logits (N, classes)."""
+        """(N, 3, T, H, W) → logits (N, classes); with the fully convolutional test head (in eval mode),
+        log-probabilities: log of the softmax averaged over positions (softmax of them gives that average)."""
         if self.hparams.channels_last:
             clips = clips.contiguous(memory_format=torch.channels_last_3d)
-        return self.model(clips)
+        if self.training or self.hparams.test_head == "global":
+            return self.model(clips)
+        return self.fully_conv(clips)
+
+    def fully_conv(self, clips: torch.Tensor) -> torch.Tensor:
+        """The references' test head (video-nonlocal-net `resnet_video_org.py` at test, PySlowFast
+        `head_helper.ResNetBasicHead` in eval): (N, 3, T, H, W) → log of the mean per-position softmax (N, classes)."""
+        if self.test_window is None:
+            raise ConfigError(
+                "model.test_head fully_conv needs the training clip size: give the model clip settings "
+                "(VideoClassifier.use_clip_settings), or use test_head global"
+            )
+        x = clips
+        for block in self.model.blocks[:-1]:
+            x = block(x)  # (N, C, T', H', W') after res5
+        window = tuple(min(w, s) for w, s in zip(self.test_window, x.shape[2:], strict=True))
+        x = F.avg_pool3d(x, window, stride=1)  # (N, C, t, h, w): one training-size window per position
+        scores = self.model.blocks[-1].proj(x.permute(0, 2, 3, 4, 1))  # (N, t, h, w, classes): a 1×1×1 conv
+        log_probs = scores.float().log_softmax(-1).flatten(1, 3)  # (N, positions, classes)
+        return log_probs.logsumexp(1) - math.log(log_probs.shape[1])  # log of the mean softmax, without underflow
 
     def training_step(self, batch: ClipBatch, batch_idx: int) -> torch.Tensor:
         logits = self(batch.clips)

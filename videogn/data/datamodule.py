@@ -200,7 +200,9 @@ class KineticsDataModule(LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def _loader(self, split: str, train: bool = False, cls: type[DataLoader] = ShardedLoader) -> DataLoader:
+    def _loader(
+        self, split: str, train: bool = False, cls: type[DataLoader] = ShardedLoader, persistent_workers: bool = True
+    ) -> DataLoader:
         dataset = self.datasets[split]
         rank, world = self._rank_and_world()
         if not train and len(dataset) < world:
@@ -219,7 +221,7 @@ class KineticsDataModule(LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=ClipCollate(dataset),
             pin_memory=self.hparams.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.hparams.persistent_workers and self.num_workers > 0,
+            persistent_workers=persistent_workers and self.hparams.persistent_workers and self.num_workers > 0,
         )
 
     def train_batches_per_epoch(self) -> int:
@@ -244,6 +246,19 @@ class KineticsDataModule(LightningDataModule):
         loader.order = self.order_settings()
         self._train_loader = loader
         return loader
+
+    def precise_bn_dataloader(self, epoch: int = 0) -> DataLoader:
+        """Training clips, with the training augmentation, for recomputing BN statistics (`PreciseBN`): this rank's
+        shard in the order of `epoch`, read by workers that end with the pass. Needs `data.train_list` also when
+        testing, as in the references."""
+        if "train" not in self.datasets:
+            try:
+                self.datasets["train"] = self.make_dataset(self._list("train_list"), "train")
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"{exc} (model.precise_bn_batches recomputes BN statistics on training clips)"
+                ) from exc
+        return self._loader("train", train=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")

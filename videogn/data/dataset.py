@@ -131,7 +131,9 @@ class KineticsClips(Dataset):
         step = clip_step(self.clip.frame_interval, info.fps, self.clip.target_fps)
         if self.mode == "train":
             return train_clip_indices(info.num_frames, self.clip.num_frames, step)
-        return eval_clip_indices(info.num_frames, self.clip.num_frames, step, clip_index, self.num_clips)
+        return eval_clip_indices(
+            info.num_frames, self.clip.num_frames, step, clip_index, self.num_clips, self.clip.clip_starts
+        )
 
     def load_clip(self, video_index: int, view_index: int) -> torch.Tensor:
         """Decode and transform one view; raises `DecodeError` for a bad video."""

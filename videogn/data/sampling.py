@@ -7,15 +7,16 @@ TARGET_FPS): at 60 fps with τ = 2 at a 30 fps target, step = 4, so every video 
 Short videos: a window longer than the video starts at frame 0 and every index past the last frame is **clamped
 to the last frame** (PySlowFast's rule), so the clip still has `num_frames` frames, with the end repeated.
 
-Val/test views: `num_clips` windows evenly spaced from the first possible start to the last (the first clip starts at
-frame 0, the last ends at the last frame), times `num_crops` spatial crops: 1 = centre; 3 = left/centre/right for
-landscape frames, top/centre/bottom for portrait ones.
+Val/test views: `num_clips` evenly spaced windows (`eval_clip_indices`; rule "uniform" by default, as the
+references, or "spread"), times `num_crops` spatial crops: 1 = centre; 3 = left/centre/right for landscape frames,
+top/centre/bottom for portrait ones.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from typing import Literal
 
 __all__ = [
     "clip_step",
@@ -60,12 +61,38 @@ def train_clip_indices(video_frames: int, num_frames: int, step: float, rng: ran
     return clip_indices(start, num_frames, step, video_frames)
 
 
-def eval_clip_indices(video_frames: int, num_frames: int, step: float, clip_index: int, num_clips: int) -> list[int]:
-    """Clip `clip_index` of `num_clips` evenly spaced windows; one clip is centred."""
+ClipStarts = Literal["uniform", "spread"]
+
+
+def eval_clip_indices(
+    video_frames: int,
+    num_frames: int,
+    step: float,
+    clip_index: int,
+    num_clips: int,
+    rule: ClipStarts = "uniform",
+) -> list[int]:
+    """Clip `clip_index` (k) of `num_clips` (K) evenly spaced windows, with slack = frames − window:
+
+    - "uniform": start_k = k · slack / K, the spacing of PySlowFast's default (`slowfast/datasets/decoder.py`
+      `get_start_end_idx`, which measures the window as frames × interval, one frame more than here);
+      video-nonlocal-net spaces its starts the same way (k · frames / K, wrapping past the end).
+    - "spread": start_k = k · slack / (K − 1): the first clip starts at frame 0, the last ends at the last frame
+      (PySlowFast's `DATA.USE_OFFSET_SAMPLING`).
+
+    A single clip (K = 1) is centred under both rules (PySlowFast's default formula would put it at frame 0).
+    """
     if not 0 <= clip_index < num_clips:
         raise ValueError(f"clip_index {clip_index} is not in [0, {num_clips})")
     slack = max(video_frames - window_length(num_frames, step), 0.0)
-    start = slack / 2 if num_clips == 1 else slack * clip_index / (num_clips - 1)
+    if rule not in ("uniform", "spread"):
+        raise ValueError(f"unknown clip-start rule {rule!r}; choose 'uniform' or 'spread'")
+    if num_clips == 1:
+        start = slack / 2
+    elif rule == "uniform":
+        start = slack * clip_index / num_clips
+    else:
+        start = slack * clip_index / (num_clips - 1)
     return clip_indices(start, num_frames, step, video_frames)
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import torch
 
+from videogn.data.sampling import ClipStarts
 from videogn.errors import ConfigError
 
 __all__ = ["ClipSettings", "KINETICS_MEAN", "KINETICS_STD"]
@@ -36,6 +37,8 @@ class ClipSettings:
         test_scale: short side before cropping in val/test and inference (256).
         test_crop_size: side of the val/test crops (default crop_size; the paper's 3-crop test uses 256).
         num_clips: evenly spaced clips per video in val/test (paper: 10).
+        clip_starts: where val/test clip k of K starts: "uniform" at k·(frames − window)/K (the references),
+            "spread" from the first frame to the last window (one clip centred); `videogn.data.sampling`.
         num_crops: spatial crops per clip in val/test, 1 (centre) or 3 (along the long side; paper's code: 3).
         mean: per-channel mean of [0, 1] RGB pixels.
         std: per-channel standard deviation.
@@ -51,6 +54,7 @@ class ClipSettings:
     test_scale: int = 256
     test_crop_size: int | None = None
     num_clips: int = 10
+    clip_starts: ClipStarts = "uniform"
     num_crops: int = 3
     mean: tuple[float, float, float] = KINETICS_MEAN
     std: tuple[float, float, float] = KINETICS_STD
@@ -75,6 +79,8 @@ class ClipSettings:
             )
         if self.target_fps is not None and self.target_fps <= 0:
             raise ConfigError(f"clip.target_fps must be positive, got {self.target_fps}")
+        if self.clip_starts not in ("uniform", "spread"):
+            raise ConfigError(f"clip.clip_starts must be 'uniform' or 'spread', got {self.clip_starts!r}")
         if self.backend not in ("decord", "pyav", "auto"):
             raise ConfigError(f"clip.backend must be 'decord', 'pyav' or 'auto', got {self.backend!r}")
 

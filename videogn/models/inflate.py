@@ -1,7 +1,13 @@
-"""Inflate a torchvision-layout 2D ResNet state dict into videogn's 3D ResNet.
+"""Inflate a 2D ResNet (ImageNet weights) into videogn's 3D ResNet.
 
-Sources: torchvision's `resnet50` (BN) or a timm `resnet50_gn` checkpoint (GN); both use the key names
-`conv1`, `bn1`, `layer{1-4}.{j}.{conv1,bn1,conv2,bn2,conv3,bn3,downsample.0,downsample.1}`, `fc`.
+Sources:
+- Detectron / Caffe2 ImageNet pickles (`.pkl`): the GN paper's `R-50-GN.pkl`, and for BN the Caffe2 ResNet-50 of
+  video-nonlocal-net (names and input convention: `videogn.models.formats`). Their conv1 expects BGR, 0–255 pixels
+  minus Detectron's pixel means; it is converted to videogn's RGB, (x − mean) / std input (`input_mean`,
+  `input_std`: the data's `clip.mean` / `clip.std`), exactly when the means agree.
+- torchvision's `resnet50` (BN) or a timm `resnet50_gn` checkpoint (GN), used as they are (their ImageNet
+  normalisation is close to Kinetics'); both use the key names
+  `conv1`, `bn1`, `layer{1-4}.{j}.{conv1,bn1,conv2,bn2,conv3,bn3,downsample.0,downsample.1}`, `fc`.
 
 A 2D kernel (O, I, kh, kw) becomes (O, I, t, kh, kw) by repeating it t times along time and dividing by t, so a
 video of identical frames gives the 2D network's features (exactly for C2D). Norm parameters (and BN running
@@ -22,6 +28,7 @@ import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 from pytorchvideo.models.head import ResNetBasicHead
@@ -29,7 +36,9 @@ from pytorchvideo.models.resnet import ResStage
 from pytorchvideo.models.stem import ResNetBasicStem
 from torch import nn
 
+from videogn.data.settings import KINETICS_MEAN, KINETICS_STD
 from videogn.errors import ConfigError
+from videogn.models.formats import FormatError, detectron_to_2d, read_caffe2_pickle
 from videogn.norm import FrozenBatchNorm3d
 
 __all__ = ["InflationError", "InflationReport", "inflate_from_2d", "load_state_dict_file", "map_2d_keys"]
@@ -54,18 +63,21 @@ class InflationError(ConfigError):
 @dataclass
 class InflationReport:
     """What `inflate_from_2d` did: target keys loaded, source keys skipped (with why), target keys missing,
-    and target keys whose norm parameters came from another norm kind (`converted`: key → "bn → gn")."""
+    target keys whose norm parameters came from another norm kind (`converted`: key → "bn → gn"), and notes on
+    what is not exact (`notes`)."""
 
     loaded: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     converted: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [
             f"inflated {len(self.loaded)} tensors ({len(self.converted)} converted between norm kinds); "
             f"skipped {len(self.skipped)}; missing {len(self.missing)}"
         ]
+        lines += [f"  note: {note}" for note in self.notes]
         lines += [f"  converted {k}: {how}" for k, how in self.converted.items()]
         lines += [f"  skipped {k}: {why}" for k, why in self.skipped.items()]
         lines += [f"  missing {k}" for k in self.missing]
@@ -154,19 +166,39 @@ def inflate_from_2d(
     state_dict_or_path: Mapping[str, torch.Tensor] | str | os.PathLike,
     allow_norm_conversion: bool = False,
     min_conv_fraction: float = 1.0,
+    input_mean: tuple[float, float, float] = KINETICS_MEAN,
+    input_std: tuple[float, float, float] = KINETICS_STD,
+    caffe2_input: Literal["detectron", "as_is"] = "detectron",
 ) -> InflationReport:
     """Copy a 2D ResNet's weights into `model` (in place), inflating conv kernels along time.
 
     Args:
         model: a model from `videogn.models.build_model`.
-        state_dict_or_path: a torchvision-layout state dict, or a local checkpoint file.
+        state_dict_or_path: a torchvision-layout state dict, or a local file: torch / safetensors (torchvision or
+            timm names) or a Detectron / Caffe2 pickle (`.pkl`).
         allow_norm_conversion: copy γ/β between norm kinds (e.g. a BN network's into GN layers) instead of raising.
         min_conv_fraction: raise unless at least this fraction of the model's convolutions load.
+        input_mean, input_std: the model's input normalisation (RGB, [0, 1] units), which a Caffe2 pickle's conv1
+            is converted to.
+        caffe2_input: the input a Caffe2 pickle's conv1 expects: "detectron" (converted), or "as_is" (used
+            unchanged, as video-nonlocal-net did with its Caffe2 ImageNet ResNet-50).
 
     Returns:
         The report; `str(report)` lists every converted, skipped and missing key.
     """
-    if isinstance(state_dict_or_path, (str, os.PathLike)):
+    notes = []
+    if isinstance(state_dict_or_path, (str, os.PathLike)) and Path(state_dict_or_path).suffix == ".pkl":
+        path = Path(state_dict_or_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"2D checkpoint not found: {path}")
+        try:
+            blobs = read_caffe2_pickle(path)
+        except FormatError as exc:
+            raise InflationError(str(exc)) from exc
+        tensors = {k: torch.from_numpy(v.copy()) for k, v in blobs.items()}
+        source, note = detectron_to_2d(tensors, input_mean, input_std, convert_input=caffe2_input == "detectron")
+        notes += [note] if note else []
+    elif isinstance(state_dict_or_path, (str, os.PathLike)):
         source = load_state_dict_file(state_dict_or_path)
     else:
         source = {k.removeprefix("module."): v for k, v in state_dict_or_path.items()}
@@ -181,7 +213,7 @@ def inflate_from_2d(
             "their γ/β would be copied across norm kinds. Inflate from a checkpoint with the model's norm, or allow "
             "the conversion (inflate_from_2d(..., allow_norm_conversion=True); model.inflate_norm_conversion: true)"
         )
-    report = InflationReport()
+    report = InflationReport(notes=notes)
     new_values: dict[str, torch.Tensor] = {}
     for key, value in source.items():
         prefix, _, leaf = key.rpartition(".")
@@ -213,5 +245,5 @@ def inflate_from_2d(
             f"first mismatches: {'; '.join(mismatches) or 'none of the 2D keys name a convolution of this model'}"
         )
     model.load_state_dict(new_values, strict=False)
-    report.missing = [k for k in target if k not in new_values]
+    report.missing = [k for k in target if k not in new_values and not k.endswith("num_batches_tracked")]
     return report

@@ -21,7 +21,7 @@ The head pools adaptively, so any T, H, W works at test time (e.g. 32×256² for
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import Any, Literal
 
@@ -108,6 +108,18 @@ class NetSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def feature_size(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
+        """T×H×W of res5's output for an input clip of that size (for the paper's 32×224²: 4×7×7).
+
+        Computed by running the network on PyTorch's meta device: shapes only, no memory, no arithmetic.
+        """
+        with torch.device("meta"):  # shapes do not depend on the norm: BN builds at any width
+            net = replace(self, norm="bn", norm_options={}).build(num_classes=1, zero_init_residual=False)
+            x = torch.empty(1, 3, num_frames, height, width)
+            for block in net.blocks[:-1]:
+                x = block(x)
+        return tuple(x.shape[2:])
 
     def build(
         self,

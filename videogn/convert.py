@@ -1,0 +1,273 @@
+"""`videogn convert SRC --out OUT.ckpt`: a zoo checkpoint as a videogn checkpoint.
+
+    videogn convert I3D_8x8_R50.pyth --out i3d_8x8.ckpt                       # PySlowFast / pytorchvideo, 400 classes
+    videogn convert i3d_baseline_32x2_IN_pretrain_400k.pkl --out i3d_nl.ckpt   # video-nonlocal-net
+    videogn convert R-50-GN.pkl --out i3d_gn_imagenet.ckpt -c configs/i3d_gn.yaml   # Detectron ImageNet, inflated
+
+The result is what `lightning fit` writes, minus the training state, so `videogn-infer --ckpt OUT.ckpt`,
+`lightning validate|test -c CONFIG --ckpt_path OUT.ckpt` and `lightning fit -c CONFIG --model.init_from OUT.ckpt`
+(fine-tuning) accept it.
+
+Formats (`--format auto` tells them from the tensor names; names and sources in `videogn.models.formats`):
+detectron (2D ImageNet pickle, inflated like `model.pretrained_2d`), nonlocal (video-nonlocal-net pickle), slowfast
+(PySlowFast `.pyth`), pytorchvideo (hub `.pyth`), mmaction (mmaction2 `.pth`).
+
+The tensors tell the architecture (I3D or C2D, depth, width, norm, classes); what they cannot tell (temporal strides,
+GN groups, clip length) comes from `-c CONFIG` (its `model.net`, `model.*` and `data.clip`) or the format's defaults.
+A config whose network disagrees with the tensors, and tensors missing, left over or of another shape, are errors
+that name the first keys. conv1 is converted to the clip normalisation (`data.clip.mean` / `std`; without a config:
+the source's own, so the conversion is exact). Class names: `--classes FILE` (one per line) or `kinetics400` (the
+default for a 400-class head and for detectron).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from videogn.data.lists import read_class_names
+from videogn.data.settings import KINETICS_MEAN, KINETICS_STD, ClipSettings
+from videogn.errors import ConfigError
+from videogn.models import NetSettings, inflate_from_2d
+from videogn.models.formats import (
+    CONVENTIONS,
+    DEFAULT_NETS,
+    FORMATS,
+    LEAVES,
+    FormatError,
+    adapt_first_conv,
+    caffe2_depth,
+    caffe2_norm_kind,
+    detect_format,
+    offset_note,
+    read_zoo_checkpoint,
+    source_key,
+)
+from videogn.models.inflate import map_2d_keys
+
+__all__ = ["KINETICS400", "convert", "kinetics400_classes", "main", "to_videogn"]
+
+KINETICS400 = Path(__file__).with_name("kinetics400_classes.txt")
+_FORMAT_DEFAULT_CLIPS = {
+    "slowfast": {"num_frames": 8, "frame_interval": 8},
+    "pytorchvideo": {"num_frames": 8, "frame_interval": 8},
+}
+
+
+def kinetics400_classes() -> list[str]:
+    """The 400 Kinetics-400 class names in the order of the zoos' classifiers (alphabetical)."""
+    return read_class_names(KINETICS400)
+
+
+def _name(fmt: str, prefix_2d: str, prefix: str, leaf: str, kind: str, norm: str) -> str | None:
+    if fmt == "pytorchvideo":
+        return f"{prefix}.{leaf}"  # videogn's own layout
+    return source_key(fmt, prefix_2d, leaf, kind, norm)
+
+
+def _kind(module: torch.nn.Module) -> str:
+    if isinstance(module, torch.nn.Conv3d):
+        return "conv"
+    return "fc" if isinstance(module, torch.nn.Linear) else "norm"
+
+
+def describe(state: dict[str, torch.Tensor], fmt: str) -> dict[str, Any]:
+    """What the tensors say about the network: arch, depth, norm, width, num_classes."""
+
+    def get(prefix_2d: str, prefix: str, leaf: str, kind: str, norm: str = "bn") -> torch.Tensor | None:
+        return state.get(_name(fmt, prefix_2d, prefix, leaf, kind, norm))
+
+    conv1 = get("conv1", "blocks.0.conv", "weight", "conv")
+    fc = get("fc", "blocks.6.proj", "weight", "fc")
+    if conv1 is None or conv1.dim() != 5 or fc is None:
+        raise FormatError(f"the tensors hold no 3D conv1 and classifier in the {fmt} names")
+    if fmt == "nonlocal":
+        norm = caffe2_norm_kind(state)
+    else:
+        norm = "bn" if get("bn1", "blocks.0.norm", "running_mean", "norm") is not None else "gn"
+    res4 = sum(
+        get(f"layer3.{j}.conv1", f"blocks.4.res_blocks.{j}.branch2.conv_a", "weight", "conv") is not None
+        for j in range(64)
+    )
+    depth = {6: 50, 23: 101}.get(res4)
+    if depth is None:
+        raise FormatError(f"res4 has {res4} blocks: not a ResNet-50 (6) or ResNet-101 (23)")
+    return {
+        "arch": "i3d" if conv1.shape[2] > 1 else "c2d",
+        "depth": depth,
+        "norm": norm,
+        "width": int(conv1.shape[0]),
+        "num_classes": int(fc.shape[0]),
+    }
+
+
+def to_videogn(
+    state: dict[str, torch.Tensor],
+    fmt: str,
+    model: torch.nn.Module,
+    mean: tuple[float, float, float] = KINETICS_MEAN,
+    std: tuple[float, float, float] = KINETICS_STD,
+) -> tuple[dict[str, torch.Tensor], str | None]:
+    """`state` (a video checkpoint in format `fmt`) as `model`'s state dict, and a note on what is not exact.
+
+    Every model tensor must be found with its shape, and every source tensor used (optimiser state and
+    `num_batches_tracked` aside); otherwise a `FormatError` names the first keys.
+    """
+    modules = dict(model.named_modules())
+    target = model.state_dict()
+    table: dict[str, str] = {}
+    for prefix_2d, prefix in map_2d_keys(model).items():
+        module = modules[prefix]
+        norm = "bn" if getattr(module, "running_mean", None) is not None else "gn"
+        kind = _kind(module)
+        for leaf in LEAVES[kind]:
+            if f"{prefix}.{leaf}" in target:
+                table[f"{prefix}.{leaf}"] = _name(fmt, prefix_2d, prefix, leaf, kind, norm)
+    missing = [src for src in table.values() if src not in state]
+    used = set(table.values())
+    unexpected = [k for k in state if k not in used and not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise FormatError(
+            f"the {fmt} tensors do not fit the network: {len(missing)} missing"
+            + (f" (first: {', '.join(missing[:4])})" if missing else "")
+            + f", {len(unexpected)} unexpected"
+            + (f" (first: {', '.join(unexpected[:4])})" if unexpected else "")
+        )
+    shapes = [
+        f"{src} {tuple(state[src].shape)} vs {key} {tuple(target[key].shape)}"
+        for key, src in table.items()
+        if state[src].shape != target[key].shape
+    ]
+    if shapes:
+        raise FormatError(f"the {fmt} tensors have other shapes than the network: {'; '.join(shapes[:3])}")
+    out = {key: state[src].to(target[key].dtype) for key, src in table.items()}
+    conv1, stem_norm = map_2d_keys(model)["conv1"], map_2d_keys(model)["bn1"]
+    out[f"{conv1}.weight"], offset = adapt_first_conv(out[f"{conv1}.weight"], CONVENTIONS[fmt], mean, std)
+    return out, offset_note(out, stem_norm, offset, f"the {fmt} models' input mean")
+
+
+def _resolve_format(state: dict[str, torch.Tensor], asked: str) -> str:
+    found = detect_format(state)
+    if found == "caffe2":
+        found = "detectron" if state["conv1_w"].dim() == 4 else "nonlocal"
+    if asked not in ("auto", found):
+        raise FormatError(f"the tensors are in the {found} format, not {asked}")
+    return found
+
+
+def _read_config(path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model section, data.clip section) of a videogn config, or two empty dicts."""
+    if path is None:
+        return {}, {}
+    config = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    model = dict(config.get("model") or {})
+    return model, dict((config.get("data") or {}).get("clip") or {})
+
+
+def convert(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    fmt: str = "auto",
+    config: str | None = None,
+    classes: str | None = None,
+) -> list[str]:
+    """Write `out` (a videogn checkpoint) from the zoo checkpoint `src`; returns the lines to print."""
+    from lightning import __version__ as lightning_version
+
+    from videogn.module import VideoClassifier
+
+    state = read_zoo_checkpoint(src)
+    fmt = _resolve_format(state, fmt)
+    model_cfg, clip_cfg = _read_config(config)
+    if fmt == "detectron":  # a 2D network: norm and depth from the blobs; inflated into an I3D unless configured
+        depth = {6: 50, 23: 101}.get(caffe2_depth(state)[2], 50)
+        found = {"depth": depth, "norm": caffe2_norm_kind(state), "width": int(state["conv1_w"].shape[0])}
+        num_classes = None
+    else:
+        found = describe(state, fmt)
+        num_classes = found.pop("num_classes")
+    if "net" in model_cfg:
+        net = NetSettings(**model_cfg["net"])
+        differ = [f"{k}: tensors {v!r}, config {getattr(net, k)!r}" for k, v in found.items() if getattr(net, k) != v]
+        if differ:
+            raise FormatError(f"{config} describes another network than {src}: {'; '.join(differ)}")
+    else:
+        norm_options = {"num_groups": 32} if found.get("norm") == "gn" else {}
+        net = NetSettings(**{**found, "norm_options": norm_options, **DEFAULT_NETS[fmt]})
+    convention = CONVENTIONS[fmt]
+    clip_defaults: dict[str, Any] = dict(_FORMAT_DEFAULT_CLIPS.get(fmt, {}))
+    if not convention.bgr and fmt != "detectron":
+        clip_defaults.update(mean=convention.mean, std=convention.std)  # exact: the source's own normalisation
+    clip = ClipSettings.from_dict(clip_cfg if config else clip_defaults)
+    if classes is None and num_classes in (None, 400):
+        classes = "kinetics400"
+    names = kinetics400_classes() if classes == "kinetics400" else read_class_names(classes) if classes else None
+    num_classes = num_classes or len(names)
+    if names is not None and len(names) != num_classes:
+        raise FormatError(f"--classes has {len(names)} names; the classifier has {num_classes} outputs")
+    settings = {k: v for k, v in model_cfg.items() if k not in ("net", "pretrained_2d", "init_from")}
+    module = VideoClassifier(net=net, num_classes=num_classes, class_names=names, **settings)
+    lines = [f"{src}: {fmt} format → {net.arch}-R{net.depth} {net.norm}, width {net.width}, {num_classes} classes"]
+    if fmt == "detectron":
+        caffe2_input = model_cfg.get("pretrained_2d_input", "detectron")
+        report = inflate_from_2d(module.model, src, input_mean=clip.mean, input_std=clip.std, caffe2_input=caffe2_input)
+        lines += [str(report).splitlines()[0], *(f"note: {n}" for n in report.notes)]
+    else:
+        weights, note = to_videogn(state, fmt, module.model, clip.mean, clip.std)
+        module.model.load_state_dict(weights)
+        lines += [f"note: {note}"] if note else []
+    checkpoint = {
+        "epoch": 0,
+        "global_step": 0,
+        "pytorch-lightning_version": lightning_version,
+        "state_dict": module.state_dict(),
+        "hparams_name": "kwargs",
+        "hyper_parameters": {**dict(module.hparams), "net": net.to_dict()},
+        "datamodule_hyper_parameters": {"clip": clip.to_dict()},
+        "converted_from": {"path": str(src), "format": fmt},
+    }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    lines.append(
+        f"wrote {out} (clip {clip.num_frames}×{clip.frame_interval}, mean {list(clip.mean)}, std {list(clip.std)})"
+    )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="videogn convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("src", help="the zoo checkpoint (.pkl, .pyth, .pth)")
+    parser.add_argument("--out", required=True, help="the videogn checkpoint to write (.ckpt)")
+    parser.add_argument("--format", default="auto", choices=("auto", *FORMATS))
+    parser.add_argument("-c", "--config", help="a videogn config: model.net, model.*, data.clip of the network")
+    parser.add_argument("--classes", help="class names: a file (one per line) or kinetics400")
+    args = parser.parse_args(argv)
+    try:
+        lines = convert(args.src, args.out, args.format, args.config, args.classes)
+    except ConfigError as exc:
+        print(f"videogn convert: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
+def cli() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,374 @@
+"""Checkpoint formats of the ImageNet and video model zoos, mapped onto videogn's (pytorchvideo's) layout.
+
+Every format is a naming of the same ResNet. One table (`source_key`) names, for each videogn tensor, the tensor
+of a format; converting is then renaming, shape checking, and adapting the first convolution to videogn's input.
+
+- detectron: a Python-2 pickle of a 2D ImageNet ResNet: `conv1_w`, `conv1_gn_s` (GN) or `res_conv1_bn_s` (BN as
+  an AffineChannel), `res2_0_branch2a_w`, `pred_w`; input BGR, 0–255 pixels minus Detectron's pixel means.
+- nonlocal: a Python-2 pickle `{"blobs": ...}` of a 3D network with the same names, plus BN `_rm` / `_riv`
+  (running mean / variance); input RGB, (0–255 − 114.75) / 57.375.
+- slowfast: `.pyth` `{"model_state": ...}`: `s1.pathway0_stem.conv.weight`, `s2.pathway0_res0.branch2.a_bn.weight`,
+  `head.projection.weight`; input RGB, (x − 0.45) / 0.225.
+- pytorchvideo: `.pyth` `{"model_state": ...}` in videogn's own layout (`blocks.0.conv.weight`,
+  `blocks.6.proj.weight`); input RGB, (x − 0.45) / 0.225.
+- mmaction: `.pth` `{"state_dict": ...}`: `backbone.conv1.conv.weight`, `backbone.layer1.0.conv1.bn.weight`,
+  `cls_head.fc_cls.weight`; input RGB, ImageNet mean / std of 0–255 pixels.
+
+Where the names come from (the anchors' source code):
+- detectron: Detectron `detectron/modeling/ResNet.py` (`add_ResNet_convX_body`, `basic_bn_stem` / `basic_gn_stem`,
+  `bottleneck_transformation`, `add_shortcut`; `ConvGN` in `detectron/modeling/detector.py`), input in
+  `detectron/core/config.py` (`PIXEL_MEANS`, BGR); BN is folded into an AffineChannel (`_bn_s`, `_bn_b`). videogn's
+  bottleneck has its stride on the 3×3 conv, as R-50-GN.pkl (`STRIDE_1X1: False` in Detectron's GN configs) and the
+  Caffe2 ImageNet ResNet-50 of video-nonlocal-net; Detectron's MSRA `R-50.pkl` strides the 1×1 conv instead and is
+  not this network (its shapes are the same, so nothing can tell: use the Caffe2 one for BN).
+- nonlocal: facebookresearch/video-nonlocal-net `lib/models/resnet_helper.py`, `lib/models/resnet_video_org.py`
+  (BN `_rm`, `_riv` from `SpatialBN`; `pred_w` is the FC); MEAN, STD, USE_BGR in `lib/core/config.py`; RGB frames
+  (`caffe2_customized_ops/video/customized_video_decoder.h`).
+- slowfast: facebookresearch/SlowFast `slowfast/models/resnet_helper.py`, `stem_helper.py`, `head_helper.py`
+  (module names) and `slowfast/utils/c2_model_loading.py` (the same Caffe2 names, converted).
+- pytorchvideo: `pytorchvideo/models/resnet.py` (`create_resnet`), the layout videogn builds.
+- mmaction: open-mmlab/mmaction2 `mmaction/models/backbones/resnet3d.py` (`ConvModule` → `.conv` / `.bn`) and
+  `mmaction/models/heads/i3d_head.py` (`fc_cls`); mean / std in its Kinetics configs' data preprocessor.
+
+Temporal kernel sizes are in the weights; temporal strides are not, so the network settings come from a config or
+the format's defaults (`DEFAULT_NETS`).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from videogn.errors import ConfigError
+
+__all__ = [
+    "CONVENTIONS",
+    "DEFAULT_NETS",
+    "FORMATS",
+    "FormatError",
+    "InputConvention",
+    "LEAVES",
+    "adapt_first_conv",
+    "caffe2_depth",
+    "caffe2_norm_kind",
+    "detect_format",
+    "detectron_to_2d",
+    "fold_offset_into_norm",
+    "offset_note",
+    "read_caffe2_pickle",
+    "read_zoo_checkpoint",
+    "resnet_2d_names",
+    "source_key",
+]
+
+FORMATS = ("detectron", "nonlocal", "slowfast", "pytorchvideo", "mmaction")
+
+
+class FormatError(ConfigError):
+    """A checkpoint file that cannot be read, or whose tensors do not fit the network."""
+
+
+@dataclass(frozen=True)
+class InputConvention:
+    """What the first convolution of a format expects: x (RGB in [0, 1]) → (x − mean) / std, in BGR order if `bgr`.
+
+    mean and std are per channel in RGB order and [0, 1] units (Detectron: std 1/255, i.e. 0–255 pixels).
+    """
+
+    bgr: bool
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+_KINETICS = ((0.45, 0.45, 0.45), (0.225, 0.225, 0.225))
+CONVENTIONS: dict[str, InputConvention] = {
+    # Detectron PIXEL_MEANS = [[[102.9801, 115.9465, 122.7717]]] (BGR), no division
+    "detectron": InputConvention(True, (122.7717 / 255, 115.9465 / 255, 102.9801 / 255), (1 / 255,) * 3),
+    # video-nonlocal-net: RGB24 frames (USE_BGR: False), MEAN 114.75, STD 57.375 (= 0.45 / 0.225 of 255)
+    "nonlocal": InputConvention(False, *_KINETICS),
+    "slowfast": InputConvention(False, *_KINETICS),
+    "pytorchvideo": InputConvention(False, *_KINETICS),
+    # mmaction2 Kinetics configs: mean [123.675, 116.28, 103.53], std [58.395, 57.12, 57.375], RGB
+    "mmaction": InputConvention(
+        False, (123.675 / 255, 116.28 / 255, 103.53 / 255), (58.395 / 255, 57.12 / 255, 57.375 / 255)
+    ),
+}
+
+# The network settings each format's Kinetics models use (`videogn.models.NetSettings` fields; arch from the keys).
+DEFAULT_NETS: dict[str, dict[str, int]] = {
+    "detectron": {"stem_temporal_stride": 2, "pool2_temporal_stride": 2},  # inflated into the paper's I3D
+    "nonlocal": {"stem_temporal_stride": 2, "pool2_temporal_stride": 2},  # I3D 32×2: conv1 and pool1 stride 2
+    "slowfast": {"stem_temporal_stride": 1, "pool2_temporal_stride": 2},  # I3D_8x8_R50
+    "pytorchvideo": {"stem_temporal_stride": 1, "pool2_temporal_stride": 2},  # hub i3d_r50 (8×8)
+    "mmaction": {"stem_temporal_stride": 2, "pool2_temporal_stride": 2},  # i3d_r50 32x2x1
+}
+
+_CAFFE2_SKIP = ("_momentum", "model_iter", "lr")  # optimiser state and counters of a Caffe2 training pickle
+_TORCH_SKIP = ("num_batches_tracked",)
+
+
+class _Caffe2Unpickler(pickle.Unpickler):
+    """Unpickles numpy arrays and plain containers only: no other code in the file runs."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+        ("collections", "OrderedDict"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weights pickle")
+
+
+def read_caffe2_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The blobs of a Detectron / video-nonlocal-net pickle: name → array, without optimiser state.
+
+    Both write Python-2 pickles (read with `encoding="latin1"`) of a flat dict or of `{"blobs": {...}}`.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = _Caffe2Unpickler(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        raise FormatError(f"{path} is not a Caffe2 weights pickle: {type(exc).__name__}: {exc}") from exc
+    if isinstance(data, Mapping) and isinstance(data.get("blobs"), Mapping):
+        data = data["blobs"]
+    if not isinstance(data, Mapping):
+        raise FormatError(f"{path} holds a {type(data).__name__}, not a dict of blobs")
+    return {
+        str(k): np.asarray(v)
+        for k, v in data.items()
+        if isinstance(v, np.ndarray) and not str(k).endswith(_CAFFE2_SKIP) and str(k) not in _CAFFE2_SKIP
+    }
+
+
+def read_zoo_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a zoo checkpoint: a Caffe2 pickle (`.pkl`), or a torch file with its wrapper removed."""
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"checkpoint not found: {path}")
+    if path.suffix == ".pkl":
+        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in read_caffe2_pickle(path).items()}
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError) as exc:  # not a torch file, truncated, corrupt zip
+        raise FormatError(f"could not read {path}: {type(exc).__name__}: {exc}") from exc
+    for wrapper in ("model_state", "state_dict", "model"):  # PySlowFast / pytorchvideo, mmaction / Lightning, misc
+        if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
+            state = state[wrapper]
+            break
+    if not isinstance(state, Mapping) or not state:
+        raise FormatError(f"{path} does not hold a state dict")
+    tensors = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise FormatError(f"{path} does not hold a state dict of tensors")
+    return tensors
+
+
+def detect_format(keys) -> str:
+    """The format a set of tensor names is written in (see the module docstring), or a `FormatError`."""
+    keys = set(keys)
+    if "conv1_w" in keys:
+        return "caffe2"  # detectron (2D) or nonlocal (3D): told apart by conv1_w's rank
+    if any(k.startswith("s1.pathway0_stem.") for k in keys):
+        return "slowfast"
+    if any(k.startswith("backbone.conv1.conv.") for k in keys):
+        return "mmaction"
+    if "blocks.0.conv.weight" in keys:
+        return "pytorchvideo"
+    raise FormatError(
+        f"unknown checkpoint format (first keys: {', '.join(sorted(keys)[:4])}); expected one of: {', '.join(FORMATS)}"
+    )
+
+
+# ---------------------------------------------------------------- names
+# torchvision's 2D names (the pivot every format is written against) → the parts of each format's names
+_BRANCH = {"conv1": "a", "conv2": "b", "conv3": "c", "bn1": "a", "bn2": "b", "bn3": "c"}
+_CAFFE2_LEAF = {"conv": {"weight": "_w"}, "fc": {"weight": "_w", "bias": "_b"}}
+_CAFFE2_NORM_LEAF = {"weight": "_s", "bias": "_b", "running_mean": "_rm", "running_var": "_riv"}
+
+
+def _caffe2(prefix: str, leaf: str, kind: str, norm: str) -> str | None:
+    if kind == "norm":
+        if leaf not in _CAFFE2_NORM_LEAF:
+            return None
+        if prefix == "bn1":
+            base = "res_conv1_bn" if norm == "bn" else "conv1_gn"  # Detectron's basic_bn_stem / basic_gn_stem
+        else:
+            base = _caffe2_module(prefix) + f"_{norm}"
+        return base + _CAFFE2_NORM_LEAF[leaf]
+    base = "pred" if prefix == "fc" else _caffe2_module(prefix)
+    return base + _CAFFE2_LEAF[kind][leaf]
+
+
+def _caffe2_module(prefix: str) -> str:
+    if prefix == "conv1":
+        return "conv1"
+    layer, block, name = prefix.split(".", 2)  # layer2.0.conv1 / layer2.0.downsample.0
+    base = f"res{int(layer[5:]) + 1}_{block}"
+    return f"{base}_branch1" if name.startswith("downsample") else f"{base}_branch2{_BRANCH[name]}"
+
+
+def _slowfast(prefix: str, leaf: str) -> str:
+    if prefix == "conv1":
+        return f"s1.pathway0_stem.conv.{leaf}"
+    if prefix == "bn1":
+        return f"s1.pathway0_stem.bn.{leaf}"
+    if prefix == "fc":
+        return f"head.projection.{leaf}"
+    layer, block, name = prefix.split(".", 2)
+    base = f"s{int(layer[5:]) + 1}.pathway0_res{block}"
+    if name == "downsample.0":
+        return f"{base}.branch1.{leaf}"
+    if name == "downsample.1":
+        return f"{base}.branch1_bn.{leaf}"
+    suffix = "_bn" if name.startswith("bn") else ""
+    return f"{base}.branch2.{_BRANCH[name]}{suffix}.{leaf}"
+
+
+def _mmaction(prefix: str, leaf: str) -> str:
+    if prefix in ("conv1", "bn1"):
+        return f"backbone.conv1.{'conv' if prefix == 'conv1' else 'bn'}.{leaf}"
+    if prefix == "fc":
+        return f"cls_head.fc_cls.{leaf}"
+    layer, block, name = prefix.split(".", 2)
+    base = f"backbone.{layer}.{block}"
+    if name.startswith("downsample"):
+        return f"{base}.downsample.{'conv' if name.endswith('0') else 'bn'}.{leaf}"
+    return f"{base}.conv{name[-1]}.{'conv' if name.startswith('conv') else 'bn'}.{leaf}"
+
+
+def source_key(fmt: str, prefix_2d: str, leaf: str, kind: str, norm: str = "bn") -> str | None:
+    """A tensor's name in format `fmt`, given its torchvision 2D name (`layer2.0.bn1` + `running_var`).
+
+    kind: "conv", "norm" or "fc"; norm: "bn" or "gn" (Caffe2 names say which). None: the format has no such
+    tensor (e.g. `num_batches_tracked` in Caffe2).
+    """
+    if fmt in ("detectron", "nonlocal", "caffe2"):
+        return _caffe2(prefix_2d, leaf, kind, norm)
+    if fmt == "slowfast":
+        return _slowfast(prefix_2d, leaf)
+    if fmt == "mmaction":
+        return _mmaction(prefix_2d, leaf)
+    raise FormatError(f"no name table for format {fmt!r}")
+
+
+# ---------------------------------------------------------------- the first convolution
+def adapt_first_conv(
+    weight: torch.Tensor,
+    source: InputConvention,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """conv1's weight for videogn's input (RGB, (x − mean) / std), and the per-output-channel offset that is left.
+
+    With s the source's input and d videogn's for the same pixels x:  s_c = d_c · std_c / s.std_c +
+    (mean_c − s.mean_c) / s.std_c. So the weight of input channel c becomes the source's (of channel c, after the
+    BGR → RGB reorder) × std_c / s.std_c, exactly; the constant second term adds, away from the zero-padded
+    borders, `offset[o] = Σ_{c, kernel} W[o, c] · (mean_c − s.mean_c) / s.std_c` to output channel o. The offset
+    is 0 when the means agree (then the conversion is exact everywhere, borders included).
+    """
+    w = weight.double()
+    if source.bgr:
+        w = w.flip(1)
+    ratio = torch.tensor(std, dtype=torch.float64) / torch.tensor(source.std, dtype=torch.float64)
+    shift = (torch.tensor(mean, dtype=torch.float64) - torch.tensor(source.mean, dtype=torch.float64)) / torch.tensor(
+        source.std, dtype=torch.float64
+    )
+    shape = (1, -1) + (1,) * (w.dim() - 2)
+    offset = (w * shift.view(shape)).flatten(1).sum(1)
+    return (w * ratio.view(shape)).to(weight.dtype), offset
+
+
+def fold_offset_into_norm(state: dict[str, torch.Tensor], norm_prefix: str, offset: torch.Tensor) -> bool:
+    """Absorb conv1's offset into the next BN's running mean (exact for eval-mode BN away from the borders;
+    train-mode BN removes it by itself). False for norms without running statistics (GN cannot absorb it)."""
+    key = f"{norm_prefix}.running_mean"
+    if key not in state:
+        return False
+    state[key] = state[key] - offset.to(state[key].dtype)
+    return True
+
+
+def resnet_2d_names(depth_blocks: tuple[int, ...]) -> list[tuple[str, str]]:
+    """(torchvision prefix, kind) of every conv, norm and the fc of a bottleneck ResNet with these stage depths."""
+    names = [("conv1", "conv"), ("bn1", "norm")]
+    for i, blocks in enumerate(depth_blocks, start=1):
+        for j in range(blocks):
+            for k in (1, 2, 3):
+                names += [(f"layer{i}.{j}.conv{k}", "conv"), (f"layer{i}.{j}.bn{k}", "norm")]
+            if j == 0:
+                names += [(f"layer{i}.0.downsample.0", "conv"), (f"layer{i}.0.downsample.1", "norm")]
+    return [*names, ("fc", "fc")]
+
+
+LEAVES = {"conv": ("weight",), "fc": ("weight", "bias"), "norm": ("weight", "bias", "running_mean", "running_var")}
+
+
+def caffe2_norm_kind(names) -> str:
+    """ "gn" if the Caffe2 blobs hold GroupNorm layers (`*_gn_s`), else "bn"."""
+    return "gn" if any(k.endswith("_gn_s") for k in names) else "bn"
+
+
+def caffe2_depth(names) -> tuple[int, ...]:
+    """Blocks per stage (res2..res5) of a Caffe2 ResNet, counted from its `res{s}_{j}_branch2a_w` blobs."""
+    return tuple(sum(f"res{s}_{j}_branch2a_w" in names for j in range(64)) for s in (2, 3, 4, 5))
+
+
+def detectron_to_2d(
+    blobs: Mapping[str, torch.Tensor],
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    eps: float = 1e-5,
+    convert_input: bool = True,
+) -> tuple[dict[str, torch.Tensor], str | None]:
+    """A Detectron (Caffe2) ImageNet ResNet as a torchvision-layout state dict for videogn's input, and a note.
+
+    conv1 is converted to RGB and (x − mean) / std input (`adapt_first_conv`; `convert_input=False` keeps it as it
+    is, for a Caffe2 network trained on another input than Detectron's). An AffineChannel (BN folded into
+    γ/β) becomes a BN with running mean 0 and running variance 1 − eps, which computes the same function. Blobs that
+    are no ResNet tensor keep their names (inflation reports them as skipped). The note says what could not be made
+    exact (a mean other than Detectron's pixel means with GN in the stem), else None.
+    """
+    norm = caffe2_norm_kind(blobs)
+    used: set[str] = set()
+    out: dict[str, torch.Tensor] = {}
+    for prefix, kind in resnet_2d_names(caffe2_depth(blobs)):
+        for leaf in LEAVES[kind]:
+            name = source_key("caffe2", prefix, leaf, kind, norm)
+            if name in blobs:
+                out[f"{prefix}.{leaf}"] = torch.as_tensor(blobs[name]).float()
+                used.add(name)
+        if kind == "norm" and norm == "bn" and f"{prefix}.weight" in out and f"{prefix}.running_mean" not in out:
+            channels = out[f"{prefix}.weight"].shape
+            out[f"{prefix}.running_mean"] = torch.zeros(channels)
+            out[f"{prefix}.running_var"] = torch.full(channels, 1.0 - eps)
+    out.update({k: torch.as_tensor(v) for k, v in blobs.items() if k not in used})
+    note = None
+    if "conv1.weight" in out and convert_input:
+        out["conv1.weight"], offset = adapt_first_conv(out["conv1.weight"], CONVENTIONS["detectron"], mean, std)
+        note = offset_note(out, "bn1", offset, "Detectron's pixel means")
+    return out, note
+
+
+def offset_note(state: dict[str, torch.Tensor], norm_prefix: str, offset: torch.Tensor, source: str) -> str | None:
+    if not offset.abs().max() > 0 or fold_offset_into_norm(state, norm_prefix, offset):
+        return None
+    return (
+        f"the input mean differs from {source}: conv1's output shifts by up to {float(offset.abs().max()):.3g} per "
+        "channel, which a GroupNorm stem cannot absorb (not exact; fine-tuning adapts). For an exact conversion use "
+        "that mean (data.clip.mean)"
+    )
