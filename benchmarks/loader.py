@@ -2,7 +2,8 @@
 
 Every pipeline reads the same files for the same clip (32 frames, interval 2, i.e. a random 64-frame window),
 through a DataLoader with the same workers and batch size; the three full pipelines output the same tensor
-(float, 3 × 32 × 224², short side scaled to [256, 320], random crop, flip, normalised). The raw bound is decord
+(uint8, 3 × 32 × 224², short side scaled to [256, 320], random crop, flip; normalisation to float runs on the
+device after the transfer, so it is not a worker's job). The raw bound is decord
 `get_batch` of exactly the sampled indices with no transform. Pipelines take turns in every repeat (interleaved);
 the median clips/s is reported with the ratios. Targets: videogn ≥ 2 × pytorchvideo and ≥ 90 % of the raw bound.
 

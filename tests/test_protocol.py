@@ -10,6 +10,7 @@ from torch import nn
 
 from videogn.callbacks import PreciseBN
 from videogn.data.settings import ClipSettings
+from videogn.data.transforms import Normalize
 from videogn.errors import ConfigError
 from videogn.models import NetSettings
 from videogn.module import VideoClassifier
@@ -81,7 +82,9 @@ class FakeTrainer:
     """What PreciseBN uses of the Trainer: the data module, the precision context, the strategy's reduce."""
 
     def __init__(self, batches):
-        self.datamodule = type("DM", (), {"precise_bn_dataloader": lambda _self, epoch: iter(batches)})()
+        self.datamodule = type(
+            "DM", (), {"precise_bn_dataloader": lambda _self, epoch: iter(batches), "normalize": Normalize()}
+        )()
         self.precision_plugin = type("P", (), {"forward_context": lambda _self: nullcontext()})()
         self.strategy = type("S", (), {"reduce": lambda _self, x, reduce_op: x})()
         self.sanity_checking = False
@@ -92,14 +95,14 @@ def test_precise_bn_sets_the_exact_statistics_of_the_given_batches():
     net = NetSettings(norm="bn", width=8, stem_temporal_stride=1)
     model = classifier(net=net).eval()
     torch.manual_seed(1)
-    batches = [Batch(torch.randn(3, 3, 8, 32, 32) * 2 + 0.5) for _ in range(4)]
+    batches = [Batch(torch.randint(0, 256, (3, 3, 8, 32, 32), dtype=torch.uint8)) for _ in range(4)]  # as loaded
     layers = [m for m in model.modules() if isinstance(m, nn.BatchNorm3d)]
     inputs = {m: [] for m in layers}
     hooks = [m.register_forward_pre_hook(lambda m, x: inputs[m].append(x[0].detach())) for m in layers]
     model.train()
     with torch.no_grad():
-        for batch in batches[:3]:  # what the callback will see: the first 3 batches, in training mode
-            model(batch.clips)
+        for batch in batches[:3]:  # what the callback will see: the first 3 batches, normalised, in training mode
+            model(Normalize()(batch.clips))
     for h in hooks:
         h.remove()
     model.eval()

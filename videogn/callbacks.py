@@ -332,7 +332,7 @@ class PreciseBN(Callback):
         try:
             with trainer.precision_plugin.forward_context():
                 for batch in trainer.datamodule.precise_bn_dataloader(epoch=trainer.current_epoch):
-                    pl_module(batch.clips.to(pl_module.device, non_blocking=True))
+                    pl_module(trainer.datamodule.normalize(batch.clips.to(pl_module.device, non_blocking=True)))
                     batches += 1
                     if batches == self.num_batches:
                         break

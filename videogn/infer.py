@@ -36,7 +36,7 @@ from videogn.data.decoding import VIDEO_EXTENSIONS, DecodeError, open_video
 from videogn.data.lists import read_video_list
 from videogn.data.sampling import clip_step, eval_clip_indices
 from videogn.data.settings import ClipSettings
-from videogn.data.transforms import EvalTransform
+from videogn.data.transforms import EvalTransform, Normalize
 from videogn.errors import ConfigError
 from videogn.metrics import video_accuracy
 from videogn.runtime import compute_memory
@@ -139,7 +139,8 @@ class Predictor:
         self.num_clips, self.num_crops, self.batch_size = num_clips, num_crops, batch_size
         self.class_names = list(model.class_names)
         self.topk = min(topk, len(self.class_names))
-        self.transform = EvalTransform(clip.eval_crop_size, clip.test_scale, num_crops, clip.mean, clip.std)
+        self.transform = EvalTransform(clip.eval_crop_size, clip.test_scale, num_crops)
+        self.normalize = Normalize(clip.mean, clip.std)  # on the device: the views travel as uint8
 
     def _top(self, probs: torch.Tensor) -> list[dict[str, Any]]:
         values, labels = probs.topk(self.topk)
@@ -196,7 +197,8 @@ class Predictor:
 
     def _forward(self, views: list[torch.Tensor]) -> torch.Tensor:
         with compute_memory():
-            return self.model(torch.stack(views).to(self.device)).float().softmax(1).cpu()
+            clips = self.normalize(torch.stack(views).to(self.device))
+            return self.model(clips).float().softmax(1).cpu()
 
 
 class AccuracyReport:

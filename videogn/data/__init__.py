@@ -10,7 +10,7 @@ from videogn.data.decoding import DecodeError, VideoInfo, open_video, read_frame
 from videogn.data.encoding import write_video
 from videogn.data.lists import VideoList, read_class_names, read_video_list
 from videogn.data.settings import KINETICS_MEAN, KINETICS_STD, ClipSettings
-from videogn.data.transforms import EvalTransform, TrainTransform
+from videogn.data.transforms import EvalTransform, Normalize, TrainTransform
 
 __all__ = [
     "KINETICS_MEAN",
@@ -20,6 +20,7 @@ __all__ = [
     "ClipSettings",
     "DecodeError",
     "EvalTransform",
+    "Normalize",
     "KineticsClips",
     "KineticsDataModule",
     "TooManyBadVideos",

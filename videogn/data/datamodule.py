@@ -6,7 +6,8 @@ own lists: `fit` the train and val lists, `validate` the val list, `test` the te
 epoch, no padding of evaluation shards, mid-epoch resume); the Trainer must keep its hands off the sampler
 (`use_distributed_sampler=False`; the videogn CLI sets it, and the loaders refuse a replaced sampler).
 
-Batches are `ClipBatch(clips, labels, video_index, view_index, failures, split)`. Bad videos found in the worker
+Batches are `ClipBatch(clips, labels, video_index, view_index, failures, split)`; the loaders ship uint8 clips,
+normalised on the device after the transfer (`on_after_batch_transfer`). Bad videos found in the worker
 processes arrive with the batches and are merged here: each is logged once, kept in `failures` (saved in
 checkpoints), appended to `quarantine_file` (under DDP gathered on rank 0 at every epoch end), and counted.
 More than `max_bad_fraction` of a list bad stops the run with the most common reason (`TooManyBadVideos`).
@@ -39,6 +40,7 @@ from videogn.data.lists import read_class_names, read_video_list
 from videogn.data.loaders import ShardedLoader, TrainLoader
 from videogn.data.samplers import ShardedSampler
 from videogn.data.settings import ClipSettings
+from videogn.data.transforms import Normalize
 from videogn.errors import ConfigError
 
 __all__ = ["KineticsDataModule"]
@@ -109,6 +111,7 @@ class KineticsDataModule(LightningDataModule):
         self.clips_per_gpu = clips_per_gpu
         self.num_workers = num_workers
         self.clip = clip
+        self.normalize = Normalize(clip.mean, clip.std)  # on the device, after the transfer
         self.seed = seed
         self.failures: dict[str, str] = {}  # path → reason, every bad video met (over all ranks after a sync)
         self.datasets: dict[str, KineticsClips] = {}
@@ -282,6 +285,12 @@ class KineticsDataModule(LightningDataModule):
                 and self.trainer.training
             ):
                 self._train_loader.count_batch()  # the loader's resume position counts batches taken
+        return batch
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Normalise the uint8 clips where the model runs: workers ship a quarter of the bytes of float clips."""
+        if isinstance(batch, ClipBatch):
+            return batch._replace(clips=self.normalize(batch.clips))
         return batch
 
     def record_failures(self, failures: dict[str, str], split: str = "train") -> dict[str, str]:

@@ -69,11 +69,12 @@ def most_common_reason(failures: dict[str, str]) -> str:
 class KineticsClips(Dataset):
     """Map-style dataset of clips. Items are `(clip, label, video_index, view_index)`.
 
-    `clip` is float (3, num_frames, crop, crop). In "train" mode there is one random view per video; in "val" and
-    "test" modes each video has `num_clips × num_crops` views (evenly spaced clips × spatial crops), one item each,
-    with `view_index = clip_index · num_crops + crop_index`, so predictions can be averaged per video. In val/test
-    a bad video's items are replaced by a stand-in from another video with `view_index = -1` (keeps batch shapes;
-    metrics skip it).
+    `clip` is uint8 (3, num_frames, crop, crop), not yet normalised: `Normalize(clip.mean, clip.std)` does that
+    where the model runs (the data module on the device, after the transfer). In "train" mode there is one random
+    view per video; in "val" and "test" modes each video has `num_clips × num_crops` views (evenly spaced clips ×
+    spatial crops), one item each, with `view_index = clip_index · num_crops + crop_index`, so predictions can be
+    averaged per video. In val/test a bad video's items are replaced by a stand-in from another video with
+    `view_index = -1` (keeps batch shapes; metrics skip it).
 
     Args:
         list_file: the list of `path label` lines.
@@ -110,11 +111,9 @@ class KineticsClips(Dataset):
         self.num_crops = 1 if mode == "train" else clip.num_crops
         if mode == "train":
             low, high = clip.train_scale
-            self.transform: TrainTransform | EvalTransform = TrainTransform(
-                clip.crop_size, low, high, flip=clip.flip, mean=clip.mean, std=clip.std
-            )
+            self.transform: TrainTransform | EvalTransform = TrainTransform(clip.crop_size, low, high, flip=clip.flip)
         else:
-            self.transform = EvalTransform(clip.eval_crop_size, clip.test_scale, self.num_crops, clip.mean, clip.std)
+            self.transform = EvalTransform(clip.eval_crop_size, clip.test_scale, self.num_crops)
         self.failures: dict[str, str] = {}
         self._unreported: dict[str, str] = {}
         self._attempts = self._decoded = 0
@@ -205,7 +204,7 @@ class KineticsClips(Dataset):
 class ClipBatch(NamedTuple):
     """A batch of `KineticsClips` items, as the loaders yield it."""
 
-    clips: torch.Tensor  # (N, 3, T, H, W) float
+    clips: torch.Tensor  # (N, 3, T, H, W) uint8 from the loaders; float, normalised, after the transfer
     labels: torch.Tensor  # (N,)
     video_index: torch.Tensor  # (N,) index of the video in the list
     view_index: torch.Tensor  # (N,) clip_index · num_crops + crop_index; -1 for a stand-in of a bad video

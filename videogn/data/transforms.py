@@ -1,6 +1,9 @@
-"""Augment decoded clips with torchvision.transforms.v2 on video tensors.
+"""Augment decoded clips with torchvision.transforms.v2 on video tensors; normalise them where the model runs.
 
-Input: uint8 frames (T, H, W, 3) from a decoder. Output: float32 (3, T, H, W), normalised per channel.
+Input: uint8 frames (T, H, W, 3) from a decoder. Output: uint8 (3, T, H, W): resampling runs on uint8 (torchvision's
+uint8 path), so a loader worker decodes, crops, resamples and flips, and ships a quarter of the bytes of a float
+clip. `Normalize` turns a uint8 clip or batch into float32 (x / 255 − mean) / std; the data module applies it on the
+device after the transfer (`KineticsDataModule.on_after_batch_transfer`), inference before the forward.
 
 - train: short side scaled to a random size in [min_scale, max_scale] (paper: 256..320), random crop
   crop_size² (224), horizontal flip;
@@ -23,7 +26,7 @@ from torchvision.transforms.v2 import functional as TF
 from videogn.data.sampling import crop_boxes
 from videogn.data.settings import KINETICS_MEAN, KINETICS_STD
 
-__all__ = ["TrainTransform", "EvalTransform", "to_video_tensor"]
+__all__ = ["EvalTransform", "Normalize", "TrainTransform", "to_video_tensor"]
 
 
 def to_video_tensor(frames: np.ndarray | torch.Tensor) -> tv_tensors.Video:
@@ -34,24 +37,30 @@ def to_video_tensor(frames: np.ndarray | torch.Tensor) -> tv_tensors.Video:
     return tv_tensors.Video(video.permute(0, 3, 1, 2))
 
 
-class _Finish(torch.nn.Module):
-    """uint8 (T, 3, H, W) → normalised float (3, T, H, W), in one conversion pass and one in-place pass."""
+class Normalize(torch.nn.Module):
+    """uint8 clips (3, T, H, W) or batches (N, 3, T, H, W) → float32 (x / 255 − mean) / std, on their device."""
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD) -> None:
         super().__init__()
-        # (x / 255 − mean) / std  ==  (x − 255 · mean) · 1 / (255 · std)
+        # (x / 255 − mean) / std  ==  (x − 255 · mean) · 1 / (255 · std): one conversion pass, one in-place pass
         self.register_buffer("offset", torch.tensor([255.0 * m for m in mean]).view(3, 1, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor([1.0 / (255.0 * s) for s in std]).view(3, 1, 1, 1), persistent=False)
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        video = video.as_subclass(torch.Tensor)
-        out = torch.empty((video.shape[1], video.shape[0], *video.shape[2:]), dtype=torch.float32, device=video.device)
-        out.copy_(video.permute(1, 0, 2, 3))  # (3, T, H, W): layout and dtype in one pass
-        return out.sub_(self.offset).mul_(self.scale)
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        if clips.dtype != torch.uint8:
+            raise TypeError(f"Normalize expects uint8 clips (as the transforms give), got {clips.dtype}")
+        offset = self.offset.to(clips.device, non_blocking=True)
+        scale = self.scale.to(clips.device, non_blocking=True)
+        return clips.float().sub_(offset).mul_(scale)
+
+
+def _channels_first(video: torch.Tensor) -> torch.Tensor:
+    """(T, 3, H, W) → (3, T, H, W) uint8, contiguous (what collation and shared memory want)."""
+    return video.as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()
 
 
 class TrainTransform(torch.nn.Module):
-    """Random short-side scale in [min_scale, max_scale], random crop, horizontal flip, normalise.
+    """Random short-side scale in [min_scale, max_scale], random crop, horizontal flip: uint8 (3, T, crop, crop).
 
     The crop box is chosen in the coordinates of the scaled frame, as if the whole frame had been scaled first,
     but only the cropped region is resampled (`resized_crop`): the same augmentation at a fraction of the cost.
@@ -63,8 +72,6 @@ class TrainTransform(torch.nn.Module):
         min_scale: int = 256,
         max_scale: int = 320,
         flip: bool = True,
-        mean: Sequence[float] = KINETICS_MEAN,
-        std: Sequence[float] = KINETICS_STD,
     ) -> None:
         super().__init__()
         if not crop_size <= min_scale <= max_scale:
@@ -72,7 +79,6 @@ class TrainTransform(torch.nn.Module):
                 f"train scale range [{min_scale}, {max_scale}] must satisfy crop_size ({crop_size}) ≤ min ≤ max"
             )
         self.crop_size, self.min_scale, self.max_scale, self.flip = crop_size, min_scale, max_scale, flip
-        self.finish = _Finish(mean, std)
 
     def box(self, height: int, width: int) -> tuple[int, int, int, int]:
         """(top, left, box height, box width) in the original frame of one random scale-and-crop."""
@@ -91,27 +97,19 @@ class TrainTransform(torch.nn.Module):
         video = TF.resized_crop(video, top, left, box_h, box_w, [self.crop_size, self.crop_size], antialias=True)
         if self.flip and torch.rand(()) < 0.5:
             video = TF.horizontal_flip(video)
-        return self.finish(video)
+        return _channels_first(video)
 
 
 class EvalTransform(torch.nn.Module):
-    """Short side to `test_scale`, then crop `crop_index` of `num_crops` square crops of `crop_size`, normalise."""
+    """Short side to `test_scale`, then crop `crop_index` of `num_crops` square crops of `crop_size`: uint8."""
 
-    def __init__(
-        self,
-        crop_size: int = 224,
-        test_scale: int = 256,
-        num_crops: int = 1,
-        mean: Sequence[float] = KINETICS_MEAN,
-        std: Sequence[float] = KINETICS_STD,
-    ) -> None:
+    def __init__(self, crop_size: int = 224, test_scale: int = 256, num_crops: int = 1) -> None:
         super().__init__()
         if crop_size > test_scale:
             raise ValueError(f"test crop_size ({crop_size}) must not exceed test_scale ({test_scale})")
         self.crop_size = crop_size
         self.test_scale = test_scale
         self.num_crops = num_crops
-        self.finish = _Finish(mean, std)
 
     def forward(self, frames: np.ndarray | torch.Tensor, crop_index: int = 0) -> torch.Tensor:
         return self.crops(frames, [crop_index])[0]
@@ -122,4 +120,4 @@ class EvalTransform(torch.nn.Module):
         height, width = video.shape[-2:]
         boxes = crop_boxes(height, width, self.crop_size, self.num_crops)
         chosen = range(self.num_crops) if indices is None else indices
-        return [self.finish(TF.crop(video, *boxes[i], self.crop_size, self.crop_size)) for i in chosen]
+        return [_channels_first(TF.crop(video, *boxes[i], self.crop_size, self.crop_size)) for i in chosen]
