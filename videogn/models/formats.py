@@ -62,6 +62,7 @@ __all__ = [
     "fold_offset_into_norm",
     "offset_note",
     "read_caffe2_pickle",
+    "read_state_dict",
     "read_zoo_checkpoint",
     "resnet_2d_names",
     "source_key",
@@ -155,27 +156,42 @@ def read_caffe2_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
     }
 
 
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a torch (`.pth`, `.pt`, `.pyth`, `.ckpt`, ...) or `.safetensors` file, read without running
+    code (`weights_only`), with the wrapper of the zoos (`model_state`, `state_dict`, `model`) and DDP's `module.`
+    prefix removed. A missing file is a `FileNotFoundError`, an unreadable one a `FormatError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path), device="cpu")
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, EOFError, RuntimeError) as exc:  # not a torch file, truncated, corrupt zip
+            raise FormatError(f"could not read {path}: {type(exc).__name__}: {exc}") from exc
+    for wrapper in ("model_state", "state_dict", "model"):  # PySlowFast / pytorchvideo, mmaction / Lightning, misc
+        if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
+            state = state[wrapper]
+            break
+    if not isinstance(state, Mapping):
+        raise FormatError(f"{path} holds a {type(state).__name__}, not a state dict")
+    tensors = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise FormatError(f"{path} does not hold a state dict of tensors")
+    return tensors
+
+
 def read_zoo_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The tensors of a zoo checkpoint: a Caffe2 pickle (`.pkl`), or a torch file with its wrapper removed."""
+    """The tensors of a zoo checkpoint: a Caffe2 pickle (`.pkl`), or a torch / safetensors file (`read_state_dict`)."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"checkpoint not found: {path}")
     if path.suffix == ".pkl":
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in read_caffe2_pickle(path).items()}
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, EOFError, RuntimeError) as exc:  # not a torch file, truncated, corrupt zip
-        raise FormatError(f"could not read {path}: {type(exc).__name__}: {exc}") from exc
-    for wrapper in ("model_state", "state_dict", "model"):  # PySlowFast / pytorchvideo, mmaction / Lightning, misc
-        if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
-            state = state[wrapper]
-            break
-    if not isinstance(state, Mapping) or not state:
-        raise FormatError(f"{path} does not hold a state dict")
-    tensors = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
-    if not tensors:
-        raise FormatError(f"{path} does not hold a state dict of tensors")
-    return tensors
+    return read_state_dict(path)
 
 
 def detect_format(keys) -> str:

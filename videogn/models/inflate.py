@@ -24,7 +24,6 @@ BN without running statistics), unless `allow_norm_conversion=True`; such copies
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from torch import nn
 
 from videogn.data.settings import KINETICS_MEAN, KINETICS_STD
 from videogn.errors import ConfigError
-from videogn.models.formats import FormatError, detectron_to_2d, read_caffe2_pickle
+from videogn.models.formats import FormatError, detectron_to_2d, read_caffe2_pickle, read_state_dict
 from videogn.norm import FrozenBatchNorm3d
 
 __all__ = ["InflationError", "InflationReport", "inflate_from_2d", "load_state_dict_file", "map_2d_keys"]
@@ -85,29 +84,12 @@ class InflationReport:
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a state dict from a local `.pth`/`.pt`/`.bin` (torch) or `.safetensors` file.
-
-    Checkpoints that wrap the weights (`{"state_dict": ...}`, `{"model": ...}`) and DDP's `module.` prefix are
-    unwrapped.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"2D checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path), device="cpu")
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, EOFError, RuntimeError) as exc:  # not a torch file, truncated, corrupt zip
-            raise InflationError(f"could not read 2D checkpoint {path}: {exc}") from exc
-    for wrapper in ("state_dict", "model", "model_state"):
-        if isinstance(state, Mapping) and wrapper in state and isinstance(state[wrapper], Mapping):
-            state = state[wrapper]
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InflationError(f"{path} does not hold a state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    """Read a 2D state dict from a local `.pth`/`.pt`/`.bin` (torch) or `.safetensors` file (`read_state_dict`:
+    wrappers such as `{"state_dict": ...}` and DDP's `module.` prefix removed)."""
+    try:
+        return read_state_dict(path)
+    except FormatError as exc:
+        raise InflationError(f"2D checkpoint: {exc}") from exc
 
 
 def map_2d_keys(model: nn.Module) -> dict[str, str]:
