@@ -37,6 +37,7 @@ from videogn.errors import ConfigError
 from videogn.models import NetSettings, inflate_from_2d
 from videogn.models.formats import (
     CONVENTIONS,
+    DEFAULT_CLIPS,
     DEFAULT_NETS,
     FORMATS,
     LEAVES,
@@ -54,10 +55,6 @@ from videogn.models.inflate import map_2d_keys
 __all__ = ["KINETICS400", "convert", "kinetics400_classes", "main", "to_videogn"]
 
 KINETICS400 = Path(__file__).with_name("kinetics400_classes.txt")
-_FORMAT_DEFAULT_CLIPS = {
-    "slowfast": {"num_frames": 8, "frame_interval": 8},
-    "pytorchvideo": {"num_frames": 8, "frame_interval": 8},
-}
 
 
 def kinetics400_classes() -> list[str]:
@@ -201,7 +198,7 @@ def convert(
         norm_options = {"num_groups": 32} if found.get("norm") == "gn" else {}
         net = NetSettings(**{**found, "norm_options": norm_options, **DEFAULT_NETS[fmt]})
     convention = CONVENTIONS[fmt]
-    clip_defaults: dict[str, Any] = dict(_FORMAT_DEFAULT_CLIPS.get(fmt, {}))
+    clip_defaults: dict[str, Any] = dict(DEFAULT_CLIPS.get(fmt, {}))
     if not convention.bgr and fmt != "detectron":
         clip_defaults.update(mean=convention.mean, std=convention.std)  # exact: the source's own normalisation
     clip = ClipSettings.from_dict(clip_cfg if config else clip_defaults)

@@ -31,7 +31,7 @@ Where the names come from (the anchors' source code):
   `mmaction/models/heads/i3d_head.py` (`fc_cls`); mean / std in its Kinetics configs' data preprocessor.
 
 Temporal kernel sizes are in the weights; temporal strides are not, so the network settings come from a config or
-the format's defaults (`DEFAULT_NETS`).
+the format's defaults (`DEFAULT_NETS`, `DEFAULT_CLIPS`).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from videogn.errors import ConfigError
 
 __all__ = [
     "CONVENTIONS",
+    "DEFAULT_CLIPS",
     "DEFAULT_NETS",
     "FORMATS",
     "FormatError",
@@ -108,6 +109,11 @@ DEFAULT_NETS: dict[str, dict[str, int]] = {
     "slowfast": {"stem_temporal_stride": 1, "pool2_temporal_stride": 2},  # I3D_8x8_R50
     "pytorchvideo": {"stem_temporal_stride": 1, "pool2_temporal_stride": 2},  # hub i3d_r50 (8×8)
     "mmaction": {"stem_temporal_stride": 2, "pool2_temporal_stride": 2},  # i3d_r50 32x2x1
+}
+# Their clips, where not the paper's 32 × 2 (`videogn.data.ClipSettings` fields)
+DEFAULT_CLIPS: dict[str, dict[str, int]] = {
+    "slowfast": {"num_frames": 8, "frame_interval": 8},
+    "pytorchvideo": {"num_frames": 8, "frame_interval": 8},
 }
 
 _CAFFE2_SKIP = ("_momentum", "model_iter", "lr")  # optimiser state and counters of a Caffe2 training pickle
