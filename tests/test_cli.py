@@ -321,6 +321,8 @@ def test_sigkill_mid_epoch_then_resume(synthetic_set, tmp_path):
         time.sleep(0.05)
     process.wait(timeout=60)
     assert killed_at is not None, f"training ended before it could be killed: {process.stderr.read()[-2000:]}"
+    # the run may have saved once more between the poll and the kill: the checkpoint it resumes from says where
+    killed_at = read_step(last)
     for ckpt in last.parent.glob("*.ckpt"):  # nothing half-written under a checkpoint's name
         assert read_step(ckpt) is not None, ckpt
     # a write cut short leaves only its temporary file, beside its target (where a rename is atomic)
