@@ -143,7 +143,9 @@ def test_real_sample_videos_give_normalised_clips(tmp_path, backend):
     for ds in (train, test):
         for i in range(len(ds)):
             clip = ds[i][0]
-            assert clip.shape == (3, 8, 64, 64) and clip.dtype == torch.uint8 and clip.is_contiguous()
+            assert (
+                clip.shape == (3, 8, 64, 64) and clip.dtype == torch.uint8 and clip.permute(1, 2, 3, 0).is_contiguous()
+            )
             x = Normalize(ds.clip.mean, ds.clip.std)(clip)
             assert -2.1 < x.mean() < 2.5 and 0.2 < x.std() < 2.0  # (x/255 - 0.45) / 0.225
     assert not train.failures and not test.failures
@@ -317,3 +319,14 @@ def test_too_many_bad_videos_in_a_list_stop_the_run(mixed_list):
     with pytest.raises(TooManyBadVideos, match=r"of 11 videos could not be decoded, more than data.max_bad_fraction"):
         for batch in dm.val_dataloader():
             dm.on_before_batch_transfer(batch, 0)
+
+
+def test_collate_stacks_in_the_decoders_memory_order(tmp_path):
+    paths = [write_index_video(tmp_path / f"v{i}.mp4", 40, codec="libx264") for i in range(3)]
+    (tmp_path / "list.csv").write_text("".join(f"{p.name} {i}\n" for i, p in enumerate(paths)))
+    dataset = KineticsClips(tmp_path / "list.csv", "test", SMALL)
+    items = [dataset[i] for i in range(4)]
+    batch = ClipCollate(dataset)(items)
+    assert batch.clips.shape == (4, 3, 4, 32, 32) and batch.clips.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.equal(batch.clips, torch.stack([item[0] for item in items]))
+    assert batch.labels.tolist() == [item[1] for item in items]

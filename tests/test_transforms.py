@@ -18,9 +18,11 @@ def gradient_video(t=4, h=60, w=90):
 def test_train_output_shape_dtype_and_normalisation():
     torch.manual_seed(0)
     clip = TrainTransform(crop_size=32, min_scale=40, max_scale=48)(gradient_video())
-    assert clip.shape == (3, 4, 32, 32) and clip.dtype == torch.uint8 and clip.is_contiguous()
+    assert clip.shape == (3, 4, 32, 32) and clip.dtype == torch.uint8
+    assert clip.permute(1, 2, 3, 0).is_contiguous()  # the decoder's (T, H, W, 3) memory: no transposing copy
     x = Normalize(mean=(0.5,) * 3, std=(0.5,) * 3)(clip)
-    assert x.dtype == torch.float32 and -1.0 <= x.min() and x.max() <= 1.0
+    assert x.dtype == torch.float32 and -1.0 <= x.min() and x.max() <= 1.0 and x.is_contiguous()
+    torch.testing.assert_close(x, (clip.contiguous().float() / 255 - 0.5) / 0.5)
     batch = Normalize(mean=(0.5,) * 3, std=(0.5,) * 3)(torch.stack([clip, clip]))  # (N, 3, T, H, W) too
     torch.testing.assert_close(batch[1], x)
     with pytest.raises(TypeError, match="uint8"):

@@ -129,16 +129,24 @@ class KineticsClips(Dataset):
         """The frames of one clip of a video (random window in training)."""
         step = clip_step(self.clip.frame_interval, info.fps, self.clip.target_fps)
         if self.mode == "train":
-            return train_clip_indices(info.num_frames, self.clip.num_frames, step)
+            return train_clip_indices(info.num_frames, self.clip.num_frames, step, align=self.clip.start_alignment)
         return eval_clip_indices(
-            info.num_frames, self.clip.num_frames, step, clip_index, self.num_clips, self.clip.clip_starts
+            info.num_frames,
+            self.clip.num_frames,
+            step,
+            clip_index,
+            self.num_clips,
+            self.clip.clip_starts,
+            self.clip.start_alignment,
         )
 
     def load_clip(self, video_index: int, view_index: int) -> torch.Tensor:
         """Decode and transform one view; raises `DecodeError` for a bad video."""
         clip_index, crop_index = divmod(view_index, self.num_crops)
         path = self.paths[video_index]
-        frames, _ = read_frames(path, lambda info: self.frame_indices(info, clip_index), self.clip.backend)
+        frames, _ = read_frames(
+            path, lambda info: self.frame_indices(info, clip_index), self.clip.backend, self.clip.skip_nonref
+        )
         if self.mode == "train":
             return self.transform(frames)
         return self.transform(frames, crop_index)
@@ -204,7 +212,8 @@ class KineticsClips(Dataset):
 class ClipBatch(NamedTuple):
     """A batch of `KineticsClips` items, as the loaders yield it."""
 
-    clips: torch.Tensor  # (N, 3, T, H, W) uint8 from the loaders; float, normalised, after the transfer
+    clips: torch.Tensor  # (N, 3, T, H, W) uint8 (channels_last_3d memory) from the loaders; float, normalised,
+    # contiguous after the transfer
     labels: torch.Tensor  # (N,)
     video_index: torch.Tensor  # (N,) index of the video in the list
     view_index: torch.Tensor  # (N,) clip_index · num_crops + crop_index; -1 for a stand-in of a bad video
@@ -225,5 +234,7 @@ class ClipCollate:
     def __call__(self, items: list[tuple[torch.Tensor, int, int, int]]) -> ClipBatch:
         info = get_worker_info()
         dataset = info.dataset if info is not None else self.dataset
-        clips, labels, videos, views = default_collate(items)
+        # stacked in the clips' (T, H, W, 3) memory order, into the worker's shared memory: no transposing copy
+        clips, labels, videos, views = default_collate([(c.permute(1, 2, 3, 0), *rest) for c, *rest in items])
+        clips = clips.permute(0, 4, 1, 2, 3)  # (N, 3, T, H, W), channels_last_3d strides
         return ClipBatch(clips, labels, videos, views, dataset.pop_new_failures(), dataset.mode)

@@ -2,8 +2,11 @@
 
 Input: uint8 frames (T, H, W, 3) from a decoder. Output: uint8 (3, T, H, W): resampling runs on uint8 (torchvision's
 uint8 path), so a loader worker decodes, crops, resamples and flips, and ships a quarter of the bytes of a float
-clip. `Normalize` turns a uint8 clip or batch into float32 (x / 255 − mean) / std; the data module applies it on the
-device after the transfer (`KineticsDataModule.on_after_batch_transfer`), inference before the forward.
+clip. The output keeps the decoder's memory order, (T, H, W, 3) (channels_last_3d strides): turning it into
+channel-major memory was a third of a worker's transform time, and the device does it for free while it converts to
+float. `Normalize` turns a uint8 clip or batch of any memory order into contiguous float32 (x / 255 − mean) / std;
+the data module applies it on the device after the transfer (`KineticsDataModule.on_after_batch_transfer`),
+inference before the forward.
 
 - train: short side scaled to a random size in [min_scale, max_scale] (paper: 256..320), random crop
   crop_size² (224), horizontal flip;
@@ -38,7 +41,8 @@ def to_video_tensor(frames: np.ndarray | torch.Tensor) -> tv_tensors.Video:
 
 
 class Normalize(torch.nn.Module):
-    """uint8 clips (3, T, H, W) or batches (N, 3, T, H, W) → float32 (x / 255 − mean) / std, on their device."""
+    """uint8 clips (3, T, H, W) or batches (N, 3, T, H, W), any memory order → contiguous float32
+    (x / 255 − mean) / std, on their device."""
 
     def __init__(self, mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD) -> None:
         super().__init__()
@@ -51,12 +55,15 @@ class Normalize(torch.nn.Module):
             raise TypeError(f"Normalize expects uint8 clips (as the transforms give), got {clips.dtype}")
         offset = self.offset.to(clips.device, non_blocking=True)
         scale = self.scale.to(clips.device, non_blocking=True)
-        return clips.float().sub_(offset).mul_(scale)
+        out = torch.empty(clips.shape, dtype=torch.float32, device=clips.device)  # contiguous, whatever the input
+        return out.copy_(clips).sub_(offset).mul_(scale)
 
 
 def _channels_first(video: torch.Tensor) -> torch.Tensor:
-    """(T, 3, H, W) → (3, T, H, W) uint8, contiguous (what collation and shared memory want)."""
-    return video.as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()
+    """(T, 3, H, W) → (3, T, H, W) uint8 over dense (T, H, W, 3) memory: a view where torchvision's uint8 resampling
+    already wrote that order, a plain copy (no transposition) for a crop of the decoded frames."""
+    frames = video.as_subclass(torch.Tensor).permute(0, 2, 3, 1)  # (T, H, W, 3)
+    return frames.contiguous().permute(3, 0, 1, 2)
 
 
 class TrainTransform(torch.nn.Module):
