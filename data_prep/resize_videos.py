@@ -12,9 +12,6 @@ keyframe and decodes forward from there.
   complete, so an interrupted run never leaves a half-written file under a final name (stale temporaries from a
   killed run are removed at the next start).
 - Frame rate and frame count are kept. Files that fail are listed at the end (exit status 1 if any).
-- `--skippable` makes every odd frame a non-reference B-frame, so that training with `data.clip.backend pyav
-  data.clip.skip_nonref true` (interval 2, clips on even frames) decodes only the even frames: ~1.3–1.4 × faster
-  per clip (benchmarks/loader.py), files ~2 % larger. Other readers and settings decode these files as usual.
 """
 
 from __future__ import annotations
@@ -38,7 +35,7 @@ def scaled_size(height: int, width: int, short_side: int) -> tuple[int, int]:
     return 2 * round(height * short_side / width / 2), short_side // 2 * 2
 
 
-def resize_one(src: Path, dst: Path, short_side: int, gop: int, crf: int, skippable: bool = False) -> str:
+def resize_one(src: Path, dst: Path, short_side: int, gop: int, crf: int) -> str:
     """Re-encode one file; returns "done" (raises on failure)."""
     import av
 
@@ -53,17 +50,17 @@ def resize_one(src: Path, dst: Path, short_side: int, gop: int, crf: int, skippa
             frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
             for frame in container.decode(stream)
         )
-        write_video(dst, frames, fps=float(rate), codec="libx264", gop=gop, crf=crf, skippable=skippable)
+        write_video(dst, frames, fps=float(rate), codec="libx264", gop=gop, crf=crf)
     return "done"
 
 
-def _job(args: tuple[Path, Path, int, int, int, bool]) -> tuple[Path, str | None]:
+def _job(args: tuple[Path, Path, int, int, int]) -> tuple[Path, str | None]:
     """(src, None) when done, (src, reason) for a file the decoder cannot read; anything else is a bug and raises."""
     import av
 
-    src, dst, short_side, gop, crf, skippable = args
+    src, dst, short_side, gop, crf = args
     try:
-        resize_one(src, dst, short_side, gop, crf, skippable)
+        resize_one(src, dst, short_side, gop, crf)
         return src, None
     except (av.error.FFmpegError, OSError, DecodeError) as exc:  # keep going; report at the end
         return src, f"{type(exc).__name__}: {exc}"
@@ -105,21 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short-side", type=int, default=256, help="short side in pixels (256 or 320)")
     parser.add_argument("--gop", type=int, default=16, help="keyframe interval in frames (16)")
     parser.add_argument("--crf", type=int, default=23, help="x264 quality, lower is better (23)")
-    parser.add_argument(
-        "--skippable", action="store_true", help="odd frames as non-reference B-frames (data.clip.skip_nonref)"
-    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel processes")
     args = parser.parse_args(argv)
     if not args.src.is_dir():
         parser.error(f"input folder not found: {args.src}")
-    if args.skippable and args.gop % 2:
-        parser.error(f"--skippable needs an even --gop, got {args.gop}")
     args.dst.mkdir(parents=True, exist_ok=True)
     stale = remove_stale_partials(args.dst)
     todo, done, clashes = plan(args.src, args.dst)
     print(f"{len(todo)} to encode, {done} already done" + (f", {stale} stale partial files removed" if stale else ""))
     failed: list[tuple[Path, str]] = list(clashes)
-    jobs = [(s, d, args.short_side, args.gop, args.crf, args.skippable) for s, d in todo]
+    jobs = [(s, d, args.short_side, args.gop, args.crf) for s, d in todo]
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
         futures = [pool.submit(_job, job) for job in jobs]
         for future in tqdm(as_completed(futures), total=len(futures), desc="resize", unit="video"):

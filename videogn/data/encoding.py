@@ -43,7 +43,6 @@ def write_video(
     gop: int | None = 16,
     crf: int | None = 23,
     options: dict[str, str] | None = None,
-    skippable: bool = False,
 ) -> Path:
     """Encode RGB uint8 frames (each H×W×3) to `path`, atomically.
 
@@ -52,12 +51,7 @@ def write_video(
             "ffv1" (lossless), "mpeg4", "libvpx-vp9".
         gop: keyframe interval in frames (short GOPs make random access fast); None leaves the codec default.
         crf: constant rate factor for the x264 codecs (0 = lossless); ignored by the others.
-        skippable: (x264, even gop) every odd frame a non-reference B-frame (one B-frame between references, no
-            adaptive placement, no B-pyramid), so that clips of even frames decode with the odd ones skipped
-            (`ClipSettings.skip_nonref`). Files are about 2 % larger at the same crf.
     """
-    if skippable and (not codec.startswith("libx264") or gop is None or gop % 2):
-        raise ValueError(f"skippable needs an x264 codec and an even gop, got codec {codec!r}, gop {gop}")
     import av
 
     path = Path(path)
@@ -71,10 +65,7 @@ def write_video(
             if gop is not None:
                 stream.codec_context.gop_size = gop
                 if codec.startswith("libx264"):
-                    params = f"keyint={gop}:min-keyint={gop}:scenecut=0"
-                    if skippable:
-                        params += ":bframes=1:b-adapt=0:b-pyramid=none"
-                    opts.setdefault("x264-params", params)
+                    opts.setdefault("x264-params", f"keyint={gop}:min-keyint={gop}:scenecut=0")
             stream.options = opts
             pix_fmt = {"libx264rgb": "rgb24", "ffv1": "bgr0"}.get(codec, "yuv420p")
             stream.pix_fmt = pix_fmt

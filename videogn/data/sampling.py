@@ -54,21 +54,11 @@ def clip_indices(start: float, num_frames: int, step: float, video_frames: int) 
     return [min(max(int(math.floor(start + k * step + 0.5)), 0), last) for k in range(num_frames)]
 
 
-def train_clip_indices(
-    video_frames: int, num_frames: int, step: float, rng: random.Random | None = None, align: int = 1
-) -> list[int]:
-    """A random window anywhere in the video (uniform start), as in the paper's training recipe; with `align`,
-    the start is a multiple of it (2: even frames only, for decoders that skip the odd ones)."""
+def train_clip_indices(video_frames: int, num_frames: int, step: float, rng: random.Random | None = None) -> list[int]:
+    """A random window anywhere in the video (uniform start), as in the paper's training recipe."""
     slack = max(video_frames - window_length(num_frames, step), 0.0)
     start = (rng or random).uniform(0.0, slack)
-    return clip_indices(_aligned(start, align, slack), num_frames, step, video_frames)
-
-
-def _aligned(start: float, align: int, slack: float) -> float:
-    """The multiple of `align` nearest to `start` that does not pass the last start (`slack`)."""
-    if align == 1:
-        return start
-    return min(math.floor(start / align + 0.5), math.floor(slack / align)) * align
+    return clip_indices(start, num_frames, step, video_frames)
 
 
 ClipStarts = Literal["uniform", "spread"]
@@ -81,7 +71,6 @@ def eval_clip_indices(
     clip_index: int,
     num_clips: int,
     rule: ClipStarts = "uniform",
-    align: int = 1,
 ) -> list[int]:
     """Clip `clip_index` (k) of `num_clips` (K) evenly spaced windows, with slack = frames − window:
 
@@ -92,7 +81,6 @@ def eval_clip_indices(
       (PySlowFast's `DATA.USE_OFFSET_SAMPLING`).
 
     A single clip (K = 1) is centred under both rules (PySlowFast's default formula would put it at frame 0).
-    With `align`, the start is rounded to a multiple of it.
     """
     if not 0 <= clip_index < num_clips:
         raise ValueError(f"clip_index {clip_index} is not in [0, {num_clips})")
@@ -105,7 +93,7 @@ def eval_clip_indices(
         start = slack * clip_index / num_clips
     else:
         start = slack * clip_index / (num_clips - 1)
-    return clip_indices(_aligned(start, align, slack), num_frames, step, video_frames)
+    return clip_indices(start, num_frames, step, video_frames)
 
 
 def crop_boxes(height: int, width: int, crop_size: int, num_crops: int) -> list[tuple[int, int]]:

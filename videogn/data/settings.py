@@ -43,10 +43,6 @@ class ClipSettings:
         mean: per-channel mean of [0, 1] RGB pixels.
         std: per-channel standard deviation.
         backend: video decoder, "decord" (PyAV where decord cannot load), "pyav" or "auto".
-        skip_nonref: let the decoder skip non-reference frames, with clips starting on even frames (backend
-            "pyav", an even frame_interval, no target_fps): for videos written by `resize_videos.py --skippable`,
-            whose odd frames are non-reference B-frames, a clip then decodes ~1.3–1.4 × faster (benchmarks/loader.py);
-            a frame skipped that the clip needs is decoded again without skipping, never replaced.
     """
 
     num_frames: int = 32
@@ -63,7 +59,6 @@ class ClipSettings:
     mean: tuple[float, float, float] = KINETICS_MEAN
     std: tuple[float, float, float] = KINETICS_STD
     backend: Literal["decord", "pyav", "auto"] = "decord"
-    skip_nonref: bool = False
 
     def __post_init__(self) -> None:
         for name in ("train_scale", "mean", "std"):  # YAML and JSON give lists
@@ -88,17 +83,6 @@ class ClipSettings:
             raise ConfigError(f"clip.clip_starts must be 'uniform' or 'spread', got {self.clip_starts!r}")
         if self.backend not in ("decord", "pyav", "auto"):
             raise ConfigError(f"clip.backend must be 'decord', 'pyav' or 'auto', got {self.backend!r}")
-        if self.skip_nonref and (self.backend != "pyav" or self.frame_interval % 2 or self.target_fps is not None):
-            raise ConfigError(
-                "clip.skip_nonref needs clip.backend 'pyav' (decord cannot skip frames), an even clip.frame_interval "
-                f"and no clip.target_fps; got backend {self.backend!r}, frame_interval {self.frame_interval}, "
-                f"target_fps {self.target_fps}"
-            )
-
-    @property
-    def start_alignment(self) -> int:
-        """Clip starts are multiples of this: 2 when odd frames may be skipped by the decoder, else 1."""
-        return 2 if self.skip_nonref else 1
 
     @property
     def eval_crop_size(self) -> int:
