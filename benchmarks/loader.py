@@ -150,7 +150,8 @@ def profile(list_file: Path, clips: int, batch: int) -> dict:
     for name, (listing, clip) in settings.items():
         dataset = KineticsClips(listing, "train", clip)
         stages = {"open": 0.0, "decode": 0.0, "transform": 0.0, "copy to shared memory": 0.0}
-        shared = torch.empty((batch, 3, FRAMES, clip.crop_size, clip.crop_size), dtype=torch.uint8).share_memory_()
+        # the batch in shared memory, in the clips' (T, H, W, 3) memory order, as ClipCollate stacks it in a worker
+        shared = torch.empty((batch, FRAMES, clip.crop_size, clip.crop_size, 3), dtype=torch.uint8).share_memory_()
         for i in range(clips + 2):  # the first two warm up
             path = dataset.paths[i % len(dataset.paths)]
             t0 = time.perf_counter()
@@ -162,7 +163,7 @@ def profile(list_file: Path, clips: int, batch: int) -> dict:
             t2 = time.perf_counter()
             out = dataset.transform(frames)
             t3 = time.perf_counter()
-            shared[i % batch].copy_(out)  # what collation in a worker does: into a shared-memory batch
+            shared[i % batch].copy_(out.permute(1, 2, 3, 0))
             t4 = time.perf_counter()
             if i >= 2:
                 for key, a, b in zip(stages, (t0, t1, t2, t3), (t1, t2, t3, t4), strict=True):

@@ -3,7 +3,8 @@
 #   bash benchmarks/run_gpu.sh [OUT_DIR]
 # norm.py at the real I3D-R50 activation sizes, step.py on the real I3D-R50 (32×224², bf16 autocast, cudnn
 # benchmark; contiguous and channels_last_3d), a CUDA smoke test of the training app (2 epochs of the demo config
-# on the GPU in bf16-mixed), and the step with torch.compile. Before that, the CUDA tests of the norm layers.
+# on the GPU in bf16-mixed), the end-to-end fit throughput (real mp4 files, data wait), and the steps with
+# torch.compile (eager and compiled interleaved; then CUDA graphs). Before that, the CUDA tests of the norm layers.
 # Uses `python3` as found; set PYTHON to choose another interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,10 @@ timeout 180 "$PY" -m videogn fit -c configs/demo.yaml --data.train_list "$DATA/t
     --trainer.accelerator gpu --trainer.devices 1 --trainer.precision bf16-mixed --trainer.max_epochs 2 \
     --data.num_workers 4 --trainer.enable_progress_bar false --trainer.default_root_dir "$DATA/runs" 2>&1 | tail -n 5
 ls "$DATA/runs/i3d_gn_8clips/checkpoints"
-# last, as it may take a while: what torch.compile (GN fused with the ReLU after it) does to the step time
-timeout 240 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 8 --no-memory --compile \
+# does the loader keep the GPU busy: a real fit of the paper's network on mp4 files vs in-memory input
+timeout 200 "$PY" benchmarks/fit_throughput.py --device cuda --steps 60 --json "$OUT/fit_throughput_cuda.json"
+# last, as they may take a while: torch.compile'd steps interleaved with eager ones, then with CUDA graphs
+timeout 240 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 8 4 --no-memory --compile \
     --json "$OUT/step_cuda_compiled.json"
+timeout 150 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 4 --no-memory --compile \
+    --compile-mode reduce-overhead --json "$OUT/step_cuda_cudagraphs.json"

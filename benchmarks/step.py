@@ -3,6 +3,8 @@
 Step time: forward + backward + SGD step of `build_model("i3d", depth=50, ...)`, GN and BN interleaved, median
 of several repeats. On the CPU the model is narrow (--width 16) and the clip small (8 × 112²); on CUDA the default
 is the real network (width 64, 32 × 224², bf16 autocast, channels_last_3d optional). Targets: GN/BN ≤ 1.05.
+With --compile the torch.compile'd steps (fullgraph, static shapes, as `model.compile`) run interleaved with the
+eager ones in the same repeats; targets: compiled GN ≤ 1.05 × compiled BN, compiled GN no slower than eager GN.
 
 Memory: on CUDA, `torch.cuda.max_memory_allocated` of one step; on the CPU, the bytes the step keeps alive at
 its peak, measured exactly as parameters + gradients + momentum + the tensors autograd saves for backward
@@ -27,13 +29,14 @@ from common import cuda_sync, interleaved, median, table, write_json  # noqa: E4
 from videogn.models import build_model  # noqa: E402
 
 
-def make_step(norm: str, clips: int, args: argparse.Namespace, device: torch.device):
+def make_step(norm: str, clips: int, args: argparse.Namespace, device: torch.device, compiled: bool = False):
     torch.manual_seed(0)
     options = {"num_groups": args.groups} if norm == "gn" else {}
     model = build_model("i3d", 50, num_classes=400, norm=norm, norm_options=options, width=args.width).to(device)
     fmt = torch.channels_last_3d if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt).train()
-    forward = torch.compile(model) if args.compile else model
+    # as VideoClassifier(compile=True) does: one graph, static shapes
+    forward = torch.compile(model, fullgraph=True, dynamic=False, mode=args.compile_mode) if compiled else model
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(clips, 3, args.frames, args.size, args.size, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, 400, (clips,), device=device)
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
         "--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on for CUDA)"
     )
     parser.add_argument("--channels-last", action="store_true", help="channels_last_3d model and input")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model (fuses GN with ReLU)")
+    parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd steps, interleaved")
+    parser.add_argument("--compile-mode", default="default", help="torch.compile mode (reduce-overhead: CUDA graphs)")
     parser.add_argument("--clips", type=int, nargs="+", default=[8, 4], help="clips per device to time")
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True, help="measure peak memory")
     parser.add_argument("--repeats", type=int, default=5)
@@ -106,21 +110,24 @@ def main(argv: list[str] | None = None) -> None:
     if gpu:
         torch.backends.cudnn.benchmark = True
 
-    rows, records = [], {"step_ms": {}, "peak_bytes": {}}
+    rows, records, compiled_notes = [], {"step_ms": {}, "peak_bytes": {}}, []
     for clips in args.clips:
         steps = {norm: make_step(norm, clips, args, device)[3] for norm in ("gn", "bn")}
+        if args.compile:
+            steps |= {
+                f"{norm} compiled": make_step(norm, clips, args, device, compiled=True)[3] for norm in ("gn", "bn")
+            }
         times = interleaved(steps, repeats=args.repeats, warmup=2, sync=cuda_sync)
         med = {k: median(v) * 1e3 for k, v in times.items()}
         records["step_ms"][clips] = med
-        rows.append(
-            [
-                f"step, {clips} clips",
-                med["gn"],
-                med["bn"],
-                med["gn"] / med["bn"],
-                "ok" if med["gn"] / med["bn"] <= 1.05 else "MISS",
-            ]
-        )
+        for suffix in ("", " compiled") if args.compile else ("",):
+            gn, bn = med["gn" + suffix], med["bn" + suffix]
+            rows.append([f"step, {clips} clips{suffix}", gn, bn, gn / bn, "ok" if gn / bn <= 1.05 else "MISS"])
+        if args.compile:
+            gain = med["gn compiled"] / med["gn"]
+            records.setdefault("compiled_gn_over_eager_gn", {})[clips] = gain
+            compiled_notes.append(f"{clips} clips: compiled GN / eager GN = {gain:.2f}, "
+                                  f"compiled BN / eager BN = {med['bn compiled'] / med['bn']:.2f}")  # fmt: skip
         del steps
     for norm in ("gn", "bn") if args.memory else ():
         peaks = {clips: peak_bytes(norm, clips, args, device) for clips in (8, 4)}
@@ -131,10 +138,12 @@ def main(argv: list[str] | None = None) -> None:
         + f"; I3D-R50 width {args.width} (GN G={args.groups}), input {args.frames}×{args.size}², "
         + ("bf16 autocast" if args.bf16 else "float32")
         + (", channels_last_3d" if args.channels_last else "")
-        + (", torch.compile" if args.compile else "")
+        + (f", eager and torch.compile (mode {args.compile_mode})" if args.compile else "")
         + f"; median of {args.repeats} interleaved repeats"
     )
     print(table(rows, ["", "GN ms", "BN ms", "GN/BN", "≤1.05"]))
+    for note in compiled_notes:
+        print(note)
     mem_rows = []
     for norm, peaks in records["peak_bytes"].items():  # empty with --no-memory
         ratio = peaks[4] / peaks[8]

@@ -162,10 +162,25 @@ class NetSettings:
             head_pool=nn.AdaptiveAvgPool3d,
             head_output_size=(1, 1, 1),
         )
+        _plain_int_geometry(model)
         init_weights(model)
         if zero_init_residual:
             zero_init_last_norms(model)
         return model
+
+
+def _plain_int_geometry(model: nn.Module) -> None:
+    """Make every kernel size, stride, padding and dilation a tuple of Python ints.
+
+    pytorchvideo computes the shortcut convolutions' strides with NumPy (np.int64); eager PyTorch accepts them, but
+    torch.compile takes them for data-dependent values and inductor then fails to compile the convolution."""
+    for module in model.modules():
+        for name in ("kernel_size", "stride", "padding", "dilation"):
+            value = getattr(module, name, None)
+            if isinstance(value, tuple) and any(type(v) is not int for v in value):
+                setattr(module, name, tuple(int(v) for v in value))
+            elif value is not None and not isinstance(value, (tuple, str)) and type(value) is not int:
+                setattr(module, name, int(value))
 
 
 torch.serialization.add_safe_globals([NetSettings])  # checkpoints that hold it load with weights_only=True

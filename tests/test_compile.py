@@ -1,0 +1,110 @@
+"""torch.compile of the network (`model.compile`): one graph, no break, for every norm kind and memory format under
+bf16 autocast; compiled and eager training steps agree; a real fit with --model.compile true."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import data_args
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from videogn.cli import main
+from videogn.errors import ConfigError
+from videogn.models import build_model
+from videogn.module import VideoClassifier
+
+pytestmark = pytest.mark.slow  # each compilation takes tens of seconds on two cores
+
+
+def tiny(norm: str, memory_format=torch.contiguous_format) -> torch.nn.Module:
+    options = {"num_groups": 4} if norm == "gn" else {}
+    torch.manual_seed(0)
+    net = build_model("i3d", 50, num_classes=4, norm=norm, norm_options=options, width=8, dropout=0.0)
+    return net.to(memory_format=memory_format).train()
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last_3d])
+@pytest.mark.parametrize("norm", ["gn", "bn", "ln"])
+def test_one_graph_no_break_under_bf16_autocast(norm, memory_format):
+    net = tiny(norm, memory_format)
+    x = torch.randn(2, 3, 4, 32, 32).contiguous(memory_format=memory_format)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        explained = torch._dynamo.explain(net)(x)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1
+
+
+def test_compiled_and_eager_steps_agree_in_bf16():
+    # the graph compiles (pytorchvideo's NumPy strides once made inductor fail: models/resnet._plain_int_geometry)
+    # and gives eager's loss and gradients within bf16 rounding
+    net = tiny("gn")
+    compiled = torch.compile(net, fullgraph=True, dynamic=False)
+    x, y = torch.randn(2, 3, 4, 32, 32), torch.tensor([0, 3])
+    results = []
+    for forward in (net, compiled):
+        net.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = F.cross_entropy(forward(x), y)
+        loss.backward()
+        results.append(
+            (loss.detach().float(), [p.grad.float().clone() for p in net.parameters() if p.grad is not None])
+        )
+    (loss_e, grads_e), (loss_c, grads_c) = results
+    torch.testing.assert_close(loss_c, loss_e, atol=2e-2, rtol=2e-2)
+    assert len(grads_e) == len(grads_c)
+    for g_e, g_c in zip(grads_e, grads_c, strict=True):
+        scale = g_e.abs().max().clamp_min(1e-3)
+        assert (g_c - g_e).abs().max() / scale < 0.1  # bf16: ~3 significant digits per op, through 50 layers
+
+
+def test_compile_mode_settings_are_checked():
+    with pytest.raises(ConfigError, match="needs model.compile true"):
+        VideoClassifier(compile_mode="reduce-overhead")
+    with pytest.raises(ConfigError, match="not a torch.compile mode"):
+        VideoClassifier(compile=True, compile_mode="fast")
+
+
+def test_cuda_graph_mode_refuses_a_batch_of_another_size():
+    model = VideoClassifier(compile=True, compile_mode="reduce-overhead")
+    model._compiled.update(net=lambda clips: clips, batch=8)  # as after a first step of 8 clips
+    with pytest.raises(ConfigError, match="compile_mode reduce-overhead.*got 6 clips after 8"):
+        model.train_forward(torch.zeros(6, 3, 4, 32, 32))
+
+
+def first_loss(root) -> float:
+    for path in root.rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(path))
+        accumulator.Reload()
+        if "train/loss" in accumulator.Tags()["scalars"]:
+            return next(e.value for e in accumulator.Scalars("train/loss") if e.step == 0)
+    raise AssertionError(f"no train/loss under {root}")
+
+
+def test_fit_with_compile_gives_the_eager_first_loss(synthetic_set, tmp_path):
+    from torch._dynamo.utils import counters
+
+    losses, compiled_frames = {}, {}
+    for name, flags in {"eager": [], "compiled": ["--model.compile", "true"]}.items():
+        counters.clear()
+        main(
+            [
+                "fit",
+                *data_args(synthetic_set, tmp_path / name),
+                "--trainer.max_steps",
+                "2",
+                "--trainer.limit_val_batches",
+                "0",
+                "--data.num_workers",
+                "0",
+                "--data.clips_per_gpu",
+                "2",
+                "--model.net.dropout",
+                "0",
+                "--checkpoint_every_n_steps",
+                "0",
+                *flags,
+            ]  # fmt: skip
+        )
+        losses[name] = first_loss(tmp_path / name)
+        compiled_frames[name] = counters["stats"]["unique_graphs"]
+    assert compiled_frames == {"eager": 0, "compiled": 1}  # the training steps ran the compiled network
+    assert losses["compiled"] == pytest.approx(losses["eager"], rel=1e-4, abs=1e-5)
