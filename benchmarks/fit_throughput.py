@@ -78,9 +78,7 @@ def fit(args: argparse.Namespace, list_file: Path, root: Path) -> dict[str, floa
         "--trainer.precision", args.precision, "--model.pretrained_2d", "null",
     ]  # fmt: skip
     subprocess.run(command, check=True, cwd=ROOT)
-    events = EventAccumulator(str(root / "throughput"), size_guidance={"scalars": 0})
-    for version in sorted((root / "throughput").glob("version_*")):
-        events = EventAccumulator(str(version), size_guidance={"scalars": 0})
+    events = EventAccumulator(str(root / "throughput" / "version_0"), size_guidance={"scalars": 0})  # a new run
     events.Reload()
     loss = [e for e in events.Scalars("train/loss") if e.step >= args.warmup]
     waits = [e.value for e in events.Scalars("train/data_wait_frac") if e.step >= args.warmup]
