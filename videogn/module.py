@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -109,6 +109,9 @@ def load_network(model: nn.Module, path: str | Path, clip: ClipSettings | None =
     return f"{len(wanted)} tensors" + ("" if keep_head else " (classifier left at its initialisation: other classes)")
 
 
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+
+
 class VideoClassifier(LightningModule):
     """Video classifier with the non-local / GN paper's recipe.
 
@@ -144,8 +147,8 @@ class VideoClassifier(LightningModule):
         warmup_start: starting fraction of the warm-up.
         channels_last: run the network in channels_last_3d memory format.
         compile: `torch.compile` the network for the training steps (one graph, no break, static shapes; every norm
-            kind). Evaluation, precise BN and inference stay
-            eager, so their batch sizes never trigger a recompilation. Off by default: compiling takes about a
+            kind). Evaluation, precise BN and inference stay eager, so their batch sizes never trigger a
+            recompilation. Off by default: compiling takes about a
             minute per network on 2 CPU cores (longer than the demo's training) for an 8–11 % faster CPU step
             (benchmarks/step.py --compile); the GPU figures are in the README when measured.
         compile_mode: torch.compile's mode: "default"; "reduce-overhead" adds CUDA graphs (launch overhead gone,
@@ -181,7 +184,7 @@ class VideoClassifier(LightningModule):
         warmup_start: float = 0.1,
         channels_last: bool = False,
         compile: bool = False,
-        compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default",
+        compile_mode: CompileMode = "default",
     ) -> None:
         super().__init__()
         self.net = net = NetSettings(**net) if isinstance(net, Mapping) else net  # a checkpoint's plain dict
@@ -198,7 +201,7 @@ class VideoClassifier(LightningModule):
             raise ConfigError(f"model.test_head must be 'fully_conv' or 'global', got {test_head!r}")
         if precise_bn_batches < 0:
             raise ConfigError(f"model.precise_bn_batches must be ≥ 0, got {precise_bn_batches}")
-        if compile_mode not in ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"):
+        if compile_mode not in get_args(CompileMode):
             raise ConfigError(f"model.compile_mode {compile_mode!r} is not a torch.compile mode")
         if compile_mode != "default" and not compile:
             raise ConfigError(f"model.compile_mode {compile_mode!r} needs model.compile true")
@@ -279,8 +282,7 @@ class VideoClassifier(LightningModule):
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """(N, 3, T, H, W) → logits (N, classes); with the fully convolutional test head (in eval mode),
         log-probabilities: log of the softmax averaged over positions (softmax of them gives that average)."""
-        if self.hparams.channels_last:
-            clips = clips.contiguous(memory_format=torch.channels_last_3d)
+        clips = self._memory_format(clips)
         if self.training or self.hparams.test_head == "global":
             return self.model(clips)
         return self.fully_conv(clips)
@@ -317,9 +319,10 @@ class VideoClassifier(LightningModule):
                 f"got {clips.shape[0]} clips after {self._compiled['batch']} (use compile_mode default, or a "
                 "training list of at least data.clips_per_gpu videos per rank)"
             )
-        if self.hparams.channels_last:
-            clips = clips.contiguous(memory_format=torch.channels_last_3d)
-        return self._compiled["net"](clips)
+        return self._compiled["net"](self._memory_format(clips))
+
+    def _memory_format(self, clips: torch.Tensor) -> torch.Tensor:
+        return clips.contiguous(memory_format=torch.channels_last_3d) if self.hparams.channels_last else clips
 
     def training_step(self, batch: ClipBatch, batch_idx: int) -> torch.Tensor:
         logits = self.train_forward(batch.clips)
