@@ -198,6 +198,10 @@ def test_overrides_and_print_config(synthetic_set, tmp_path, capsys):
     limits = ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--data.num_workers", "0"]
     main(["fit", *bn4, *limits])
     assert (tmp_path / "i3d_bn_4clips" / "checkpoints" / "last.ckpt").is_file()
+    # the paper's "2 clips per GPU" statistics inside a batch of 4: BatchNorm over sub-batches
+    main(["fit", *bn4, *limits, "--model.net.norm_options", '{"bn_clips": 2}', "--run_name", "sub"])
+    model = VideoClassifier.load_from_checkpoint(tmp_path / "sub" / "checkpoints" / "last.ckpt", map_location="cpu")
+    assert {type(m).__name__ for m in model.modules() if isinstance(m, torch.nn.BatchNorm3d)} == {"SubBatchNorm3d"}
 
 
 @pytest.mark.parametrize(
@@ -207,6 +211,10 @@ def test_overrides_and_print_config(synthetic_set, tmp_path, capsys):
         (["--data.train_list", "/nonexistent/train.csv"], "data.train_list: file not found: /nonexistent/train.csv"),
         (["--model.no_such_key", "1"], "no_such_key"),
         (["--model.net.norm", "xx"], "model.net.norm"),
+        (
+            ["--model.net.norm", "bn", "--model.net.norm_options", '{"bn_clips": 3}'],
+            "bn_clips (3) must divide data.clips_per_gpu (8)",
+        ),
     ],
 )
 def test_bad_config_ends_with_one_clear_line(synthetic_set, tmp_path, override, message):
@@ -452,3 +460,21 @@ def test_ddp_fewer_eval_views_than_ranks_is_an_error_not_a_hang(synthetic_set, t
     result = ddp(synthetic_set, tmp_path, "--data.val_list", str(val), "--data.val_num_clips", "1", timeout=300)
     assert result.returncode != 0
     assert "the val list has 1 views for 2 ranks: every rank needs at least one" in result.stderr
+
+
+def test_norm_statistics_dashboard_writes_its_tags_and_layout(synthetic_set, tmp_path):
+    flags = ["--trainer.max_steps", "3", "--trainer.limit_val_batches", "0", "--data.num_workers", "0"]
+    flags += ["--data.clips_per_gpu", "2"]  # 6 steps per epoch
+    main(["fit", *data_args(synthetic_set, tmp_path), *flags, "--norm_stats_every_n_steps", "2", "--run_name", "ns"])
+    files = sorted((tmp_path / "ns").rglob("events.out.tfevents.*"))
+    accumulator = EventAccumulator(str(files[0].parent), size_guidance={"scalars": 0})  # the run's folder
+    accumulator.Reload()
+    tags = set(accumulator.Tags()["scalars"])
+    percentiles = [f"norm/res5_last_input/p{p:02d}" for p in (1, 20, 80, 99)]
+    assert set(percentiles) <= tags
+    assert any(t.startswith("norm/mean_abs_gamma/blocks.4.") for t in tags)  # res5's layers among them
+    assert [e.step for e in accumulator.Scalars(percentiles[0])] == [0, 2]  # every 2 steps
+    values = [accumulator.Scalars(t)[-1].value for t in percentiles]
+    assert values == sorted(values) and values[0] < values[-1]
+    written = b"".join(f.read_bytes() for f in files)
+    assert b"videogn norm statistics" in written and b"norm/res5_last_input" in written  # the custom-scalars layout

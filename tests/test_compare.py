@@ -1,6 +1,7 @@
 """`videogn compare`: a tiny grid (2 runs, 1 epoch each) produces results.csv / .md / .png with the expected rows."""
 
 import csv
+import json
 import shlex
 import subprocess
 import sys
@@ -156,3 +157,45 @@ def test_table8_columns_name_runs_set_clips_and_report_the_papers_numbers(tmp_pa
     assert "| GN (paper: Kinetics-400 val, 10 × 3-view test) | 73.0 / 90.6 | 72.8 / 90.6 | 74.5 / 91.7 |" in table
     with pytest.raises(ValueError, match="FRAMESxINTERVAL@CLIPS"):
         Column.parse("64f@4")
+
+
+def test_fixed_batch_grid_varies_only_the_statistics_batch(tmp_path, capsys):
+    # "virtual GPUs": same batch, LR and iterations in every cell; BN's statistics over the column's clips
+    grid = Grid(base_config=DEMO, clips_per_gpu=[8, 4, 2], fixed_batch=8, out=str(tmp_path),
+                norm_options={"gn": {"num_groups": 4}})  # fmt: skip
+    commands = {(n, c.clips): grid.command(n, c) for n, c in grid.runs()}
+    for (norm, clips), cmd in commands.items():
+        assert cmd[cmd.index("--data.clips_per_gpu") + 1] == "8"  # so the LR and the iterations are the same
+        options = json.loads(cmd[cmd.index("--model.net.norm_options") + 1])
+        assert options == ({"bn_clips": clips} if norm == "bn" else {"num_groups": 4})
+    assert "8 clips per device" in (write_report(grid, []) and (tmp_path / "results.md").read_text())
+    with pytest.raises(SystemExit):
+        main(["--base_config", DEMO, "--clips_per_gpu", "[8, 3]", "--fixed_batch", "8", "--print-commands"])
+    assert "every column's clips must divide it, not [3]" in capsys.readouterr().err
+
+
+def test_seeds_give_mean_std_and_n_and_report_marks_a_missing_seed(tmp_path, capsys):
+    from torch.utils.tensorboard import SummaryWriter
+
+    args = ["--base_config", DEMO, "--norms", '["bn"]', "--clips_per_gpu", "[4, 2]", "--seeds", "[0, 1]"]
+    args += ["--out", str(tmp_path)]
+    assert main([*args, "--print-commands"]) == 0
+    commands = [shlex.split(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [c[c.index("--run_name") + 1] for c in commands] == [
+        "bn_4clips_seed0", "bn_4clips_seed1", "bn_2clips_seed0", "bn_2clips_seed1"
+    ]  # fmt: skip
+    assert [c[c.index("--seed_everything") + 1] for c in commands] == ["0", "1", "0", "1"]
+    finished = {"bn_4clips_seed0": 0.50, "bn_4clips_seed1": 0.70, "bn_2clips_seed0": 0.40}  # bn_2clips_seed1 missing
+    for name, top1 in finished.items():
+        with SummaryWriter(tmp_path / name / "version_0") as writer:  # what a run's TensorBoard logger writes
+            for metric in ("val/top1", "val/top5", "val/video_top1", "val/video_top5"):
+                writer.add_scalar(metric, top1, 5)
+    assert main([*args, "--report"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert [(r["clips_per_gpu"], r["seed"]) for r in rows] == [("4", "0"), ("4", "1"), ("2", "0")]  # one per run
+    summary = {r["clips_per_gpu"]: r for r in csv.DictReader(open(tmp_path / "results_summary.csv"))}
+    assert summary["4"]["n"] == "2" and float(summary["4"]["video_top1_mean"]) == pytest.approx(60.0)
+    assert float(summary["4"]["video_top1_std"]) == pytest.approx(14.14, abs=0.01)  # sample std of 50 and 70
+    assert summary["2"]["n"] == "1"
+    table = (tmp_path / "results.md").read_text()
+    assert "60.0 ± 14.1 / 60.0 (n=2)" in table and "40.0 ± 0.0 / 40.0 (n=1 of 2)" in table

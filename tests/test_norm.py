@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from videogn.norm import NORM_KINDS, FrozenBatchNorm3d, GroupNorm3d, make_norm
+from videogn.errors import ConfigError
+from videogn.norm import NORM_KINDS, FrozenBatchNorm3d, GroupNorm3d, SubBatchNorm3d, make_norm
 
 SHAPES = [(2, 32, 4, 6, 6), (1, 64, 3, 5, 7), (3, 128, 2, 4, 4)]
 
@@ -152,3 +153,40 @@ def test_cuda_autocast_keeps_low_precision_and_accuracy(memory_format):
     torch.testing.assert_close(y.float(), expected, atol=0.05, rtol=0.02)
     y.float().sum().backward()
     assert gn.weight.grad is not None and gn.weight.grad.dtype == torch.float32
+
+
+def test_sub_batch_bn_equals_separate_bn_layers_on_the_chunks():
+    torch.manual_seed(0)
+    x = (torch.randn(6, 4, 3, 5, 5) * 2 + 1).requires_grad_()
+    sub = make_norm("bn", bn_clips=2)(4)
+    assert isinstance(sub, SubBatchNorm3d) and sub.clips == 2
+    with torch.no_grad():
+        sub.weight.uniform_(0.5, 1.5), sub.bias.uniform_(-1, 1)
+    y = sub(x)
+    y.pow(2).sum().backward()
+    # three "GPUs" with 2 clips each: the same γ, β
+    separate = [nn.BatchNorm3d(4) for _ in range(3)]
+    x_ref = x.detach().clone().requires_grad_()
+    for bn in separate:
+        bn.weight.data.copy_(sub.weight.detach()), bn.bias.data.copy_(sub.bias.detach())
+    y_ref = torch.cat([bn(chunk) for bn, chunk in zip(separate, x_ref.chunk(3), strict=True)])
+    y_ref.pow(2).sum().backward()
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    torch.testing.assert_close(sub.weight.grad, sum(bn.weight.grad for bn in separate))
+    # running statistics: those of the whole batch (the chunks' merged), as one BN layer on all 6 clips keeps them
+    whole = nn.BatchNorm3d(4)
+    whole(x.detach())
+    torch.testing.assert_close(sub.running_mean, whole.running_mean)
+    torch.testing.assert_close(sub.running_var, whole.running_var)
+    sub.eval(), whole.eval()
+    whole.weight.data, whole.bias.data = sub.weight.data, sub.bias.data
+    torch.testing.assert_close(sub(x.detach()), whole(x.detach()))  # eval: the merged statistics
+    assert set(sub.state_dict()) == set(whole.state_dict())  # loads where BatchNorm3d does
+
+
+def test_sub_batch_bn_refuses_a_batch_that_is_not_a_multiple():
+    sub = make_norm("bn", bn_clips=4)(8)
+    with pytest.raises(ConfigError, match="bn_clips.*batch of 6 clips"):
+        sub(torch.randn(6, 8, 2, 3, 3))
+    assert type(make_norm("gn", num_groups=2, bn_clips=4)(8)) is GroupNorm3d  # other kinds ignore the option

@@ -11,6 +11,8 @@
   with the final metrics.
 - `PreciseBN`: recomputes BN running statistics on training batches before every validation and test (the
   references' "precise BN"); nothing for GN models.
+- `NormStatistics`: every N steps, the percentiles (1, 20, 80, 99) of the features entering the last norm layer of
+  res5 (the paper's Figure 6 view) and each norm layer's mean |γ|.
 - `ComputeMemory`: every evaluation step runs inside `videogn.runtime.compute_memory()` (the CPU keeps its freed
   activation memory instead of page-faulting it in again at every pass).
 """
@@ -36,6 +38,7 @@ __all__ = [
     "COMPARISON_LAYOUT",
     "ComputeMemory",
     "DataWaitMonitor",
+    "NormStatistics",
     "ResumeGuard",
     "TensorBoardDashboards",
     "ValidationReport",
@@ -51,7 +54,11 @@ COMPARISON_LAYOUT = {
         "throughput (clips/s)": ["Multiline", [r"train/(device/)?samples_per_sec"]],
         "data wait (share of step)": ["Multiline", [r"train/data_wait_frac"]],
         "learning rate": ["Multiline", [r"train/lr"]],
-    }
+    },
+    "videogn norm statistics": {  # NormStatistics (--norm_stats_every_n_steps)
+        "res5 last norm input: percentiles 1, 20, 80, 99": ["Multiline", [r"norm/res5_last_input/p\d+"]],
+        "mean |γ| per norm layer": ["Multiline", [r"norm/mean_abs_gamma/.*"]],
+    },
 }
 
 FINAL_METRICS = ("val/top1", "val/top5", "val/video_top1", "val/video_top5", "val/loss", "train/loss", "train/top1")
@@ -141,6 +148,74 @@ class DataWaitMonitor(Callback):
         compute = time.perf_counter() - self._start
         wait = loader.pop_wait_s()
         pl_module.log("train/data_wait_frac", wait / (wait + compute), on_step=True, on_epoch=False)
+
+
+NORM_LAYERS = (nn.GroupNorm, nn.modules.batchnorm._NormBase)
+PERCENTILES = (1, 20, 80, 99)
+
+
+class NormStatistics(Callback):
+    """Every `every_n_steps` training steps, log to TensorBoard (rank 0):
+
+    - `norm/res5_last_input/p01` … `p99`: percentiles 1, 20, 80, 99 of the features entering the last norm layer of
+      res5, over the batch (the paper's Figure 6 plots these for BN and GN during training);
+    - `norm/mean_abs_gamma/<layer>`: the mean |γ| of every norm layer with an affine γ.
+
+    Both are on the "videogn norm statistics" custom-scalars charts. The features are read by a forward pre-hook on
+    that one layer, only on the logged steps (a sample of at most 2²⁰ values, evenly strided).
+    """
+
+    def __init__(self, every_n_steps: int = 50) -> None:
+        if every_n_steps < 1:
+            raise ConfigError(f"norm statistics: every_n_steps must be ≥ 1, got {every_n_steps}")
+        self.every_n_steps = every_n_steps
+        self._armed = False
+        self._percentiles: dict[str, float] = {}
+        self._handle: Any = None
+
+    @staticmethod
+    def res5_last_norm(pl_module: pl.LightningModule) -> nn.Module:
+        res5 = pl_module.model.blocks[-2]  # the blocks: stem, res2..res5, head
+        norms = [m for m in res5.modules() if isinstance(m, NORM_LAYERS)]
+        if not norms:
+            raise ConfigError("norm statistics: res5 has no norm layer")
+        return norms[-1]
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._handle = self.res5_last_norm(pl_module).register_forward_pre_hook(self._capture)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    def _capture(self, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        if not self._armed:
+            return
+        self._armed = False
+        with torch.no_grad():
+            x = inputs[0].detach().flatten()
+            x = x[:: max(1, x.numel() >> 20)].float()  # ≤ ~2²⁰ values: torch.quantile's size limit, and cheap
+            q = torch.quantile(x, torch.tensor([p / 100 for p in PERCENTILES], device=x.device))
+        self._percentiles = {f"norm/res5_last_input/p{p:02d}": float(v) for p, v in zip(PERCENTILES, q, strict=True)}
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._armed = trainer.is_global_zero and trainer.global_step % self.every_n_steps == 0
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if not self._percentiles or trainer.logger is None:
+            return
+        gammas = {
+            f"norm/mean_abs_gamma/{name}": float(m.weight.detach().abs().mean())
+            for name, m in pl_module.model.named_modules()
+            if isinstance(m, NORM_LAYERS) and isinstance(getattr(m, "weight", None), torch.Tensor)
+        }
+        trainer.logger.log_metrics({**self._percentiles, **gammas}, step=trainer.global_step - 1)
+        self._percentiles = {}
 
 
 class BadVideoMonitor(Callback):

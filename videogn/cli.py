@@ -40,6 +40,7 @@ from videogn.callbacks import (
     BadVideoMonitor,
     ComputeMemory,
     DataWaitMonitor,
+    NormStatistics,
     PreciseBN,
     ResumeGuard,
     TensorBoardDashboards,
@@ -87,6 +88,12 @@ class VideoGNCLI(LightningCLI):
             default=0,
             help="also write last.ckpt every N training iterations (0: only at epoch ends)",
         )
+        parser.add_argument(
+            "--norm_stats_every_n_steps",
+            type=int,
+            default=0,
+            help="log norm-layer statistics every N iterations (videogn.callbacks.NormStatistics; 0: off)",
+        )
         parser.add_lightning_class_args(ResumeGuard, "resume")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
@@ -117,6 +124,13 @@ class VideoGNCLI(LightningCLI):
         if info is not None and self.subcommand != "fit" and info.get("clip") is not None:
             check_normalisation(settings.data.clip, info["clip"], ckpt)
         if self.subcommand == "fit":
+            bn_clips = (settings.model.net.get("norm_options") or {}).get("bn_clips")
+            clips = settings.data.get("clips_per_gpu")
+            if settings.model.net.get("norm") == "bn" and bn_clips and clips and clips % bn_clips:
+                raise ConfigError(
+                    f"model.net.norm_options.bn_clips ({bn_clips}) must divide data.clips_per_gpu ({clips}): "
+                    "BatchNorm statistics are taken over sub-batches of bn_clips clips"
+                )
             if info is None and settings.trainer.get("enable_checkpointing") is not False:
                 last = find_last(self._run_dir(settings) / "checkpoints")
                 if last is not None:
@@ -165,6 +179,7 @@ class VideoGNCLI(LightningCLI):
             BadVideoMonitor(),
             ComputeMemory(),
             *([PreciseBN(settings.model.precise_bn_batches)] if settings.model.get("precise_bn_batches") else []),
+            *([NormStatistics(settings.norm_stats_every_n_steps)] if settings.get("norm_stats_every_n_steps") else []),
             LearningRateMonitor(logging_interval="step"),
             ThroughputMonitor(batch_size_fn=lambda batch: len(batch.clips), window_size=10),
         ]

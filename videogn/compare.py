@@ -13,8 +13,11 @@ every validation (`precise_bn_batches`, as both references do before testing). E
 already has a checkpoint (`--ckpt_path last`), so a grid interrupted on a cluster is completed by running the same
 commands again. The commands name this Python (`python -m videogn fit ...`), so they run as printed from any shell.
 All runs log under one folder, so `tensorboard --logdir OUT` shows them on shared charts (custom-scalars tab). The
-report writes OUT/results.csv, OUT/results.md (laid out like the paper's Table 8, with the paper's numbers beside
-ours for Table 8's columns), OUT/val_top1_per_epoch.png (the paper's Figure 7, as error) and OUT/top1_vs_clips.png.
+report writes OUT/results.csv (one row per run), OUT/results.md (laid out like the paper's Table 8, with the paper's
+numbers beside ours for Table 8's columns), OUT/val_top1_per_epoch.png (the paper's Figure 7, as error) and
+OUT/top1_vs_clips.png. With `seeds: [0, 1, 2]` every cell runs once per seed (run names end in `_seed{N}`), the
+table gives mean ± standard deviation over the seeds with their number n (a cell with fewer finished seeds than
+asked says so), OUT/results_summary.csv holds the same, and the plots show every seed's curve and the spread.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import csv
 import json
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -31,9 +35,12 @@ from typing import Any
 
 import yaml
 
+from videogn.errors import ConfigError
+
 __all__ = ["Grid", "RunResult", "collect", "main", "write_report"]
 
 METRICS = ("val/top1", "val/top5", "val/video_top1", "val/video_top5")
+METRIC_NAMES = ("clip_top1", "clip_top5", "video_top1", "video_top5")  # their names in the CSV files
 BN_NORMS = ("bn", "syncbn")
 
 # The GN paper's Table 8 (Kinetics-400 val, top-1 / top-5), by (norm, column)
@@ -96,11 +103,16 @@ class Grid:
         out: one folder for all runs (TensorBoard logdir, checkpoints, results).
         max_epochs: epochs of every run (None: the base config's).
         seed: `seed_everything` and `data.seed` of every run (model init, augmentation, data order).
+        seeds: instead of seed, several seeds: every cell runs once per seed, the report gives mean ± std (n).
         overrides: extra `lightning fit` arguments for every run, e.g. ["--data.train_list", "L"].
         norm_options: per-norm `model.norm_options`, e.g. {"gn": {"num_groups": 4}} (None: the base config's).
         norm_overrides: per-norm extra arguments, e.g. {"bn": ["--model.pretrained_2d", "BN_IMAGENET.pkl"]}.
         precise_bn_batches: BN runs recompute BN statistics on this many training batches before every validation
             (`model.precise_bn_batches`; the references use 200); 0: off.
+        fixed_batch: keep every run at this many clips per device and vary only BatchNorm's statistics batch: a
+            column's clips become `norm_options.bn_clips` of the BN runs (`SubBatchNorm3d`, "virtual GPUs"), so
+            every cell trains with the same batch, LR and iterations (without it, fewer clips per GPU also means
+            more iterations at a smaller LR). GN and the other kinds are unaffected by the column then.
     """
 
     base_config: str
@@ -109,24 +121,41 @@ class Grid:
     out: str = "runs/compare"
     max_epochs: int | None = None
     seed: int = 0
+    seeds: list[int] | None = None
     overrides: list[str] = field(default_factory=list)
     norm_options: dict[str, dict[str, Any]] | None = None
     columns: list[str] | None = None
     norm_overrides: dict[str, list[str]] | None = None
     precise_bn_batches: int = 200
+    fixed_batch: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.fixed_batch is not None:
+            uneven = [c.clips for c in self.table_columns() if c.clips > self.fixed_batch or self.fixed_batch % c.clips]
+            if uneven:
+                raise ConfigError(f"fixed_batch {self.fixed_batch}: every column's clips must divide it, not {uneven}")
 
     def table_columns(self) -> list[Column]:
         return [Column.parse(c) for c in self.columns] if self.columns else [Column(c) for c in self.clips_per_gpu]
 
     def runs(self) -> list[tuple[str, Column]]:
+        """The cells of the table."""
         return [(norm, column) for norm in self.norms for column in self.table_columns()]
 
-    @staticmethod
-    def run_name(norm: str, column: Column) -> str:
-        return column.run_name(norm)
+    @property
+    def seed_list(self) -> list[int]:
+        return list(self.seeds) if self.seeds else [self.seed]
 
-    def command(self, norm: str, column: Column) -> list[str]:
+    def seed_runs(self) -> list[tuple[str, Column, int]]:
+        """Every run: each cell once per seed."""
+        return [(norm, column, seed) for norm, column in self.runs() for seed in self.seed_list]
+
+    def run_name(self, norm: str, column: Column, seed: int | None = None) -> str:
+        return column.run_name(norm) + (f"_seed{self.seed if seed is None else seed}" if self.seeds else "")
+
+    def command(self, norm: str, column: Column, seed: int | None = None) -> list[str]:
         """The `fit` command of one run, with this Python's absolute path: it runs as printed from any shell."""
+        seed = self.seed_list[0] if seed is None else seed
         cmd = [
             sys.executable,
             "-m",
@@ -137,15 +166,15 @@ class Grid:
             "--model.net.norm",
             norm,
             "--data.clips_per_gpu",
-            str(column.clips),
+            str(self.fixed_batch or column.clips),
             "--seed_everything",
-            str(self.seed),
+            str(seed),
             "--data.seed",
-            str(self.seed),
+            str(seed),
             "--trainer.default_root_dir",
             self.out,
             "--run_name",
-            self.run_name(norm, column),
+            self.run_name(norm, column, seed),
             "--ckpt_path",
             "last",
         ]
@@ -153,8 +182,11 @@ class Grid:
             cmd += ["--data.clip.num_frames", str(column.frames), "--data.clip.frame_interval", str(column.interval)]
         if self.max_epochs is not None:
             cmd += ["--trainer.max_epochs", str(self.max_epochs)]
-        if self.norm_options and norm in self.norm_options:
-            cmd += ["--model.net.norm_options", json.dumps(self.norm_options[norm])]
+        options = (self.norm_options or {}).get(norm)
+        if self.fixed_batch is not None and norm == "bn":
+            options = {**(options or {}), "bn_clips": column.clips}
+        if options is not None:
+            cmd += ["--model.net.norm_options", json.dumps(options)]
         if norm in BN_NORMS and self.precise_bn_batches:
             cmd += ["--model.precise_bn_batches", str(self.precise_bn_batches)]
         cmd += list((self.norm_overrides or {}).get(norm, []))
@@ -179,6 +211,7 @@ class RunResult:
     final: dict[str, float]
     per_epoch: dict[str, list[float]]
     lr: float | None = None
+    seed: int | None = None
 
     @property
     def clips_per_gpu(self) -> int:
@@ -196,9 +229,9 @@ def collect(grid: Grid) -> list[RunResult]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     results = []
-    for norm, column in grid.runs():
+    for norm, column, seed in grid.seed_runs():
         scalars: dict[str, dict[int, float]] = {}  # tag -> step -> value, later versions win (resumed runs)
-        for events in _event_files(Path(grid.out) / grid.run_name(norm, column)):
+        for events in _event_files(Path(grid.out) / grid.run_name(norm, column, seed)):
             accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
             accumulator.Reload()
             for tag in set(accumulator.Tags()["scalars"]) & {*METRICS, LR_TAG}:
@@ -207,14 +240,28 @@ def collect(grid: Grid) -> list[RunResult]:
         if not per_epoch:
             continue
         lr = max(scalars[LR_TAG].values()) if LR_TAG in scalars else None
-        results.append(RunResult(norm, column, {m: v[-1] for m, v in per_epoch.items()}, per_epoch, lr=lr))
+        final = {m: v[-1] for m, v in per_epoch.items()}
+        results.append(RunResult(norm, column, final, per_epoch, lr=lr, seed=seed))
     return results
 
 
-def _cell(result: RunResult | None, top1: str, top5: str) -> str:
-    if result is None or top1 not in result.final:
+def _spread(runs: list[RunResult], metric: str) -> tuple[float, float, int]:
+    """Mean, sample standard deviation (0 for one run) and number of the runs' final `metric`, in %."""
+    values = [100 * r.final[metric] for r in runs if metric in r.final]
+    if not values:
+        return float("nan"), float("nan"), 0
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values)
+
+
+def _cell(runs: list[RunResult], top1: str, top5: str, seeds: int) -> str:
+    mean1, std1, n = _spread(runs, top1)
+    if n == 0:
         return "–"
-    return f"{100 * result.final[top1]:.1f} / {100 * result.final.get(top5, float('nan')):.1f}"
+    mean5 = _spread(runs, top5)[0]
+    if seeds == 1:
+        return f"{mean1:.1f} / {mean5:.1f}"
+    missing = f" of {seeds}" if n < seeds else ""
+    return f"{mean1:.1f} ± {std1:.1f} / {mean5:.1f} (n={n}{missing})"
 
 
 def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
@@ -228,6 +275,7 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
             [
                 "norm",
                 "clips_per_gpu",
+                "seed",
                 "clip",
                 "peak_lr",
                 "epochs",
@@ -242,16 +290,40 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
                 [
                     r.norm,
                     r.clips_per_gpu,
+                    grid.seed_list[0] if r.seed is None else r.seed,
                     f"{r.column.frames}x{r.column.interval}" if r.column.frames else "base",
                     r.lr,
                     len(r.per_epoch.get("val/top1", [])),
                     *(f"{r.final.get(m, float('nan')):.4f}" for m in METRICS),
                 ]
             )
-    by_key = {(r.norm, r.column): r for r in results}
+    by_cell: dict[tuple[str, Column], list[RunResult]] = {}
+    for r in results:
+        by_cell.setdefault((r.norm, r.column), []).append(r)
+    seeds = len(grid.seed_list)
+    if grid.seeds:
+        written.append(out / "results_summary.csv")
+        with open(written[-1], "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(
+                ["norm", "clips_per_gpu", "clip", "n", *(f"{m}_{k}" for m in METRIC_NAMES for k in ("mean", "std"))]
+            )
+            for norm, column in grid.runs():
+                runs = by_cell.get((norm, column), [])
+                spreads = [_spread(runs, m) for m in METRICS]
+                clip = f"{column.frames}x{column.interval}" if column.frames else "base"
+                n = max((sp[2] for sp in spreads), default=0)
+                writer.writerow([norm, column.clips, clip, n, *(f"{v:.2f}" for sp in spreads for v in sp[:2])])
     columns = grid.table_columns()
     paper = all(("gn", c.key) in PAPER_TABLE8 for c in columns)  # the Kinetics grid: the paper's numbers beside
-    lines = [f"# BN vs GN by clips per GPU ({grid.base_config}, seed {grid.seed})", ""]
+    seed_text = f"seeds {', '.join(map(str, grid.seed_list))}: mean ± std (n)" if grid.seeds else f"seed {grid.seed}"
+    lines = [f"# BN vs GN by clips per GPU ({grid.base_config}, {seed_text})", ""]
+    if grid.fixed_batch is not None:
+        lines += [
+            f"Every run trains with {grid.fixed_batch} clips per device (same LR and iterations); a column's clips are "
+            "the clips BatchNorm takes its statistics over (`norm_options.bn_clips`).",
+            "",
+        ]
     for title, top1, top5 in (
         ("Video level (softmax averaged over all views): top-1 / top-5 (%)", "val/video_top1", "val/video_top5"),
         ("Clip level (every view on its own): top-1 / top-5 (%)", "val/top1", "val/top5"),
@@ -264,7 +336,9 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
         ]
         for norm in grid.norms:
             lines.append(
-                f"| {norm.upper()} | " + " | ".join(_cell(by_key.get((norm, c)), top1, top5) for c in columns) + " |"
+                f"| {norm.upper()} | "
+                + " | ".join(_cell(by_cell.get((norm, c), []), top1, top5, seeds) for c in columns)
+                + " |"
             )
         if paper and top1 == "val/video_top1":
             for norm in grid.norms:
@@ -283,13 +357,16 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
             "run's checkpoint."
         )
         lines.append("")
-    lines.append("Runs: " + ", ".join(f"`{grid.run_name(n, c)}`" for n, c in grid.runs()) + f" under `{grid.out}`.")
+    names = ", ".join(f"`{grid.run_name(n, c, s)}`" for n, c, s in grid.seed_runs())
+    lines.append(f"Runs: {names} under `{grid.out}`.")
     written[1].write_text("\n".join(lines) + "\n", encoding="utf-8")
-    written += _plots(grid, results, out)
+    written += _plots(grid, results, by_cell, out)
     return written
 
 
-def _plots(grid: Grid, results: list[RunResult], out: Path) -> list[Path]:
+def _plots(
+    grid: Grid, results: list[RunResult], by_cell: dict[tuple[str, Column], list[RunResult]], out: Path
+) -> list[Path]:
     import matplotlib
     import matplotlib.ticker
 
@@ -313,7 +390,8 @@ def _plots(grid: Grid, results: list[RunResult], out: Path) -> list[Path]:
             error,
             linestyle=styles.get(r.column, "-"),
             color=colours.get(r.norm, "black"),
-            label=f"{r.norm.upper()}, {r.column.label}",
+            label=f"{r.norm.upper()}, {r.column.label}" if r.seed in (None, grid.seed_list[0]) else None,
+            alpha=1.0 if len(grid.seed_list) == 1 else 0.6,
         )
     ax.set(xlabel="epoch", ylabel="val error, 1 clip (%)", title="Validation error during training")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -328,16 +406,17 @@ def _plots(grid: Grid, results: list[RunResult], out: Path) -> list[Path]:
     clip_lengths = sorted({(c.frames or 0, c.interval or 0) for c in grid.table_columns()})
     for norm in grid.norms:
         for (frames, interval), marker in zip(clip_lengths, ("o-", "s--", "^:"), strict=False):
-            points = sorted(
-                (r.clips_per_gpu, 100 * r.final["val/video_top1"])
-                for r in results
-                if r.norm == norm
-                and (r.column.frames or 0, r.column.interval or 0) == (frames, interval)
-                and "val/video_top1" in r.final
-            )
+            cells = [
+                (column.clips, _spread(by_cell.get((norm, column), []), "val/video_top1"))
+                for column in grid.table_columns()
+                if (column.frames or 0, column.interval or 0) == (frames, interval)
+            ]
+            points = sorted((clips, mean, std) for clips, (mean, std, n) in cells if n)
             label = norm.upper() + (f", {frames}×{interval} frames" if frames and len(clip_lengths) > 1 else "")
             if points:
-                ax.plot(*zip(*points, strict=True), marker, color=colours.get(norm, "black"), label=label)
+                x, mean, std = zip(*points, strict=True)
+                ax.errorbar(x, mean, yerr=std if grid.seeds else None, fmt=marker, capsize=3,
+                            color=colours.get(norm, "black"), label=label)  # fmt: skip
     ticks = sorted({c.clips for c in grid.table_columns()})
     ax.set(xlabel="clips per GPU", ylabel="val video top-1 (%)", title="Final accuracy vs clips per GPU")
     ax.set_xscale("log", base=2)
@@ -354,9 +433,9 @@ def _plots(grid: Grid, results: list[RunResult], out: Path) -> list[Path]:
 def run_grid(grid: Grid) -> dict[str, str]:
     """Run every cell, one after another; a failing run is reported and the grid goes on."""
     failures: dict[str, str] = {}
-    for norm, column in grid.runs():
-        name = grid.run_name(norm, column)
-        command = grid.command(norm, column)
+    for norm, column, seed in grid.seed_runs():
+        name = grid.run_name(norm, column, seed)
+        command = grid.command(norm, column, seed)
         print(f"[compare] {name}: {shlex.join(command)}", flush=True)
         start = time.monotonic()
         result = subprocess.run(command)
@@ -382,14 +461,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--print-commands", action="store_true", help="print one command per run and stop")
     parser.add_argument("--report", action="store_true", help="only collect finished runs and write the report")
     cfg = parser.parse_args(argv)
-    grid = Grid(**{k: cfg[k] for k in Grid.__dataclass_fields__})
+    try:
+        grid = Grid(**{k: cfg[k] for k in Grid.__dataclass_fields__})
+    except ConfigError as exc:
+        parser.error(str(exc))
     if not Path(grid.base_config).is_file():
         parser.error(f"base_config not found: {grid.base_config}")
     for missing in grid.missing_data():
         print(f"[compare] warning: {missing} does not exist here (for the synthetic set: make demo)", file=sys.stderr)
     if cfg.print_commands:
-        for norm, column in grid.runs():
-            print(shlex.join(grid.command(norm, column)))
+        for norm, column, seed in grid.seed_runs():
+            print(shlex.join(grid.command(norm, column, seed)))
         return 0
     if not (cfg.run or cfg.report):
         parser.error("say what to do: --run, --print-commands or --report")

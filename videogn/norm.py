@@ -22,7 +22,7 @@ from torch import nn
 
 from videogn.errors import ConfigError
 
-__all__ = ["GroupNorm3d", "FrozenBatchNorm3d", "NormFactory", "NormKind", "NORM_KINDS", "make_norm"]
+__all__ = ["GroupNorm3d", "FrozenBatchNorm3d", "NormFactory", "NormKind", "NORM_KINDS", "SubBatchNorm3d", "make_norm"]
 
 NormKind = Literal["bn", "syncbn", "frozen_bn", "gn", "ln", "in"]
 NORM_KINDS: tuple[str, ...] = ("bn", "syncbn", "frozen_bn", "gn", "ln", "in")
@@ -30,8 +30,8 @@ NORM_KINDS: tuple[str, ...] = ("bn", "syncbn", "frozen_bn", "gn", "ln", "in")
 DEFAULT_GROUPS = 32
 
 _OPTIONS_BY_KIND: dict[str, tuple[str, ...]] = {
-    "all": ("eps", "momentum", "num_groups", "channels_per_group", "affine"),
-    "bn": ("eps", "momentum"),
+    "all": ("eps", "momentum", "num_groups", "channels_per_group", "affine", "bn_clips"),
+    "bn": ("eps", "momentum", "bn_clips"),
     "syncbn": ("eps", "momentum"),
     "frozen_bn": ("eps",),
     "gn": ("eps", "num_groups", "channels_per_group", "affine"),
@@ -114,6 +114,59 @@ class GroupNorm3d(nn.GroupNorm):
         return y
 
 
+class SubBatchNorm3d(nn.BatchNorm3d):
+    """BatchNorm3d whose training statistics come from sub-batches of `clips` clips ("virtual GPUs").
+
+    In training, a batch of N = k · clips clips is cut into k consecutive chunks and each chunk is normalised with
+    its own mean and variance, exactly as k BatchNorm layers on k devices with `clips` clips each would; γ and β
+    are shared. The running statistics are updated with the statistics of the whole batch merged from the chunks'
+    (mean of the means; mean of the variances plus the variance of the means), as PySlowFast's `SubBatchNorm3d`
+    (`BN.NUM_SPLITS`) merges them, so evaluation and the state dict are a plain BatchNorm3d's. The paper's
+    "8 GPUs × 4 clips" statistics then run on one GPU or the CPU with the same total batch, LR and iterations.
+    """
+
+    def __init__(self, num_features: int, clips: int, eps: float = 1e-5, momentum: float | None = 0.1) -> None:
+        if clips < 1:
+            raise ConfigError(f"BatchNorm: norm_options.bn_clips must be ≥ 1, got {clips}")
+        super().__init__(num_features, eps=eps, momentum=momentum)
+        self.clips = clips
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        if not self.training or n == self.clips:
+            return super().forward(x)
+        if n % self.clips:
+            raise ConfigError(
+                f"BatchNorm over sub-batches of {self.clips} clips (norm_options.bn_clips) needs batches that are a "
+                f"multiple of it; got a batch of {n} clips (set data.clips_per_gpu to a multiple of bn_clips)"
+            )
+        k, c = n // self.clips, x.shape[1]
+        # (k·clips, C, T, H, W) → (clips, k·C, T, H, W): chunk j's channels become channels j·C .. (j+1)·C − 1
+        chunks = x.reshape(k, self.clips, *x.shape[1:]).transpose(0, 1).reshape(self.clips, k * c, *x.shape[2:])
+        y = F.batch_norm(chunks, None, None, training=True, eps=self.eps)
+        y = y.reshape(self.clips, k, *x.shape[1:]).transpose(0, 1).reshape(x.shape)
+        if self.track_running_stats:
+            self._update_running_stats(chunks.detach(), k, c, n * x[0, 0].numel())
+        if self.affine:
+            shape = (1, -1) + (1,) * (x.dim() - 2)
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+    @torch.no_grad()
+    def _update_running_stats(self, chunks: torch.Tensor, k: int, c: int, count: int) -> None:
+        var, mean = torch.var_mean(chunks.float(), dim=(0, 2, 3, 4), correction=0)
+        mean, var = mean.view(k, c), var.view(k, c)
+        merged_mean = mean.mean(0)
+        merged_var = (var + (mean - merged_mean) ** 2).mean(0) * count / max(count - 1, 1)  # unbiased, as BN's
+        self.num_batches_tracked += 1
+        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        self.running_mean.lerp_(merged_mean.to(self.running_mean.dtype), momentum)
+        self.running_var.lerp_(merged_var.to(self.running_var.dtype), momentum)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, clips={self.clips}"
+
+
 class FrozenBatchNorm3d(nn.Module):
     """BatchNorm3d frozen as torchvision's and detectron2's FrozenBatchNorm2d: y = γ (x − μ) / sqrt(σ² + ε) + β.
 
@@ -189,6 +242,9 @@ class NormFactory:
         if self.kind in ("bn", "syncbn"):
             if momentum is not None:
                 opts.setdefault("momentum", momentum)
+            clips = opts.pop("bn_clips", None)
+            if clips is not None and self.kind == "bn":
+                return SubBatchNorm3d(width, clips, **opts)
             return nn.BatchNorm3d(width, **opts)
         if self.kind == "frozen_bn":
             return FrozenBatchNorm3d(width, **opts)
@@ -207,7 +263,8 @@ def make_norm(kind: NormKind | str, **options: object) -> NormFactory:
     """Return a factory for the norm layers of a model.
 
     Kinds:
-        bn:        `nn.BatchNorm3d` (statistics per GPU).
+        bn:        `nn.BatchNorm3d` (statistics per GPU); option `bn_clips`: statistics per sub-batch of that many
+                   clips (`SubBatchNorm3d`: the paper's clips per GPU, whatever the real batch).
         syncbn:    `nn.BatchNorm3d` that the trainer converts to `SyncBatchNorm` (Lightning's
                    `sync_batchnorm=True`, or `nn.SyncBatchNorm.convert_sync_batchnorm`).
         frozen_bn: `FrozenBatchNorm3d`: γ, β and statistics all fixed (torchvision / detectron2's FrozenBN).
