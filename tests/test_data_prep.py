@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import write_bad_files, write_index_video
 
@@ -25,20 +26,68 @@ def test_scripts_have_help(script):
     assert "usage" in run(script, "--help").stdout
 
 
-def test_make_synthetic_is_deterministic_and_loadable(tmp_path):
-    def digest(folder: Path) -> str:
-        return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(folder.rglob("*.mp4")))).hexdigest()
+def digest(folder: Path) -> str:
+    return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(folder.rglob("*.mp4")))).hexdigest()
 
-    args = ["--classes", "3", "--videos-per-class", "4", "--seed", "7", "--quiet"]
-    run("make_synthetic.py", "--out", str(tmp_path / "a"), *args)
-    run("make_synthetic.py", "--out", str(tmp_path / "b"), *args)
-    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+
+@pytest.mark.parametrize(
+    ("task", "names"),
+    [("pan4", ["pan left", "pan right", "pan up"]), ("motion10", ["pan left slow", "pan left fast", "pan right slow"])],
+)
+def test_make_synthetic_is_deterministic_and_loadable(tmp_path, task, names):
+    args = ["--task", task, "--classes", "3", "--videos-per-class", "4", "--quiet"]
+    run("make_synthetic.py", "--out", str(tmp_path / "a"), *args, "--seed", "7")
+    run("make_synthetic.py", "--out", str(tmp_path / "b"), *args, "--seed", "7")
+    run("make_synthetic.py", "--out", str(tmp_path / "c"), *args, "--seed", "8")
+    assert digest(tmp_path / "a") == digest(tmp_path / "b") != digest(tmp_path / "c")
     train = read_video_list(tmp_path / "a" / "train.csv")
     val = read_video_list(tmp_path / "a" / "val.csv")
     assert len(train.paths) == 9 and len(val.paths) == 3
-    assert train.class_names == ["pan left", "pan right", "pan up"] and sorted(set(val.labels)) == [0, 1, 2]
+    assert train.class_names == names and sorted(set(val.labels)) == [0, 1, 2]
     with open_video(train.paths[0], "pyav") as video:
         assert video.info.num_frames == 48 and video.get_frames([0, 47]).shape == (2, 96, 128, 3)
+
+
+def _nearest_centroid_accuracy(features: np.ndarray, labels: np.ndarray) -> float:
+    """Leave-one-out accuracy of a nearest-class-mean classifier on standardised features."""
+    x = (features - features.mean(0)) / (features.std(0) + 1e-9)
+    hits = 0
+    for i in range(len(labels)):
+        rest = np.arange(len(labels)) != i
+        means = np.stack([x[rest & (labels == c)].mean(0) for c in np.unique(labels)])
+        hits += int(np.argmin(((means - x[i]) ** 2).sum(1)) == labels[i])
+    return hits / len(labels)
+
+
+def _global_shift(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """(dx, dy) that moves grey image `b` onto `a`, by phase correlation."""
+    window = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))  # no wrap-around edge
+    cross = np.fft.fft2(a * window) * np.conj(np.fft.fft2(b * window))
+    peak = np.fft.ifft2(cross / (np.abs(cross) + 1e-9)).real
+    dy, dx = np.unravel_index(np.argmax(peak), peak.shape)
+    h, w = a.shape
+    return (dx + w // 2) % w - w // 2, (dy + h // 2) % h - h // 2
+
+
+def test_motion10_classes_cannot_be_told_from_one_frame_but_from_motion():
+    sys.path.insert(0, str(DATA_PREP))
+    try:
+        import make_synthetic
+    finally:
+        sys.path.remove(str(DATA_PREP))
+    one_frame, two_frames, labels = [], [], []
+    for c in range(10):
+        for i in range(12):
+            video = make_synthetic.render(c, np.random.default_rng([3, c, i]), 16, 48, 64, "motion10") / 255.0
+            frame = video[8]
+            gradients = [np.abs(np.diff(frame, axis=a)).mean() for a in (0, 1)]
+            one_frame.append([*frame.mean((0, 1)), *frame.std((0, 1)), *gradients])  # colour, contrast, sharpness
+            two_frames.append(_global_shift(video[6].mean(-1), video[8].mean(-1)))
+            labels.append(c)
+    labels = np.array(labels)
+    # chance is 10 %; one standard error at 120 videos is 2.7 points
+    assert _nearest_centroid_accuracy(np.array(one_frame), labels) <= 0.2
+    assert _nearest_centroid_accuracy(np.array(two_frames, float), labels) >= 0.4  # the class is in the motion
 
 
 def test_kinetics_lists_from_official_csv(tmp_path):
