@@ -11,6 +11,7 @@ import pytest
 from conftest import DEMO
 
 from videogn.compare import Column, Grid, RunResult, main, write_report
+from videogn.errors import ConfigError
 
 
 def grid_args(synthetic_set: Path, out: Path) -> list[str]:
@@ -199,3 +200,59 @@ def test_seeds_give_mean_std_and_n_and_report_marks_a_missing_seed(tmp_path, cap
     assert summary["2"]["n"] == "1"
     table = (tmp_path / "results.md").read_text()
     assert "60.0 ± 14.1 / 60.0 (n=2)" in table and "40.0 ± 0.0 / 40.0 (n=1 of 2)" in table
+
+
+def test_groups_axes_are_rows_with_their_options_and_plots(tmp_path):
+    # the paper's Table 3 axes: G and channels per group, each GN row its own runs; other options kept
+    grid = Grid(base_config=DEMO, norms=["bn", "gn"], clips_per_gpu=[4], groups=[1, 4], channels_per_group=[2],
+                norm_options={"gn": {"num_groups": 8, "eps": 1e-4}}, out=str(tmp_path), seeds=[0, 1])  # fmt: skip
+    assert grid.variants() == ["bn", "gn_g1", "gn_g4", "gn_cpg2"]
+    assert [grid.run_name(v, c, 0) for v, c in grid.runs()] == [
+        "bn_4clips_seed0", "gn_g1_4clips_seed0", "gn_g4_4clips_seed0", "gn_cpg2_4clips_seed0"
+    ]  # fmt: skip
+    options = {}
+    for variant, column in grid.runs():
+        cmd = grid.command(variant, column, 1)
+        assert cmd[cmd.index("--model.net.norm") + 1] == ("bn" if variant == "bn" else "gn")
+        if "--model.net.norm_options" in cmd:
+            options[variant] = json.loads(cmd[cmd.index("--model.net.norm_options") + 1])
+    assert options == {
+        "gn_g1": {"eps": 1e-4, "num_groups": 1},
+        "gn_g4": {"eps": 1e-4, "num_groups": 4},
+        "gn_cpg2": {"eps": 1e-4, "channels_per_group": 2},  # not num_groups too: GroupNorm3d takes one of them
+    }
+    final = {"val/top1": 0.5, "val/top5": 0.9, "val/video_top1": 0.6, "val/video_top5": 0.95}
+    results = [RunResult(v, c, final, {k: [x] for k, x in final.items()}, seed=s) for v, c, s in grid.seed_runs()]
+    written = write_report(grid, results[:-1])  # gn_cpg2 seed 1 missing
+    table = (tmp_path / "results.md").read_text()
+    assert "# BN vs GN by GN groups and clips per GPU" in table
+    assert "| GN, G=1 | 60.0 ± 0.0 / 95.0 (n=2) |" in table and "| GN, G=4 |" in table
+    assert "| GN, 2 ch/group | 60.0 ± 0.0 / 95.0 (n=1 of 2) |" in table
+    assert {p.name for p in written} >= {"top1_vs_groups.png", "top1_vs_channels_per_group.png"}
+    with pytest.raises(ConfigError, match="add gn to norms"):
+        Grid(base_config=DEMO, norms=["bn"], groups=[2])
+    with pytest.raises(ConfigError, match="positive"):
+        Grid(base_config=DEMO, groups=[0])
+
+
+def test_report_tests_differences_over_seeds(tmp_path):
+    grid = Grid(base_config=DEMO, clips_per_gpu=[8, 2], seeds=[0, 1, 2], out=str(tmp_path))
+    top1 = {("bn", 8): [90, 92, 94], ("gn", 8): [60, 62, 64], ("bn", 2): [89, 95, 91], ("gn", 2): [61, 62]}
+    results = [
+        RunResult(norm, Column(clips), {"val/video_top1": v / 100}, {"val/video_top1": [v / 100]}, seed=seed)
+        for (norm, clips), values in top1.items()
+        for seed, v in enumerate(values)
+    ]
+    write_report(grid, results)
+    table = (tmp_path / "results.md").read_text()
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in table.splitlines() if " − " in line}
+    assert set(rows) == {  # each row against BN in its column, each column against the first
+        "GN, 8 clips/GPU − BN, 8 clips/GPU", "GN, 2 clips/GPU − BN, 2 clips/GPU",
+        "BN, 2 clips/GPU − BN, 8 clips/GPU", "GN, 2 clips/GPU − GN, 8 clips/GPU",
+    }  # fmt: skip
+    mean, interval, p, n = rows["GN, 8 clips/GPU − BN, 8 clips/GPU"]
+    assert mean == "-30.0" and float(p) < 0.001 and interval.startswith("[-3") and n.startswith("3, 3")
+    mean, interval, p, n = rows["BN, 2 clips/GPU − BN, 8 clips/GPU"]
+    low, high = (float(x) for x in interval.strip("[]").split(", "))
+    assert mean == "-0.3" and low < 0 < high and float(p) > 0.5  # noise: not significant
+    assert rows["GN, 2 clips/GPU − GN, 8 clips/GPU"][3].startswith("2, 3")

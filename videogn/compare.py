@@ -18,12 +18,16 @@ numbers beside ours for Table 8's columns), OUT/val_top1_per_epoch.png (the pape
 OUT/top1_vs_clips.png. With `seeds: [0, 1, 2]` every cell runs once per seed (run names end in `_seed{N}`), the
 table gives mean ± standard deviation over the seeds with their number n (a cell with fewer finished seeds than
 asked says so), OUT/results_summary.csv holds the same, and the plots show every seed's curve and the spread.
+The paper's Table 3 axes are rows: `groups: [1, 2, 4, 8]` runs GN once per number of groups (rows `gn_g{G}`) and
+`channels_per_group: [1, 2, 4]` once per C/G (rows `gn_cpg{C}`), beside the other norms; the report adds
+OUT/top1_vs_groups.png / top1_vs_channels_per_group.png. `norms` takes any kind (bn, syncbn, frozen_bn, gn, ln, in).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import shlex
 import statistics
 import subprocess
@@ -98,6 +102,8 @@ class Grid:
     Args:
         base_config: the `lightning fit` config every run starts from.
         norms: norm kinds to compare (bn, gn, and also ln, in, syncbn, frozen_bn).
+        groups: the paper's Table 3 axis: GN runs once per number of groups G (rows `gn_g{G}`).
+        channels_per_group: the other half of Table 3: GN runs once per C/G (rows `gn_cpg{C}`); with `groups`, both.
         clips_per_gpu: clips per GPU to compare (paper: 8 and 4), at the base config's clip.
         columns: instead of clips_per_gpu, columns FRAMESxINTERVAL@CLIPS (Table 8: ["32x2@8", "32x2@4", "64x1@4"]).
         out: one folder for all runs (TensorBoard logdir, checkpoints, results).
@@ -117,6 +123,8 @@ class Grid:
 
     base_config: str
     norms: list[str] = field(default_factory=lambda: ["bn", "gn"])
+    groups: list[int] | None = None
+    channels_per_group: list[int] | None = None
     clips_per_gpu: list[int] = field(default_factory=lambda: [8, 4])
     out: str = "runs/compare"
     max_epochs: int | None = None
@@ -130,6 +138,11 @@ class Grid:
     fixed_batch: int | None = None
 
     def __post_init__(self) -> None:
+        if (self.groups or self.channels_per_group) and "gn" not in self.norms:
+            raise ConfigError("groups / channels_per_group are GN's axes: add gn to norms")
+        bad = [v for v in [*(self.groups or []), *(self.channels_per_group or [])] if v < 1]
+        if bad:
+            raise ConfigError(f"groups and channels_per_group must be positive, not {bad}")
         if self.fixed_batch is not None:
             uneven = [c.clips for c in self.table_columns() if c.clips > self.fixed_batch or self.fixed_batch % c.clips]
             if uneven:
@@ -138,9 +151,42 @@ class Grid:
     def table_columns(self) -> list[Column]:
         return [Column.parse(c) for c in self.columns] if self.columns else [Column(c) for c in self.clips_per_gpu]
 
+    def variants(self) -> list[str]:
+        """The rows of the table: each norm kind, GN once per value of the groups / channels-per-group axes."""
+        rows = []
+        for norm in self.norms:
+            if norm == "gn" and (self.groups or self.channels_per_group):
+                rows += [f"gn_g{g}" for g in self.groups or []]
+                rows += [f"gn_cpg{c}" for c in self.channels_per_group or []]
+            else:
+                rows.append(norm)
+        return rows
+
+    def norm_setting(self, variant: str) -> tuple[str, dict[str, Any] | None]:
+        """The norm kind of a row and its `model.net.norm_options` (None: the base config's)."""
+        axis = re.fullmatch(r"gn_(g|cpg)(\d+)", variant)
+        if axis is None:
+            return variant, (self.norm_options or {}).get(variant)
+        base = (self.norm_options or {}).get("gn") or {}
+        options = {k: v for k, v in base.items() if k not in ("num_groups", "channels_per_group")}
+        key = "num_groups" if axis[1] == "g" else "channels_per_group"
+        return "gn", {**options, key: int(axis[2])}
+
+    def label(self, variant: str) -> str:
+        """A row's name in tables and plots: "BN", "GN", "GN, G=8", "GN, 16 ch/group"."""
+        norm, options = self.norm_setting(variant)
+        if variant == norm:
+            return norm.upper()
+        options = options or {}
+        return (
+            f"GN, G={options['num_groups']}"
+            if "num_groups" in options
+            else f"GN, {options['channels_per_group']} ch/group"
+        )
+
     def runs(self) -> list[tuple[str, Column]]:
-        """The cells of the table."""
-        return [(norm, column) for norm in self.norms for column in self.table_columns()]
+        """The cells of the table: (row, column)."""
+        return [(variant, column) for variant in self.variants() for column in self.table_columns()]
 
     @property
     def seed_list(self) -> list[int]:
@@ -153,9 +199,10 @@ class Grid:
     def run_name(self, norm: str, column: Column, seed: int | None = None) -> str:
         return column.run_name(norm) + (f"_seed{self.seed if seed is None else seed}" if self.seeds else "")
 
-    def command(self, norm: str, column: Column, seed: int | None = None) -> list[str]:
+    def command(self, variant: str, column: Column, seed: int | None = None) -> list[str]:
         """The `fit` command of one run, with this Python's absolute path: it runs as printed from any shell."""
         seed = self.seed_list[0] if seed is None else seed
+        norm, options = self.norm_setting(variant)
         cmd = [
             sys.executable,
             "-m",
@@ -174,7 +221,7 @@ class Grid:
             "--trainer.default_root_dir",
             self.out,
             "--run_name",
-            self.run_name(norm, column, seed),
+            self.run_name(variant, column, seed),
             "--ckpt_path",
             "last",
         ]
@@ -182,7 +229,6 @@ class Grid:
             cmd += ["--data.clip.num_frames", str(column.frames), "--data.clip.frame_interval", str(column.interval)]
         if self.max_epochs is not None:
             cmd += ["--trainer.max_epochs", str(self.max_epochs)]
-        options = (self.norm_options or {}).get(norm)
         if self.fixed_batch is not None and norm == "bn":
             options = {**(options or {}), "bn_clips": column.clips}
         if options is not None:
@@ -317,7 +363,9 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
     columns = grid.table_columns()
     paper = all(("gn", c.key) in PAPER_TABLE8 for c in columns)  # the Kinetics grid: the paper's numbers beside
     seed_text = f"seeds {', '.join(map(str, grid.seed_list))}: mean ± std (n)" if grid.seeds else f"seed {grid.seed}"
-    lines = [f"# BN vs GN by clips per GPU ({grid.base_config}, {seed_text})", ""]
+    kinds = " vs ".join(dict.fromkeys(grid.norm_setting(v)[0].upper() for v in grid.variants()))
+    axes = "GN groups and " if grid.groups or grid.channels_per_group else ""
+    lines = [f"# {kinds} by {axes}clips per GPU ({grid.base_config}, {seed_text})", ""]
     if grid.fixed_batch is not None:
         lines += [
             f"Every run trains with {grid.fixed_batch} clips per device (same LR and iterations); a column's clips are "
@@ -334,14 +382,14 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
             "| | " + " | ".join(c.label for c in columns) + " |",
             "|---|" + "---|" * len(columns),
         ]
-        for norm in grid.norms:
+        for variant in grid.variants():
             lines.append(
-                f"| {norm.upper()} | "
-                + " | ".join(_cell(by_cell.get((norm, c), []), top1, top5, seeds) for c in columns)
+                f"| {grid.label(variant)} | "
+                + " | ".join(_cell(by_cell.get((variant, c), []), top1, top5, seeds) for c in columns)
                 + " |"
             )
         if paper and top1 == "val/video_top1":
-            for norm in grid.norms:
+            for norm in grid.variants():
                 cells = [PAPER_TABLE8.get((norm, c.key)) for c in columns]
                 if any(cells):
                     lines.append(
@@ -357,11 +405,55 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
             "run's checkpoint."
         )
         lines.append("")
+    lines += _differences(grid, by_cell)
     names = ", ".join(f"`{grid.run_name(n, c, s)}`" for n, c, s in grid.seed_runs())
     lines.append(f"Runs: {names} under `{grid.out}`.")
     written[1].write_text("\n".join(lines) + "\n", encoding="utf-8")
     written += _plots(grid, results, by_cell, out)
     return written
+
+
+def _differences(grid: Grid, by_cell: dict[tuple[str, Column], list[RunResult]]) -> list[str]:
+    """Markdown lines: video top-1 differences between cells over seeds, with Welch's t-test (95 % interval, p)."""
+    from scipy import stats
+
+    def values(variant: str, column: Column) -> list[float]:
+        return [
+            100 * r.final["val/video_top1"] for r in by_cell.get((variant, column), []) if "val/video_top1" in r.final
+        ]
+
+    variants, columns = grid.variants(), grid.table_columns()
+    pairs = [((v, c), (variants[0], c)) for c in columns for v in variants[1:]]  # each row against the first
+    pairs += [((v, c), (v, columns[0])) for v in variants for c in columns[1:]]  # each column against the first
+    rows = []
+    for (va, ca), (vb, cb) in pairs:
+        a, b = values(va, ca), values(vb, cb)
+        if len(a) < 2 or len(b) < 2:
+            continue
+        if statistics.pstdev(a) == statistics.pstdev(b) == 0:  # the t-test is undefined without spread
+            rows.append(f"| {grid.label(va)}, {ca.label} − {grid.label(vb)}, {cb.label} | "
+                        f"{statistics.fmean(a) - statistics.fmean(b):+.1f} | – | – | {len(a)}, {len(b)} |")  # fmt: skip
+            continue
+        test = stats.ttest_ind(a, b, equal_var=False)
+        low, high = test.confidence_interval(0.95)
+        rows.append(
+            f"| {grid.label(va)}, {ca.label} − {grid.label(vb)}, {cb.label} | "
+            f"{statistics.fmean(a) - statistics.fmean(b):+.1f} | [{low:+.1f}, {high:+.1f}] | {test.pvalue:.3f} | "
+            f"{len(a)}, {len(b)} |"
+        )
+    if not rows:
+        return []
+    return [
+        "## Differences in video top-1 over seeds (points; Welch's t-test)",
+        "",
+        "A difference is significant at the 5 % level when its 95 % interval excludes 0 (p < 0.05); with few seeds "
+        "the intervals are wide, and many comparisons at once will show some p < 0.05 by chance.",
+        "",
+        "| difference | mean | 95 % interval | p | n |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def _plots(
@@ -374,7 +466,7 @@ def _plots(
     import matplotlib.pyplot as plt
 
     styles = dict(zip(grid.table_columns(), ("-", "--", ":", "-.", (0, (5, 1)), (0, (1, 3))), strict=False))
-    colours = {
+    kinds = {
         "bn": "tab:blue",
         "gn": "tab:red",
         "syncbn": "tab:purple",
@@ -382,6 +474,9 @@ def _plots(
         "in": "tab:orange",
         "frozen_bn": "tab:gray",
     }
+    axis = [v for v in grid.variants() if v.startswith("gn_")]  # GN rows of the groups axes: shades of red
+    colours = {v: kinds.get(v, "black") for v in grid.variants()}
+    colours.update({v: plt.get_cmap("autumn")(i / max(1, len(axis))) for i, v in enumerate(axis)})
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in results:
         error = [100 * (1 - v) for v in r.per_epoch.get("val/top1", [])]
@@ -390,7 +485,7 @@ def _plots(
             error,
             linestyle=styles.get(r.column, "-"),
             color=colours.get(r.norm, "black"),
-            label=f"{r.norm.upper()}, {r.column.label}" if r.seed in (None, grid.seed_list[0]) else None,
+            label=f"{grid.label(r.norm)}, {r.column.label}" if r.seed in (None, grid.seed_list[0]) else None,
             alpha=1.0 if len(grid.seed_list) == 1 else 0.6,
         )
     ax.set(xlabel="epoch", ylabel="val error, 1 clip (%)", title="Validation error during training")
@@ -404,7 +499,7 @@ def _plots(
 
     fig, ax = plt.subplots(figsize=(5, 4))
     clip_lengths = sorted({(c.frames or 0, c.interval or 0) for c in grid.table_columns()})
-    for norm in grid.norms:
+    for norm in grid.variants():
         for (frames, interval), marker in zip(clip_lengths, ("o-", "s--", "^:"), strict=False):
             cells = [
                 (column.clips, _spread(by_cell.get((norm, column), []), "val/video_top1"))
@@ -412,7 +507,7 @@ def _plots(
                 if (column.frames or 0, column.interval or 0) == (frames, interval)
             ]
             points = sorted((clips, mean, std) for clips, (mean, std, n) in cells if n)
-            label = norm.upper() + (f", {frames}×{interval} frames" if frames and len(clip_lengths) > 1 else "")
+            label = grid.label(norm) + (f", {frames}×{interval} frames" if frames and len(clip_lengths) > 1 else "")
             if points:
                 x, mean, std = zip(*points, strict=True)
                 ax.errorbar(x, mean, yerr=std if grid.seeds else None, fmt=marker, capsize=3,
@@ -427,7 +522,29 @@ def _plots(
     fig.tight_layout()
     fig.savefig(final, dpi=120)
     plt.close(fig)
-    return [curves, final]
+    written = [curves, final]
+    for prefix, key, xlabel in (("gn_g", "groups", "groups G"), ("gn_cpg", "channels_per_group", "channels per group")):
+        rows = [v for v in grid.variants() if re.fullmatch(prefix + r"\d+", v)]
+        if not rows:
+            continue
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for column, marker in zip(grid.table_columns(), ("o-", "s--", "^:", "d-."), strict=False):
+            cells = [(int(v[len(prefix) :]), _spread(by_cell.get((v, column), []), "val/video_top1")) for v in rows]
+            points = sorted((x, mean, std) for x, (mean, std, n) in cells if n)
+            if points:
+                x, mean, std = zip(*points, strict=True)
+                ax.errorbar(x, mean, yerr=std if grid.seeds else None, fmt=marker, capsize=3, label=column.label)
+        values = sorted(int(v[len(prefix) :]) for v in rows)
+        ax.set(xlabel=xlabel, ylabel="val video top-1 (%)", title=f"GN: final accuracy vs {xlabel} (Table 3)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(values, [str(v) for v in values])
+        ax.grid(alpha=0.3)
+        ax.legend()
+        written.append(out / f"top1_vs_{key}.png")
+        fig.tight_layout()
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
+    return written
 
 
 def run_grid(grid: Grid) -> dict[str, str]:
