@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import shlex
 import statistics
 import subprocess
@@ -46,6 +45,8 @@ __all__ = ["Grid", "RunResult", "collect", "main", "write_report"]
 METRICS = ("val/top1", "val/top5", "val/video_top1", "val/video_top5")
 METRIC_NAMES = ("clip_top1", "clip_top5", "video_top1", "video_top5")  # their names in the CSV files
 BN_NORMS = ("bn", "syncbn")
+# GN's Table 3 axes: Grid field -> (prefix of its rows' names, the GN option it sets)
+GN_AXES = {"groups": ("gn_g", "num_groups"), "channels_per_group": ("gn_cpg", "channels_per_group")}
 
 # The GN paper's Table 8 (Kinetics-400 val, top-1 / top-5), by (norm, column)
 PAPER_TABLE8 = {
@@ -151,26 +152,28 @@ class Grid:
     def table_columns(self) -> list[Column]:
         return [Column.parse(c) for c in self.columns] if self.columns else [Column(c) for c in self.clips_per_gpu]
 
+    def gn_rows(self, axis: str) -> list[tuple[str, int]]:
+        """(row name, value) of one of GN's axes (`groups` or `channels_per_group`); empty when it is not run."""
+        prefix = GN_AXES[axis][0]
+        return [(f"{prefix}{value}", value) for value in getattr(self, axis) or []]
+
     def variants(self) -> list[str]:
         """The rows of the table: each norm kind, GN once per value of the groups / channels-per-group axes."""
         rows = []
         for norm in self.norms:
-            if norm == "gn" and (self.groups or self.channels_per_group):
-                rows += [f"gn_g{g}" for g in self.groups or []]
-                rows += [f"gn_cpg{c}" for c in self.channels_per_group or []]
-            else:
-                rows.append(norm)
+            axes = [name for axis in GN_AXES for name, _ in self.gn_rows(axis)] if norm == "gn" else []
+            rows += axes or [norm]
         return rows
 
     def norm_setting(self, variant: str) -> tuple[str, dict[str, Any] | None]:
         """The norm kind of a row and its `model.net.norm_options` (None: the base config's)."""
-        axis = re.fullmatch(r"gn_(g|cpg)(\d+)", variant)
-        if axis is None:
-            return variant, (self.norm_options or {}).get(variant)
-        base = (self.norm_options or {}).get("gn") or {}
-        options = {k: v for k, v in base.items() if k not in ("num_groups", "channels_per_group")}
-        key = "num_groups" if axis[1] == "g" else "channels_per_group"
-        return "gn", {**options, key: int(axis[2])}
+        for axis, (_, option) in GN_AXES.items():
+            for name, value in self.gn_rows(axis):
+                if name == variant:
+                    base = (self.norm_options or {}).get("gn") or {}
+                    kept = {k: v for k, v in base.items() if k not in ("num_groups", "channels_per_group")}
+                    return "gn", {**kept, option: value}
+        return variant, (self.norm_options or {}).get(variant)
 
     def label(self, variant: str) -> str:
         """A row's name in tables and plots: "BN", "GN", "GN, G=8", "GN, 16 ch/group"."""
@@ -430,16 +433,14 @@ def _differences(grid: Grid, by_cell: dict[tuple[str, Column], list[RunResult]])
         a, b = values(va, ca), values(vb, cb)
         if len(a) < 2 or len(b) < 2:
             continue
-        if statistics.pstdev(a) == statistics.pstdev(b) == 0:  # the t-test is undefined without spread
-            rows.append(f"| {grid.label(va)}, {ca.label} − {grid.label(vb)}, {cb.label} | "
-                        f"{statistics.fmean(a) - statistics.fmean(b):+.1f} | – | – | {len(a)}, {len(b)} |")  # fmt: skip
-            continue
-        test = stats.ttest_ind(a, b, equal_var=False)
-        low, high = test.confidence_interval(0.95)
+        interval, p = "–", "–"  # the t-test is undefined when neither cell has any spread
+        if statistics.pstdev(a) or statistics.pstdev(b):
+            test = stats.ttest_ind(a, b, equal_var=False)
+            low, high = test.confidence_interval(0.95)
+            interval, p = f"[{low:+.1f}, {high:+.1f}]", f"{test.pvalue:.3f}"
         rows.append(
             f"| {grid.label(va)}, {ca.label} − {grid.label(vb)}, {cb.label} | "
-            f"{statistics.fmean(a) - statistics.fmean(b):+.1f} | [{low:+.1f}, {high:+.1f}] | {test.pvalue:.3f} | "
-            f"{len(a)}, {len(b)} |"
+            f"{statistics.fmean(a) - statistics.fmean(b):+.1f} | {interval} | {p} | {len(a)}, {len(b)} |"
         )
     if not rows:
         return []
@@ -523,18 +524,18 @@ def _plots(
     fig.savefig(final, dpi=120)
     plt.close(fig)
     written = [curves, final]
-    for prefix, key, xlabel in (("gn_g", "groups", "groups G"), ("gn_cpg", "channels_per_group", "channels per group")):
-        rows = [v for v in grid.variants() if re.fullmatch(prefix + r"\d+", v)]
+    for key, xlabel in (("groups", "groups G"), ("channels_per_group", "channels per group")):
+        rows = grid.gn_rows(key)
         if not rows:
             continue
         fig, ax = plt.subplots(figsize=(5, 4))
         for column, marker in zip(grid.table_columns(), ("o-", "s--", "^:", "d-."), strict=False):
-            cells = [(int(v[len(prefix) :]), _spread(by_cell.get((v, column), []), "val/video_top1")) for v in rows]
+            cells = [(value, _spread(by_cell.get((name, column), []), "val/video_top1")) for name, value in rows]
             points = sorted((x, mean, std) for x, (mean, std, n) in cells if n)
             if points:
                 x, mean, std = zip(*points, strict=True)
                 ax.errorbar(x, mean, yerr=std if grid.seeds else None, fmt=marker, capsize=3, label=column.label)
-        values = sorted(int(v[len(prefix) :]) for v in rows)
+        values = sorted(value for _, value in rows)
         ax.set(xlabel=xlabel, ylabel="val video top-1 (%)", title=f"GN: final accuracy vs {xlabel} (Table 3)")
         ax.set_xscale("log", base=2)
         ax.set_xticks(values, [str(v) for v in values])
