@@ -2,10 +2,16 @@
 
 Shapes are those of the I3D-R50 at the paper's input (32 × 224², res2 at 8 × 56²) for a batch of 8 and of 4
 clips; on the CPU the spatial size is divided by --downscale (default 4) so a case takes milliseconds. Cases:
-contiguous and channels_last_3d, float32 and bf16 autocast. Timings are interleaved (GN, BN, reshape-GN take
-turns in every repeat) and the median is reported; the target is GN ≤ 1.1 × BN in every case.
+contiguous and channels_last_3d, float32 and bf16 autocast. Timings are interleaved (all layers take turns in
+every repeat) and the median is reported; the target is GN ≤ 1.1 × BN in every case, for GN's best variant.
 
-    python benchmarks/norm.py [--device cpu|cuda] [--downscale 4] [--repeats 7] [--json out.json]
+Variants: --compile adds torch.compile'd GN and BN (static shapes; one compilation per case, so tens of seconds
+each); --triton adds GroupNorm3d(impl="triton"), the fused kernels of `videogn.fused_norm` (CUDA only: on the CPU
+they would run in Triton's interpreter). --tail add-relu times what a bottleneck's last norm does, norm → + residual
+→ ReLU, for every layer (the Triton one fuses both; inductor fuses them too).
+
+    python benchmarks/norm.py [--device cpu|cuda] [--downscale 4] [--repeats 7] [--compile] [--triton]
+                              [--tail none|add-relu] [--dtypes float32 bf16] [--json out.json]
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cuda_sync, interleaved, median, table, write_json  # noqa: E402
 
+from videogn.fused_norm import kernels_run_on  # noqa: E402
 from videogn.norm import GroupNorm3d  # noqa: E402
 
 # (name, C, T, H, W) of the I3D-R50 at a 32 × 224² input with temporal stride 2 in the stem
@@ -51,16 +58,50 @@ class ReshapeGroupNorm(nn.Module):
         return y * self.weight.view(1, c, 1, 1, 1) + self.bias.view(1, c, 1, 1, 1)
 
 
-def fwd_bwd(module: nn.Module, x: torch.Tensor, grad: torch.Tensor, autocast: torch.dtype | None):
-    ctx = torch.autocast(x.device.type, dtype=autocast) if autocast else contextlib.nullcontext()
+class NormTail(nn.Module):
+    """norm(x) + residual, then ReLU: a bottleneck's last norm. A fusing GroupNorm3d takes the tail itself."""
+
+    def __init__(self, norm: nn.Module) -> None:
+        super().__init__()
+        self.norm = norm
+        if isinstance(norm, GroupNorm3d) and norm.impl == "triton":
+            norm.relu = True
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        if getattr(self.norm, "relu", False):
+            return self.norm(x, residual)
+        return torch.relu(self.norm(x) + residual)
+
+
+def fwd_bwd(module: nn.Module, inputs: list[torch.Tensor], grad: torch.Tensor, autocast: torch.dtype | None):
+    ctx = torch.autocast(inputs[0].device.type, dtype=autocast) if autocast else contextlib.nullcontext()
 
     def run() -> None:
-        x.grad = None
+        for t in inputs:
+            t.grad = None
         with ctx:
-            y = module(x)
+            y = module(*inputs)
         y.backward(grad.to(y.dtype).contiguous(memory_format=_format_of(y)))
 
     return run
+
+
+def layers(c: int, device: torch.device, args: argparse.Namespace) -> dict[str, nn.Module]:
+    """The layers timed for one case, each with its own parameters."""
+    build = {
+        "GN": lambda: GroupNorm3d(c, 32),
+        "BN": lambda: nn.BatchNorm3d(c).train(),
+        "reshape-GN": lambda: ReshapeGroupNorm(c, 32),
+    }
+    if args.triton:
+        build["GN triton"] = lambda: GroupNorm3d(c, 32, impl="triton")
+    if args.compile:
+        build |= {"GN compiled": build["GN"], "BN compiled": build["BN"]}
+    made = {}
+    for name, make in build.items():
+        module = (NormTail(make()) if args.tail == "add-relu" else make()).to(device)
+        made[name] = torch.compile(module, fullgraph=True, dynamic=False) if name.endswith("compiled") else module
+    return made
 
 
 def _format_of(t: torch.Tensor) -> torch.memory_format:
@@ -79,14 +120,24 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--clips", type=int, nargs="+", default=[8, 4])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd GN and BN")
+    parser.add_argument("--triton", action="store_true", help="also time GroupNorm3d(impl='triton') (CUDA)")
+    parser.add_argument("--tail", choices=["none", "add-relu"], default="none", help="time norm + residual + ReLU")
+    parser.add_argument("--dtypes", nargs="+", choices=["float32", "bf16"], default=["float32", "bf16"])
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    if args.triton and not kernels_run_on(torch.empty(0, device=device)):
+        parser.error("--triton needs CUDA (or, for a dry run on the CPU, Triton's interpreter: TRITON_INTERPRET=1)")
     down = args.downscale or (1 if device.type == "cuda" else 4)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    if args.compile:  # every case is a new shape of the same forward: one compilation each, all kept
+        torch._dynamo.config.cache_size_limit = torch._dynamo.config.accumulated_cache_size_limit = 4096
     low = torch.bfloat16
     rows, records = [], []
+    columns = ["GN", "BN", "reshape-GN"] + (["GN triton"] if args.triton else [])
+    columns += ["GN compiled", "BN compiled"] if args.compile else []
     for clips in args.clips:
         for name, c, t, h, w in STAGES:
             shape = (clips, c, t, max(1, h // down), max(1, w // down))
@@ -94,36 +145,27 @@ def main(argv: list[str] | None = None) -> None:
                 ("contiguous", torch.contiguous_format),
                 ("channels_last_3d", torch.channels_last_3d),
             ):
-                for dtype_name, autocast in (("float32", None), ("bf16 autocast", low)):
+                for dtype_name in args.dtypes:
+                    autocast = low if dtype_name == "bf16" else None
                     in_dtype = low if autocast else torch.float32  # activations arrive in bf16 from the convs
-                    x = torch.randn(shape, device=device, dtype=in_dtype).contiguous(memory_format=fmt)
-                    x.requires_grad_(True)
+                    inputs = [torch.randn(shape, device=device, dtype=in_dtype).contiguous(memory_format=fmt)]
+                    if args.tail == "add-relu":
+                        inputs.append(torch.randn_like(inputs[0]))
+                    for t in inputs:
+                        t.requires_grad_(True)
                     grad = torch.randn(shape, device=device)
-                    modules = {
-                        "GN": GroupNorm3d(c, 32).to(device),
-                        "BN": nn.BatchNorm3d(c).to(device).train(),
-                        "reshape-GN": ReshapeGroupNorm(c, 32).to(device),
-                    }
                     times = interleaved(
-                        {k: fwd_bwd(m, x, grad, autocast) for k, m in modules.items()},
+                        {k: fwd_bwd(m, inputs, grad, autocast) for k, m in layers(c, device, args).items()},
                         repeats=args.repeats,
                         sync=cuda_sync,
                     )
                     med = {k: median(v) * 1e3 for k, v in times.items()}
-                    ratio = med["GN"] / med["BN"]
+                    best_gn = min(v for k, v in med.items() if "GN" in k and k != "reshape-GN")
+                    ratio = best_gn / min(v for k, v in med.items() if "BN" in k)
+                    variants = [med[k] for k in columns if k in med]
                     rows.append(
-                        [
-                            clips,
-                            name,
-                            str(shape[2:]),
-                            fmt_name,
-                            dtype_name,
-                            med["GN"],
-                            med["BN"],
-                            med["reshape-GN"],
-                            ratio,
-                            "ok" if ratio <= 1.1 else "MISS",
-                        ]
+                        [clips, name, str(shape[2:]), fmt_name, dtype_name, *variants, ratio]
+                        + ["ok" if ratio <= 1.1 else "MISS"]
                     )
                     records.append(
                         {
@@ -132,22 +174,25 @@ def main(argv: list[str] | None = None) -> None:
                             "shape": list(shape),
                             "memory_format": fmt_name,
                             "dtype": dtype_name,
+                            "tail": args.tail,
                             "ms": med,
-                            "gn_over_bn": ratio,
+                            "gn_over_bn": ratio,  # best GN variant / best BN variant
                         }
                     )
     print(
         f"device: {device}"
         + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else "")
         + f", H and W divided by {down}, median of {args.repeats} interleaved repeats, forward + backward"
+        + (", norm + residual + ReLU" if args.tail == "add-relu" else "")
     )
-    print(table(rows, ["clips", "stage", "T,H,W", "format", "dtype", "GN ms", "BN ms", "reshape ms", "GN/BN", "≤1.1"]))
+    header = ["clips", "stage", "T,H,W", "format", "dtype", *(f"{k} ms" for k in columns), "best GN/BN", "≤1.1"]
+    print(table(rows, header))
     misses = [r for r in records if r["gn_over_bn"] > 1.1]
     print(
         f"GN/BN ≤ 1.1 in {len(records) - len(misses)} of {len(records)} cases; "
         f"median GN/BN {median([r['gn_over_bn'] for r in records]):.2f}"
     )
-    write_json(args.json, {"benchmark": "norm", "downscale": down, "repeats": args.repeats, "cases": records})
+    write_json(args.json, {"benchmark": "norm", "settings": vars(args), "downscale": down, "cases": records})
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@
 # Stages, most wanted first, each under its own time limit; a stage that fails or times out is reported and the
 # next one runs, and a stage whose limit would end past BUDGET seconds (default 570) is skipped, so the script
 # always ends inside the slot with what it measured under OUT_DIR:
-#   the CUDA tests of the norm layers; step.py on the real I3D-R50 (32×224², bf16 autocast) with torch.compile'd
-#   and eager steps interleaved at 8 and 4 clips, then with CUDA graphs; eager steps in channels_last_3d; norm.py at
-#   the real activation sizes; the end-to-end fit throughput (a real fit on mp4 files: data wait).
+#   the CUDA tests of the norm layers and of the fused Triton GN kernels; step.py on the real I3D-R50 (32×224², bf16
+#   autocast) at 8 and 4 clips: eager GN, BN and GN with the fused Triton kernels, interleaved, in contiguous and in
+#   channels_last_3d format; then torch.compile'd and eager steps interleaved; compiled with CUDA graphs at 4 clips;
+#   norm.py at the real activation sizes (bf16, norm + residual + ReLU, Triton and compiled layers); the end-to-end
+#   fit throughput (a real fit on mp4 files: data wait).
 # Uses `python3` as found; set PYTHON to choose another interpreter.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,12 +34,17 @@ stage() {  # stage LIMIT_SECONDS COMMAND...: run it under `timeout` unless it co
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 "$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
-stage 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_norm.py tests/test_models.py -k "cuda or every_norm"
+stage 90 "$PY" -m pytest -q -p no:cacheprovider tests/test_norm.py tests/test_models.py tests/test_fused_norm.py \
+    -k "cuda or every_norm or fused"
+stage 80 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 8 4 --no-memory --triton \
+    --json "$OUT/step_cuda_triton.json"
+stage 80 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 8 4 --no-memory --triton --channels-last \
+    --json "$OUT/step_cuda_channels_last_triton.json"
 stage 200 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 8 4 --no-memory --compile \
     --json "$OUT/step_cuda_compiled.json"
 stage 100 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 4 --no-memory --compile \
     --compile-mode reduce-overhead --json "$OUT/step_cuda_cudagraphs.json"
-stage 60 "$PY" benchmarks/step.py --device cuda --repeats 5 --channels-last --json "$OUT/step_cuda_channels_last.json"
-stage 60 "$PY" benchmarks/norm.py --device cuda --repeats 10 --json "$OUT/norm_cuda.json"
+stage 120 "$PY" benchmarks/norm.py --device cuda --repeats 10 --clips 4 --dtypes bf16 --tail add-relu --triton \
+    --compile --json "$OUT/norm_cuda_triton_compiled.json"
 stage 90 "$PY" benchmarks/fit_throughput.py --device cuda --steps 60 --json "$OUT/fit_throughput_cuda.json"
 echo "[run_gpu] done in $(( SECONDS - START )) s"

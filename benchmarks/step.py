@@ -5,6 +5,9 @@ of several repeats. On the CPU the model is narrow (--width 16) and the clip sma
 is the real network (width 64, 32 × 224², bf16 autocast, channels_last_3d optional). Targets: GN/BN ≤ 1.05.
 With --compile the torch.compile'd steps (fullgraph, static shapes, as `model.compile`) run interleaved with the
 eager ones in the same repeats; targets: compiled GN ≤ 1.05 × compiled BN, compiled GN no slower than eager GN.
+With --triton (CUDA) the GN network with `norm_options.impl: triton` (fused GN + residual add + ReLU kernels,
+`videogn.fused_norm`) runs too, eager and, with --compile, compiled; each GN variant is compared with the BN step
+of the same kind (eager or compiled).
 
 Memory: on CUDA, `torch.cuda.max_memory_allocated` of one step; on the CPU, the bytes the step keeps alive at
 its peak, measured exactly as parameters + gradients + momentum + the tensors autograd saves for backward
@@ -26,12 +29,15 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cuda_sync, interleaved, median, table, write_json  # noqa: E402
 
+from videogn.fused_norm import kernels_run_on  # noqa: E402
 from videogn.models import build_model  # noqa: E402
 
 
-def make_step(norm: str, clips: int, args: argparse.Namespace, device: torch.device, compiled: bool = False):
+def make_step(
+    norm: str, clips: int, args: argparse.Namespace, device: torch.device, compiled: bool = False, impl: str = "native"
+):
     torch.manual_seed(0)
-    options = {"num_groups": args.groups} if norm == "gn" else {}
+    options = {"num_groups": args.groups, "impl": impl} if norm == "gn" else {}
     model = build_model("i3d", 50, num_classes=400, norm=norm, norm_options=options, width=args.width).to(device)
     fmt = torch.channels_last_3d if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt).train()
@@ -50,6 +56,11 @@ def make_step(norm: str, clips: int, args: argparse.Namespace, device: torch.dev
         optimizer.step()
 
     return model, optimizer, x, step
+
+
+def _name(norm: str, compiled: bool, impl: str) -> str:
+    """A step's name: "gn", "bn compiled", "gn triton compiled", ..."""
+    return norm + (" triton" if impl == "triton" else "") + (" compiled" if compiled else "")
 
 
 def saved_bytes(step_model, x: torch.Tensor, args: argparse.Namespace) -> int:
@@ -94,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--channels-last", action="store_true", help="channels_last_3d model and input")
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd steps, interleaved")
+    parser.add_argument("--triton", action="store_true", help="also time GN with the fused Triton kernels (CUDA)")
     parser.add_argument("--compile-mode", default="default", help="torch.compile mode (reduce-overhead: CUDA graphs)")
     parser.add_argument("--clips", type=int, nargs="+", default=[8, 4], help="clips per device to time")
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True, help="measure peak memory")
@@ -102,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     gpu = device.type == "cuda"
+    if args.triton and not kernels_run_on(torch.empty(0, device=device)):
+        parser.error("--triton needs CUDA (or, for a dry run on the CPU, Triton's interpreter: TRITON_INTERPRET=1)")
     args.width = args.width or (64 if gpu else 16)
     args.groups = args.groups or (32 if args.width >= 64 else max(1, args.width // 2))
     args.frames = args.frames or (32 if gpu else 8)
@@ -112,17 +126,22 @@ def main(argv: list[str] | None = None) -> None:
 
     rows, records, compiled_notes = [], {"step_ms": {}, "peak_bytes": {}}, []
     for clips in args.clips:
-        steps = {norm: make_step(norm, clips, args, device)[3] for norm in ("gn", "bn")}
-        if args.compile:
-            steps |= {
-                f"{norm} compiled": make_step(norm, clips, args, device, compiled=True)[3] for norm in ("gn", "bn")
-            }
+        variants = [("gn", False, "native"), ("bn", False, "native")]
+        variants += [("gn", True, "native"), ("bn", True, "native")] if args.compile else []
+        if args.triton:
+            variants += [("gn", False, "triton")] + ([("gn", True, "triton")] if args.compile else [])
+        steps = {
+            _name(norm, compiled, impl): make_step(norm, clips, args, device, compiled, impl)[3]
+            for norm, compiled, impl in variants
+        }
         times = interleaved(steps, repeats=args.repeats, warmup=2, sync=cuda_sync)
         med = {k: median(v) * 1e3 for k, v in times.items()}
         records["step_ms"][clips] = med
-        for suffix in ("", " compiled") if args.compile else ("",):
-            gn, bn = med["gn" + suffix], med["bn" + suffix]
-            rows.append([f"step, {clips} clips{suffix}", gn, bn, gn / bn, "ok" if gn / bn <= 1.05 else "MISS"])
+        for norm, compiled, impl in variants:
+            if norm == "gn":
+                gn, bn = med[_name(norm, compiled, impl)], med[_name("bn", compiled, "native")]
+                label = f"step, {clips} clips" + _name("", compiled, impl)
+                rows.append([label, gn, bn, gn / bn, "ok" if gn / bn <= 1.05 else "MISS"])
         if args.compile:
             gain = med["gn compiled"] / med["gn"]
             records.setdefault("compiled_gn_over_eager_gn", {})[clips] = gain
@@ -139,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         + ("bf16 autocast" if args.bf16 else "float32")
         + (", channels_last_3d" if args.channels_last else "")
         + (f", eager and torch.compile (mode {args.compile_mode})" if args.compile else "")
+        + (", GN also with the fused Triton kernels" if args.triton else "")
         + f"; median of {args.repeats} interleaved repeats"
     )
     print(table(rows, ["", "GN ms", "BN ms", "GN/BN", "≤1.05"]))

@@ -14,29 +14,40 @@ accepts both `factory(C)` (torchvision style) and pytorchvideo's `factory(num_fe
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from videogn.errors import ConfigError
+from videogn.fused_norm import group_norm_act
 
-__all__ = ["GroupNorm3d", "FrozenBatchNorm3d", "NormFactory", "NormKind", "NORM_KINDS", "SubBatchNorm3d", "make_norm"]
+__all__ = [
+    "GroupNorm3d",
+    "GroupNormImpl",
+    "FrozenBatchNorm3d",
+    "NormFactory",
+    "NormKind",
+    "NORM_KINDS",
+    "SubBatchNorm3d",
+    "make_norm",
+]
 
 NormKind = Literal["bn", "syncbn", "frozen_bn", "gn", "ln", "in"]
+GroupNormImpl = Literal["native", "triton"]
 NORM_KINDS: tuple[str, ...] = ("bn", "syncbn", "frozen_bn", "gn", "ln", "in")
 
 DEFAULT_GROUPS = 32
 
 _OPTIONS_BY_KIND: dict[str, tuple[str, ...]] = {
-    "all": ("eps", "momentum", "num_groups", "channels_per_group", "affine", "bn_clips"),
+    "all": ("eps", "momentum", "num_groups", "channels_per_group", "affine", "bn_clips", "impl"),
     "bn": ("eps", "momentum", "bn_clips"),
     "syncbn": ("eps", "momentum"),
     "frozen_bn": ("eps",),
-    "gn": ("eps", "num_groups", "channels_per_group", "affine"),
-    "ln": ("eps", "affine"),
-    "in": ("eps", "affine"),
+    "gn": ("eps", "num_groups", "channels_per_group", "affine", "impl"),
+    "ln": ("eps", "affine", "impl"),
+    "in": ("eps", "affine", "impl"),
 }
 
 
@@ -69,11 +80,13 @@ def _resolve_groups(num_channels: int, num_groups: int | None, channels_per_grou
 class GroupNorm3d(nn.GroupNorm):
     """GroupNorm for (N, C, T, H, W) input, with channels first so it stands wherever `BatchNorm3d` stands.
 
-    Statistics are taken per sample over each group's channels and all of T, H, W, by the native
-    `F.group_norm` kernel. The output keeps the input's memory format (contiguous or `channels_last_3d`).
-    With bf16/fp16 input (e.g. under `torch.autocast`) the native kernels accumulate mean and variance in
-    float32 and the output keeps the input's dtype. (CUDA autocast alone would run group_norm in float32 and
-    return float32 activations; GroupNorm3d bypasses that, see `forward`.)
+    Statistics are taken per sample over each group's channels and all of T, H, W. The output keeps the input's
+    memory format (contiguous or `channels_last_3d`). With bf16/fp16 input (e.g. under `torch.autocast`) the
+    statistics are accumulated in float32 and the output keeps the input's dtype. (CUDA autocast alone would run
+    group_norm in float32 and return float32 activations; GroupNorm3d bypasses that, see `forward`.)
+
+    The layer can also take over what follows it in a ResNet: `forward(x, residual)` adds a residual after the
+    affine transform, and `relu = True` applies a ReLU last (`videogn.models.fuse_norm_activations` sets both up).
 
     Args:
         num_channels: C, the layer width.
@@ -81,6 +94,9 @@ class GroupNorm3d(nn.GroupNorm):
         eps: added to the variance.
         affine: learn per-channel γ (init 1) and β (init 0).
         channels_per_group: C/G fixed instead of G (Detectron's DIM_PER_GP).
+        impl: "native" runs PyTorch's `F.group_norm` (then the add and ReLU, if any); "triton" runs GN, the add
+            and the ReLU as one fused Triton kernel set forward and backward on CUDA (`videogn.fused_norm`; the
+            same arithmetic with PyTorch's ops on the CPU).
     """
 
     def __init__(
@@ -90,13 +106,22 @@ class GroupNorm3d(nn.GroupNorm):
         eps: float = 1e-5,
         affine: bool = True,
         channels_per_group: int | None = None,
+        impl: GroupNormImpl = "native",
     ) -> None:
         groups = _resolve_groups(num_channels, num_groups, channels_per_group)
+        if impl not in get_args(GroupNormImpl):
+            raise ConfigError(
+                f"GroupNorm: norm_options.impl {impl!r} is not one of {', '.join(get_args(GroupNormImpl))}"
+            )
         super().__init__(groups, num_channels, eps=eps, affine=affine)
+        self.impl = impl
+        self.relu = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 5:
             raise ValueError(f"GroupNorm3d expects (N, C, T, H, W) input, got shape {tuple(x.shape)}")
+        if self.impl == "triton":
+            return group_norm_act(x, self.num_groups, self.weight, self.bias, self.eps, residual, self.relu)
         channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d)
         if x.is_cuda and x.dtype in (torch.bfloat16, torch.float16) and torch.is_autocast_enabled("cuda"):
             # CUDA autocast would run group_norm in float32 and return float32: twice the activation memory and
@@ -111,7 +136,13 @@ class GroupNorm3d(nn.GroupNorm):
         if channels_last and not y.is_contiguous(memory_format=torch.channels_last_3d):
             # Some kernels (notably older CUDA ones) return contiguous output for channels-last input.
             y = y.contiguous(memory_format=torch.channels_last_3d)
-        return y
+        if residual is not None:
+            y = y + residual
+        return F.relu(y) if self.relu else y
+
+    def extra_repr(self) -> str:
+        fused = ", relu=True" if self.relu else ""
+        return f"{super().extra_repr()}" + (f", impl={self.impl!r}" if self.impl != "native" else "") + fused
 
 
 class SubBatchNorm3d(nn.BatchNorm3d):
@@ -268,7 +299,8 @@ def make_norm(kind: NormKind | str, **options: object) -> NormFactory:
         syncbn:    `nn.BatchNorm3d` that the trainer converts to `SyncBatchNorm` (Lightning's
                    `sync_batchnorm=True`, or `nn.SyncBatchNorm.convert_sync_batchnorm`).
         frozen_bn: `FrozenBatchNorm3d`: γ, β and statistics all fixed (torchvision / detectron2's FrozenBN).
-        gn:        `GroupNorm3d`; options `num_groups` (default 32) or `channels_per_group`, `eps`, `affine`.
+        gn:        `GroupNorm3d`; options `num_groups` (default 32) or `channels_per_group`, `eps`, `affine`,
+                   `impl` ("native", or "triton": fused GN + residual add + ReLU kernels, see `videogn.fused_norm`).
         ln:        GroupNorm3d with G = 1.
         in:        GroupNorm3d with G = C.
 

@@ -12,6 +12,7 @@ from videogn.models.resnet import (  # noqa: E402
     build_model,
     c2d_r50,
     count_parameters,
+    fuse_norm_activations,
     i3d_r50,
     init_weights,
     zero_init_last_norms,
@@ -29,4 +30,5 @@ __all__ = [
     "init_weights",
     "load_state_dict_file",
     "zero_init_last_norms",
+    "fuse_norm_activations",
 ]

@@ -27,12 +27,12 @@ from typing import Any, Literal
 
 import torch
 from pytorchvideo.models.net import Net
-from pytorchvideo.models.resnet import BottleneckBlock, ResBlock, create_resnet
-from pytorchvideo.models.stem import create_res_basic_stem
+from pytorchvideo.models.resnet import BottleneckBlock, ResBlock, _trivial_sum, create_resnet
+from pytorchvideo.models.stem import ResNetBasicStem, create_res_basic_stem
 from torch import nn
 
 from videogn.errors import ConfigError
-from videogn.norm import FrozenBatchNorm3d, NormFactory, NormKind, make_norm
+from videogn.norm import FrozenBatchNorm3d, GroupNorm3d, NormFactory, NormKind, make_norm
 
 __all__ = [
     "NetSettings",
@@ -42,6 +42,7 @@ __all__ = [
     "count_parameters",
     "init_weights",
     "zero_init_last_norms",
+    "fuse_norm_activations",
     "INFLATION_PATTERN",
     "STAGE_DEPTHS",
 ]
@@ -79,7 +80,9 @@ class NetSettings:
             (`INFLATION_PATTERN`); "c2d" has no temporal kernels (only the temporal max-pools).
         depth: 50 or 101.
         norm: norm layers: bn, syncbn, frozen_bn, gn, ln, in (see `videogn.norm.make_norm`).
-        norm_options: options of the norm, e.g. {"num_groups": 32} or {"channels_per_group": 16}.
+        norm_options: options of the norm, e.g. {"num_groups": 32} or {"channels_per_group": 16}; with GN's
+            {"impl": "triton"} every ReLU and residual add that follows a GN layer runs inside its fused kernels
+            (`fuse_norm_activations`; the state dict does not change).
         width: channels of conv1; the bottleneck widths are width × (1, 2, 4, 8) inside and × 4 outside
             (64 gives the standard ResNet; 8 or 16 give tiny CPU models).
         dropout: dropout before the classifier (paper: 0.5).
@@ -163,10 +166,68 @@ class NetSettings:
             head_output_size=(1, 1, 1),
         )
         _plain_int_geometry(model)
+        if norm_layer.options.get("impl") == "triton":
+            fuse_norm_activations(model)
         init_weights(model)
         if zero_init_residual:
             zero_init_last_norms(model)
         return model
+
+
+class FusedResBlock(ResBlock):
+    """pytorchvideo's ResBlock whose last norm takes the shortcut and the ReLU: relu(norm_c(conv_c(...)) + shortcut)
+    becomes norm_c(conv_c(...), shortcut) with norm_c.relu set. Same submodules, so the same state dict."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        if self.branch1_conv is not None:
+            shortcut = self.branch1_conv(x)
+            if self.branch1_norm is not None:
+                shortcut = self.branch1_norm(shortcut)
+        b = self.branch2
+        y = b.norm_a(b.conv_a(x))  # norm_a and norm_b apply their ReLUs themselves
+        y = b.norm_b(b.conv_b(y))
+        return b.norm_c(b.conv_c(y), shortcut)
+
+
+def _fusable(norm: nn.Module | None, act: nn.Module | None) -> bool:
+    return isinstance(norm, GroupNorm3d) and isinstance(act, nn.ReLU)
+
+
+def fuse_norm_activations(model: nn.Module) -> int:
+    """Fold every ReLU, and every residual add before a ReLU, that directly follows a `GroupNorm3d` into it.
+
+    The stem's norm and each bottleneck's norm_a and norm_b get `relu = True` (their ReLU modules are removed);
+    each residual block becomes a `FusedResBlock`, whose norm_c adds the shortcut and applies the block's ReLU.
+    With `impl="triton"` each of these is one fused kernel set. Parameters and buffers, hence checkpoints, are
+    unchanged. Returns the number of norm layers that took over a ReLU.
+    """
+    fused = 0
+    for module in model.modules():
+        pairs = []
+        if isinstance(module, ResNetBasicStem):
+            pairs = [("norm", "activation")]
+        elif isinstance(module, BottleneckBlock):
+            pairs = [("norm_a", "act_a"), ("norm_b", "act_b")]
+        for norm, act in pairs:
+            if _fusable(getattr(module, norm), getattr(module, act)):
+                getattr(module, norm).relu = True
+                setattr(module, act, None)
+                fused += 1
+    for module in model.modules():  # after the bottlenecks: FusedResBlock relies on norm_a and norm_b's ReLUs
+        if (
+            type(module) is ResBlock
+            and module.branch_fusion is _trivial_sum
+            and isinstance(module.branch2, BottleneckBlock)
+            and module.branch2.act_a is None
+            and module.branch2.act_b is None
+            and _fusable(module.branch2.norm_c, module.activation)
+        ):
+            module.branch2.norm_c.relu = True
+            module.activation = None
+            module.__class__ = FusedResBlock
+            fused += 1
+    return fused
 
 
 def _plain_int_geometry(model: nn.Module) -> None:
