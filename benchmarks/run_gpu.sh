@@ -35,7 +35,7 @@ stage() {  # stage LIMIT_SECONDS COMMAND...: run it under `timeout` unless it co
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 "$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 stage 90 "$PY" -m pytest -q -p no:cacheprovider tests/test_norm.py tests/test_models.py tests/test_fused_norm.py \
-    -k "cuda or every_norm or fused"
+    -k "cuda or every_norm or values_and_gradients"
 stage 80 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 8 4 --no-memory --triton \
     --json "$OUT/step_cuda_triton.json"
 stage 80 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 8 4 --no-memory --triton --channels-last \
@@ -44,7 +44,9 @@ stage 200 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 8 4 --no-me
     --json "$OUT/step_cuda_compiled.json"
 stage 100 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 4 --no-memory --compile \
     --compile-mode reduce-overhead --json "$OUT/step_cuda_cudagraphs.json"
-stage 120 "$PY" benchmarks/norm.py --device cuda --repeats 10 --clips 4 --dtypes bf16 --tail add-relu --triton \
+stage 60 "$PY" benchmarks/norm.py --device cuda --repeats 10 --clips 4 --dtypes bf16 --tail add-relu --triton \
+    --json "$OUT/norm_cuda_triton.json"
+stage 150 "$PY" benchmarks/norm.py --device cuda --repeats 10 --clips 4 --dtypes bf16 --tail add-relu --triton \
     --compile --json "$OUT/norm_cuda_triton_compiled.json"
 stage 90 "$PY" benchmarks/fit_throughput.py --device cuda --steps 60 --json "$OUT/fit_throughput_cuda.json"
 echo "[run_gpu] done in $(( SECONDS - START )) s"

@@ -113,6 +113,8 @@ def test_impl_setting_is_checked_and_other_kinds_ignore_it():
         GroupNorm3d(16, 4, impl="cuda")
     assert isinstance(make_norm("bn", impl="triton")(16), nn.BatchNorm3d)  # one config switches gn ↔ bn
     assert make_norm("gn", num_groups=4, impl="triton")(16).impl == "triton"
+    with pytest.raises(ValueError, match="both weight and bias"):
+        fused_norm.group_norm_act(torch.zeros(1, 4, 1, 2, 2), 2, weight=torch.ones(4))
     with pytest.raises(ValueError, match="residual of shape"):
         fused_norm.group_norm_act(torch.zeros(1, 4, 1, 2, 2), 2, residual=torch.zeros(1, 4, 1, 2, 1))
 
@@ -179,3 +181,13 @@ def test_cuda_kernels_at_i3d_shapes_in_bf16(fmt):
         for got, want in zip(grads, expected_grads, strict=True):
             scale = want.float().abs().max()
             assert (got.float() - want.float()).abs().max() / scale < 2e-2
+
+
+def test_fusing_a_native_network_keeps_its_function():
+    # fuse_norm_activations works on any GroupNorm3d network: with impl native, GN then the add and ReLU
+    native = tiny("native").eval()
+    fused = tiny("native").eval()
+    assert fuse_norm_activations(fused) == 1 + 2 * 16 + 16
+    x = torch.randn(2, 3, 4, 24, 24, device=DEVICE)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), native(x))

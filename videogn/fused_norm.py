@@ -65,6 +65,8 @@ def group_norm_act(
     The output has x's dtype and memory format (contiguous or channels_last_3d); γ and β may be float32 under
     autocast; the residual is cast to x's dtype. Gradients reach x, γ, β and the residual.
     """
+    if (weight is None) != (bias is None):
+        raise ValueError("group_norm_act takes both weight and bias (affine) or neither")
     if residual is not None:
         if residual.shape != x.shape:
             raise ValueError(f"residual of shape {tuple(residual.shape)} does not match the input {tuple(x.shape)}")
