@@ -27,7 +27,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cuda_sync, interleaved, median, table, write_json  # noqa: E402
 
-from videogn.fused_norm import kernels_run_on  # noqa: E402
+from videogn.fused_norm import kernels_run_on, memory_format_of  # noqa: E402
 from videogn.norm import GroupNorm3d  # noqa: E402
 
 # (name, C, T, H, W) of the I3D-R50 at a 32 × 224² input with temporal stride 2 in the stem
@@ -81,7 +81,7 @@ def fwd_bwd(module: nn.Module, inputs: list[torch.Tensor], grad: torch.Tensor, a
             t.grad = None
         with ctx:
             y = module(*inputs)
-        y.backward(grad.to(y.dtype).contiguous(memory_format=_format_of(y)))
+        y.backward(grad.to(y.dtype).contiguous(memory_format=memory_format_of(y)))
 
     return run
 
@@ -102,14 +102,6 @@ def layers(c: int, device: torch.device, args: argparse.Namespace) -> dict[str, 
         module = (NormTail(make()) if args.tail == "add-relu" else make()).to(device)
         made[name] = torch.compile(module, fullgraph=True, dynamic=False) if name.endswith("compiled") else module
     return made
-
-
-def _format_of(t: torch.Tensor) -> torch.memory_format:
-    return (
-        torch.channels_last_3d
-        if not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last_3d)
-        else torch.contiguous_format
-    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from videogn.errors import ConfigError
 
-__all__ = ["group_norm_act", "kernels_run_on"]
+__all__ = ["group_norm_act", "kernels_run_on", "memory_format_of"]
 
 TILE_ELEMENTS = 4096  # elements a program owns (tests lower it to cut tensors into many tiles)
 CONTIGUOUS_CHANNEL_RUN = 128  # channels_last_3d: side-by-side channels a tile takes, for long contiguous loads
@@ -81,14 +81,15 @@ def group_norm_act(
     return F.relu(y) if relu else y
 
 
-def _format(t: Tensor) -> torch.memory_format:
+def memory_format_of(t: Tensor) -> torch.memory_format:
+    """channels_last_3d when t is laid out so (and not also contiguous), else contiguous_format."""
     channels_last = not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last_3d)
     return torch.channels_last_3d if channels_last else torch.contiguous_format
 
 
 def _new_like(x: Tensor) -> Tensor:
     """An empty tensor of x's shape and dtype, contiguous or channels_last_3d as x (the fake op's rule too)."""
-    return torch.empty_like(x, memory_format=_format(x))
+    return torch.empty_like(x, memory_format=memory_format_of(x))
 
 
 def _runs(t: Tensor) -> tuple[Tensor, tuple[int, int, int]]:
@@ -109,7 +110,7 @@ def _runs(t: Tensor) -> tuple[Tensor, tuple[int, int, int]]:
 def _tiles(x: Tensor, num_groups: int) -> dict[str, int]:
     """Tile sizes: contiguous input takes one group and many positions (positions are contiguous); channels-last
     input takes many groups side by side and few positions (channels are contiguous)."""
-    n, c = x.shape[:2]
+    c = x.shape[1]
     s = math.prod(x.shape[2:])
     cpg = c // num_groups
     block_cpg = triton.next_power_of_2(cpg)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from videogn.errors import ConfigError
-from videogn.fused_norm import group_norm_act
+from videogn.fused_norm import group_norm_act, memory_format_of
 
 __all__ = [
     "GroupNorm3d",
@@ -122,7 +122,7 @@ class GroupNorm3d(nn.GroupNorm):
             raise ValueError(f"GroupNorm3d expects (N, C, T, H, W) input, got shape {tuple(x.shape)}")
         if self.impl == "triton":
             return group_norm_act(x, self.num_groups, self.weight, self.bias, self.eps, residual, self.relu)
-        channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d)
+        channels_last = memory_format_of(x) == torch.channels_last_3d
         if x.is_cuda and x.dtype in (torch.bfloat16, torch.float16) and torch.is_autocast_enabled("cuda"):
             # CUDA autocast would run group_norm in float32 and return float32: twice the activation memory and
             # extra casts (measured: benchmarks/norm.py, step.py). The native kernel accumulates the statistics in
