@@ -1,24 +1,25 @@
 """AtomicCheckpointIO: written beside the target and renamed; a failed write leaves the previous checkpoint."""
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
-from videogn import checkpointing
+from videogn import checkpointing, files
 from videogn.checkpointing import AtomicCheckpointIO, find_last
 
 
 def test_written_beside_the_target_and_renamed(tmp_path, monkeypatch):
     renames = []
     real_replace = os.replace
-    monkeypatch.setattr(checkpointing.os, "replace", lambda a, b: renames.append((a, b)) or real_replace(a, b))
+    monkeypatch.setattr(files.os, "replace", lambda a, b: renames.append((a, b)) or real_replace(a, b))
     target = tmp_path / "run" / "checkpoints" / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"global_step": 3}, target)
     assert torch.load(target, weights_only=True) == {"global_step": 3}
     ((source, destination),) = renames
     assert source.parent == destination.parent == target.parent  # a rename within one directory: atomic
-    assert source.name.startswith(".last.ckpt.tmp-")
+    assert source.name.startswith(".last.partial-")
     assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]
 
 
@@ -28,7 +29,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     io.save_checkpoint({"global_step": 1}, target)
 
     def dies_midway(obj, f, *args, **kwargs):
-        f.write(b"half a checkpoint")
+        Path(f).write_bytes(b"half a checkpoint")
         raise OSError("No space left on device")
 
     monkeypatch.setattr(checkpointing.torch, "save", dies_midway)
@@ -39,7 +40,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
 
 
 def test_stale_temporaries_of_a_killed_write_are_cleared(tmp_path):
-    (tmp_path / ".last.ckpt.tmp-99999").write_bytes(b"cut short by SIGKILL")
+    (tmp_path / ".last.partial-99999.ckpt").write_bytes(b"cut short by SIGKILL")
     AtomicCheckpointIO().save_checkpoint({"global_step": 5}, tmp_path / "last.ckpt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
     assert find_last(tmp_path) == tmp_path / "last.ckpt" and find_last(tmp_path / "none") is None

@@ -44,20 +44,11 @@ def grid_args(synthetic_set: Path, out: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_print_commands_one_per_run_that_run_as_printed(synthetic_set, tmp_path):
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "videogn"),
-            "compare",
-            *grid_args(synthetic_set, tmp_path),
-            "--print-commands",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "warning" not in result.stderr  # the data exists
-    lines = result.stdout.strip().splitlines()
+def test_print_commands_one_per_run_that_run_as_printed(synthetic_set, tmp_path, capsys):
+    assert main([*grid_args(synthetic_set, tmp_path), "--print-commands"]) == 0
+    printed = capsys.readouterr()
+    assert "warning" not in printed.err  # the data exists
+    lines = printed.out.strip().splitlines()
     assert len(lines) == 2
     first, second = (shlex.split(line) for line in lines)
     assert first[:4] == [sys.executable, "-m", "videogn", "fit"] and "--run_name" in first
@@ -73,28 +64,14 @@ def test_print_commands_one_per_run_that_run_as_printed(synthetic_set, tmp_path)
     assert (tmp_path / "bn_4clips" / "checkpoints" / "last.ckpt").is_file()
 
 
-def test_print_commands_warns_when_the_data_is_missing(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "videogn",
-            "compare",
-            "--base_config",
-            DEMO,
-            "--out",
-            str(tmp_path),
-            "--overrides",
-            '["--data.train_list", "/nowhere/train.csv"]',
-            "--print-commands",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0 and len(result.stdout.splitlines()) == 4
-    assert "data.train_list /nowhere/train.csv does not exist" in result.stderr
-    assert "data.val_list demo_data/synthetic/val.csv does not exist" in result.stderr  # relative to where it runs
+def test_print_commands_warns_when_the_data_is_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["--base_config", DEMO, "--out", str(tmp_path), "--overrides", '["--data.train_list", "/nowhere/train.csv"]']
+    assert main([*args, "--print-commands"]) == 0
+    printed = capsys.readouterr()
+    assert len(printed.out.splitlines()) == 4
+    assert "data.train_list /nowhere/train.csv does not exist" in printed.err
+    assert "data.val_list demo_data/synthetic/val.csv does not exist" in printed.err  # relative to where it runs
 
 
 @pytest.mark.slow

@@ -35,27 +35,42 @@ def test_one_graph_no_break_under_bf16_autocast(norm, memory_format):
 
 @pytest.mark.parametrize("impl", ["native", "triton"])
 def test_compiled_and_eager_steps_agree_in_bf16(impl):
-    # the graph compiles (pytorchvideo's NumPy strides once made inductor fail: models/resnet._plain_int_geometry)
-    # and gives eager's loss and gradients within bf16 rounding; with impl triton the fused GN kernels (interpreted
-    # on the CPU) are custom ops inside the compiled graph
-    net = tiny("gn", impl=impl)
-    compiled = torch.compile(net, fullgraph=True, dynamic=False)
-    x, y = torch.randn(2, 3, 4, 32, 32), torch.tensor([0, 3])
+    # the traced graph (AOT autograd's forward and backward, as inductor receives them) gives eager's outputs and
+    # gradients within bf16 rounding; with impl triton the fused GN kernels (interpreted on the CPU) are custom ops
+    # inside the compiled graph. The stem and res2 (GN, residual adds, shortcut): the whole network's graph is
+    # checked above, and its training steps in a compiled fit below. backend aot_eager: the graph, not inductor's
+    # code generation, is what is tested here
+    net = torch.nn.Sequential(*tiny("gn", impl=impl).blocks[:2])
+    compiled = torch.compile(net, fullgraph=True, dynamic=False, backend="aot_eager")
+    x = torch.randn(2, 3, 4, 16, 16)
     results = []
     for forward in (net, compiled):
         net.zero_grad()
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = F.cross_entropy(forward(x), y)
+            out = forward(x)
+        loss = out.float().square().mean()
         loss.backward()
-        results.append(
-            (loss.detach().float(), [p.grad.float().clone() for p in net.parameters() if p.grad is not None])
-        )
+        results.append((loss.detach(), [p.grad.float().clone() for p in net.parameters() if p.grad is not None]))
     (loss_e, grads_e), (loss_c, grads_c) = results
     torch.testing.assert_close(loss_c, loss_e, atol=2e-2, rtol=2e-2)
-    assert len(grads_e) == len(grads_c)
+    assert len(grads_e) == len(grads_c) > 0
     for g_e, g_c in zip(grads_e, grads_c, strict=True):
         scale = g_e.abs().max().clamp_min(1e-3)
-        assert (g_c - g_e).abs().max() / scale < 0.1  # bf16: ~3 significant digits per op, through 50 layers
+        assert (g_c - g_e).abs().max() / scale < 0.1  # bf16: ~3 significant digits per op
+
+
+def test_inductor_compiles_the_network():
+    # the one test of inductor's code generation (minutes on two cold cores for a training graph, so a forward):
+    # pytorchvideo's NumPy strides once made inductor fail (models/resnet._plain_int_geometry)
+    net = tiny("gn").eval()
+    compiled = torch.compile(net, fullgraph=True, dynamic=False)
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        eager, fused = net(x), compiled(x)
+    # float32, fused and reordered sums: a few units of rounding per layer, over the 53 layers of I3D-R50
+    layers = sum(isinstance(m, torch.nn.Conv3d) for m in net.modules())
+    bound = 64 * torch.finfo(torch.float32).eps * layers * eager.abs().max()
+    assert (fused - eager).abs().max() <= bound
 
 
 def test_compile_mode_settings_are_checked():
@@ -81,9 +96,12 @@ def first_loss(root) -> float:
     raise AssertionError(f"no train/loss under {root}")
 
 
-def test_fit_with_compile_gives_the_eager_first_loss(synthetic_set, tmp_path):
+def test_fit_with_compile_gives_the_eager_first_loss(synthetic_set, tmp_path, monkeypatch):
     from torch._dynamo.utils import counters
 
+    # the fit's compiled training steps, through aot_eager (inductor's code generation: the test above)
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: real_compile(model, backend="aot_eager", **kwargs))
     losses, compiled_frames = {}, {}
     for name, flags in {"eager": [], "compiled": ["--model.compile", "true"]}.items():
         counters.clear()

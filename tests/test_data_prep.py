@@ -1,9 +1,14 @@
 """data_prep scripts, run as a user runs them: synthetic set, Kinetics lists, resize, check."""
 
+import contextlib
+import functools
 import hashlib
+import importlib.util
+import io
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -14,8 +19,25 @@ from videogn.data import open_video, read_video_list
 DATA_PREP = Path(__file__).resolve().parents[1] / "data_prep"
 
 
+@functools.cache
+def script_module(script: str) -> ModuleType:
+    name = f"data_prep_{Path(script).stem}"
+    spec = importlib.util.spec_from_file_location(name, DATA_PREP / script)
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)  # its workers unpickle its functions by name
+    spec.loader.exec_module(module)
+    return module
+
+
 def run(script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, str(DATA_PREP / script), *args], capture_output=True, text=True)
+    """`python data_prep/SCRIPT ARGS` in-process (its `main`, as `__main__` calls it), with its exit status and
+    output: no new interpreter importing torch for each call (`test_a_script_runs_as_a_program` runs one)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = script_module(script).main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) or exc.code is None else print(exc.code, file=err) or 1
+    result = subprocess.CompletedProcess(args, code or 0, out.getvalue(), err.getvalue())
     if check and result.returncode != 0:
         raise AssertionError(f"{script} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -24,6 +46,15 @@ def run(script: str, *args: str, check: bool = True) -> subprocess.CompletedProc
 @pytest.mark.parametrize("script", ["make_synthetic.py", "kinetics_lists.py", "resize_videos.py", "check_videos.py"])
 def test_scripts_have_help(script):
     assert "usage" in run(script, "--help").stdout
+
+
+@pytest.mark.slow
+def test_a_script_runs_as_a_program(tmp_path):
+    args = ["--out", str(tmp_path), "--classes", "2", "--videos-per-class", "2", "--frames", "4", "--quiet"]
+    result = subprocess.run(
+        [sys.executable, str(DATA_PREP / "make_synthetic.py"), *args], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "wrote 2 train and 2 val videos" in result.stdout, result.stderr
 
 
 def digest(folder: Path) -> str:
@@ -35,7 +66,7 @@ def digest(folder: Path) -> str:
     [("pan4", ["pan left", "pan right", "pan up"]), ("motion10", ["pan left slow", "pan left fast", "pan right slow"])],
 )
 def test_make_synthetic_is_deterministic_and_loadable(tmp_path, task, names):
-    args = ["--task", task, "--classes", "3", "--videos-per-class", "4", "--quiet"]
+    args = ["--task", task, "--classes", "3", "--videos-per-class", "4", "--frames", "12", "--quiet"]
     run("make_synthetic.py", "--out", str(tmp_path / "a"), *args, "--seed", "7")
     run("make_synthetic.py", "--out", str(tmp_path / "b"), *args, "--seed", "7")
     run("make_synthetic.py", "--out", str(tmp_path / "c"), *args, "--seed", "8")
@@ -45,7 +76,7 @@ def test_make_synthetic_is_deterministic_and_loadable(tmp_path, task, names):
     assert len(train.paths) == 9 and len(val.paths) == 3
     assert train.class_names == names and sorted(set(val.labels)) == [0, 1, 2]
     with open_video(train.paths[0], "pyav") as video:
-        assert video.info.num_frames == 48 and video.get_frames([0, 47]).shape == (2, 96, 128, 3)
+        assert video.info.num_frames == 12 and video.get_frames([0, 11]).shape == (2, 96, 128, 3)
 
 
 def _nearest_centroid_accuracy(features: np.ndarray, labels: np.ndarray) -> float:

@@ -62,7 +62,7 @@ def test_list_file_errors_name_file_and_line(tmp_path):
     (tmp_path / "list.csv").write_text("a.mp4 0\nb.mp4 7\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"list.csv:2: label 7 is outside the 2 classes"):
         read_video_list(tmp_path / "list.csv")
-    with pytest.raises(FileNotFoundError, match="nothere.csv"):
+    with pytest.raises(ConfigError, match="nothere.csv: file not found"):
         read_video_list(tmp_path / "nothere.csv")
     (tmp_path / "list.csv").write_text("justapath\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"list.csv:1: expected 'path label'"):
@@ -156,9 +156,9 @@ SMALL = ClipSettings(num_frames=4, frame_interval=2, crop_size=32, train_scale=(
 
 @pytest.fixture
 def mixed_list(tmp_path):
-    """A list of 6 good videos and 5 bad entries: empty, truncated, random bytes, directory, missing."""
+    """A list of 6 good videos and 4 bad entries: empty, truncated, random bytes, missing."""
     good = [write_index_video(tmp_path / f"good{i}.mp4", 40, codec="libx264") for i in range(6)]
-    bad = write_bad_files(tmp_path / "bad", good[0])
+    bad = write_bad_files(tmp_path / "bad", good[0], directory=False)
     lines = [f"{p.name} {i % 2}\n" for i, p in enumerate(good)]
     lines[3:3] = [f"bad/{p.name} 1\n" for p in bad.values()]
     (tmp_path / "list.csv").write_text("".join(lines))
@@ -177,14 +177,14 @@ def test_bad_videos_never_end_an_epoch_with_two_workers(mixed_list):
         assert batch.split == "train"
         seen_failures.update(batch.failures)
         batches += 1
-    assert batches == 4  # 11 items in batches of 3, none dropped
+    assert batches == 4  # 10 items in batches of 3, none dropped
     assert set(seen_failures) == bad_paths
     assert all(reason for reason in seen_failures.values())
 
 
 def test_nothing_decodes_raises_naming_the_files(tmp_path):
     good = write_index_video(tmp_path / "g.mp4", 10)
-    bad = write_bad_files(tmp_path / "bad", good)
+    bad = write_bad_files(tmp_path / "bad", good, directory=False)
     good.unlink()
     (tmp_path / "list.csv").write_text("".join(f"bad/{p.name} 0\n" for p in bad.values()))
     ds = KineticsClips(
@@ -215,9 +215,9 @@ def test_datamodule_loaders_classes_and_quarantine(mixed_list, tmp_path):
         batch = dm.on_before_batch_transfer(batch, 0)
         assert batch[0].shape == (4, 3, 4, 32, 32)
     val = [dm.on_before_batch_transfer(batch, 0) for batch in dm.val_dataloader()]
-    assert sum(len(b.labels) for b in val) == 11 * 2  # every view of every entry, bad ones replaced
+    assert sum(len(b.labels) for b in val) == 10 * 2  # every view of every entry, bad ones replaced
     views = torch.cat([b.view_index for b in val])
-    assert (views == -1).sum() == 5 * 2  # the stand-ins for the 5 bad entries are marked
+    assert (views == -1).sum() == 4 * 2  # the stand-ins for the 4 bad entries are marked
     assert set(dm.failures) == bad_paths
     lines = quarantine.read_text().splitlines()
     assert {line.split("\t")[0] for line in lines} == bad_paths and len(lines) == len(bad_paths)
@@ -234,7 +234,7 @@ def test_datamodule_rejects_val_labels_outside_the_classes(tmp_path):
 def test_datamodule_names_missing_lists(tmp_path):
     (tmp_path / "t.csv").write_text("a.mp4 0\n")
     dm = KineticsDataModule(train_list=str(tmp_path / "t.csv"), val_list=str(tmp_path / "nope.csv"))
-    with pytest.raises(ConfigError, match=r"data.val_list: file not found: .*nope.csv"):
+    with pytest.raises(ConfigError, match=r"data.val_list: .*nope.csv: file not found"):
         dm.setup("fit")
     dm = KineticsDataModule(train_list=str(tmp_path / "t.csv"), val_list=str(tmp_path / "t.csv"))
     with pytest.raises(ConfigError, match="data.test_list is not set"):
@@ -306,7 +306,7 @@ def test_circuit_breaker_stops_when_the_first_attempts_all_fail(tmp_path):
 
 
 def test_too_many_bad_videos_in_a_list_stop_the_run(mixed_list):
-    list_file, bad_paths = mixed_list  # 5 bad of 11
+    list_file, bad_paths = mixed_list  # 4 bad of 10
     dm = KineticsDataModule(
         train_list=str(list_file),
         val_list=str(list_file),
@@ -316,7 +316,7 @@ def test_too_many_bad_videos_in_a_list_stop_the_run(mixed_list):
         max_bad_fraction=0.3,
     )
     dm.setup("fit")
-    with pytest.raises(TooManyBadVideos, match=r"of 11 videos could not be decoded, more than data.max_bad_fraction"):
+    with pytest.raises(TooManyBadVideos, match=r"of 10 videos could not be decoded, more than data.max_bad_fraction"):
         for batch in dm.val_dataloader():
             dm.on_before_batch_transfer(batch, 0)
 
@@ -330,3 +330,19 @@ def test_collate_stacks_in_the_decoders_memory_order(tmp_path):
     assert batch.clips.shape == (4, 3, 4, 32, 32) and batch.clips.is_contiguous(memory_format=torch.channels_last_3d)
     assert torch.equal(batch.clips, torch.stack([item[0] for item in items]))
     assert batch.labels.tolist() == [item[1] for item in items]
+
+
+def test_fewer_eval_views_than_ranks_is_an_error_on_every_rank_not_a_hang(tmp_path, monkeypatch):
+    video = write_index_video(tmp_path / "v.mp4", 16)
+    (tmp_path / "list.csv").write_text(f"{video.name} 0\n")
+    dm = KineticsDataModule(
+        train_list=str(tmp_path / "list.csv"),
+        val_list=str(tmp_path / "list.csv"),
+        num_workers=0,
+        clip=replace(SMALL, num_clips=1, num_crops=1),
+    )
+    dm.setup("fit")
+    for rank in (0, 1):  # each rank of two raises before any collective: none is left waiting for the other
+        monkeypatch.setattr(dm, "_rank_and_world", lambda rank=rank: (rank, 2))
+        with pytest.raises(ConfigError, match="the val list has 1 views for 2 ranks: every rank needs at least one"):
+            dm.val_dataloader()

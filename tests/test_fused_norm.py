@@ -8,6 +8,7 @@ tiles); on a GPU machine the same tests run the compiled kernels on CUDA tensors
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import assert_same_function, fan_in_sum
 from torch import nn
 
 from videogn import fused_norm
@@ -73,11 +74,13 @@ def test_values_and_gradients_match_pytorch(fmt, dtype, variant):
         residual.requires_grad_()
     fused, expected, grads, expected_grads = run_both(x, groups, affine, residual, relu)
     assert fused.dtype == dtype and fused.is_contiguous(memory_format=FORMATS[fmt])
-    tol = {"atol": 1e-4, "rtol": 1e-4} if dtype == torch.float32 else {"atol": 4e-2, "rtol": 2e-2}
-    torch.testing.assert_close(fused.float(), expected, **tol)
-    for got, want in zip(grads, expected_grads, strict=True):
-        assert got.dtype == want.dtype
-        torch.testing.assert_close(got.float(), want.float(), **tol)
+    group = x[0].numel() // groups  # the statistics (and the backward's two sums) add this many values
+    for got, want in zip((fused, *grads), (expected, *expected_grads), strict=True):
+        assert got.dtype == want.dtype or got is fused
+        if dtype == torch.float32:
+            assert_same_function(got, want.to(got.dtype), terms=group)
+        else:  # bf16 output: one bf16 rounding of each value (3 significant digits) on top of float32 statistics
+            torch.testing.assert_close(got.float(), want.float(), atol=4e-2, rtol=2e-2)
 
 
 def test_statistics_stay_exact_for_offset_groups_spread_over_many_tiles(monkeypatch):
@@ -87,7 +90,7 @@ def test_statistics_stay_exact_for_offset_groups_spread_over_many_tiles(monkeypa
     monkeypatch.setattr(fused_norm, "MERGE_BLOCK", 4)
     torch.manual_seed(0)
     for fmt in FORMATS.values():
-        x = (torch.randn(2, 12, 4, 6, 6, dtype=torch.float64, device=DEVICE) + 1000).contiguous(memory_format=fmt)
+        x = (torch.randn(1, 12, 4, 6, 6, dtype=torch.float64, device=DEVICE) + 1000).contiguous(memory_format=fmt)
         exact = F.group_norm(x, 4, eps=1e-5)  # float64
         fused = fused_norm.group_norm_act(x.float(), 4, eps=1e-5)
         torch.testing.assert_close(fused.double(), exact, atol=2e-3, rtol=0)
@@ -98,7 +101,7 @@ def test_gradient_of_a_broadcast_upstream_gradient():
     x = torch.randn(2, 8, 2, 3, 3, device=DEVICE, requires_grad=True)
     (got,) = torch.autograd.grad(fused_norm.group_norm_act(x, 2, relu=True).sum(), x)
     (want,) = torch.autograd.grad(reference(x, 2, None, None, 1e-5, None, True).sum(), x)
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert_same_function(got, want, terms=x[0].numel() // 2)
 
 
 def test_without_triton_the_cpu_computes_the_same_with_pytorch(monkeypatch):
@@ -140,11 +143,11 @@ def test_triton_impl_fuses_every_relu_and_residual_add_and_keeps_the_state_dict(
 
 
 @pytest.mark.slow  # the interpreter runs ~150 kernel launches per step
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", ["contiguous"])  # channels_last_3d: the values and gradients tests above
 def test_network_with_fused_kernels_trains_as_the_native_one(fmt):
     native, fused = tiny("native", FORMATS[fmt]), tiny("triton", FORMATS[fmt])
     fused.load_state_dict(native.state_dict())
-    x = torch.randn(2, 3, 4, 24, 24, device=DEVICE).contiguous(memory_format=FORMATS[fmt])
+    x = torch.randn(2, 3, 4, 16, 16, device=DEVICE).contiguous(memory_format=FORMATS[fmt])
     y = torch.tensor([0, 3], device=DEVICE)
     results = []
     for net in (native, fused):
@@ -152,9 +155,10 @@ def test_network_with_fused_kernels_trains_as_the_native_one(fmt):
         loss.backward()
         results.append((loss.detach(), [p.grad for p in net.parameters()]))
     (loss_n, grads_n), (loss_f, grads_f) = results
-    torch.testing.assert_close(loss_f, loss_n, atol=1e-5, rtol=1e-5)
+    terms = fan_in_sum(native) + x[0].numel()  # the convolutions' sums, and the largest GN group's statistics
+    assert_same_function(loss_f, loss_n, terms)
     for g_f, g_n in zip(grads_f, grads_n, strict=True):
-        torch.testing.assert_close(g_f, g_n, atol=1e-4 * g_n.abs().max().item() + 1e-7, rtol=1e-3)
+        assert_same_function(g_f, g_n, terms)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

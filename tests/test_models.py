@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import assert_same_function, fan_in_sum
 from pytorchvideo.models.hub import i3d_r50
 from pytorchvideo.models.resnet import ResBlock
 from torch import nn
@@ -110,7 +111,7 @@ def test_channels_last_3d_gives_same_logits():
     with torch.no_grad():
         a = model(x)
         b = model.to(memory_format=torch.channels_last_3d)(x.contiguous(memory_format=torch.channels_last_3d))
-    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert_same_function(b, a, terms=fan_in_sum(model))  # another convolution kernel: another order of sums
 
 
 def test_bad_settings_are_named():

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import assert_same_function
 from torch import nn
 
 from videogn.errors import ConfigError
@@ -42,10 +43,11 @@ def test_matches_reference_formula_and_nn_groupnorm(shape, memory_format):
         nn.init.normal_(gn.bias)
         y = gn(x)
         assert y.is_contiguous(memory_format=memory_format), "output must keep the input's memory format"
-        torch.testing.assert_close(y, reference_group_norm(x, groups, gn.weight, gn.bias, gn.eps), atol=1e-5, rtol=1e-5)
+        group = x[0].numel() // groups  # the statistics sum this many values
+        assert_same_function(y, reference_group_norm(x, groups, gn.weight, gn.bias, gn.eps), terms=group)
         ref = nn.GroupNorm(groups, shape[1])
         ref.load_state_dict(gn.state_dict())
-        torch.testing.assert_close(y, ref(x.contiguous()), atol=1e-6, rtol=1e-6)
+        assert_same_function(y, ref(x.contiguous()), terms=group)
 
 
 def test_gradcheck_float64():
@@ -132,7 +134,7 @@ def test_frozen_bn_never_updates_statistics_and_loads_bn_weights():
     frozen.train()
     x = torch.randn(2, 8, 2, 3, 3)
     before = frozen.running_mean.clone()
-    torch.testing.assert_close(frozen(x), bn.eval()(x), atol=1e-6, rtol=1e-5)
+    assert_same_function(frozen(x), bn.eval()(x), terms=4)  # scale and shift folded: a few roundings per value
     assert torch.equal(frozen.running_mean, before)
     assert not list(frozen.parameters())  # γ and β are frozen too (torchvision's and detectron2's FrozenBN)
     assert set(frozen.state_dict()) == {"weight", "bias", "running_mean", "running_var"}

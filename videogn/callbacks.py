@@ -31,6 +31,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 from torch import nn
 
 from videogn.errors import ConfigError
+from videogn.norm import BATCH_NORMS, NORM_LAYERS
 from videogn.runtime import compute_memory
 
 __all__ = [
@@ -150,7 +151,6 @@ class DataWaitMonitor(Callback):
         pl_module.log("train/data_wait_frac", wait / (wait + compute), on_step=True, on_epoch=False)
 
 
-NORM_LAYERS = (nn.GroupNorm, nn.modules.batchnorm._NormBase)
 PERCENTILES = (1, 20, 80, 99)
 
 
@@ -353,9 +353,6 @@ class ComputeMemory(Callback):
     on_exception = _end
 
 
-_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
-
-
 class PreciseBN(Callback):
     """Before every validation and test, BN running statistics := the exact mean and variance of each BN layer's
     input over `num_batches` training batches (all ranks together).
@@ -385,7 +382,7 @@ class PreciseBN(Callback):
 
     @torch.no_grad()
     def update(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        layers = [m for m in pl_module.modules() if isinstance(m, _BN) and m.track_running_stats]
+        layers = [m for m in pl_module.modules() if isinstance(m, BATCH_NORMS) and m.track_running_stats]
         if not layers:
             return
         zero = torch.zeros((), dtype=torch.float64, device=pl_module.device)

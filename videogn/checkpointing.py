@@ -1,9 +1,10 @@
 """Checkpoints that survive being killed, and the run folder they live in.
 
 `AtomicCheckpointIO` is a Lightning CheckpointIO plugin: each checkpoint is written to a temporary file *beside*
-its target, flushed to disk, and `os.replace`d over it. A rename within one directory is atomic on local and
-network filesystems alike, so a run killed at any moment leaves the previous checkpoint intact. (Lightning's own
-writer goes through a temporary file in $TMPDIR, and a move across filesystems is a copy, then a delete.)
+its target, flushed to disk, and `os.replace`d over it (`videogn.files.atomic_output`). A rename within one
+directory is atomic on local and network filesystems alike, so a run killed at any moment leaves the previous
+checkpoint intact. (Lightning's own writer goes through a temporary file in $TMPDIR, and a move across filesystems
+is a copy, then a delete.)
 
 A run's folder is `<default_root_dir>/<run_name>/`: TensorBoard's `version_N/` folders and `checkpoints/`.
 `find_last` resolves `--ckpt_path last`; `read_checkpoint_info` reads what the CLI needs from a checkpoint
@@ -12,7 +13,6 @@ A run's folder is `<default_root_dir>/<run_name>/`: TensorBoard's `version_N/` f
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -20,35 +20,19 @@ from typing import Any
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
+from videogn.files import atomic_output, read_checkpoint
+
 __all__ = ["AtomicCheckpointIO", "find_last", "read_checkpoint_info"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes `path` through `.<name>.tmp-<pid>` in the same directory and an atomic rename (local paths)."""
+    """Writes local checkpoints through `videogn.files.atomic_output` (a temporary file beside the target)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
         if "://" in str(path):  # a remote URL: fsspec's business
             return super().save_checkpoint(checkpoint, path, storage_options)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a run killed mid-write
-            stale.unlink(missing_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)  # a write that failed leaves nothing behind (after the rename: no-op)
-        # make the rename itself durable; some filesystems cannot fsync a directory, and the rename is done anyway
-        with contextlib.suppress(OSError):
-            fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        with atomic_output(path) as tmp:
+            torch.save(checkpoint, tmp)
 
 
 def find_last(checkpoints: str | os.PathLike) -> Path | None:
@@ -57,10 +41,10 @@ def find_last(checkpoints: str | os.PathLike) -> Path | None:
     return found[-1] if found else None
 
 
-def read_checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
-    """{global_step, hyper_parameters, clip, log_version} of a Lightning checkpoint, read without loading its tensors
-    (clip: the data module's clip settings as a dict, or None)."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+def read_checkpoint_info(path: str | os.PathLike, setting: str = "--ckpt_path") -> dict[str, Any]:
+    """{global_step, hyper_parameters, clip, log_version} of a videogn checkpoint, read without loading its tensors
+    (clip: the data module's clip settings as a dict, or None). A file that is not one is a `FileError`."""
+    checkpoint = read_checkpoint(path, setting, mmap=True)
     guard = checkpoint.get("callbacks", {}).get("ResumeGuard", {})
     return {
         "global_step": checkpoint.get("global_step", 0),

@@ -73,6 +73,8 @@ def _differences(given: Any, used: Any, prefix: str) -> list[str]:
 
 
 class VideoGNCLI(LightningCLI):
+    _checkpoint_info: dict[str, Any] | None = None  # of --ckpt_path, read in `parse_arguments`
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
@@ -107,6 +109,9 @@ class VideoGNCLI(LightningCLI):
             if last is None:
                 rank_zero_warn(f"--ckpt_path last: no last checkpoint in {folder}; starting a new run")
             settings.ckpt_path = str(last) if last else None
+        # read here, before Lightning's own reading of the file (`_parse_ckpt_path`): a wrong file is one clear line
+        ckpt = settings.get("ckpt_path")
+        self._checkpoint_info = read_checkpoint_info(ckpt, "--ckpt_path") if ckpt else None
         # Lightning replaces the model settings by the checkpoint's after this; keep what was given to compare
         self._given_model = copy.deepcopy(settings.model)
 
@@ -116,9 +121,7 @@ class VideoGNCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         settings = self.config[self.subcommand]
-        ckpt = settings.get("ckpt_path")
-        info = read_checkpoint_info(ckpt) if ckpt and Path(ckpt).is_file() else None
-        self._checkpoint_info = info
+        ckpt, info = settings.get("ckpt_path"), self._checkpoint_info
         if info is None and self.subcommand == "fit":
             check_initial_weights(settings.model.get("pretrained_2d"), settings.model.get("init_from"))
         if info is not None and self.subcommand != "fit" and info.get("clip") is not None:

@@ -34,6 +34,7 @@ import yaml
 from videogn.data.lists import read_class_names
 from videogn.data.settings import KINETICS_MEAN, KINETICS_STD, ClipSettings
 from videogn.errors import ConfigError
+from videogn.files import FileError, atomic_output
 from videogn.models import NetSettings, inflate_from_2d
 from videogn.models.formats import (
     CONVENTIONS,
@@ -179,8 +180,13 @@ def convert(
 
     from videogn.module import VideoClassifier
 
-    state = read_zoo_checkpoint(src)
-    fmt = _resolve_format(state, fmt)
+    state = read_zoo_checkpoint(src, "SRC")
+    if any(k.startswith("model.blocks.") for k in state):
+        raise FileError("SRC", src, "already a videogn checkpoint: use it as it is (--ckpt, model.init_from)")
+    try:
+        fmt = _resolve_format(state, fmt)
+    except FormatError as exc:
+        raise FileError("SRC", src, str(exc)) from exc
     model_cfg, clip_cfg = _read_config(config)
     if fmt == "detectron":  # a 2D network: norm and depth from the blobs; inflated into an I3D unless configured
         depth = {6: 50, 23: 101}.get(caffe2_depth(state)[2], 50)
@@ -229,14 +235,8 @@ def convert(
         "datamodule_hyper_parameters": {"clip": clip.to_dict()},
         "converted_from": {"path": str(src), "format": fmt},
     }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+    with atomic_output(out) as tmp:
         torch.save(checkpoint, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     lines.append(
         f"wrote {out} (clip {clip.num_frames}×{clip.frame_interval}, mean {list(clip.mean)}, std {list(clip.std)})"
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,26 +30,38 @@ from torch import Tensor
 
 from videogn.errors import ConfigError
 
-__all__ = ["group_norm_act", "kernels_run_on", "memory_format_of"]
+__all__ = ["group_norm_act", "kernels_run_on", "load_kernels", "memory_format_of"]
 
 TILE_ELEMENTS = 4096  # elements a program owns (tests lower it to cut tensors into many tiles)
 CONTIGUOUS_CHANNEL_RUN = 128  # channels_last_3d: side-by-side channels a tile takes, for long contiguous loads
 MERGE_BLOCK = 64  # tiles the merge kernel reads at a time
 
-if importlib.util.find_spec("triton") is not None:  # torch's macOS and Windows wheels come without Triton
-    import triton
+# Triton and the kernels, imported on first use (`load_kernels`): commands that never run them do not pay for it
+triton: Any = None
+kernels: Any = None
+INTERPRETED = False  # TRITON_INTERPRET=1: the kernels run in Triton's interpreter, on CPU tensors too
+_looked = False
 
-    from videogn import fused_norm_kernels as kernels
 
-    INTERPRETED = not isinstance(kernels.stats_kernel, triton.runtime.JITFunction)  # TRITON_INTERPRET=1
-else:
-    triton = kernels = None
-    INTERPRETED = False
+def load_kernels() -> bool:
+    """Import Triton and the kernels if not yet done (GroupNorm3d with impl triton does it when built, outside any
+    `torch.compile` trace); whether they are there (torch's macOS and Windows wheels come without Triton)."""
+    global triton, kernels, INTERPRETED, _looked
+    if not _looked:
+        _looked = True
+        if importlib.util.find_spec("triton") is not None:
+            import triton as found
+
+            from videogn import fused_norm_kernels
+
+            triton, kernels = found, fused_norm_kernels
+            INTERPRETED = not isinstance(kernels.stats_kernel, triton.runtime.JITFunction)
+    return kernels is not None
 
 
 def kernels_run_on(x: Tensor) -> bool:
     """Whether `group_norm_act` runs the Triton kernels for this tensor (else PyTorch's ops compute it)."""
-    return kernels is not None and (x.is_cuda or INTERPRETED)
+    return load_kernels() and (x.is_cuda or INTERPRETED)
 
 
 def group_norm_act(

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -38,14 +37,11 @@ from videogn.data.sampling import clip_step, eval_clip_indices
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import EvalTransform, Normalize
 from videogn.errors import ConfigError
+from videogn.files import FileError, read_checkpoint
 from videogn.metrics import video_accuracy
 from videogn.runtime import compute_memory
 
 __all__ = ["Predictor", "collect_videos", "load_model", "main"]
-
-
-class CheckpointError(ConfigError):
-    """A checkpoint that is not a readable videogn checkpoint, or lacks what inference needs."""
 
 
 @dataclass
@@ -83,17 +79,8 @@ def load_model(ckpt: str | os.PathLike, device: torch.device):
     """
     from videogn.module import VideoClassifier
 
-    path = Path(ckpt)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, EOFError, RuntimeError) as exc:  # not a torch file, truncated, corrupt zip
-        raise CheckpointError(f"{path} is not a readable checkpoint: {type(exc).__name__}: {exc}") from exc
-    hparams = raw.get("hyper_parameters") if isinstance(raw, dict) else None
-    state = raw.get("state_dict") if isinstance(raw, dict) else None
-    if not hparams or "net" not in hparams or not state or not any(k.startswith("model.") for k in state):
-        raise CheckpointError(f"{path} is not a videogn checkpoint (no VideoClassifier hyper-parameters and weights)")
+    raw = read_checkpoint(ckpt, "--ckpt")
+    hparams, state = raw["hyper_parameters"], raw["state_dict"]
     settings = {k: v for k, v in hparams.items() if not k.startswith("_")}
     settings["pretrained_2d"] = settings["init_from"] = None  # the weights are in the checkpoint
     model = VideoClassifier(**settings)
@@ -284,9 +271,11 @@ def clip_settings(checkpoint_clip: ClipSettings | None, args: argparse.Namespace
             if value is None
         ]
         if missing:
-            raise CheckpointError(
-                f"{args.ckpt} holds no clip settings (it was not written by `lightning fit` with a KineticsDataModule):"
-                f" give {', '.join(missing)} (mean and std are then Kinetics')"
+            raise FileError(
+                "--ckpt",
+                args.ckpt,
+                "holds no clip settings (it was not written by `lightning fit` with a KineticsDataModule):"
+                f" give {', '.join(missing)} (mean and std are then Kinetics')",
             )
         checkpoint_clip = ClipSettings()
     overrides: dict[str, Any] = {"num_clips": args.clips, "num_crops": args.crops}

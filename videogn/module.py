@@ -30,6 +30,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from videogn.data.dataset import ClipBatch
 from videogn.data.settings import ClipSettings
 from videogn.errors import ConfigError
+from videogn.files import FileError, check_file, read_checkpoint
 from videogn.metrics import video_accuracy
 from videogn.models import NetSettings, inflate_from_2d
 from videogn.optim import LRSchedule, follow_schedule, parameter_groups, run_length
@@ -60,12 +61,14 @@ def check_normalisation(clip: Any, trained: Any, checkpoint: str | Path) -> None
 
 
 def check_initial_weights(pretrained_2d: str | None, init_from: str | None) -> None:
-    """A `ConfigError` naming the setting, the file and where to get it, when the initial weights are missing."""
+    """A `FileError` naming the setting, the file and where to get it, when the initial weights are missing."""
     for setting, path in (("model.pretrained_2d", pretrained_2d), ("model.init_from", init_from)):
-        if path and not Path(path).is_file():
+        if path and not Path(path).exists():
             source = PRETRAINED_SOURCES.get(Path(path).name)
             hint = f"It is {source}; download it on a machine with internet access. " if source else ""
-            raise ConfigError(f"{setting}: file not found: {path}. {hint}Or set it to null to train from scratch")
+            raise FileError(setting, path, f"file not found. {hint}Or set it to null to train from scratch")
+        if path:
+            check_file(path, setting)
 
 
 def load_network(model: nn.Module, path: str | Path, clip: ClipSettings | None = None) -> str:
@@ -75,12 +78,8 @@ def load_network(model: nn.Module, path: str | Path, clip: ClipSettings | None =
     classifier is kept at its initialisation when the class count differs (fine-tuning to new classes). With
     `clip`, the checkpoint's input normalisation (mean / std) must be the clip's.
     """
-    raw = torch.load(path, map_location="cpu", weights_only=True)
-    state = raw.get("state_dict") if isinstance(raw, dict) else None
-    if not state or not any(k.startswith("model.") for k in state):
-        raise ConfigError(
-            f"model.init_from: {path} is not a videogn checkpoint (convert zoo models with videogn convert)"
-        )
+    raw = read_checkpoint(path, "model.init_from")
+    state = raw["state_dict"]
     trained = (raw.get("datamodule_hyper_parameters") or {}).get("clip")
     if clip is not None and trained is not None:
         check_normalisation(clip, trained, path)
@@ -301,7 +300,8 @@ class VideoClassifier(LightningModule):
         window = tuple(min(w, s) for w, s in zip(self.test_window, x.shape[2:], strict=True))
         x = F.avg_pool3d(x, window, stride=1)  # (N, C, t, h, w): one training-size window per position
         scores = self.model.blocks[-1].proj(x.permute(0, 2, 3, 4, 1))  # (N, t, h, w, classes): a 1×1×1 conv
-        log_probs = scores.float().log_softmax(-1).flatten(1, 3)  # (N, positions, classes)
+        wide = torch.promote_types(scores.dtype, torch.float32)  # bf16 up to float32; float64 stays
+        log_probs = scores.to(wide).log_softmax(-1).flatten(1, 3)  # (N, positions, classes)
         return log_probs.logsumexp(1) - math.log(log_probs.shape[1])  # log of the mean softmax, without underflow
 
     def train_forward(self, clips: torch.Tensor) -> torch.Tensor:

@@ -21,9 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from videogn.errors import ConfigError
-from videogn.fused_norm import group_norm_act, memory_format_of
+from videogn.fused_norm import group_norm_act, load_kernels, memory_format_of
 
 __all__ = [
+    "BATCH_NORMS",
+    "NORM_LAYERS",
     "GroupNorm3d",
     "GroupNormImpl",
     "FrozenBatchNorm3d",
@@ -115,6 +117,8 @@ class GroupNorm3d(nn.GroupNorm):
             )
         super().__init__(groups, num_channels, eps=eps, affine=affine)
         self.impl = impl
+        if impl == "triton":
+            load_kernels()  # here, not inside a torch.compile trace of the first forward
         self.relu = False
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
@@ -227,6 +231,12 @@ class FrozenBatchNorm3d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}"
+
+
+# The one definition of "a norm layer" (model init, inflation, precise BN, the norm-statistics dashboard):
+# layers with batch statistics (SubBatchNorm3d is a BatchNorm3d), then all of them
+BATCH_NORMS: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+NORM_LAYERS: tuple[type[nn.Module], ...] = (*BATCH_NORMS, nn.GroupNorm, FrozenBatchNorm3d)
 
 
 class NormFactory:

@@ -42,6 +42,7 @@ from videogn.data.samplers import ShardedSampler
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import Normalize
 from videogn.errors import ConfigError
+from videogn.files import check_file
 
 __all__ = ["KineticsDataModule"]
 
@@ -126,8 +127,7 @@ class KineticsDataModule(LightningDataModule):
         path = getattr(self, name)
         if path is None:
             raise ConfigError(f"data.{name} is not set; give the list of videos (--data.{name} FILE)")
-        if not Path(path).is_file():
-            raise ConfigError(f"data.{name}: file not found: {path}")
+        check_file(path, f"data.{name}")
         return path
 
     def lists_for(self, stage: str) -> list[str]:
@@ -142,11 +142,10 @@ class KineticsDataModule(LightningDataModule):
         if h.classes is not None:
             return list(h.classes)
         if h.classes_file is not None:
-            if not Path(h.classes_file).is_file():
-                raise ConfigError(f"data.classes_file: file not found: {h.classes_file}")
-            return read_class_names(h.classes_file)
+            return read_class_names(h.classes_file, "data.classes_file")
         if self.train_list is not None and Path(self.train_list).is_file():
-            return read_video_list(self.train_list, self.root).class_names  # classes.txt beside it, or its labels
+            # classes.txt beside it, or its labels
+            return read_video_list(self.train_list, self.root, setting="data.train_list").class_names
         for name in ("val_list", "test_list"):
             path = getattr(self, name)
             if path is not None and (Path(path).parent / "classes.txt").is_file():

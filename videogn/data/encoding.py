@@ -14,25 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_video", "atomic_output"]
+from videogn.files import atomic_output
 
-
-class atomic_output:
-    """Context manager yielding a temporary path that is renamed to `path` only if the block succeeds."""
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}")
-
-    def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
+__all__ = ["write_video"]
 
 
 def write_video(

@@ -11,7 +11,8 @@ non-ASCII characters work as they are. Labels are integers, or class names from 
 line, line i = class i; default `classes.txt` beside the list file). Blank lines and `#` comments are skipped.
 Relative paths start at `root` (default: the list file's folder). Training and evaluation need a label on every
 line; `videogn-infer` also takes unlabelled lines (what `data_prep/kinetics_lists.py` writes for the unlabelled
-Kinetics test split). A line that does not parse is a `ConfigError` naming the file and the line.
+Kinetics test split). A line that does not parse is a `ConfigError` naming the file and the line; Windows line
+ends and a byte-order mark are fine.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from __future__ import annotations
 import csv
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from videogn.data.decoding import VIDEO_EXTENSIONS
 from videogn.errors import ConfigError
+from videogn.files import FileError, check_file, describe_start
 
-__all__ = ["VideoList", "read_class_names", "read_video_list", "split_list_line"]
+__all__ = ["ListWarning", "VideoList", "read_class_names", "read_video_list", "split_list_line"]
 
 _SPLIT = re.compile(r"^(?P<path>.*?)[ ,]+(?P<label>[^ ,]+)$")
 
@@ -42,13 +45,26 @@ class VideoList:
         return all(label is not None for label in self.labels)
 
 
-def read_class_names(path: str | os.PathLike) -> list[str]:
+def read_class_names(path: str | os.PathLike, setting: str = "classes file") -> list[str]:
     """One class name per line; line i is class i."""
-    names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    names = [line.strip() for line in _read_text(path, setting).splitlines()]
     names = [n for n in names if n]
+    if not names:
+        raise FileError(setting, path, "names no class")
     if len(set(names)) != len(names):
-        raise ConfigError(f"class-names file {path} lists a class twice")
+        twice = next(n for n in names if names.count(n) > 1)
+        raise FileError(setting, path, f"lists the class {twice!r} twice")
     return names
+
+
+def _read_text(path: str | os.PathLike, setting: str) -> str:
+    """A text file's contents (UTF-8, a byte-order mark dropped); a file that is not text is a `FileError`."""
+    path = check_file(path, setting)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FileError(setting, path, f"not a UTF-8 text file: {describe_start(data[:512])}") from exc
 
 
 def split_list_line(line: str, where: str) -> tuple[str, str | None]:
@@ -81,15 +97,18 @@ def read_video_list(
     classes_file: str | os.PathLike | None = None,
     class_names: Sequence[str] | None = None,
     labels_required: bool = True,
+    setting: str = "list file",
 ) -> VideoList:
     """Parse a list file into absolute paths, integer labels and class names (see the module docstring).
 
     Class names come from `class_names`, else `classes_file`, else `classes.txt` beside the list, else they are
-    the integers 0..max label.
+    the integers 0..max label. Every line is checked before anything uses the list: a line without a label, a label
+    that is no integer or class, out of range, or a path that is a folder is a `ConfigError` naming the file and
+    the line. Windows line ends, a byte-order mark and duplicate entries are accepted; the last two are reported
+    once (a `ListWarning`).
     """
+    text = _read_text(list_file, setting)
     list_file = Path(list_file)
-    if not list_file.is_file():
-        raise FileNotFoundError(f"video list not found: {list_file}")
     root = Path(root) if root is not None else list_file.parent
     if class_names is None and classes_file is None and (list_file.parent / "classes.txt").is_file():
         classes_file = list_file.parent / "classes.txt"
@@ -100,7 +119,9 @@ def read_video_list(
     index = {name: i for i, name in enumerate(names or [])}
     paths: list[str] = []
     labels: list[int | None] = []
-    for number, raw in enumerate(list_file.read_text(encoding="utf-8").splitlines(), start=1):
+    first_line: dict[str, int] = {}
+    duplicates: list[tuple[int, int]] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.rstrip()
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -119,10 +140,28 @@ def read_video_list(
         else:
             known = source if names else "no class-names file was given"
             raise ConfigError(f"{where}: label {label!r} is not an integer nor a class in {known}")
-        paths.append(str(root / path))
+        full = str(root / path)
+        if os.path.isdir(full):
+            raise ConfigError(f"{where}: {full} is a folder, not a video")
+        if full in first_line:
+            duplicates.append((first_line[full], number))
+        first_line.setdefault(full, number)
+        paths.append(full)
         labels.append(value)
     if not paths:
-        raise ConfigError(f"video list {list_file} has no entries")
+        raise FileError(setting, list_file, "lists no video")
+    if duplicates:
+        shown = ", ".join(f"line {b} repeats line {a}" for a, b in duplicates[:3])
+        warnings.warn(
+            f"{list_file}: {len(duplicates)} duplicate entries ({shown}{', …' if len(duplicates) > 3 else ''}); "
+            "each is used as often as it is listed",
+            ListWarning,
+            stacklevel=2,
+        )
     if names is None:
         names = [str(i) for i in range(max((x for x in labels if x is not None), default=-1) + 1)]
     return VideoList(paths, labels, names)
+
+
+class ListWarning(UserWarning):
+    """Something in a list file that is accepted but worth knowing (duplicate entries)."""

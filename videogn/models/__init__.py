@@ -6,7 +6,7 @@ with warnings.catch_warnings():  # pytorchvideo imports fvcore, which calls the 
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     import pytorchvideo.models  # noqa: F401
 
-from videogn.models.inflate import InflationError, InflationReport, inflate_from_2d, load_state_dict_file  # noqa: E402
+from videogn.models.inflate import InflationError, InflationReport, inflate_from_2d  # noqa: E402
 from videogn.models.resnet import (  # noqa: E402
     NetSettings,
     build_model,
@@ -28,7 +28,6 @@ __all__ = [
     "i3d_r50",
     "inflate_from_2d",
     "init_weights",
-    "load_state_dict_file",
     "zero_init_last_norms",
     "fuse_norm_activations",
 ]

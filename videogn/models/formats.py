@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from videogn.errors import ConfigError
+from videogn.files import FileError, check_file, describe_start, load_torch_file, type_name
 
 __all__ = [
     "CONVENTIONS",
@@ -137,67 +138,81 @@ class _Caffe2Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) in self._ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weights pickle")
+        raise _Refused(f"refusing to load {module}.{name} from a weights pickle")
 
 
-def read_caffe2_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
+class _Refused(pickle.UnpicklingError):
+    """A global that `_Caffe2Unpickler` does not allow (loading it could run code)."""
+
+
+def read_caffe2_pickle(path: str | os.PathLike, setting: str = "weights") -> dict[str, np.ndarray]:
     """The blobs of a Detectron / video-nonlocal-net pickle: name → array, without optimiser state.
 
-    Both write Python-2 pickles (read with `encoding="latin1"`) of a flat dict or of `{"blobs": {...}}`.
+    Both write Python-2 pickles (read with `encoding="latin1"`) of a flat dict or of `{"blobs": {...}}`. Only numpy
+    arrays and plain containers are unpickled; anything else, and a file that is not such a pickle, is a
+    `FileError` naming `setting` and `path`.
     """
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
+    path = check_file(path, setting)
+    with open(path, "rb") as f:
+        head = f.read(512)
+        f.seek(0)
+        if head.startswith(b"PK\x03\x04"):
+            raise FileError(setting, path, "a zip archive (a PyTorch file?), not a Caffe2 pickle: name it .pth")
+        try:
             data = _Caffe2Unpickler(f, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-        raise FormatError(f"{path} is not a Caffe2 weights pickle: {type(exc).__name__}: {exc}") from exc
+        except _Refused as exc:
+            raise FileError(setting, path, f"refused: {exc} (it would run code)") from exc
+        except pickle.UnpicklingError as exc:
+            raise FileError(setting, path, f"not a Caffe2 pickle: {describe_start(head)}") from exc
+        except (EOFError, ValueError, TypeError, IndexError, KeyError) as exc:  # what malformed pickle data raises
+            what = "truncated: the pickle ends early" if isinstance(exc, EOFError) else f"damaged pickle ({exc})"
+            raise FileError(setting, path, what) from exc
     if isinstance(data, Mapping) and isinstance(data.get("blobs"), Mapping):
         data = data["blobs"]
     if not isinstance(data, Mapping):
-        raise FormatError(f"{path} holds a {type(data).__name__}, not a dict of blobs")
-    return {
+        raise FileError(setting, path, f"a pickle of {type_name(data)}, not a dict of blobs")
+    blobs = {
         str(k): np.asarray(v)
         for k, v in data.items()
         if isinstance(v, np.ndarray) and not str(k).endswith(_CAFFE2_SKIP) and str(k) not in _CAFFE2_SKIP
     }
+    if not blobs:
+        raise FileError(setting, path, "a pickle without arrays, not Caffe2 weights")
+    return blobs
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | os.PathLike, setting: str = "weights") -> dict[str, torch.Tensor]:
     """The tensors of a torch (`.pth`, `.pt`, `.pyth`, `.ckpt`, ...) or `.safetensors` file, read without running
     code (`weights_only`), with the wrapper of the zoos (`model_state`, `state_dict`, `model`) and DDP's `module.`
-    prefix removed. A missing file is a `FileNotFoundError`, an unreadable one a `FormatError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    prefix removed. A file that is not one is a `FileError` naming `setting` and `path`."""
+    path = check_file(path, setting)
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        state = load_file(str(path), device="cpu")
-    else:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, EOFError, RuntimeError) as exc:  # not a torch file, truncated, corrupt zip
-            raise FormatError(f"could not read {path}: {type(exc).__name__}: {exc}") from exc
+            state = load_file(str(path), device="cpu")
+        except SafetensorError as exc:
+            raise FileError(setting, path, f"not a readable safetensors file: {exc}") from exc
+    else:
+        state = load_torch_file(path, setting)
     for wrapper in ("model_state", "state_dict", "model"):  # PySlowFast / pytorchvideo, mmaction / Lightning, misc
         if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
             state = state[wrapper]
             break
     if not isinstance(state, Mapping):
-        raise FormatError(f"{path} holds a {type(state).__name__}, not a state dict")
+        raise FileError(setting, path, f"a PyTorch file holding {type_name(state)}, not a state dict")
     tensors = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        raise FormatError(f"{path} does not hold a state dict of tensors")
+        raise FileError(setting, path, "holds no tensors, not a state dict")
     return tensors
 
 
-def read_zoo_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def read_zoo_checkpoint(path: str | os.PathLike, setting: str = "SRC") -> dict[str, torch.Tensor]:
     """The tensors of a zoo checkpoint: a Caffe2 pickle (`.pkl`), or a torch / safetensors file (`read_state_dict`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FormatError(f"checkpoint not found: {path}")
-    if path.suffix == ".pkl":
-        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in read_caffe2_pickle(path).items()}
-    return read_state_dict(path)
+    if Path(path).suffix == ".pkl":
+        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in read_caffe2_pickle(path, setting).items()}
+    return read_state_dict(path, setting)
 
 
 def detect_format(keys) -> str:

@@ -37,10 +37,11 @@ from torch import nn
 
 from videogn.data.settings import KINETICS_MEAN, KINETICS_STD
 from videogn.errors import ConfigError
-from videogn.models.formats import FormatError, detectron_to_2d, read_caffe2_pickle, read_state_dict
-from videogn.norm import FrozenBatchNorm3d
+from videogn.files import FileError
+from videogn.models.formats import detectron_to_2d, read_caffe2_pickle, read_state_dict
+from videogn.norm import NORM_LAYERS
 
-__all__ = ["InflationError", "InflationReport", "inflate_from_2d", "load_state_dict_file", "map_2d_keys"]
+__all__ = ["InflationError", "InflationReport", "inflate_from_2d", "map_2d_keys"]
 
 # torchvision bottleneck name -> pytorchvideo ResBlock attribute path
 _BLOCK_NAMES = {
@@ -83,15 +84,6 @@ class InflationReport:
         return "\n".join(lines)
 
 
-def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a 2D state dict from a local `.pth`/`.pt`/`.bin` (torch) or `.safetensors` file (`read_state_dict`:
-    wrappers such as `{"state_dict": ...}` and DDP's `module.` prefix removed)."""
-    try:
-        return read_state_dict(path)
-    except FormatError as exc:
-        raise InflationError(f"2D checkpoint: {exc}") from exc
-
-
 def map_2d_keys(model: nn.Module) -> dict[str, str]:
     """Map torchvision module prefixes (`layer2.0.conv1`) to the 3D model's (`blocks.2.res_blocks.0.branch2.conv_a`)."""
     names = {module: name for name, module in model.named_modules()}
@@ -130,10 +122,7 @@ def _norm_kinds(source: Mapping[str, torch.Tensor], model: nn.Module, prefixes: 
     kinds = {}
     for prefix, target in prefixes.items():
         module = modules.get(target)
-        if (
-            not isinstance(module, (nn.BatchNorm3d, nn.GroupNorm, FrozenBatchNorm3d))
-            or f"{prefix}.weight" not in source
-        ):
+        if not isinstance(module, NORM_LAYERS) or f"{prefix}.weight" not in source:
             continue
         src = "bn" if f"{prefix}.running_mean" in source else "gn"  # GroupNorm has no running statistics
         dst = "gn" if isinstance(module, nn.GroupNorm) else "bn"
@@ -151,6 +140,7 @@ def inflate_from_2d(
     input_mean: tuple[float, float, float] = KINETICS_MEAN,
     input_std: tuple[float, float, float] = KINETICS_STD,
     caffe2_input: Literal["detectron", "as_is"] = "detectron",
+    setting: str = "model.pretrained_2d",
 ) -> InflationReport:
     """Copy a 2D ResNet's weights into `model` (in place), inflating conv kernels along time.
 
@@ -164,24 +154,24 @@ def inflate_from_2d(
             is converted to.
         caffe2_input: the input a Caffe2 pickle's conv1 expects: "detectron" (converted), or "as_is" (used
             unchanged, as video-nonlocal-net did with its Caffe2 ImageNet ResNet-50).
+        setting: what a file error names as the file's setting.
 
     Returns:
         The report; `str(report)` lists every converted, skipped and missing key.
     """
     notes = []
     if isinstance(state_dict_or_path, (str, os.PathLike)) and Path(state_dict_or_path).suffix == ".pkl":
-        path = Path(state_dict_or_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"2D checkpoint not found: {path}")
-        try:
-            blobs = read_caffe2_pickle(path)
-        except FormatError as exc:
-            raise InflationError(str(exc)) from exc
-        tensors = {k: torch.from_numpy(v.copy()) for k, v in blobs.items()}
+        tensors = {k: torch.from_numpy(v.copy()) for k, v in read_caffe2_pickle(state_dict_or_path, setting).items()}
+        if "conv1_w" not in tensors or tensors["conv1_w"].dim() != 4:
+            raise FileError(setting, state_dict_or_path, "a pickle without a 2D conv1_w blob, not a 2D Caffe2 ResNet")
         source, note = detectron_to_2d(tensors, input_mean, input_std, convert_input=caffe2_input == "detectron")
         notes += [note] if note else []
     elif isinstance(state_dict_or_path, (str, os.PathLike)):
-        source = load_state_dict_file(state_dict_or_path)
+        source = read_state_dict(state_dict_or_path, setting)
+        if any(k.startswith(("model.blocks.", "blocks.")) for k in source):
+            raise FileError(
+                setting, state_dict_or_path, "a 3D videogn / pytorchvideo network, not 2D weights (model.init_from?)"
+            )
     else:
         source = {k.removeprefix("module."): v for k, v in state_dict_or_path.items()}
     prefixes = map_2d_keys(model)

@@ -32,7 +32,7 @@ from pytorchvideo.models.stem import ResNetBasicStem, create_res_basic_stem
 from torch import nn
 
 from videogn.errors import ConfigError
-from videogn.norm import FrozenBatchNorm3d, GroupNorm3d, NormFactory, NormKind, make_norm
+from videogn.norm import NORM_LAYERS, GroupNorm3d, NormFactory, NormKind, make_norm
 
 __all__ = [
     "NetSettings",
@@ -54,8 +54,6 @@ STAGE_DEPTHS: dict[int, tuple[int, int, int, int]] = {50: (3, 4, 6, 3), 101: (3,
 # Which bottlenecks inflate their first 1×1 conv to 3×1×1 (non-local paper): the pattern repeats along a stage,
 # so res2 [1,1,1], res3 [1,0,1,0], res4 [1,0,1,0,1,0], res5 [0,1,0].
 INFLATION_PATTERN: tuple[tuple[int, ...], ...] = ((1,), (1, 0), (1, 0), (0, 1))
-
-_NORM_LAYERS = (nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, FrozenBatchNorm3d)
 
 
 def _stem(*, pool_kernel_size: tuple[int, int, int], pool_padding: Any, **kwargs: Any) -> nn.Module:
@@ -278,7 +276,7 @@ def init_weights(model: nn.Module, fc_std: float = 0.01) -> None:
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, _NORM_LAYERS):
+        elif isinstance(m, NORM_LAYERS):
             if getattr(m, "weight", None) is not None:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)

@@ -1,0 +1,192 @@
+"""The files a user names, read in one place each, and the one way videogn writes a file.
+
+Every path a setting gives goes through a reader here (or through one built on these: `videogn.checkpoints` for
+videogn checkpoints, `videogn.models.formats` for 2D and zoo weights, `videogn.data.lists` for list and class-names
+files). A file that is not what the setting needs — missing, a folder, unreadable, empty, text, random bytes, a
+truncated or foreign zip, a PyTorch file of the wrong type, a pickle that would run code — is a `FileError`: one
+line naming the setting, the path and what was found instead. No code in a file ever runs: PyTorch files are read
+with `weights_only=True`. An exception of any other kind is a bug and keeps its traceback.
+
+`atomic_output` is the one writer: a temporary file beside the target, flushed to disk, renamed over it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from videogn.errors import ConfigError
+
+__all__ = ["FileError", "atomic_output", "check_file", "describe_start", "load_torch_file", "read_checkpoint"]
+
+_PROBE = 512  # bytes read to tell what a file is
+
+
+class FileError(ConfigError):
+    """A file named by a setting that is missing or is not what the setting needs.
+
+    The message reads `{setting}: {path}: {what}`, e.g.
+    `model.init_from: notes.txt: not a PyTorch file: text ("my notes about…")`.
+    """
+
+    def __init__(self, setting: str, path: str | os.PathLike, what: str) -> None:
+        super().__init__(f"{setting}: {path}: {what}")
+        self.setting, self.path, self.what = setting, str(path), what
+
+
+def check_file(path: str | os.PathLike, setting: str) -> Path:
+    """`path` as a Path if it is a regular, readable, non-empty file; else a `FileError` saying what it is."""
+    path = Path(path)
+    if path.is_dir():
+        raise FileError(setting, path, "a folder, not a file")
+    if not path.exists():
+        raise FileError(setting, path, "file not found")
+    if not os.access(path, os.R_OK):
+        raise FileError(setting, path, "not readable (permission denied)")
+    if path.stat().st_size == 0:
+        raise FileError(setting, path, "the file is empty (0 bytes)")
+    return path
+
+
+def describe_start(head: bytes) -> str:
+    """What a file is, from its first bytes: for messages ("text", "a gzip archive", "binary data", ...)."""
+    for magic, what in (
+        (b"\x1f\x8b", "a gzip archive (extract it first)"),
+        (b"BZh", "a bzip2 archive (extract it first)"),
+        (b"\xfd7zXZ", "an xz archive (extract it first)"),
+        (b"\x89HDF", "an HDF5 file (Keras / TensorFlow weights?)"),
+        (b"\x89PNG", "a PNG image"),
+        (b"\xff\xd8\xff", "a JPEG image"),
+        (b"\x1aE\xdf\xa3", "a Matroska / WebM video"),
+        (b"RIFF", "a RIFF file (AVI video?)"),
+    ):
+        if head.startswith(magic):
+            return what
+    if head[4:8] == b"ftyp":
+        return "an MP4 / MOV video"
+    if len(head) > 262 and head[257:262] == b"ustar":
+        return "a tar archive (extract it first)"
+    if b"\x00" not in head:
+        with contextlib.suppress(UnicodeDecodeError):
+            text = head.decode("utf-8").strip()
+            first = " ".join(text.split())[:40]
+            return f'text ("{first}…")' if first else "blank text"
+    return f"binary data (starts {head[:8].hex(' ')})"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _refused_global(exc: pickle.UnpicklingError) -> str:
+    """What a weights-only load refused, from torch's message ("GLOBAL os.system was not an allowed global")."""
+    found = re.search(r"GLOBAL (\S+)", str(exc))
+    return f"it would load {found[1]}" if found else _first_line(exc)
+
+
+def load_torch_file(path: str | os.PathLike, setting: str, mmap: bool = False) -> Any:
+    """What a PyTorch file (`torch.save`, zip or legacy format) holds, read with `weights_only=True`.
+
+    `mmap=True` maps a zip-format file's tensors instead of reading them (what a quick look at a large checkpoint
+    wants). Every way the file can be wrong is a `FileError` naming `setting` and `path`.
+    """
+    path = check_file(path, setting)
+    with open(path, "rb") as f:
+        head = f.read(_PROBE)
+    import torch
+
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except zipfile.BadZipFile as exc:
+            raise FileError(
+                setting, path, "truncated or damaged: the zip archive has no end (central directory)"
+            ) from exc
+        if not any(name.endswith("data.pkl") for name in names):
+            shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+            raise FileError(setting, path, f"a zip archive, not a PyTorch file (it holds {shown or 'nothing'})")
+    elif not head.startswith(b"\x80"):  # torch's legacy format is a pickle: protocol 2 and up begin with 0x80
+        raise FileError(setting, path, f"not a PyTorch file: {describe_start(head)}")
+    else:
+        mmap = False  # only the zip format can be memory-mapped
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as exc:  # weights_only refused a global: the file would run or build code
+        raise FileError(
+            setting, path, f"refused: {_refused_global(exc)} (only tensors and plain data are read: no code runs)"
+        ) from exc
+    except EOFError as exc:
+        raise FileError(setting, path, "truncated: the data ends early") from exc
+    except RuntimeError as exc:  # torch's reader: a damaged archive, a legacy file without its magic number
+        raise FileError(setting, path, f"damaged or not a PyTorch file: {_first_line(exc)}") from exc
+
+
+def type_name(value: Any) -> str:
+    """ "a list", "a dict", "an int", for messages about what a file holds."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def read_checkpoint(path: str | os.PathLike, setting: str, mmap: bool = False) -> dict[str, Any]:
+    """A videogn checkpoint (what `lightning fit` and `videogn convert` write), as the dict `torch.load` gives.
+
+    It must hold the network's settings (`hyper_parameters.net`) and its weights (`state_dict`, `model.*`); a
+    PyTorch file of anything else is a `FileError` saying what it holds. `mmap=True` for a quick look (the CLI's).
+    """
+    import videogn.data.settings  # noqa: F401 - registers ClipSettings and NetSettings as safe to unpickle,
+    import videogn.models.resnet  # noqa: F401 - which checkpoints written by Lightning hold
+
+    raw = load_torch_file(path, setting, mmap=mmap)
+    if not isinstance(raw, dict):
+        raise FileError(setting, path, f"a PyTorch file holding {type_name(raw)}, not a checkpoint")
+    state, hparams = raw.get("state_dict"), raw.get("hyper_parameters")
+    if isinstance(state, dict) and any(str(k).startswith("model.") for k in state) and isinstance(hparams, dict):
+        if "net" in hparams:
+            return raw
+    import torch
+
+    if raw and all(isinstance(v, torch.Tensor) for v in raw.values()):
+        what = f"a state dict of {len(raw)} tensors, not a videogn checkpoint (zoo weights? videogn convert them)"
+    elif isinstance(state, dict) and not hparams:
+        what = "weights without videogn's settings, not a videogn checkpoint (a zoo checkpoint? videogn convert it)"
+    elif isinstance(state, dict):
+        keys = ", ".join(sorted(map(str, hparams))[:4]) if isinstance(hparams, dict) and hparams else "none"
+        what = f"a checkpoint of another program, not videogn's (its hyper-parameters: {keys})"
+    else:
+        what = f"a PyTorch file holding a dict of {', '.join(sorted(map(str, raw))[:4]) or 'nothing'}, not a checkpoint"
+    raise FileError(setting, path, what)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary path beside `path` (same suffix, so writers that go by it work); when the block ends
+    without an exception the file is flushed to disk and renamed over `path` (atomic within a folder), else removed.
+
+    A run killed at any moment leaves either the old file or the new one under `path`, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.stem}.partial-*{path.suffix}"):  # left by a process killed mid-write
+        stale.unlink(missing_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # after the rename: nothing to remove
+    with contextlib.suppress(OSError):  # make the rename durable; some filesystems cannot fsync a folder
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
