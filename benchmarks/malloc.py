@@ -1,7 +1,7 @@
 """CPU time of a forward (inference) and a training step with glibc's default malloc vs `compute_memory()`.
 
 Each measurement is a fresh process (malloc settings are per process): VIDEOGN_MALLOC=default (glibc as is) and
-VIDEOGN_MALLOC=scoped (`videogn.runtime.compute_memory()` around each pass, what videogn-infer and the training
+VIDEOGN_MALLOC=scoped (`videogn.train.runtime.compute_memory()` around each pass, what videogn-infer and the training
 CLI do). The processes take turns, several repeats; the median seconds per pass, the process's system-time share
 and the ratio default / scoped are printed.
 
@@ -34,7 +34,7 @@ WORKER = r"""
 import json, resource, sys, time
 import torch
 from videogn.models import build_model
-from videogn.runtime import compute_memory
+from videogn.train.runtime import compute_memory
 torch.set_num_threads(int(sys.argv[3]))
 case, passes = sys.argv[1], int(sys.argv[2])
 model = build_model("i3d", 50, num_classes=400, norm="gn")

@@ -6,7 +6,7 @@ contiguous and channels_last_3d, float32 and bf16 autocast. Timings are interlea
 every repeat) and the median is reported; the target is GN ≤ 1.1 × BN in every case, for GN's best variant.
 
 Variants: --compile adds torch.compile'd GN and BN (static shapes; one compilation per case, so tens of seconds
-each); --triton adds GroupNorm3d(impl="triton"), the fused kernels of `videogn.fused_norm` (CUDA only: on the CPU
+each); --triton adds GroupNorm3d(impl="triton"), the fused kernels of `videogn.ops.group_norm` (CUDA only: on the CPU
 they would run in Triton's interpreter). --tail add-relu times what a bottleneck's last norm does, norm → + residual
 → ReLU, for every layer (the Triton one fuses both; inductor fuses them too).
 
@@ -27,8 +27,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cuda_sync, interleaved, median, table, write_json  # noqa: E402
 
-from videogn.fused_norm import kernels_run_on, memory_format_of  # noqa: E402
-from videogn.norm import GroupNorm3d  # noqa: E402
+from videogn.models.norm import GroupNorm3d  # noqa: E402
+from videogn.ops.group_norm import kernels_run_on, memory_format_of  # noqa: E402
 
 # (name, C, T, H, W) of the I3D-R50 at a 32 × 224² input with temporal stride 2 in the stem
 STAGES = [

@@ -6,7 +6,7 @@ is the real network (width 64, 32 × 224², bf16 autocast, channels_last_3d opti
 With --compile the torch.compile'd steps (fullgraph, static shapes, as `model.compile`) run interleaved with the
 eager ones in the same repeats; targets: compiled GN ≤ 1.05 × compiled BN, compiled GN no slower than eager GN.
 With --triton (CUDA) the GN network with `norm_options.impl: triton` (fused GN + residual add + ReLU kernels,
-`videogn.fused_norm`) runs too, eager and, with --compile, compiled; each GN variant is compared with the BN step
+`videogn.ops.group_norm`) runs too, eager and, with --compile, compiled; each GN variant is compared with the BN step
 of the same kind (eager or compiled).
 
 Memory: on CUDA, `torch.cuda.max_memory_allocated` of one step; on the CPU, the bytes the step keeps alive at
@@ -29,8 +29,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cuda_sync, interleaved, median, table, write_json  # noqa: E402
 
-from videogn.fused_norm import kernels_run_on  # noqa: E402
 from videogn.models import build_model  # noqa: E402
+from videogn.ops.group_norm import kernels_run_on  # noqa: E402
 
 
 def make_step(

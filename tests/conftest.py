@@ -6,7 +6,7 @@ import pytest
 import torch
 
 if not torch.cuda.is_available():
-    # Triton's interpreter runs the fused GN kernels (videogn.fused_norm) on CPU tensors, so the tests reach them.
+    # Triton's interpreter runs the fused GN kernels (videogn.ops.group_norm) on CPU tensors, so the tests reach them.
     # It is read when the kernels are defined: before any test imports videogn.
     os.environ.setdefault("TRITON_INTERPRET", "1")
 

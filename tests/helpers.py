@@ -119,58 +119,16 @@ class RecordPredictions(Callback):
 def write_videogn_checkpoint(path: Path, norm: str = "gn", width: int = 8, num_classes: int = 4, **net) -> Path:
     """A videogn checkpoint of a tiny random I3D (what `videogn convert` writes), without training."""
     import torch
-    from lightning import __version__ as lightning_version
 
     from videogn.data.settings import ClipSettings
     from videogn.models import NetSettings
-    from videogn.module import VideoClassifier
+    from videogn.models.weights import checkpoint_of
+    from videogn.train.module import VideoClassifier
 
     options = {"num_groups": 4} if norm == "gn" else {}
     settings = NetSettings(norm=norm, norm_options=options, width=width, stem_temporal_stride=1, **net)
     torch.manual_seed(0)
     module = VideoClassifier(net=settings, num_classes=num_classes)
     clip = ClipSettings(num_frames=8, frame_interval=2, crop_size=64, test_scale=64, train_scale=(64, 80))
-    torch.save(
-        {
-            "epoch": 0,
-            "global_step": 0,
-            "pytorch-lightning_version": lightning_version,
-            "state_dict": module.state_dict(),
-            "hparams_name": "kwargs",
-            "hyper_parameters": {**dict(module.hparams), "net": settings.to_dict()},
-            "datamodule_hyper_parameters": {"clip": clip.to_dict()},
-        },
-        path,
-    )
+    torch.save(checkpoint_of(module, clip), path)
     return path
-
-
-def fan_in_sum(*modules) -> int:
-    """Σ fan-in of the convolutions and linear layers in `modules`: how many products the sums behind one output
-    add up, layer after layer (the budget of rounding steps a forward pass takes)."""
-    import math
-
-    from torch import nn
-
-    return sum(
-        math.prod(m.weight.shape[1:])
-        for module in modules
-        for m in module.modules()
-        if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear)
-    )
-
-
-def assert_same_function(actual, expected, terms: int, eps: float | None = None) -> None:
-    """`actual` and `expected` are one function computed with sums in another order (another kernel, memory layout,
-    machine or library): they may differ by rounding only. Each of the `terms` additions behind a value can be off
-    by eps of its magnitude, so they differ by at most eps · terms · max|expected|; a real mistake (a wrong weight,
-    a missing term) changes them by far more. eps: of their dtype, or of the dtype the weights were last rounded to
-    (float32 weights compared in float64). Run in float64 where a test can: no CPU's choice of kernels comes near
-    the bound then."""
-    import torch
-
-    assert actual.shape == expected.shape and actual.dtype == expected.dtype, (actual.shape, expected.shape)
-    eps = torch.finfo(expected.dtype).eps if eps is None else eps
-    bound = eps * terms * float(expected.abs().max())
-    error = float((actual - expected).abs().max())
-    assert error <= bound, f"differ by {error:.3g}, more than rounding allows ({bound:.3g} = eps · {terms} terms · max)"

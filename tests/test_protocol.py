@@ -6,15 +6,15 @@ from contextlib import nullcontext
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_same_function, fan_in_sum
+from numerics import assert_same_function, fan_in_sum
 from torch import nn
 
-from videogn.callbacks import PreciseBN
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import Normalize
 from videogn.errors import ConfigError
 from videogn.models import NetSettings
-from videogn.module import VideoClassifier
+from videogn.train.callbacks import PreciseBN
+from videogn.train.module import VideoClassifier
 
 NET = NetSettings(norm="gn", norm_options={"num_groups": 4}, width=8, stem_temporal_stride=1, dropout=0.5)
 CLIP = ClipSettings(num_frames=8, crop_size=64, train_scale=(64, 80), test_scale=96, test_crop_size=96)

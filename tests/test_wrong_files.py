@@ -21,8 +21,8 @@ from conftest import data_args
 from helpers import write_index_video, write_videogn_checkpoint
 
 from videogn.cli import main as lightning_main
-from videogn.convert import main as convert_main
-from videogn.infer import main as infer_main
+from videogn.tools.convert import main as convert_main
+from videogn.tools.infer import main as infer_main
 
 MARKER = "videogn_fuzz_marker"
 
@@ -128,7 +128,14 @@ def entry_args(entry: str, path: Path, synthetic_set: Path, root: Path, video: P
     raise AssertionError(entry)
 
 
-ENTRIES = ["infer --ckpt", "fit --model.init_from", "fit --model.pretrained_2d", "convert", "validate --ckpt_path"]
+ENTRIES = [  # the Lightning commands run in-process but build a trainer and data: slow
+    "infer --ckpt",
+    "convert",
+    *(
+        pytest.param(entry, marks=pytest.mark.slow)
+        for entry in ("fit --model.init_from", "fit --model.pretrained_2d", "validate --ckpt_path")
+    ),
+]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -214,6 +221,7 @@ def test_a_binary_list_file_is_named(tmp_path):
         read_video_list(tmp_path / "list.csv", setting="data.train_list")
 
 
+@pytest.mark.slow
 def test_a_wrong_list_stops_fit_before_training_with_one_line(synthetic_set, tmp_path, capsys):
     bad = tmp_path / "train.csv"
     lines = (synthetic_set / "train.csv").read_text().replace("videos/", f"{synthetic_set}/videos/").splitlines()

@@ -1,11 +1,11 @@
 """The files a user names, read in one place each, and the one way videogn writes a file.
 
-Every path a setting gives goes through a reader here (or through one built on these: `videogn.checkpoints` for
-videogn checkpoints, `videogn.models.formats` for 2D and zoo weights, `videogn.data.lists` for list and class-names
-files). A file that is not what the setting needs — missing, a folder, unreadable, empty, text, random bytes, a
-truncated or foreign zip, a PyTorch file of the wrong type, a pickle that would run code — is a `FileError`: one
-line naming the setting, the path and what was found instead. No code in a file ever runs: PyTorch files are read
-with `weights_only=True`. An exception of any other kind is a bug and keeps its traceback.
+Every path a setting gives goes through a reader here, or one built on these: `videogn.models.weights` for videogn
+checkpoints, `videogn.models.formats` for 2D and zoo weights, `videogn.data.lists` for list and class-names files.
+A file that is not what the setting needs — missing, a folder, unreadable, empty, text, random bytes, a truncated or
+foreign zip, a PyTorch file of the wrong type, a pickle that would run code — is a `FileError`: one line naming the
+setting, the path and what was found instead. No code in a file ever runs: PyTorch files are read with
+`weights_only=True`. An exception of any other kind is a bug and keeps its traceback.
 
 `atomic_output` is the one writer: a temporary file beside the target, flushed to disk, renamed over it.
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 from videogn.errors import ConfigError
 
-__all__ = ["FileError", "atomic_output", "check_file", "describe_start", "load_torch_file", "read_checkpoint"]
+__all__ = ["FileError", "atomic_output", "check_file", "describe_start", "load_torch_file", "type_name"]
 
 _PROBE = 512  # bytes read to tell what a file is
 
@@ -133,36 +133,6 @@ def type_name(value: Any) -> str:
     """ "a list", "a dict", "an int", for messages about what a file holds."""
     name = type(value).__name__
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
-
-
-def read_checkpoint(path: str | os.PathLike, setting: str, mmap: bool = False) -> dict[str, Any]:
-    """A videogn checkpoint (what `lightning fit` and `videogn convert` write), as the dict `torch.load` gives.
-
-    It must hold the network's settings (`hyper_parameters.net`) and its weights (`state_dict`, `model.*`); a
-    PyTorch file of anything else is a `FileError` saying what it holds. `mmap=True` for a quick look (the CLI's).
-    """
-    import videogn.data.settings  # noqa: F401 - registers ClipSettings and NetSettings as safe to unpickle,
-    import videogn.models.resnet  # noqa: F401 - which checkpoints written by Lightning hold
-
-    raw = load_torch_file(path, setting, mmap=mmap)
-    if not isinstance(raw, dict):
-        raise FileError(setting, path, f"a PyTorch file holding {type_name(raw)}, not a checkpoint")
-    state, hparams = raw.get("state_dict"), raw.get("hyper_parameters")
-    if isinstance(state, dict) and any(str(k).startswith("model.") for k in state) and isinstance(hparams, dict):
-        if "net" in hparams:
-            return raw
-    import torch
-
-    if raw and all(isinstance(v, torch.Tensor) for v in raw.values()):
-        what = f"a state dict of {len(raw)} tensors, not a videogn checkpoint (zoo weights? videogn convert them)"
-    elif isinstance(state, dict) and not hparams:
-        what = "weights without videogn's settings, not a videogn checkpoint (a zoo checkpoint? videogn convert it)"
-    elif isinstance(state, dict):
-        keys = ", ".join(sorted(map(str, hparams))[:4]) if isinstance(hparams, dict) and hparams else "none"
-        what = f"a checkpoint of another program, not videogn's (its hyper-parameters: {keys})"
-    else:
-        what = f"a PyTorch file holding a dict of {', '.join(sorted(map(str, raw))[:4]) or 'nothing'}, not a checkpoint"
-    raise FileError(setting, path, what)
 
 
 @contextlib.contextmanager

@@ -9,8 +9,8 @@ import argparse
 
 import torch
 
+from videogn.models.norm import NORM_KINDS
 from videogn.models.resnet import build_model, count_parameters
-from videogn.norm import NORM_KINDS
 
 
 def main(argv: list[str] | None = None) -> None:

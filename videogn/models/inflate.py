@@ -39,7 +39,7 @@ from videogn.data.settings import KINETICS_MEAN, KINETICS_STD
 from videogn.errors import ConfigError
 from videogn.files import FileError
 from videogn.models.formats import detectron_to_2d, read_caffe2_pickle, read_state_dict
-from videogn.norm import NORM_LAYERS
+from videogn.models.norm import NORM_LAYERS
 
 __all__ = ["InflationError", "InflationReport", "inflate_from_2d", "map_2d_keys"]
 

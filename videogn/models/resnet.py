@@ -32,7 +32,7 @@ from pytorchvideo.models.stem import ResNetBasicStem, create_res_basic_stem
 from torch import nn
 
 from videogn.errors import ConfigError
-from videogn.norm import NORM_LAYERS, GroupNorm3d, NormFactory, NormKind, make_norm
+from videogn.models.norm import NORM_LAYERS, GroupNorm3d, NormFactory, NormKind, make_norm
 
 __all__ = [
     "NetSettings",
@@ -77,7 +77,7 @@ class NetSettings:
         arch: "i3d" inflates conv1 to 5×7×7 and the first 1×1 conv of every other bottleneck to 3×1×1
             (`INFLATION_PATTERN`); "c2d" has no temporal kernels (only the temporal max-pools).
         depth: 50 or 101.
-        norm: norm layers: bn, syncbn, frozen_bn, gn, ln, in (see `videogn.norm.make_norm`).
+        norm: norm layers: bn, syncbn, frozen_bn, gn, ln, in (see `videogn.models.norm.make_norm`).
         norm_options: options of the norm, e.g. {"num_groups": 32} or {"channels_per_group": 16}; with GN's
             {"impl": "triton"} every ReLU and residual add that follows a GN layer runs inside its fused kernels
             (`fuse_norm_activations`; the state dict does not change).
@@ -212,7 +212,11 @@ def fuse_norm_activations(model: nn.Module) -> int:
                 getattr(module, norm).relu = True
                 setattr(module, act, None)
                 fused += 1
-    for module in model.modules():  # after the bottlenecks: FusedResBlock relies on norm_a and norm_b's ReLUs
+    # after the bottlenecks: FusedResBlock relies on norm_a and norm_b's ReLUs. pytorchvideo has no public way to
+    # tell a plain residual sum (its private `_trivial_sum`) nor to rebuild a ResBlock with another forward, so the
+    # class is swapped in place (same submodules, same state dict); tests/test_fused_norm.py counts the 16 blocks
+    # this must find and fails if pytorchvideo changes either
+    for module in model.modules():
         if (
             type(module) is ResBlock
             and module.branch_fusion is _trivial_sum

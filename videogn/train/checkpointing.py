@@ -20,7 +20,8 @@ from typing import Any
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
-from videogn.files import atomic_output, read_checkpoint
+from videogn.files import atomic_output
+from videogn.models.weights import read_checkpoint
 
 __all__ = ["AtomicCheckpointIO", "find_last", "read_checkpoint_info"]
 

@@ -6,7 +6,7 @@ Why: in eager PyTorch one GN layer is ~3 CUDA kernels forward and ~4 backward, p
 add, the ReLU and their backward; at 4 clips per GPU the res4/res5 layers are bound by these launches, not by
 memory (README, benchmarks/norm.py and step.py). Here a layer is 3 kernels forward (tile statistics, merge, apply)
 and 2 kernels plus two small sums backward, for contiguous and channels_last_3d tensors alike (strided kernels,
-`videogn.fused_norm_kernels`), and nothing else: the add and the ReLU ride along.
+`videogn.ops.group_norm_kernels`), and nothing else: the add and the ReLU ride along.
 
 Statistics are merged from per-tile means and squared deviations (Chan et al.), so a res2 group of 200 k elements
 keeps float32 precision. The backward recomputes x̂ from x and the saved (μ, 1/σ), as PyTorch's GN saves x, and takes the
@@ -52,7 +52,7 @@ def load_kernels() -> bool:
         if importlib.util.find_spec("triton") is not None:
             import triton as found
 
-            from videogn import fused_norm_kernels
+            from videogn.ops import group_norm_kernels as fused_norm_kernels
 
             triton, kernels = found, fused_norm_kernels
             INTERPRETED = not isinstance(kernels.stats_kernel, triton.runtime.JITFunction)

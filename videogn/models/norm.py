@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from videogn.errors import ConfigError
-from videogn.fused_norm import group_norm_act, load_kernels, memory_format_of
+from videogn.ops.group_norm import group_norm_act, load_kernels, memory_format_of
 
 __all__ = [
     "BATCH_NORMS",
@@ -97,7 +97,7 @@ class GroupNorm3d(nn.GroupNorm):
         affine: learn per-channel γ (init 1) and β (init 0).
         channels_per_group: C/G fixed instead of G (Detectron's DIM_PER_GP).
         impl: "native" runs PyTorch's `F.group_norm` (then the add and ReLU, if any); "triton" runs GN, the add
-            and the ReLU as one fused Triton kernel set forward and backward on CUDA (`videogn.fused_norm`; the
+            and the ReLU as one fused Triton kernel set forward and backward on CUDA (`videogn.ops.group_norm`; the
             same arithmetic with PyTorch's ops on the CPU).
     """
 
@@ -310,7 +310,7 @@ def make_norm(kind: NormKind | str, **options: object) -> NormFactory:
                    `sync_batchnorm=True`, or `nn.SyncBatchNorm.convert_sync_batchnorm`).
         frozen_bn: `FrozenBatchNorm3d`: γ, β and statistics all fixed (torchvision / detectron2's FrozenBN).
         gn:        `GroupNorm3d`; options `num_groups` (default 32) or `channels_per_group`, `eps`, `affine`,
-                   `impl` ("native", or "triton": fused GN + residual add + ReLU kernels, see `videogn.fused_norm`).
+                   `impl` ("native", or "triton": fused GN + residual add + ReLU kernels, see `videogn.ops.group_norm`).
         ln:        GroupNorm3d with G = 1.
         in:        GroupNorm3d with G = C.
 

@@ -5,18 +5,16 @@ checkpoint rebuilds the model (class names included) on its own. Where each part
 - the network: `net` (`videogn.models.NetSettings`), initialised from a 2D ImageNet checkpoint (`pretrained_2d`,
   inflated) or a videogn checkpoint (`init_from`, e.g. a converted zoo model) when a run starts from scratch;
 - the test protocol: `test_head` (fully convolutional as in the references, or global pooling) and precise BN
-  (`precise_bn_batches`, done by `videogn.callbacks.PreciseBN`, which the CLI adds);
-- optimisation: `videogn.optim` (parameter groups, `LRSchedule`, linear LR scaling with the total batch
+  (`precise_bn_batches`, done by `videogn.train.callbacks.PreciseBN`, which the CLI adds);
+- optimisation: `videogn.train.optim` (parameter groups, `LRSchedule`, linear LR scaling with the total batch
   clips_per_gpu × devices × nodes × accumulate_grad_batches);
-- metrics: clip-level top-1/top-5 on every view, and video-level top-1/top-5 (`videogn.metrics`) from the
+- metrics: clip-level top-1/top-5 on every view, and video-level top-1/top-5 (`videogn.train.metrics`) from the
   softmax averaged over all views of each video, reduced over ranks.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 import torch
@@ -30,83 +28,13 @@ from torchmetrics.classification import MulticlassAccuracy
 from videogn.data.dataset import ClipBatch
 from videogn.data.settings import ClipSettings
 from videogn.errors import ConfigError
-from videogn.files import FileError, check_file, read_checkpoint
-from videogn.metrics import video_accuracy
 from videogn.models import NetSettings, inflate_from_2d
-from videogn.optim import LRSchedule, follow_schedule, parameter_groups, run_length
+from videogn.models.heads import fully_conv
+from videogn.models.weights import check_initial_weights, load_network
+from videogn.train.metrics import video_accuracy
+from videogn.train.optim import LRSchedule, follow_schedule, parameter_groups, run_length
 
-__all__ = ["VideoClassifier", "check_initial_weights", "check_normalisation", "load_network"]
-
-# Where the paper's ImageNet weights come from (named when model.pretrained_2d points at a missing file)
-PRETRAINED_SOURCES = {
-    "R-50-GN.pkl": "Detectron's ImageNet ResNet-50-GN (the GN paper's): "
-    "https://dl.fbaipublicfiles.com/detectron/ImageNetPretrained/47261647/R-50-GN.pkl",
-    "r50_pretrain_c2_model_iter450450_clean.pkl": "the Caffe2 ImageNet ResNet-50 of video-nonlocal-net (the BN "
-    "baseline's): https://dl.fbaipublicfiles.com/video-nonlocal/pretrained_model.tar.gz (extract it)",
-}
-
-
-def check_normalisation(clip: Any, trained: Any, checkpoint: str | Path) -> None:
-    """A `ConfigError` when the data's clip mean / std differ from those a checkpoint's network was made for
-    (`trained`: ClipSettings or its dict; `clip`: ClipSettings or the parsed config's namespace)."""
-    trained = trained.to_dict() if isinstance(trained, ClipSettings) else trained
-    for key in ("mean", "std"):
-        theirs = [round(float(v), 6) for v in trained[key]]
-        ours = [round(float(v), 6) for v in getattr(clip, key)]
-        if theirs != ours:
-            raise ConfigError(
-                f"data.clip.{key} {ours} differs from the {theirs} the network of {checkpoint} expects: give "
-                f"--data.clip.{key} '{theirs}' (or convert the model with this config: videogn convert -c)"
-            )
-
-
-def check_initial_weights(pretrained_2d: str | None, init_from: str | None) -> None:
-    """A `FileError` naming the setting, the file and where to get it, when the initial weights are missing."""
-    for setting, path in (("model.pretrained_2d", pretrained_2d), ("model.init_from", init_from)):
-        if path and not Path(path).exists():
-            source = PRETRAINED_SOURCES.get(Path(path).name)
-            hint = f"It is {source}; download it on a machine with internet access. " if source else ""
-            raise FileError(setting, path, f"file not found. {hint}Or set it to null to train from scratch")
-        if path:
-            check_file(path, setting)
-
-
-def load_network(model: nn.Module, path: str | Path, clip: ClipSettings | None = None) -> str:
-    """Load the network weights of a videogn checkpoint into `model` (`init_from`); returns what was loaded.
-
-    Every backbone tensor must be there with its shape (else a `ConfigError` naming the first keys); the
-    classifier is kept at its initialisation when the class count differs (fine-tuning to new classes). With
-    `clip`, the checkpoint's input normalisation (mean / std) must be the clip's.
-    """
-    raw = read_checkpoint(path, "model.init_from")
-    state = raw["state_dict"]
-    trained = (raw.get("datamodule_hyper_parameters") or {}).get("clip")
-    if clip is not None and trained is not None:
-        check_normalisation(clip, trained, path)
-    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-    target = model.state_dict()
-    head = [k for k in target if k.startswith("blocks.6.proj.")]
-    keep_head = all(k in weights and weights[k].shape == target[k].shape for k in head)
-    wanted = [k for k in target if keep_head or k not in head]
-    missing = [k for k in wanted if k not in weights]
-    shapes = [
-        f"{k} {tuple(weights[k].shape)} vs {tuple(target[k].shape)}"
-        for k in wanted
-        if k in weights and weights[k].shape != target[k].shape
-    ]
-    unexpected = [k for k in weights if k not in target]
-    if missing or shapes or unexpected:
-        raise ConfigError(
-            f"model.init_from: {path} holds another network than model.net: "
-            + "; ".join(
-                f"{what} {', '.join(keys[:3])}"
-                for what, keys in (("missing", missing), ("other shapes", shapes), ("unexpected", unexpected))
-                if keys
-            )
-        )
-    model.load_state_dict({k: weights[k] for k in wanted}, strict=False)
-    return f"{len(wanted)} tensors" + ("" if keep_head else " (classifier left at its initialisation: other classes)")
-
+__all__ = ["VideoClassifier"]
 
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 
@@ -287,22 +215,13 @@ class VideoClassifier(LightningModule):
         return self.fully_conv(clips)
 
     def fully_conv(self, clips: torch.Tensor) -> torch.Tensor:
-        """The references' test head (video-nonlocal-net `resnet_video_org.py` at test, PySlowFast
-        `head_helper.ResNetBasicHead` in eval): (N, 3, T, H, W) → log of the mean per-position softmax (N, classes)."""
+        """The references' test head (`videogn.models.heads.fully_conv`) at the training clip's res5 window."""
         if self.test_window is None:
             raise ConfigError(
                 "model.test_head fully_conv needs the training clip size: give the model clip settings "
                 "(VideoClassifier.use_clip_settings), or use test_head global"
             )
-        x = clips
-        for block in self.model.blocks[:-1]:
-            x = block(x)  # (N, C, T', H', W') after res5
-        window = tuple(min(w, s) for w, s in zip(self.test_window, x.shape[2:], strict=True))
-        x = F.avg_pool3d(x, window, stride=1)  # (N, C, t, h, w): one training-size window per position
-        scores = self.model.blocks[-1].proj(x.permute(0, 2, 3, 4, 1))  # (N, t, h, w, classes): a 1×1×1 conv
-        wide = torch.promote_types(scores.dtype, torch.float32)  # bf16 up to float32; float64 stays
-        log_probs = scores.to(wide).log_softmax(-1).flatten(1, 3)  # (N, positions, classes)
-        return log_probs.logsumexp(1) - math.log(log_probs.shape[1])  # log of the mean softmax, without underflow
+        return fully_conv(self.model, clips, self.test_window)
 
     def train_forward(self, clips: torch.Tensor) -> torch.Tensor:
         """The training steps' forward: the network, compiled when `compile` is on."""

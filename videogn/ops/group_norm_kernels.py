@@ -1,4 +1,4 @@
-"""Triton kernels of the fused GroupNorm (`videogn.fused_norm`): statistics, apply, and the backward pair.
+"""Triton kernels of the fused GroupNorm (`videogn.ops.group_norm`): statistics, apply, and the backward pair.
 
 Every kernel sees a 5D tensor as (N, C, S) with S = T·H·W flattened and three strides, so one kernel serves the
 contiguous layout (stride_s = 1) and channels_last_3d (stride_c = 1); Triton specialises a stride of 1, so loads

@@ -13,7 +13,7 @@
   references' "precise BN"); nothing for GN models.
 - `NormStatistics`: every N steps, the percentiles (1, 20, 80, 99) of the features entering the last norm layer of
   res5 (the paper's Figure 6 view) and each norm layer's mean |γ|.
-- `ComputeMemory`: every evaluation step runs inside `videogn.runtime.compute_memory()` (the CPU keeps its freed
+- `ComputeMemory`: every evaluation step runs inside `videogn.train.runtime.compute_memory()` (the CPU keeps its freed
   activation memory instead of page-faulting it in again at every pass).
 """
 
@@ -31,8 +31,8 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 from torch import nn
 
 from videogn.errors import ConfigError
-from videogn.norm import BATCH_NORMS, NORM_LAYERS
-from videogn.runtime import compute_memory
+from videogn.models.norm import BATCH_NORMS, NORM_LAYERS
+from videogn.train.runtime import compute_memory
 
 __all__ = [
     "BadVideoMonitor",
@@ -334,7 +334,7 @@ class TensorBoardDashboards(Callback):
 
 
 class ComputeMemory(Callback):
-    """Runs every validation, test and predict step inside `videogn.runtime.compute_memory()`.
+    """Runs every validation, test and predict step inside `videogn.train.runtime.compute_memory()`.
 
     Not the training steps: there glibc's defaults were faster (benchmarks/malloc.py: 0.81× with it).
     """

@@ -37,9 +37,10 @@ from videogn.data.sampling import clip_step, eval_clip_indices
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import EvalTransform, Normalize
 from videogn.errors import ConfigError
-from videogn.files import FileError, read_checkpoint
-from videogn.metrics import video_accuracy
-from videogn.runtime import compute_memory
+from videogn.files import FileError
+from videogn.models.weights import read_checkpoint
+from videogn.train.metrics import video_accuracy
+from videogn.train.runtime import compute_memory
 
 __all__ = ["Predictor", "collect_videos", "load_model", "main"]
 
@@ -77,7 +78,7 @@ def load_model(ckpt: str | os.PathLike, device: torch.device):
 
     The file is read once, with `weights_only=True` (no code from the checkpoint runs).
     """
-    from videogn.module import VideoClassifier
+    from videogn.train.module import VideoClassifier
 
     raw = read_checkpoint(ckpt, "--ckpt")
     hparams, state = raw["hyper_parameters"], raw["state_dict"]

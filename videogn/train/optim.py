@@ -24,7 +24,7 @@ class LRSchedule:
     the second scheduler at the end of the warm-up, so milestones and the cosine length would count from there,
     while the recipe's warm-up multiplies the first iterations of the schedule itself; (2) those schedulers keep
     their milestones and T_max in their state, so a checkpoint would bring back the old run length into a resumed
-    run with a new one (exactly what `videogn.callbacks.ResumeGuard` exists to prevent). A closed form of the
+    run with a new one (exactly what `videogn.train.callbacks.ResumeGuard` exists to prevent). A closed form of the
     step is exact at every step, and on resume the checkpoint only has to give the step (`follow_schedule`).
     """
 
@@ -86,6 +86,8 @@ def follow_schedule(
     this puts back the LR, the schedule and the SGD settings of the current run, keeping the step count and the
     momentum buffers. For an unchanged run it changes nothing.
     """
+    # LambdaLR has no public setter for its functions and base LRs (its state dict restores neither); the resume
+    # tests (tests/test_resume.py) check the LRs that follow and fail if torch changes these attributes
     scheduler.lr_lambdas = [lambda step: schedule(step)] * len(optimizer.param_groups)
     scheduler.base_lrs = [lr] * len(optimizer.param_groups)
     for group in optimizer.param_groups:

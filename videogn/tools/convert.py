@@ -52,6 +52,7 @@ from videogn.models.formats import (
     source_key,
 )
 from videogn.models.inflate import map_2d_keys
+from videogn.models.weights import checkpoint_of
 
 __all__ = ["KINETICS400", "convert", "kinetics400_classes", "main", "to_videogn"]
 
@@ -176,9 +177,7 @@ def convert(
     classes: str | None = None,
 ) -> list[str]:
     """Write `out` (a videogn checkpoint) from the zoo checkpoint `src`; returns the lines to print."""
-    from lightning import __version__ as lightning_version
-
-    from videogn.module import VideoClassifier
+    from videogn.train.module import VideoClassifier
 
     state = read_zoo_checkpoint(src, "SRC")
     if any(k.startswith("model.blocks.") for k in state):
@@ -225,16 +224,7 @@ def convert(
         weights, note = to_videogn(state, fmt, module.model, clip.mean, clip.std)
         module.model.load_state_dict(weights)
         lines += [f"note: {note}"] if note else []
-    checkpoint = {
-        "epoch": 0,
-        "global_step": 0,
-        "pytorch-lightning_version": lightning_version,
-        "state_dict": module.state_dict(),
-        "hparams_name": "kwargs",
-        "hyper_parameters": {**dict(module.hparams), "net": net.to_dict()},
-        "datamodule_hyper_parameters": {"clip": clip.to_dict()},
-        "converted_from": {"path": str(src), "format": fmt},
-    }
+    checkpoint = checkpoint_of(module, clip, converted_from={"path": str(src), "format": fmt})
     with atomic_output(out) as tmp:
         torch.save(checkpoint, tmp)
     lines.append(

@@ -1,0 +1,34 @@
+"""Test heads on a videogn network (`blocks[:-1]` the backbone, `blocks[-1].proj` the classifier)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["classifier_prefix", "fully_conv"]
+
+
+def classifier_prefix(model: nn.Module) -> str:
+    """The state-dict prefix of the classifier (`blocks.6.proj.`; `blocks.5.proj.` without pool2)."""
+    return f"blocks.{len(model.blocks) - 1}.proj."
+
+
+def fully_conv(model: nn.Module, clips: torch.Tensor, window: tuple[int, int, int]) -> torch.Tensor:
+    """The references' test head (video-nonlocal-net `resnet_video_org.py` at test, PySlowFast
+    `head_helper.ResNetBasicHead` in eval): (N, 3, T, H, W) → log of the mean per-position softmax (N, classes).
+
+    res5's features are average-pooled with `window` (res5's T×H×W at the training clip size) at stride 1, and the
+    classifier is applied at every position; at the training size that is one position, the global head.
+    """
+    x = clips
+    for block in model.blocks[:-1]:
+        x = block(x)  # (N, C, T', H', W') after res5
+    window = tuple(min(w, s) for w, s in zip(window, x.shape[2:], strict=True))
+    x = F.avg_pool3d(x, window, stride=1)  # (N, C, t, h, w): one training-size window per position
+    scores = model.blocks[-1].proj(x.permute(0, 2, 3, 4, 1))  # (N, t, h, w, classes): a 1×1×1 conv
+    wide = torch.promote_types(scores.dtype, torch.float32)  # bf16 up to float32; float64 stays
+    log_probs = scores.to(wide).log_softmax(-1).flatten(1, 3)  # (N, positions, classes)
+    return log_probs.logsumexp(1) - math.log(log_probs.shape[1])  # log of the mean softmax, without underflow

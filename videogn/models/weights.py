@@ -1,0 +1,143 @@
+"""The network's starting weights and videogn checkpoints: where the paper's ImageNet weights come from, the one
+reader of videogn checkpoints (`--ckpt`, `--ckpt_path`, `model.init_from`), loading a checkpoint's network into
+another run (`init_from`), and the check that a checkpoint's input normalisation is the data's.
+
+2D ImageNet weights and zoo checkpoints are read by `videogn.models.formats`; every file error is a
+`videogn.files.FileError`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import videogn.models.resnet  # noqa: F401 - registers NetSettings as safe to unpickle (checkpoints hold it)
+from videogn.data.settings import ClipSettings
+from videogn.errors import ConfigError
+from videogn.files import FileError, check_file, load_torch_file, type_name
+from videogn.models.heads import classifier_prefix
+
+__all__ = [
+    "PRETRAINED_SOURCES",
+    "check_initial_weights",
+    "check_normalisation",
+    "checkpoint_of",
+    "load_network",
+    "read_checkpoint",
+]
+
+# Where the paper's ImageNet weights come from (named when model.pretrained_2d points at a missing file)
+PRETRAINED_SOURCES = {
+    "R-50-GN.pkl": "Detectron's ImageNet ResNet-50-GN (the GN paper's): "
+    "https://dl.fbaipublicfiles.com/detectron/ImageNetPretrained/47261647/R-50-GN.pkl",
+    "r50_pretrain_c2_model_iter450450_clean.pkl": "the Caffe2 ImageNet ResNet-50 of video-nonlocal-net (the BN "
+    "baseline's): https://dl.fbaipublicfiles.com/video-nonlocal/pretrained_model.tar.gz (extract it)",
+}
+
+
+def check_normalisation(clip: Any, trained: Any, checkpoint: str | Path) -> None:
+    """A `ConfigError` when the data's clip mean / std differ from those a checkpoint's network was made for
+    (`trained`: ClipSettings or its dict; `clip`: ClipSettings or the parsed config's namespace)."""
+    trained = trained.to_dict() if isinstance(trained, ClipSettings) else trained
+    for key in ("mean", "std"):
+        theirs = [round(float(v), 6) for v in trained[key]]
+        ours = [round(float(v), 6) for v in getattr(clip, key)]
+        if theirs != ours:
+            raise ConfigError(
+                f"data.clip.{key} {ours} differs from the {theirs} the network of {checkpoint} expects: give "
+                f"--data.clip.{key} '{theirs}' (or convert the model with this config: videogn convert -c)"
+            )
+
+
+def check_initial_weights(pretrained_2d: str | None, init_from: str | None) -> None:
+    """A `FileError` naming the setting, the file and where to get it, when the initial weights are missing."""
+    for setting, path in (("model.pretrained_2d", pretrained_2d), ("model.init_from", init_from)):
+        if path and not Path(path).exists():
+            source = PRETRAINED_SOURCES.get(Path(path).name)
+            hint = f"It is {source}; download it on a machine with internet access. " if source else ""
+            raise FileError(setting, path, f"file not found. {hint}Or set it to null to train from scratch")
+        if path:
+            check_file(path, setting)
+
+
+def load_network(model: nn.Module, path: str | Path, clip: ClipSettings | None = None) -> str:
+    """Load the network weights of a videogn checkpoint into `model` (`init_from`); returns what was loaded.
+
+    Every backbone tensor must be there with its shape (else a `ConfigError` naming the first keys); the
+    classifier is kept at its initialisation when the class count differs (fine-tuning to new classes). With
+    `clip`, the checkpoint's input normalisation (mean / std) must be the clip's.
+    """
+    raw = read_checkpoint(path, "model.init_from")
+    state = raw["state_dict"]
+    trained = (raw.get("datamodule_hyper_parameters") or {}).get("clip")
+    if clip is not None and trained is not None:
+        check_normalisation(clip, trained, path)
+    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    target = model.state_dict()
+    head = [k for k in target if k.startswith(classifier_prefix(model))]
+    keep_head = all(k in weights and weights[k].shape == target[k].shape for k in head)
+    wanted = [k for k in target if keep_head or k not in head]
+    missing = [k for k in wanted if k not in weights]
+    shapes = [
+        f"{k} {tuple(weights[k].shape)} vs {tuple(target[k].shape)}"
+        for k in wanted
+        if k in weights and weights[k].shape != target[k].shape
+    ]
+    unexpected = [k for k in weights if k not in target]
+    if missing or shapes or unexpected:
+        raise ConfigError(
+            f"model.init_from: {path} holds another network than model.net: "
+            + "; ".join(
+                f"{what} {', '.join(keys[:3])}"
+                for what, keys in (("missing", missing), ("other shapes", shapes), ("unexpected", unexpected))
+                if keys
+            )
+        )
+    model.load_state_dict({k: weights[k] for k in wanted}, strict=False)
+    return f"{len(wanted)} tensors" + ("" if keep_head else " (classifier left at its initialisation: other classes)")
+
+
+def read_checkpoint(path: str | os.PathLike, setting: str, mmap: bool = False) -> dict[str, Any]:
+    """A videogn checkpoint (what `lightning fit` and `videogn convert` write), as the dict `torch.load` gives.
+
+    It must hold the network's settings (`hyper_parameters.net`) and its weights (`state_dict`, `model.*`); a
+    PyTorch file of anything else is a `FileError` saying what it holds. `mmap=True` for a quick look (the CLI's).
+    """
+    raw = load_torch_file(path, setting, mmap=mmap)
+    if not isinstance(raw, dict):
+        raise FileError(setting, path, f"a PyTorch file holding {type_name(raw)}, not a checkpoint")
+    state, hparams = raw.get("state_dict"), raw.get("hyper_parameters")
+    if isinstance(state, dict) and any(str(k).startswith("model.") for k in state) and isinstance(hparams, dict):
+        if "net" in hparams:
+            return raw
+    if raw and all(isinstance(v, torch.Tensor) for v in raw.values()):
+        what = f"a state dict of {len(raw)} tensors, not a videogn checkpoint (zoo weights? videogn convert them)"
+    elif isinstance(state, dict) and not hparams:
+        what = "weights without videogn's settings, not a videogn checkpoint (a zoo checkpoint? videogn convert it)"
+    elif isinstance(state, dict):
+        keys = ", ".join(sorted(map(str, hparams))[:4]) if isinstance(hparams, dict) and hparams else "none"
+        what = f"a checkpoint of another program, not videogn's (its hyper-parameters: {keys})"
+    else:
+        what = f"a PyTorch file holding a dict of {', '.join(sorted(map(str, raw))[:4]) or 'nothing'}, not a checkpoint"
+    raise FileError(setting, path, what)
+
+
+def checkpoint_of(module: nn.Module, clip: ClipSettings, **extra: Any) -> dict[str, Any]:
+    """A videogn checkpoint, as `lightning fit` writes it, of a `VideoClassifier` that was not trained here (a
+    converted zoo model): what `read_checkpoint`, `lightning validate/test/predict` and `videogn-infer` take."""
+    from importlib.metadata import version
+
+    return {
+        "epoch": 0,
+        "global_step": 0,
+        "pytorch-lightning_version": version("lightning"),
+        "state_dict": module.state_dict(),
+        "hparams_name": "kwargs",
+        "hyper_parameters": {**dict(module.hparams), "net": module.net.to_dict()},
+        "datamodule_hyper_parameters": {"clip": clip.to_dict()},
+        **extra,
+    }

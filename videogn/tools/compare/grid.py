@@ -1,0 +1,245 @@
+"""The grid of `videogn compare`: its axes (norms × columns × seeds, GN's groups), one `fit` command per run,
+and running them here one after another."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from videogn.errors import ConfigError
+
+__all__ = ["Column", "Grid", "run_grid"]
+
+METRICS = ("val/top1", "val/top5", "val/video_top1", "val/video_top5")
+METRIC_NAMES = ("clip_top1", "clip_top5", "video_top1", "video_top5")  # their names in the CSV files
+BN_NORMS = ("bn", "syncbn")
+# GN's Table 3 axes: Grid field -> (prefix of its rows' names, the GN option it sets)
+GN_AXES = {"groups": ("gn_g", "num_groups"), "channels_per_group": ("gn_cpg", "channels_per_group")}
+
+# The GN paper's Table 8 (Kinetics-400 val, top-1 / top-5), by (norm, column)
+PAPER_TABLE8 = {
+    ("bn", "32x2@8"): (73.3, 90.7),
+    ("bn", "32x2@4"): (72.1, 90.0),
+    ("bn", "64x1@4"): (73.3, 90.8),
+    ("gn", "32x2@8"): (73.0, 90.6),
+    ("gn", "32x2@4"): (72.8, 90.6),
+    ("gn", "64x1@4"): (74.5, 91.7),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the table: clips per GPU, and the clip (frames × interval; None: the base config's)."""
+
+    clips: int
+    frames: int | None = None
+    interval: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Column:
+        """ "64x1@4" (64 frames, interval 1, 4 clips per GPU) or "@4" / "4" (the base config's clip)."""
+        clip, _, clips = text.rpartition("@") if "@" in text else ("", "", text)
+        try:
+            if not clip:
+                return cls(int(clips))
+            frames, interval = clip.lower().split("x")
+            return cls(int(clips), int(frames), int(interval))
+        except ValueError as exc:
+            raise ValueError(f"column {text!r}: expected FRAMESxINTERVAL@CLIPS, e.g. 64x1@4") from exc
+
+    @property
+    def key(self) -> str:
+        return f"{self.frames}x{self.interval}@{self.clips}" if self.frames else str(self.clips)
+
+    @property
+    def label(self) -> str:
+        clip = f"{self.frames}×{self.interval} frames, " if self.frames else ""
+        return f"{clip}{self.clips} clips/GPU"
+
+    def run_name(self, norm: str) -> str:
+        clip = f"_{self.frames}x{self.interval}" if self.frames else ""
+        return f"{norm}{clip}_{self.clips}clips"
+
+
+LR_TAG = "train/lr/decay"  # LearningRateMonitor's tag for the LR of the conv / fc weights
+
+
+@dataclass
+class Grid:
+    """A comparison grid.
+
+    Args:
+        base_config: the `lightning fit` config every run starts from.
+        norms: norm kinds to compare (bn, gn, and also ln, in, syncbn, frozen_bn).
+        groups: the paper's Table 3 axis: GN runs once per number of groups G (rows `gn_g{G}`).
+        channels_per_group: the other half of Table 3: GN runs once per C/G (rows `gn_cpg{C}`); with `groups`, both.
+        clips_per_gpu: clips per GPU to compare (paper: 8 and 4), at the base config's clip.
+        columns: instead of clips_per_gpu, columns FRAMESxINTERVAL@CLIPS (Table 8: ["32x2@8", "32x2@4", "64x1@4"]).
+        out: one folder for all runs (TensorBoard logdir, checkpoints, results).
+        max_epochs: epochs of every run (None: the base config's).
+        seed: `seed_everything` and `data.seed` of every run (model init, augmentation, data order).
+        seeds: instead of seed, several seeds: every cell runs once per seed, the report gives mean ± std (n).
+        overrides: extra `lightning fit` arguments for every run, e.g. ["--data.train_list", "L"].
+        norm_options: per-norm `model.norm_options`, e.g. {"gn": {"num_groups": 4}} (None: the base config's).
+        norm_overrides: per-norm extra arguments, e.g. {"bn": ["--model.pretrained_2d", "BN_IMAGENET.pkl"]}.
+        precise_bn_batches: BN runs recompute BN statistics on this many training batches before every validation
+            (`model.precise_bn_batches`; the references use 200); 0: off.
+        fixed_batch: keep every run at this many clips per device and vary only BatchNorm's statistics batch: a
+            column's clips become `norm_options.bn_clips` of the BN runs (`SubBatchNorm3d`, "virtual GPUs"), so
+            every cell trains with the same batch, LR and iterations (without it, fewer clips per GPU also means
+            more iterations at a smaller LR). GN and the other kinds are unaffected by the column then.
+    """
+
+    base_config: str
+    norms: list[str] = field(default_factory=lambda: ["bn", "gn"])
+    groups: list[int] | None = None
+    channels_per_group: list[int] | None = None
+    clips_per_gpu: list[int] = field(default_factory=lambda: [8, 4])
+    out: str = "runs/compare"
+    max_epochs: int | None = None
+    seed: int = 0
+    seeds: list[int] | None = None
+    overrides: list[str] = field(default_factory=list)
+    norm_options: dict[str, dict[str, Any]] | None = None
+    columns: list[str] | None = None
+    norm_overrides: dict[str, list[str]] | None = None
+    precise_bn_batches: int = 200
+    fixed_batch: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.groups or self.channels_per_group) and "gn" not in self.norms:
+            raise ConfigError("groups / channels_per_group are GN's axes: add gn to norms")
+        bad = [v for v in [*(self.groups or []), *(self.channels_per_group or [])] if v < 1]
+        if bad:
+            raise ConfigError(f"groups and channels_per_group must be positive, not {bad}")
+        if self.fixed_batch is not None:
+            uneven = [c.clips for c in self.table_columns() if c.clips > self.fixed_batch or self.fixed_batch % c.clips]
+            if uneven:
+                raise ConfigError(f"fixed_batch {self.fixed_batch}: every column's clips must divide it, not {uneven}")
+
+    def table_columns(self) -> list[Column]:
+        return [Column.parse(c) for c in self.columns] if self.columns else [Column(c) for c in self.clips_per_gpu]
+
+    def gn_rows(self, axis: str) -> list[tuple[str, int]]:
+        """(row name, value) of one of GN's axes (`groups` or `channels_per_group`); empty when it is not run."""
+        prefix = GN_AXES[axis][0]
+        return [(f"{prefix}{value}", value) for value in getattr(self, axis) or []]
+
+    def variants(self) -> list[str]:
+        """The rows of the table: each norm kind, GN once per value of the groups / channels-per-group axes."""
+        rows = []
+        for norm in self.norms:
+            axes = [name for axis in GN_AXES for name, _ in self.gn_rows(axis)] if norm == "gn" else []
+            rows += axes or [norm]
+        return rows
+
+    def norm_setting(self, variant: str) -> tuple[str, dict[str, Any] | None]:
+        """The norm kind of a row and its `model.net.norm_options` (None: the base config's)."""
+        for axis, (_, option) in GN_AXES.items():
+            for name, value in self.gn_rows(axis):
+                if name == variant:
+                    base = (self.norm_options or {}).get("gn") or {}
+                    kept = {k: v for k, v in base.items() if k not in ("num_groups", "channels_per_group")}
+                    return "gn", {**kept, option: value}
+        return variant, (self.norm_options or {}).get(variant)
+
+    def label(self, variant: str) -> str:
+        """A row's name in tables and plots: "BN", "GN", "GN, G=8", "GN, 16 ch/group"."""
+        norm, options = self.norm_setting(variant)
+        if variant == norm:
+            return norm.upper()
+        options = options or {}
+        return (
+            f"GN, G={options['num_groups']}"
+            if "num_groups" in options
+            else f"GN, {options['channels_per_group']} ch/group"
+        )
+
+    def runs(self) -> list[tuple[str, Column]]:
+        """The cells of the table: (row, column)."""
+        return [(variant, column) for variant in self.variants() for column in self.table_columns()]
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(self.seeds) if self.seeds else [self.seed]
+
+    def seed_runs(self) -> list[tuple[str, Column, int]]:
+        """Every run: each cell once per seed."""
+        return [(norm, column, seed) for norm, column in self.runs() for seed in self.seed_list]
+
+    def run_name(self, norm: str, column: Column, seed: int | None = None) -> str:
+        return column.run_name(norm) + (f"_seed{self.seed if seed is None else seed}" if self.seeds else "")
+
+    def command(self, variant: str, column: Column, seed: int | None = None) -> list[str]:
+        """The `fit` command of one run, with this Python's absolute path: it runs as printed from any shell."""
+        seed = self.seed_list[0] if seed is None else seed
+        norm, options = self.norm_setting(variant)
+        cmd = [
+            sys.executable,
+            "-m",
+            "videogn",
+            "fit",
+            "-c",
+            self.base_config,
+            "--model.net.norm",
+            norm,
+            "--data.clips_per_gpu",
+            str(self.fixed_batch or column.clips),
+            "--seed_everything",
+            str(seed),
+            "--data.seed",
+            str(seed),
+            "--trainer.default_root_dir",
+            self.out,
+            "--run_name",
+            self.run_name(variant, column, seed),
+            "--ckpt_path",
+            "last",
+        ]
+        if column.frames:
+            cmd += ["--data.clip.num_frames", str(column.frames), "--data.clip.frame_interval", str(column.interval)]
+        if self.max_epochs is not None:
+            cmd += ["--trainer.max_epochs", str(self.max_epochs)]
+        if self.fixed_batch is not None and norm == "bn":
+            options = {**(options or {}), "bn_clips": column.clips}
+        if options is not None:
+            cmd += ["--model.net.norm_options", json.dumps(options)]
+        if norm in BN_NORMS and self.precise_bn_batches:
+            cmd += ["--model.precise_bn_batches", str(self.precise_bn_batches)]
+        cmd += list((self.norm_overrides or {}).get(norm, []))
+        return cmd + list(self.overrides)
+
+    def missing_data(self) -> list[str]:
+        """The list files the runs would read (base config, then overrides) that do not exist here."""
+        data = (yaml.safe_load(Path(self.base_config).read_text(encoding="utf-8")) or {}).get("data") or {}
+        given = dict(zip(self.overrides, self.overrides[1:], strict=False))  # each flag with the word after it
+        missing = []
+        for key in ("train_list", "val_list"):
+            path = given.get(f"--data.{key}", data.get(key))
+            if path is not None and not Path(path).is_file():
+                missing.append(f"data.{key} {path}")
+        return missing
+
+
+def run_grid(grid: Grid) -> dict[str, str]:
+    """Run every cell, one after another; a failing run is reported and the grid goes on."""
+    failures: dict[str, str] = {}
+    for norm, column, seed in grid.seed_runs():
+        name = grid.run_name(norm, column, seed)
+        command = grid.command(norm, column, seed)
+        print(f"[compare] {name}: {shlex.join(command)}", flush=True)
+        start = time.monotonic()
+        result = subprocess.run(command)
+        status = "ok" if result.returncode == 0 else f"exit status {result.returncode}"
+        print(f"[compare] {name}: {status} after {time.monotonic() - start:.0f} s", flush=True)
+        if result.returncode != 0:
+            failures[name] = status
+    return failures

@@ -1,0 +1,308 @@
+"""The report of `videogn compare`: finished runs read back from TensorBoard, tables (CSV, Table-8 markdown,
+Welch's t-test of differences over seeds) and plots. Reads logs only: no Lightning, no network."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from videogn.tools.compare.grid import LR_TAG, METRIC_NAMES, METRICS, PAPER_TABLE8, Column, Grid
+
+__all__ = ["RunResult", "collect", "write_report"]
+
+
+@dataclass
+class RunResult:
+    norm: str
+    column: Column
+    final: dict[str, float]
+    per_epoch: dict[str, list[float]]
+    lr: float | None = None
+    seed: int | None = None
+
+    @property
+    def clips_per_gpu(self) -> int:
+        return self.column.clips
+
+
+def _event_files(run_dir: Path) -> list[Path]:
+    """Every event file of a run, oldest version first (a resumed run logs to a new version)."""
+    versions = sorted(run_dir.glob("version_*"), key=lambda p: int(p.name.split("_")[-1]))
+    return [events for version in versions for events in sorted(version.glob("events.out.tfevents.*"))]
+
+
+def collect(grid: Grid) -> list[RunResult]:
+    """Read each run's TensorBoard events: the validation metrics of every epoch and their last values."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    results = []
+    for norm, column, seed in grid.seed_runs():
+        scalars: dict[str, dict[int, float]] = {}  # tag -> step -> value, later versions win (resumed runs)
+        for events in _event_files(Path(grid.out) / grid.run_name(norm, column, seed)):
+            accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+            accumulator.Reload()
+            for tag in set(accumulator.Tags()["scalars"]) & {*METRICS, LR_TAG}:
+                scalars.setdefault(tag, {}).update({e.step: e.value for e in accumulator.Scalars(tag)})
+        per_epoch = {m: [v for _, v in sorted(scalars[m].items())] for m in METRICS if m in scalars}
+        if not per_epoch:
+            continue
+        lr = max(scalars[LR_TAG].values()) if LR_TAG in scalars else None
+        final = {m: v[-1] for m, v in per_epoch.items()}
+        results.append(RunResult(norm, column, final, per_epoch, lr=lr, seed=seed))
+    return results
+
+
+def _spread(runs: list[RunResult], metric: str) -> tuple[float, float, int]:
+    """Mean, sample standard deviation (0 for one run) and number of the runs' final `metric`, in %."""
+    values = [100 * r.final[metric] for r in runs if metric in r.final]
+    if not values:
+        return float("nan"), float("nan"), 0
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values)
+
+
+def _cell(runs: list[RunResult], top1: str, top5: str, seeds: int) -> str:
+    mean1, std1, n = _spread(runs, top1)
+    if n == 0:
+        return "–"
+    mean5 = _spread(runs, top5)[0]
+    if seeds == 1:
+        return f"{mean1:.1f} / {mean5:.1f}"
+    missing = f" of {seeds}" if n < seeds else ""
+    return f"{mean1:.1f} ± {std1:.1f} / {mean5:.1f} (n={n}{missing})"
+
+
+def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
+    """results.csv, results.md and the two PNG plots; returns the paths written."""
+    out = Path(grid.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "results.csv", out / "results.md"]
+    with open(written[0], "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            [
+                "norm",
+                "clips_per_gpu",
+                "seed",
+                "clip",
+                "peak_lr",
+                "epochs",
+                "clip_top1",
+                "clip_top5",
+                "video_top1",
+                "video_top5",
+            ]
+        )
+        for r in results:
+            writer.writerow(
+                [
+                    r.norm,
+                    r.clips_per_gpu,
+                    grid.seed_list[0] if r.seed is None else r.seed,
+                    f"{r.column.frames}x{r.column.interval}" if r.column.frames else "base",
+                    r.lr,
+                    len(r.per_epoch.get("val/top1", [])),
+                    *(f"{r.final.get(m, float('nan')):.4f}" for m in METRICS),
+                ]
+            )
+    by_cell: dict[tuple[str, Column], list[RunResult]] = {}
+    for r in results:
+        by_cell.setdefault((r.norm, r.column), []).append(r)
+    seeds = len(grid.seed_list)
+    if grid.seeds:
+        written.append(out / "results_summary.csv")
+        with open(written[-1], "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(
+                ["norm", "clips_per_gpu", "clip", "n", *(f"{m}_{k}" for m in METRIC_NAMES for k in ("mean", "std"))]
+            )
+            for norm, column in grid.runs():
+                runs = by_cell.get((norm, column), [])
+                spreads = [_spread(runs, m) for m in METRICS]
+                clip = f"{column.frames}x{column.interval}" if column.frames else "base"
+                n = max((sp[2] for sp in spreads), default=0)
+                writer.writerow([norm, column.clips, clip, n, *(f"{v:.2f}" for sp in spreads for v in sp[:2])])
+    columns = grid.table_columns()
+    paper = all(("gn", c.key) in PAPER_TABLE8 for c in columns)  # the Kinetics grid: the paper's numbers beside
+    seed_text = f"seeds {', '.join(map(str, grid.seed_list))}: mean ± std (n)" if grid.seeds else f"seed {grid.seed}"
+    kinds = " vs ".join(dict.fromkeys(grid.norm_setting(v)[0].upper() for v in grid.variants()))
+    axes = "GN groups and " if grid.groups or grid.channels_per_group else ""
+    lines = [f"# {kinds} by {axes}clips per GPU ({grid.base_config}, {seed_text})", ""]
+    if grid.fixed_batch is not None:
+        lines += [
+            f"Every run trains with {grid.fixed_batch} clips per device (same LR and iterations); a column's clips are "
+            "the clips BatchNorm takes its statistics over (`norm_options.bn_clips`).",
+            "",
+        ]
+    for title, top1, top5 in (
+        ("Video level (softmax averaged over all views): top-1 / top-5 (%)", "val/video_top1", "val/video_top5"),
+        ("Clip level (every view on its own): top-1 / top-5 (%)", "val/top1", "val/top5"),
+    ):
+        lines += [
+            f"## {title}",
+            "",
+            "| | " + " | ".join(c.label for c in columns) + " |",
+            "|---|" + "---|" * len(columns),
+        ]
+        for variant in grid.variants():
+            lines.append(
+                f"| {grid.label(variant)} | "
+                + " | ".join(_cell(by_cell.get((variant, c), []), top1, top5, seeds) for c in columns)
+                + " |"
+            )
+        if paper and top1 == "val/video_top1":
+            for norm in grid.variants():
+                cells = [PAPER_TABLE8.get((norm, c.key)) for c in columns]
+                if any(cells):
+                    lines.append(
+                        f"| {norm.upper()} (paper: Kinetics-400 val, 10 × 3-view test) | "
+                        + " | ".join(f"{a:.1f} / {b:.1f}" if a else "–" for a, b in (x or (None, None) for x in cells))
+                        + " |"
+                    )
+        lines.append("")
+    if paper:
+        lines.append(
+            "Our cells are the last validation of each run, with the data module's validation views "
+            "(`data.val_num_clips` × `val_num_crops`); for the paper's 30-view protocol run `lightning test` on each "
+            "run's checkpoint."
+        )
+        lines.append("")
+    lines += _differences(grid, by_cell)
+    names = ", ".join(f"`{grid.run_name(n, c, s)}`" for n, c, s in grid.seed_runs())
+    lines.append(f"Runs: {names} under `{grid.out}`.")
+    written[1].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    written += _plots(grid, results, by_cell, out)
+    return written
+
+
+def _differences(grid: Grid, by_cell: dict[tuple[str, Column], list[RunResult]]) -> list[str]:
+    """Markdown lines: video top-1 differences between cells over seeds, with Welch's t-test (95 % interval, p)."""
+    from scipy import stats
+
+    def values(variant: str, column: Column) -> list[float]:
+        return [
+            100 * r.final["val/video_top1"] for r in by_cell.get((variant, column), []) if "val/video_top1" in r.final
+        ]
+
+    variants, columns = grid.variants(), grid.table_columns()
+    pairs = [((v, c), (variants[0], c)) for c in columns for v in variants[1:]]  # each row against the first
+    pairs += [((v, c), (v, columns[0])) for v in variants for c in columns[1:]]  # each column against the first
+    rows = []
+    for (va, ca), (vb, cb) in pairs:
+        a, b = values(va, ca), values(vb, cb)
+        if len(a) < 2 or len(b) < 2:
+            continue
+        interval, p = "–", "–"  # the t-test is undefined when neither cell has any spread
+        if statistics.pstdev(a) or statistics.pstdev(b):
+            test = stats.ttest_ind(a, b, equal_var=False)
+            low, high = test.confidence_interval(0.95)
+            interval, p = f"[{low:+.1f}, {high:+.1f}]", f"{test.pvalue:.3f}"
+        rows.append(
+            f"| {grid.label(va)}, {ca.label} − {grid.label(vb)}, {cb.label} | "
+            f"{statistics.fmean(a) - statistics.fmean(b):+.1f} | {interval} | {p} | {len(a)}, {len(b)} |"
+        )
+    if not rows:
+        return []
+    return [
+        "## Differences in video top-1 over seeds (points; Welch's t-test)",
+        "",
+        "A difference is significant at the 5 % level when its 95 % interval excludes 0 (p < 0.05); with few seeds "
+        "the intervals are wide, and many comparisons at once will show some p < 0.05 by chance.",
+        "",
+        "| difference | mean | 95 % interval | p | n |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def _plots(
+    grid: Grid, results: list[RunResult], by_cell: dict[tuple[str, Column], list[RunResult]], out: Path
+) -> list[Path]:
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    styles = dict(zip(grid.table_columns(), ("-", "--", ":", "-.", (0, (5, 1)), (0, (1, 3))), strict=False))
+    kinds = {
+        "bn": "tab:blue",
+        "gn": "tab:red",
+        "syncbn": "tab:purple",
+        "ln": "tab:green",
+        "in": "tab:orange",
+        "frozen_bn": "tab:gray",
+    }
+    axis = [v for v in grid.variants() if v.startswith("gn_")]  # GN rows of the groups axes: shades of red
+    colours = {v: kinds.get(v, "black") for v in grid.variants()}
+    colours.update({v: plt.get_cmap("autumn")(i / max(1, len(axis))) for i, v in enumerate(axis)})
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in results:
+        error = [100 * (1 - v) for v in r.per_epoch.get("val/top1", [])]
+        ax.plot(
+            range(1, len(error) + 1),
+            error,
+            linestyle=styles.get(r.column, "-"),
+            color=colours.get(r.norm, "black"),
+            label=f"{grid.label(r.norm)}, {r.column.label}" if r.seed in (None, grid.seed_list[0]) else None,
+            alpha=1.0 if len(grid.seed_list) == 1 else 0.6,
+        )
+    ax.set(xlabel="epoch", ylabel="val error, 1 clip (%)", title="Validation error during training")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    curves = out / "val_top1_per_epoch.png"
+    fig.tight_layout()
+    fig.savefig(curves, dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    clip_lengths = sorted({(c.frames or 0, c.interval or 0) for c in grid.table_columns()})
+    for norm in grid.variants():
+        for (frames, interval), marker in zip(clip_lengths, ("o-", "s--", "^:"), strict=False):
+            cells = [
+                (column.clips, _spread(by_cell.get((norm, column), []), "val/video_top1"))
+                for column in grid.table_columns()
+                if (column.frames or 0, column.interval or 0) == (frames, interval)
+            ]
+            points = sorted((clips, mean, std) for clips, (mean, std, n) in cells if n)
+            label = grid.label(norm) + (f", {frames}×{interval} frames" if frames and len(clip_lengths) > 1 else "")
+            if points:
+                x, mean, std = zip(*points, strict=True)
+                ax.errorbar(x, mean, yerr=std if grid.seeds else None, fmt=marker, capsize=3,
+                            color=colours.get(norm, "black"), label=label)  # fmt: skip
+    ticks = sorted({c.clips for c in grid.table_columns()})
+    ax.set(xlabel="clips per GPU", ylabel="val video top-1 (%)", title="Final accuracy vs clips per GPU")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, [str(c) for c in ticks])
+    ax.grid(alpha=0.3)
+    ax.legend()
+    final = out / "top1_vs_clips.png"
+    fig.tight_layout()
+    fig.savefig(final, dpi=120)
+    plt.close(fig)
+    written = [curves, final]
+    for key, xlabel in (("groups", "groups G"), ("channels_per_group", "channels per group")):
+        rows = grid.gn_rows(key)
+        if not rows:
+            continue
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for column, marker in zip(grid.table_columns(), ("o-", "s--", "^:", "d-."), strict=False):
+            cells = [(value, _spread(by_cell.get((name, column), []), "val/video_top1")) for name, value in rows]
+            points = sorted((x, mean, std) for x, (mean, std, n) in cells if n)
+            if points:
+                x, mean, std = zip(*points, strict=True)
+                ax.errorbar(x, mean, yerr=std if grid.seeds else None, fmt=marker, capsize=3, label=column.label)
+        values = sorted(value for _, value in rows)
+        ax.set(xlabel=xlabel, ylabel="val video top-1 (%)", title=f"GN: final accuracy vs {xlabel} (Table 3)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(values, [str(v) for v in values])
+        ax.grid(alpha=0.3)
+        ax.legend()
+        written.append(out / f"top1_vs_{key}.png")
+        fig.tight_layout()
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
+    return written

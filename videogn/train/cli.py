@@ -1,0 +1,262 @@
+"""The training command line: `lightning fit -c configs/i3d_gn.yaml` (also `videogn ...`, `python -m videogn ...`).
+
+A LightningCLI whose configuration is the typed `__init__` signatures of `VideoClassifier` (`model.*`),
+`KineticsDataModule` (`data.*`), the Trainer (`trainer.*`) and `ResumeGuard` (`resume.*`). On top of Lightning's
+defaults it
+- links `data.num_classes` and `data.class_names` into the model; for validate / test / predict with a checkpoint
+  the class names come from the checkpoint, so those need only their own list;
+- logs to TensorBoard under `<default_root_dir>/<run_name>/version_N`, run_name = `{arch}_{norm}_{clips}clips`
+  unless `--run_name` says otherwise; a resumed fit goes on in the same version folder;
+- checkpoints into `<default_root_dir>/<run_name>/checkpoints/` (Lightning's ModelCheckpoint, written atomically
+  by `AtomicCheckpointIO`): the best by val/video_top1 and `last.ckpt` (every `--checkpoint_every_n_steps`
+  iterations and at every epoch end), so `fit --ckpt_path last` resumes; a new fit refuses a run folder that
+  already holds a run;
+- refuses a resume whose settings changed (`ResumeGuard`, `--resume.allow_changes true` to go on anyway), also
+  settings that Lightning would silently take from the checkpoint instead of the command line;
+- validates the final weights when a fit ends between two validations, and puts the final metrics in TensorBoard's
+  HPARAMS tab;
+- lets the data module shard the data per rank (`use_distributed_sampler=False`) and turns on SyncBatchNorm
+  for `model.net.norm: syncbn`;
+- ends a bad configuration (unknown key, bad value, groups not dividing a width, missing list file) with one
+  line, and lets every other error through with its traceback.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import ArgumentError, Namespace
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ThroughputMonitor
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_warn
+
+from videogn.data.datamodule import KineticsDataModule
+from videogn.errors import ConfigError
+from videogn.models.weights import check_initial_weights, check_normalisation
+from videogn.train.callbacks import (
+    BadVideoMonitor,
+    ComputeMemory,
+    DataWaitMonitor,
+    NormStatistics,
+    PreciseBN,
+    ResumeGuard,
+    TensorBoardDashboards,
+    ValidationReport,
+)
+from videogn.train.checkpointing import AtomicCheckpointIO, find_last, read_checkpoint_info
+from videogn.train.module import VideoClassifier
+
+__all__ = ["VideoGNCLI", "run", "run_name"]
+
+
+def run_name(settings: Namespace) -> str:
+    """The run folder's name for a subcommand's config: `--run_name`, else `{arch}_{norm}_{clips}clips`."""
+    if settings.get("run_name"):
+        return settings.run_name
+    net = settings.model.net
+    return f"{net.arch}_{net.norm}_{settings.data.clips_per_gpu}clips"
+
+
+def _differences(given: Any, used: Any, prefix: str) -> list[str]:
+    if isinstance(given, Namespace) and isinstance(used, Namespace):
+        return [
+            d
+            for key in sorted(set(given.keys(nested=False)) & set(used.keys(nested=False)))
+            for d in _differences(given[key], used[key], f"{prefix}.{key}")
+        ]
+    return [] if given == used else [f"{prefix}: checkpoint {used!r}, given {given!r}"]
+
+
+class VideoGNCLI(LightningCLI):
+    _checkpoint_info: dict[str, Any] | None = None  # of --ckpt_path, read in `parse_arguments`
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        parser.add_argument(
+            "--run_name",
+            type=str | None,
+            default=None,
+            help="TensorBoard run and checkpoint folder name (default: {arch}_{norm}_{clips}clips)",
+        )
+        parser.add_argument(
+            "--checkpoint_every_n_steps",
+            type=int,
+            default=0,
+            help="also write last.ckpt every N training iterations (0: only at epoch ends)",
+        )
+        parser.add_argument(
+            "--norm_stats_every_n_steps",
+            type=int,
+            default=0,
+            help="log norm-layer statistics every N iterations (videogn.train.callbacks.NormStatistics; 0: off)",
+        )
+        parser.add_lightning_class_args(ResumeGuard, "resume")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        settings = self.config.get(self.config.get("subcommand"))
+        if settings is None:
+            return
+        if settings.get("ckpt_path") == "last":  # resolved here, so a resume knows its run folder and version
+            folder = self._run_dir(settings) / "checkpoints"
+            last = find_last(folder)
+            if last is None:
+                rank_zero_warn(f"--ckpt_path last: no last checkpoint in {folder}; starting a new run")
+            settings.ckpt_path = str(last) if last else None
+        # read here, before Lightning's own reading of the file (`_parse_ckpt_path`): a wrong file is one clear line
+        ckpt = settings.get("ckpt_path")
+        self._checkpoint_info = read_checkpoint_info(ckpt, "--ckpt_path") if ckpt else None
+        # Lightning replaces the model settings by the checkpoint's after this (its private `_parse_ckpt_path`, run
+        # right after `parse_arguments`; no public hook comes between): keep what was given, to compare.
+        # tests/test_resume.py fails if that order changes (a changed setting must be refused by name)
+        self._given_model = copy.deepcopy(settings.model)
+
+    @staticmethod
+    def _run_dir(settings: Namespace) -> Path:
+        return Path(settings.trainer.get("default_root_dir") or ".") / run_name(settings)
+
+    def before_instantiate_classes(self) -> None:
+        settings = self.config[self.subcommand]
+        ckpt, info = settings.get("ckpt_path"), self._checkpoint_info
+        if info is None and self.subcommand == "fit":
+            check_initial_weights(settings.model.get("pretrained_2d"), settings.model.get("init_from"))
+        if info is not None and self.subcommand != "fit" and info.get("clip") is not None:
+            check_normalisation(settings.data.clip, info["clip"], ckpt)
+        if self.subcommand == "fit":
+            bn_clips = (settings.model.net.get("norm_options") or {}).get("bn_clips")
+            clips = settings.data.get("clips_per_gpu")
+            if settings.model.net.get("norm") == "bn" and bn_clips and clips and clips % bn_clips:
+                raise ConfigError(
+                    f"model.net.norm_options.bn_clips ({bn_clips}) must divide data.clips_per_gpu ({clips}): "
+                    "BatchNorm statistics are taken over sub-batches of bn_clips clips"
+                )
+            if info is None and settings.trainer.get("enable_checkpointing") is not False:
+                last = find_last(self._run_dir(settings) / "checkpoints")
+                if last is not None:
+                    raise ConfigError(
+                        f"{last.parent.parent} already holds a run ({last.name}): resume it with --ckpt_path last, "
+                        "or start a new one with --run_name NAME (or remove that folder)"
+                    )
+            if info is not None:
+                # a resume writes into its own checkpoint folder: Lightning's warning about it is noise. Process-wide,
+                # as it is raised later, inside `fit`, where this CLI has no scope around it
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+                changed = _differences(self._given_model, settings.model, "model")
+                if changed and not settings.resume.allow_changes:
+                    raise ConfigError(
+                        "the given model settings differ from the checkpoint's, which Lightning would use instead: "
+                        + "; ".join(changed)
+                        + ". Give the checkpoint's, or --resume.allow_changes true to use yours"
+                    )
+                settings.model = self._given_model  # the command line wins; ResumeGuard checks the rest
+        elif info is not None and settings.data.get("classes") is None:
+            settings.data.classes = info["hyper_parameters"].get("class_names")
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        if self._checkpoint_info is not None:  # the checkpoint's weights replace pretrained_2d / init_from
+            self.model.initial_weights_ready = True
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        self.datamodule.lists_for(self.subcommand)  # a missing list file ends the command before it starts
+        settings = self.config[self.subcommand]
+        trainer_config = settings.trainer
+        root = Path(trainer_config.get("default_root_dir") or ".")
+        name = run_name(settings)
+        if trainer_config.get("logger") in (None, True):
+            info = self._checkpoint_info if self.subcommand == "fit" else None
+            version = info["log_version"] if info else None
+            extra = {"purge_step": info["global_step"]} if version is not None else {}
+            kwargs["logger"] = TensorBoardLogger(
+                save_dir=str(root), name=name, version=version, default_hp_metric=False, **extra
+            )
+        configured = self.config_init[self.subcommand].trainer
+        callbacks = list(configured.get("callbacks") or [])
+        self.report, self.dashboards = ValidationReport(), TensorBoardDashboards()
+        callbacks += [
+            self.report,
+            self.dashboards,
+            DataWaitMonitor(),
+            BadVideoMonitor(),
+            ComputeMemory(),
+            *([PreciseBN(settings.model.precise_bn_batches)] if settings.model.get("precise_bn_batches") else []),
+            *([NormStatistics(settings.norm_stats_every_n_steps)] if settings.get("norm_stats_every_n_steps") else []),
+            LearningRateMonitor(logging_interval="step"),
+            ThroughputMonitor(batch_size_fn=lambda batch: len(batch.clips), window_size=10),
+        ]
+        if trainer_config.get("enable_checkpointing") is not False:
+            folder, every = root / name / "checkpoints", settings.get("checkpoint_every_n_steps") or None
+            callbacks += [
+                ModelCheckpoint(
+                    dirpath=folder,
+                    filename="best-epoch{epoch}-step{step}",
+                    monitor="val/video_top1",
+                    mode="max",
+                    save_top_k=1,
+                    auto_insert_metric_name=False,
+                ),
+                ModelCheckpoint(
+                    dirpath=folder,
+                    filename="last",
+                    save_top_k=1,
+                    every_n_epochs=1,
+                    save_on_train_epoch_end=True,
+                    enable_version_counter=False,
+                ),
+            ]
+            if every:
+                callbacks.append(
+                    ModelCheckpoint(
+                        dirpath=folder,
+                        filename="last",
+                        save_top_k=1,
+                        every_n_train_steps=every,
+                        enable_version_counter=False,
+                    )
+                )
+        kwargs["callbacks"] = callbacks
+        plugins = configured.get("plugins") or []
+        kwargs["plugins"] = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
+        kwargs["use_distributed_sampler"] = False
+        if settings.model.net.norm == "syncbn":
+            kwargs["sync_batchnorm"] = True
+        return super().instantiate_trainer(**kwargs)
+
+    def after_fit(self) -> None:
+        """Validate the final weights if the run ended between validations; then the HPARAMS table."""
+        trainer = self.trainer
+        if trainer.interrupted or trainer.fast_dev_run:
+            return
+        final = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+        if trainer.enable_validation and self.report.validated_step != trainer.global_step:
+            trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
+        final.update({k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")})
+        self.dashboards.log_final(trainer, self.model, final)
+
+
+def run(args: list[str] | None = None) -> None:
+    """The LightningCLI for `fit`, `validate`, `test` and `predict` (`videogn.cli.main` dispatches here)."""
+    argv = sys.argv[1:] if args is None else args
+    try:
+        VideoGNCLI(
+            VideoClassifier,
+            KineticsDataModule,
+            args=args,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"parser_mode": "yaml", "exit_on_error": False},
+            auto_configure_optimizers=False,
+        )
+    except (ConfigError, ArgumentError) as exc:
+        message = " ".join(str(exc).split())  # one line
+        print(
+            f"videogn: configuration error: {message} (all options: videogn {' '.join(argv[:1])} --help)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
