@@ -35,6 +35,13 @@ def data_args(synthetic_set: Path, root_dir: Path) -> list[str]:
     ]
 
 
+def fit(synthetic_set: Path, root: Path, *flags: str) -> None:
+    """`lightning fit -c configs/demo.yaml` on the synthetic set, in-process, logging under `root`."""
+    from videogn.cli import main
+
+    main(["fit", *data_args(synthetic_set, root), *flags])
+
+
 @pytest.fixture(scope="session")
 def synthetic_set(tmp_path_factory) -> Path:
     """A tiny synthetic Kinetics-format set (4 classes × 4 videos) built by data_prep/make_synthetic.py."""
@@ -54,19 +61,6 @@ TRAINED_RUN = "i3d_gn_2clips"
 @pytest.fixture(scope="session")
 def trained(synthetic_set, tmp_path_factory) -> Path:
     """A short `fit` of configs/demo.yaml on the synthetic set (2 epochs of 6 steps); returns its default_root_dir."""
-    from videogn.cli import main
-
     root = tmp_path_factory.mktemp("demo_run")
-    main(
-        [
-            "fit",
-            *data_args(synthetic_set, root),
-            "--data.num_workers",
-            "2",
-            "--data.clips_per_gpu",
-            "2",
-            "--trainer.max_epochs",
-            "2",
-        ]
-    )
+    fit(synthetic_set, root, "--data.num_workers", "2", "--data.clips_per_gpu", "2", "--trainer.max_epochs", "2")
     return root

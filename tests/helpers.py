@@ -132,3 +132,17 @@ def write_videogn_checkpoint(path: Path, norm: str = "gn", width: int = 8, num_c
     clip = ClipSettings(num_frames=8, frame_interval=2, crop_size=64, test_scale=64, train_scale=(64, 80))
     torch.save(checkpoint_of(module, clip), path)
     return path
+
+
+def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar logged under `folder`, as TensorBoard reads it (each run folder's event files together, a
+    resumed run's purged steps gone): tag → [(step, value), ...] in step order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    found: dict[str, list[tuple[int, float]]] = {}
+    for run in sorted({events.parent for events in Path(folder).rglob("events.out.tfevents.*")}):
+        accumulator = EventAccumulator(str(run), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            found.setdefault(tag, []).extend((e.step, e.value) for e in accumulator.Scalars(tag))
+    return {tag: sorted(values) for tag, values in found.items()}

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import DEMO, TRAINED_RUN, data_args
-from helpers import write_bad_files
+from conftest import DEMO, TRAINED_RUN, data_args, fit
+from helpers import scalars, write_bad_files
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from videogn.cli import main
@@ -37,15 +37,6 @@ TAGS = {
     "val/video_top1",
     "val/video_top5",
 }
-
-
-def scalar_tags(run_dir: Path) -> set[str]:
-    tags = set()
-    for events in run_dir.rglob("events.out.tfevents.*"):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        tags |= set(accumulator.Tags()["scalars"])
-    return tags
 
 
 def hparams_table(run_dir: Path) -> tuple[dict, list[str]]:
@@ -73,7 +64,7 @@ def hparams_table(run_dir: Path) -> tuple[dict, list[str]]:
 @pytest.mark.slow
 def test_fit_writes_tensorboard_tags_hparams_and_checkpoints(trained, synthetic_set):
     run = trained / TRAINED_RUN
-    assert TAGS <= scalar_tags(run)
+    assert TAGS <= set(scalars(run))
     hparams, metrics = hparams_table(run)  # HPARAMS tab: the compared settings first, with the final metrics
     assert list(hparams)[:6] == ["norm", "groups", "clips_per_gpu", "total_batch", "lr", "frames"]
     assert hparams["norm"] == "gn" and hparams["groups"] == 4 and hparams["clips_per_gpu"] == 2
@@ -183,9 +174,7 @@ def test_a_run_ending_mid_epoch_validates_its_final_weights(synthetic_set, tmp_p
     )
     out = capsys.readouterr().out
     assert "validation at step 9: clip top-1" in out  # one line per validation on the console
-    events = EventAccumulator(str(tmp_path / "i3d_gn_2clips" / "version_0"))
-    events.Reload()
-    assert [e.step for e in events.Scalars("val/video_top1")] == [9]
+    assert [step for step, _ in scalars(tmp_path / "i3d_gn_2clips" / "version_0")["val/video_top1"]] == [9]
     _, metrics = hparams_table(tmp_path / "i3d_gn_2clips")
     assert "final/val/video_top1" in metrics
 
@@ -222,7 +211,7 @@ def test_overrides_and_print_config(synthetic_set, tmp_path, capsys):
 )
 def test_bad_config_ends_with_one_clear_line(synthetic_set, tmp_path, override, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", *data_args(synthetic_set, tmp_path), *override])
+        fit(synthetic_set, tmp_path, *override)
     assert exit_info.value.code == 2
     stderr = capsys.readouterr().err
     errors = [line for line in stderr.splitlines() if line.startswith("videogn: configuration error:")]
@@ -238,7 +227,7 @@ def test_an_error_that_is_not_a_setting_keeps_its_traceback(synthetic_set, tmp_p
 
     monkeypatch.setattr(KineticsDataModule, "setup", broken)
     with pytest.raises(TypeError, match="an API changed under us"):  # not "configuration error", not exit 2
-        main(["fit", *data_args(synthetic_set, tmp_path), "--data.num_workers", "0"])
+        fit(synthetic_set, tmp_path, "--data.num_workers", "0")
 
 
 @pytest.mark.slow
@@ -370,9 +359,7 @@ def test_sigkill_mid_epoch_then_resume(synthetic_set, tmp_path):
     assert final["global_step"] == 2 * 6 and final["epoch"] == 1
     versions = sorted((tmp_path / "i3d_gn_2clips").glob("version_*"))
     assert [v.name for v in versions] == ["version_0"]  # one run, one TensorBoard version
-    accumulator = EventAccumulator(str(versions[0]))  # all its event files, as TensorBoard reads them
-    accumulator.Reload()
-    steps = [e.step for e in accumulator.Scalars("train/loss")]
+    steps = [step for step, _ in scalars(versions[0])["train/loss"]]  # all its event files, as TensorBoard reads them
     assert steps == sorted(set(steps)) and steps[-1] == 2 * 6 - 1  # one curve: no step twice, to the last one
     assert set(range(killed_at, 2 * 6)) <= set(steps)
     # the data position: the interrupted epoch goes on with exactly the clips it had not yet seen
@@ -459,16 +446,15 @@ def test_ddp_two_cpu_processes_shard_the_data_and_gather_bad_videos(synthetic_se
 def test_norm_statistics_dashboard_writes_its_tags_and_layout(synthetic_set, tmp_path):
     flags = ["--trainer.max_steps", "3", "--trainer.limit_val_batches", "0", "--data.num_workers", "0"]
     flags += ["--data.clips_per_gpu", "2"]  # 6 steps per epoch
-    main(["fit", *data_args(synthetic_set, tmp_path), *flags, "--norm_stats_every_n_steps", "2", "--run_name", "ns"])
+    fit(synthetic_set, tmp_path, *flags, "--norm_stats_every_n_steps", "2", "--run_name", "ns")
     files = sorted((tmp_path / "ns").rglob("events.out.tfevents.*"))
-    accumulator = EventAccumulator(str(files[0].parent), size_guidance={"scalars": 0})  # the run's folder
-    accumulator.Reload()
-    tags = set(accumulator.Tags()["scalars"])
+    logged = scalars(tmp_path / "ns")
     percentiles = [f"norm/res5_last_input/p{p:02d}" for p in (1, 20, 80, 99)]
-    assert set(percentiles) <= tags
-    assert any(t.startswith("norm/mean_abs_gamma/blocks.4.") for t in tags)  # res5's layers among them
-    assert [e.step for e in accumulator.Scalars(percentiles[0])] == [0, 2]  # every 2 steps
-    values = [accumulator.Scalars(t)[-1].value for t in percentiles]
+    assert set(percentiles) <= set(logged)
+    # res5's layers among them: blocks.5 in the demo's network (stem, res2, pool2, res3, res4, res5, head)
+    assert any(t.startswith("norm/mean_abs_gamma/blocks.5.") for t in logged)
+    assert [step for step, _ in logged[percentiles[0]]] == [0, 2]  # every 2 steps
+    values = [logged[t][-1][1] for t in percentiles]
     assert values == sorted(values) and values[0] < values[-1]
     written = b"".join(f.read_bytes() for f in files)
     assert b"videogn norm statistics" in written and b"norm/res5_last_input" in written  # the custom-scalars layout

@@ -4,26 +4,19 @@ bf16 autocast; compiled and eager training steps agree; a real fit with --model.
 import pytest
 import torch
 from conftest import data_args
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from helpers import scalars
+from nets import tiny_i3d
 
 from videogn.cli import main
 from videogn.errors import ConfigError
-from videogn.models import build_model
 from videogn.train.module import VideoClassifier
-
-
-def tiny(norm: str, memory_format=torch.contiguous_format, impl: str = "native") -> torch.nn.Module:
-    options = {"num_groups": 4, "impl": impl} if norm == "gn" else {}
-    torch.manual_seed(0)
-    net = build_model("i3d", 50, num_classes=4, norm=norm, norm_options=options, width=8, dropout=0.0)
-    return net.to(memory_format=memory_format).train()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last_3d])
 @pytest.mark.parametrize("norm", ["gn", "bn", "ln"])
 def test_one_graph_no_break_under_bf16_autocast(norm, memory_format):
-    net = tiny(norm, memory_format)
+    net = tiny_i3d(norm, memory_format=memory_format)
     x = torch.randn(2, 3, 4, 32, 32).contiguous(memory_format=memory_format)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         explained = torch._dynamo.explain(net)(x)
@@ -39,7 +32,7 @@ def test_compiled_and_eager_steps_agree_in_bf16(impl):
     # inside the compiled graph. The stem and res2 (GN, residual adds, shortcut): the whole network's graph is
     # checked above, and its training steps in a compiled fit below. backend aot_eager: the graph, not inductor's
     # code generation, is what is tested here
-    net = torch.nn.Sequential(*tiny("gn", impl=impl).blocks[:2])
+    net = torch.nn.Sequential(*tiny_i3d("gn", impl=impl).blocks[:2])
     compiled = torch.compile(net, fullgraph=True, dynamic=False, backend="aot_eager")
     x = torch.randn(2, 3, 4, 16, 16)
     results = []
@@ -62,7 +55,7 @@ def test_compiled_and_eager_steps_agree_in_bf16(impl):
 def test_inductor_compiles_the_network():
     # the one test of inductor's code generation (minutes on two cold cores for a training graph, so a forward):
     # pytorchvideo's NumPy strides once made inductor fail (models/resnet._plain_int_geometry)
-    net = tiny("gn").eval()
+    net = tiny_i3d("gn").eval()
     compiled = torch.compile(net, fullgraph=True, dynamic=False)
     x = torch.randn(2, 3, 4, 32, 32)
     with torch.no_grad():
@@ -82,18 +75,9 @@ def test_compile_mode_settings_are_checked():
 
 def test_cuda_graph_mode_refuses_a_batch_of_another_size():
     model = VideoClassifier(compile=True, compile_mode="reduce-overhead")
-    model._compiled.update(net=lambda clips: clips, batch=8)  # as after a first step of 8 clips
+    model.compiled.net, model.compiled.batch = (lambda clips: clips), 8  # as after a first step of 8 clips
     with pytest.raises(ConfigError, match="compile_mode reduce-overhead.*got 6 clips after 8"):
         model.train_forward(torch.zeros(6, 3, 4, 32, 32))
-
-
-def first_loss(root) -> float:
-    for path in root.rglob("events.out.tfevents.*"):
-        accumulator = EventAccumulator(str(path))
-        accumulator.Reload()
-        if "train/loss" in accumulator.Tags()["scalars"]:
-            return next(e.value for e in accumulator.Scalars("train/loss") if e.step == 0)
-    raise AssertionError(f"no train/loss under {root}")
 
 
 @pytest.mark.slow
@@ -125,7 +109,7 @@ def test_fit_with_compile_gives_the_eager_first_loss(synthetic_set, tmp_path, mo
                 *flags,
             ]  # fmt: skip
         )
-        losses[name] = first_loss(tmp_path / name)
+        losses[name] = dict(scalars(tmp_path / name)["train/loss"])[0]
         compiled_frames[name] = counters["stats"]["unique_graphs"]
     assert compiled_frames == {"eager": 0, "compiled": 1}  # the training steps ran the compiled network
     assert losses["compiled"] == pytest.approx(losses["eager"], rel=1e-4, abs=1e-5)

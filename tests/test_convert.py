@@ -237,7 +237,8 @@ def test_a_converted_checkpoint_works_with_every_command(synthetic_set, tmp_path
 @pytest.mark.slow  # a full-width ResNet-50 in Detectron's format
 def test_a_detectron_imagenet_pickle_converts_into_the_configs_inflated_network(tmp_path, capsys):
     from conftest import REPO
-    from test_formats import detectron_blobs, resnet50_2d, save_py2_style_pickle
+    from nets import resnet50_2d
+    from test_formats import detectron_blobs, save_py2_style_pickle
 
     blobs = detectron_blobs(resnet50_2d("gn"), "gn")
     src = tmp_path / "R-50-GN.pkl"
@@ -261,7 +262,8 @@ def test_a_detectron_imagenet_pickle_converts_into_the_configs_inflated_network(
 
 @pytest.mark.slow  # a full-width ResNet-50 in Detectron's format
 def test_a_detectron_pickle_without_config_takes_norm_and_depth_from_the_blobs(tmp_path):
-    from test_formats import detectron_blobs, resnet50_2d, save_py2_style_pickle
+    from nets import resnet50_2d
+    from test_formats import detectron_blobs, save_py2_style_pickle
 
     src = tmp_path / "R-50.pkl"
     save_py2_style_pickle(src, detectron_blobs(resnet50_2d("bn"), "bn"), wrap=False)

@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-import torchvision
+from nets import resnet50_2d
 from numerics import assert_same_function, fan_in_sum
 from torch import nn
 
@@ -21,21 +21,6 @@ from videogn.models.formats import (
 
 PIXEL_MEANS_BGR = (102.9801, 115.9465, 122.7717)  # Detectron's cfg.PIXEL_MEANS
 DETECTRON_MEAN_RGB = tuple(m / 255 for m in reversed(PIXEL_MEANS_BGR))
-
-
-def resnet50_2d(norm: str) -> nn.Module:
-    torch.manual_seed(0)
-    norm_layer = (lambda c: nn.GroupNorm(32, c)) if norm == "gn" else nn.BatchNorm2d
-    net = torchvision.models.resnet50(weights=None, norm_layer=norm_layer)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, (nn.GroupNorm, nn.BatchNorm2d)):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 2.0)
-    return net.eval()
 
 
 def detectron_blobs(net: nn.Module, norm: str) -> dict[str, np.ndarray]:

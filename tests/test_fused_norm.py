@@ -8,6 +8,7 @@ tiles); on a GPU machine the same tests run the compiled kernels on CUDA tensors
 import pytest
 import torch
 import torch.nn.functional as F
+from nets import tiny_i3d
 from numerics import assert_same_function, fan_in_sum
 from torch import nn
 
@@ -123,16 +124,11 @@ def test_impl_setting_is_checked_and_other_kinds_ignore_it():
         fused_norm.group_norm_act(torch.zeros(1, 4, 1, 2, 2), 2, residual=torch.zeros(1, 4, 1, 2, 1))
 
 
-def tiny(impl: str, memory_format=torch.contiguous_format) -> nn.Module:
-    torch.manual_seed(0)
-    options = {"num_groups": 4, "impl": impl}
-    net = build_model("i3d", 50, num_classes=4, norm="gn", norm_options=options, width=8, dropout=0.0,
-                      zero_init_residual=False)  # fmt: skip
-    return net.to(DEVICE, memory_format=memory_format).train()
-
-
 def test_triton_impl_fuses_every_relu_and_residual_add_and_keeps_the_state_dict():
-    native, fused = tiny("native"), tiny("triton")
+    native, fused = (
+        tiny_i3d(impl="native", zero_init_residual=False, device=DEVICE),
+        tiny_i3d(impl="triton", zero_init_residual=False, device=DEVICE),
+    )
     assert not any(isinstance(m, nn.ReLU) for m in fused.modules())
     blocks = [m for m in fused.modules() if isinstance(m, FusedResBlock)]
     assert len(blocks) == 16 and all(b.branch2.norm_c.relu for b in blocks)
@@ -146,7 +142,10 @@ def test_triton_impl_fuses_every_relu_and_residual_add_and_keeps_the_state_dict(
 @pytest.mark.slow  # the interpreter runs ~150 kernel launches per step
 @pytest.mark.parametrize("fmt", ["contiguous"])  # channels_last_3d: the values and gradients tests above
 def test_network_with_fused_kernels_trains_as_the_native_one(fmt):
-    native, fused = tiny("native", FORMATS[fmt]), tiny("triton", FORMATS[fmt])
+    native, fused = (
+        tiny_i3d(impl="native", memory_format=FORMATS[fmt], zero_init_residual=False, device=DEVICE),
+        tiny_i3d(impl="triton", memory_format=FORMATS[fmt], zero_init_residual=False, device=DEVICE),
+    )
     fused.load_state_dict(native.state_dict())
     x = torch.randn(2, 3, 4, 16, 16, device=DEVICE).contiguous(memory_format=FORMATS[fmt])
     y = torch.tensor([0, 3], device=DEVICE)
@@ -165,7 +164,7 @@ def test_network_with_fused_kernels_trains_as_the_native_one(fmt):
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_fused_network_is_one_graph_under_bf16_autocast(fmt):
-    net = tiny("triton", FORMATS[fmt])
+    net = tiny_i3d(impl="triton", memory_format=FORMATS[fmt], zero_init_residual=False, device=DEVICE)
     x = torch.randn(1, 3, 4, 16, 16, device=DEVICE).contiguous(memory_format=FORMATS[fmt])
     with torch.autocast(DEVICE, dtype=torch.bfloat16):
         explained = torch._dynamo.explain(net)(x)
@@ -191,8 +190,8 @@ def test_cuda_kernels_at_i3d_shapes_in_bf16(fmt):
 
 def test_fusing_a_native_network_keeps_its_function():
     # fuse_norm_activations works on any GroupNorm3d network: with impl native, GN then the add and ReLU
-    native = tiny("native").eval()
-    fused = tiny("native").eval()
+    native = tiny_i3d(impl="native", zero_init_residual=False, device=DEVICE).eval()
+    fused = tiny_i3d(impl="native", zero_init_residual=False, device=DEVICE).eval()
     assert fuse_norm_activations(fused) == 1 + 2 * 16 + 16
     x = torch.randn(2, 3, 4, 24, 24, device=DEVICE)
     with torch.no_grad():

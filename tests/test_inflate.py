@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-import torchvision
+from nets import resnet50_2d
 from numerics import assert_same_function, fan_in_sum
 from safetensors.torch import save_file
 from torch import nn
@@ -10,18 +10,6 @@ from torch import nn
 from videogn.files import FileError
 from videogn.models import InflationError, build_model, inflate_from_2d
 from videogn.models.inflate import map_2d_keys
-
-
-def resnet50_2d(norm: str) -> nn.Module:
-    torch.manual_seed(0)
-    norm_layer = (lambda c: nn.GroupNorm(32, c)) if norm == "gn" else nn.BatchNorm2d
-    model = torchvision.models.resnet50(weights=None, norm_layer=norm_layer)
-    with torch.no_grad():  # make gamma/beta non-trivial so a wrong copy would show
-        for m in model.modules():
-            if isinstance(m, (nn.GroupNorm, nn.BatchNorm2d)):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-    return model.eval()
 
 
 def test_boring_video_c2d_gn_equals_2d_network():

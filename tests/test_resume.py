@@ -2,11 +2,9 @@
 
 import math
 
+import conftest
 import pytest
-from conftest import data_args
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-from videogn.cli import main
+from helpers import scalars
 
 pytestmark = pytest.mark.slow
 
@@ -14,18 +12,8 @@ RUN = "i3d_gn_2clips"
 
 
 def fit(synthetic_set, root, *extra):
-    main(
-        [
-            "fit",
-            *data_args(synthetic_set, root),
-            "--data.num_workers",
-            "0",
-            "--data.clips_per_gpu",
-            "2",
-            "--model.warmup_steps",
-            "0",
-            *extra,
-        ]
+    conftest.fit(
+        synthetic_set, root, "--data.num_workers", "0", "--data.clips_per_gpu", "2", "--model.warmup_steps", "0", *extra
     )
 
 
@@ -76,9 +64,7 @@ def test_allowed_change_continues_on_the_new_schedule(interrupted, synthetic_set
     root = tmp_path / "copy"
     shutil.copytree(interrupted, root)
     fit(synthetic_set, root, "--ckpt_path", "last", "--trainer.max_epochs", "2", "--resume.allow_changes", "true")
-    events = EventAccumulator(str(root / RUN / "version_0"))
-    events.Reload()
-    lr = {e.step: e.value for e in events.Scalars("train/lr/decay")}
+    lr = dict(scalars(root / RUN / "version_0")["train/lr/decay"])
     peak = 0.005 * 2 / 8  # base_lr × total batch / reference batch
     # the new cosine runs over 12 steps: at step 2, where the run resumed, 0.5 (1 + cos(π 2/12)) of the peak
     # (the old 6-step schedule would give 0.75 there), and at step 6 half the peak (the old one: 0)

@@ -26,6 +26,7 @@ __all__ = [
     "check_initial_weights",
     "check_normalisation",
     "checkpoint_of",
+    "initial_weights",
     "load_network",
     "read_checkpoint",
 ]
@@ -124,6 +125,36 @@ def read_checkpoint(path: str | os.PathLike, setting: str, mmap: bool = False) -
     else:
         what = f"a PyTorch file holding a dict of {', '.join(sorted(map(str, raw))[:4]) or 'nothing'}, not a checkpoint"
     raise FileError(setting, path, what)
+
+
+def initial_weights(
+    model: nn.Module,
+    pretrained_2d: str | None,
+    init_from: str | None,
+    clip: ClipSettings | None = None,
+    allow_norm_conversion: bool = False,
+    caffe2_input: str = "detectron",
+) -> str:
+    """Put a run's starting weights into `model`: inflate the 2D network of `pretrained_2d` (a Caffe2 pickle's conv1
+    converted to the clip's normalisation, default Kinetics'), or load the network of the videogn checkpoint
+    `init_from` (its normalisation must be the clip's). Returns what was done, for the log."""
+    from videogn.models.inflate import inflate_from_2d
+
+    check_initial_weights(pretrained_2d, init_from)
+    if pretrained_2d:
+        clip = clip or ClipSettings()
+        report = inflate_from_2d(
+            model,
+            pretrained_2d,
+            allow_norm_conversion=allow_norm_conversion,
+            input_mean=clip.mean,
+            input_std=clip.std,
+            caffe2_input=caffe2_input,
+        )
+        return f"inflated {pretrained_2d}:\n{report}"
+    if init_from:
+        return f"initialised from {init_from}: {load_network(model, init_from, clip)}"
+    return "initialised at random"
 
 
 def checkpoint_of(module: nn.Module, clip: ClipSettings, **extra: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 from torchmetrics import Metric, MetricCollection
 
 __all__ = ["VideoAccuracy", "video_accuracy"]
@@ -73,3 +74,17 @@ def video_accuracy(num_videos: int, num_classes: int, views_per_video: int, pref
         prefix=prefix,
         compute_groups=[["video_top1", "video_top5"]],
     )
+
+
+def clip_metrics(num_classes: int, stages: tuple[str, ...]) -> tuple[nn.ModuleDict, nn.ModuleDict]:
+    """Per stage, clip-level top-1 / top-5 (`{stage}/top1`, `{stage}/top5`) and the mean loss."""
+    from torchmetrics import MeanMetric
+    from torchmetrics.classification import MulticlassAccuracy
+
+    def top(k: int) -> MulticlassAccuracy:
+        return MulticlassAccuracy(num_classes, top_k=min(k, num_classes), average="micro")
+
+    accuracy = nn.ModuleDict(
+        {s: MetricCollection({"top1": top(1), "top5": top(5)}, prefix=f"{s}/") for s in stages}
+    )  # fmt: skip
+    return accuracy, nn.ModuleDict({s: MeanMetric() for s in stages})

@@ -22,21 +22,65 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
-from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from videogn.data.dataset import ClipBatch
 from videogn.data.settings import ClipSettings
 from videogn.errors import ConfigError
-from videogn.models import NetSettings, inflate_from_2d
+from videogn.models import NetSettings
 from videogn.models.heads import fully_conv
-from videogn.models.weights import check_initial_weights, load_network
-from videogn.train.metrics import video_accuracy
-from videogn.train.optim import LRSchedule, follow_schedule, parameter_groups, run_length
+from videogn.models.weights import initial_weights
+from videogn.train.metrics import clip_metrics, video_accuracy
+from videogn.train.optim import LRSchedule, follow_schedule, run_length, sgd_with_schedule
 
-__all__ = ["VideoClassifier"]
+__all__ = ["CompiledNetwork", "VideoClassifier", "check_settings"]
 
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+
+
+def check_settings(
+    num_classes, class_names, pretrained_2d, init_from, pretrained_2d_input, test_head, precise_bn_batches, compile,
+    compile_mode,
+) -> None:  # fmt: skip
+    """The `VideoClassifier` settings checked beyond their types (which only the CLI checks), each a `ConfigError`
+    naming the setting."""
+    if pretrained_2d_input not in ("detectron", "as_is"):
+        raise ConfigError(f"model.pretrained_2d_input must be 'detectron' or 'as_is', got {pretrained_2d_input!r}")
+    if test_head not in ("fully_conv", "global"):
+        raise ConfigError(f"model.test_head must be 'fully_conv' or 'global', got {test_head!r}")
+    if class_names is not None and len(class_names) != num_classes:
+        raise ConfigError(f"model.class_names has {len(class_names)} names for {num_classes} classes")
+    if pretrained_2d and init_from:
+        raise ConfigError(
+            "model.pretrained_2d and model.init_from both set: start from one of them "
+            "(--model.pretrained_2d null to start from init_from)"
+        )
+    if precise_bn_batches < 0:
+        raise ConfigError(f"model.precise_bn_batches must be ≥ 0, got {precise_bn_batches}")
+    if compile_mode not in get_args(CompileMode):
+        raise ConfigError(f"model.compile_mode {compile_mode!r} is not a torch.compile mode")
+    if compile_mode != "default" and not compile:
+        raise ConfigError(f"model.compile_mode {compile_mode!r} needs model.compile true")
+
+
+class CompiledNetwork:
+    """The network `torch.compile`d for the training steps, made at the first step. Not a submodule: its parameters
+    are the network's (no second copy in the state dict). CUDA-graph modes need batches of one size."""
+
+    def __init__(self, model: nn.Module, mode: CompileMode) -> None:
+        self.model, self.mode, self.net, self.batch = model, mode, None, None
+
+    def __call__(self, clips: torch.Tensor) -> torch.Tensor:
+        if self.net is None:
+            self.net = torch.compile(self.model, fullgraph=True, dynamic=False, mode=self.mode)
+            self.batch = clips.shape[0]
+        if self.mode != "default" and clips.shape[0] != self.batch:
+            raise ConfigError(
+                f"model.compile_mode {self.mode} (CUDA graphs) needs training batches of one size: got "
+                f"{clips.shape[0]} clips after {self.batch} (use compile_mode default, or a training list of at "
+                "least data.clips_per_gpu videos per rank)"
+            )
+        return self.net(clips)
 
 
 class VideoClassifier(LightningModule):
@@ -46,18 +90,15 @@ class VideoClassifier(LightningModule):
         net: the network (arch, depth, norm, norm_options, width, dropout, temporal strides).
         num_classes: classes (linked from data.num_classes by the CLI).
         class_names: names of the classes, saved in checkpoints for inference (linked from the data).
-        pretrained_2d: local 2D ImageNet ResNet to inflate from: a Detectron / Caffe2 pickle (the paper's
-            R-50-GN.pkl) or a torchvision / timm .pth / .safetensors; nothing is downloaded. Read when a run starts
-            (not when it resumes or loads a checkpoint).
+        pretrained_2d: local 2D ImageNet ResNet to inflate from: a Detectron / Caffe2 pickle (the paper's R-50-GN.pkl)
+            or a torchvision / timm .pth / .safetensors. Read when a run starts (not when it resumes).
         inflate_norm_conversion: allow inflating γ/β from another norm kind (e.g. a BN network into GN layers).
-        pretrained_2d_input: for a Caffe2 pickle, the input its conv1 was trained on: "detectron" (BGR, 0–255
-            pixels minus Detectron's pixel means; converted to the clip's normalisation) or "as_is" (conv1 used
-            unchanged, as video-nonlocal-net used its Caffe2 ResNet-50).
+        pretrained_2d_input: a Caffe2 pickle's conv1 input: "detectron" (BGR, 0–255 minus Detectron's pixel means;
+            converted to the clip's normalisation) or "as_is" (unchanged, as video-nonlocal-net used its ResNet-50).
         init_from: a videogn checkpoint (e.g. written by `videogn convert`) whose network weights start this run
             (fine-tuning); its classifier is used only when the class count matches. Read like pretrained_2d.
-        test_head: how val / test / predict turn res5 features into class scores: "fully_conv" (the references:
-            average-pool with the training clip's res5 window, stride 1, classifier at every position, softmax,
-            mean) or "global" (global average pool, classifier). Equal at the training input size.
+        test_head: val / test / predict scores: "fully_conv" (the references: res5 pooled with the training clip's
+            window at stride 1, classifier and softmax at every position, mean) or "global". Equal at training size.
         precise_bn_batches: recompute BN statistics on this many training batches before every validation and test
             (the references use 200); 0 = off. No effect on models without BN.
         label_smoothing: cross-entropy label smoothing.
@@ -73,15 +114,10 @@ class VideoClassifier(LightningModule):
         warmup_steps: iterations of linear warm-up from warmup_start × LR.
         warmup_start: starting fraction of the warm-up.
         channels_last: run the network in channels_last_3d memory format.
-        compile: `torch.compile` the network for the training steps (one graph, no break, static shapes; every norm
-            kind). Evaluation, precise BN and inference stay eager, so their batch sizes never trigger a
-            recompilation. Off by default: compiling takes about a
-            minute per network on 2 CPU cores (longer than the demo's training) for an 8–11 % faster CPU step
-            (benchmarks/step.py --compile); the GPU figures are in the README when measured.
-        compile_mode: torch.compile's mode: "default"; "reduce-overhead" adds CUDA graphs (launch overhead gone,
-            for small batches; every training batch must then have the same size, which the training loader's
-            drop_last gives; a different size stops the run naming this setting); "max-autotune" (with CUDA
-            graphs) or "max-autotune-no-cudagraphs".
+        compile: `torch.compile` the network for the training steps (one graph, static shapes; evaluation stays
+            eager). Off by default: about a minute of compiling on 2 CPU cores for an 8–11 % faster CPU step.
+        compile_mode: torch.compile's mode: "default"; "reduce-overhead" adds CUDA graphs (every training batch
+            then of one size, as drop_last gives); "max-autotune" or "max-autotune-no-cudagraphs".
     """
 
     flops_per_batch: int | None = None  # read by Lightning's ThroughputMonitor (not measured here)
@@ -115,50 +151,20 @@ class VideoClassifier(LightningModule):
     ) -> None:
         super().__init__()
         self.net = net = NetSettings(**net) if isinstance(net, Mapping) else net  # a checkpoint's plain dict
-        if class_names is not None and len(class_names) != num_classes:
-            raise ConfigError(f"model.class_names has {len(class_names)} names for {num_classes} classes")
-        if pretrained_2d and init_from:
-            raise ConfigError(
-                "model.pretrained_2d and model.init_from both set: start from one of them "
-                "(--model.pretrained_2d null to start from init_from)"
-            )
-        if pretrained_2d_input not in ("detectron", "as_is"):
-            raise ConfigError(f"model.pretrained_2d_input must be 'detectron' or 'as_is', got {pretrained_2d_input!r}")
-        if test_head not in ("fully_conv", "global"):
-            raise ConfigError(f"model.test_head must be 'fully_conv' or 'global', got {test_head!r}")
-        if precise_bn_batches < 0:
-            raise ConfigError(f"model.precise_bn_batches must be ≥ 0, got {precise_bn_batches}")
-        if compile_mode not in get_args(CompileMode):
-            raise ConfigError(f"model.compile_mode {compile_mode!r} is not a torch.compile mode")
-        if compile_mode != "default" and not compile:
-            raise ConfigError(f"model.compile_mode {compile_mode!r} needs model.compile true")
+        check_settings(num_classes, class_names, pretrained_2d, init_from, pretrained_2d_input, test_head,
+                       precise_bn_batches, compile, compile_mode)  # fmt: skip
         self.save_hyperparameters()
         self.model = net.build(num_classes)
-        # False until the initial weights are in (`load_initial_weights`, from `setup`); the CLI sets it when a
-        # checkpoint's weights will replace them anyway (resume, validate / test a checkpoint)
+        # False until the initial weights are in (`setup`), or a checkpoint's will replace them (set by the CLI)
         self.initial_weights_ready = not (pretrained_2d or init_from)
         self.test_window: tuple[int, int, int] | None = None  # res5's T×H×W at the training clip size
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.clip_metrics = nn.ModuleDict(
-            {
-                stage: MetricCollection(
-                    {
-                        "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
-                        "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
-                    },
-                    prefix=f"{stage}/",
-                )
-                for stage in ("val", "test")
-            }
-        )
-        self.losses = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
+        self.clip_metrics, self.losses = clip_metrics(num_classes, ("val", "test"))
         self.video_metrics = nn.ModuleDict()  # per stage, sized by the list in `setup`
-        # the compiled network of the training steps, made at the first step; kept in a dict so that it is not
-        # registered as a submodule (its parameters are self.model's: no second copy in the state dict)
-        self._compiled: dict[str, Any] = {}
+        self.compiled = CompiledNetwork(self.model, compile_mode) if compile else None  # the training steps'
 
     def setup(self, stage: str) -> None:
         clip = getattr(self.trainer.datamodule, "clip", None)
@@ -167,41 +173,21 @@ class VideoClassifier(LightningModule):
             self.load_initial_weights(clip)
         if clip is not None:
             self.use_clip_settings(clip)
-        datasets = getattr(self.trainer.datamodule, "datasets", {})
-        for split in ("val", "test"):
-            if split in datasets:
-                ds = datasets[split]
-                self.video_metrics[split] = video_accuracy(
-                    len(ds.paths), self.hparams.num_classes, ds.views_per_video, prefix=f"{split}/"
-                )
+        for split, ds in getattr(self.trainer.datamodule, "datasets", {}).items():
+            if split in ("val", "test"):
+                classes, views = self.hparams.num_classes, ds.views_per_video
+                self.video_metrics[split] = video_accuracy(len(ds.paths), classes, views, prefix=f"{split}/")
 
-    # ---------------------------------------------------------------- initial weights
     def load_initial_weights(self, clip: ClipSettings | None = None) -> None:
-        """Inflate `pretrained_2d`, or load the network of `init_from` (a missing file is a `ConfigError`).
-
-        A Caffe2 pickle's conv1 is converted to the clip's normalisation (default: Kinetics')."""
+        """Inflate `pretrained_2d`, or load the network of `init_from` (`videogn.models.weights.initial_weights`)."""
         h = self.hparams
-        check_initial_weights(h.pretrained_2d, h.init_from)
-        path = h.pretrained_2d or h.init_from
-        if h.pretrained_2d:
-            clip = clip or ClipSettings()
-            report = inflate_from_2d(
-                self.model,
-                path,
-                allow_norm_conversion=h.inflate_norm_conversion,
-                input_mean=clip.mean,
-                input_std=clip.std,
-                caffe2_input=h.pretrained_2d_input,
-            )
-            rank_zero_info(f"inflated {path}:\n{report}")
-        elif h.init_from:
-            rank_zero_info(f"initialised from {path}: {load_network(self.model, path, clip)}")
+        options = {"allow_norm_conversion": h.inflate_norm_conversion, "caffe2_input": h.pretrained_2d_input}
+        rank_zero_info(initial_weights(self.model, h.pretrained_2d, h.init_from, clip, **options))
         self.initial_weights_ready = True
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.initial_weights_ready = True  # `load_from_checkpoint`, or a restore: the checkpoint's weights win
 
-    # ---------------------------------------------------------------- forward and steps
     def use_clip_settings(self, clip: ClipSettings) -> None:
         """Take the training clip size (for the fully convolutional test head) from the clip settings."""
         self.test_window = self.net.feature_size(clip.num_frames, clip.crop_size, clip.crop_size)
@@ -217,28 +203,12 @@ class VideoClassifier(LightningModule):
     def fully_conv(self, clips: torch.Tensor) -> torch.Tensor:
         """The references' test head (`videogn.models.heads.fully_conv`) at the training clip's res5 window."""
         if self.test_window is None:
-            raise ConfigError(
-                "model.test_head fully_conv needs the training clip size: give the model clip settings "
-                "(VideoClassifier.use_clip_settings), or use test_head global"
-            )
+            raise ConfigError("model.test_head fully_conv needs the training clip size (use_clip_settings)")
         return fully_conv(self.model, clips, self.test_window)
 
     def train_forward(self, clips: torch.Tensor) -> torch.Tensor:
         """The training steps' forward: the network, compiled when `compile` is on."""
-        if not self.hparams.compile:
-            return self(clips)
-        if "net" not in self._compiled:
-            self._compiled["net"] = torch.compile(
-                self.model, fullgraph=True, dynamic=False, mode=self.hparams.compile_mode
-            )
-            self._compiled["batch"] = clips.shape[0]
-        if self.hparams.compile_mode != "default" and clips.shape[0] != self._compiled["batch"]:
-            raise ConfigError(
-                f"model.compile_mode {self.hparams.compile_mode} (CUDA graphs) needs training batches of one size: "
-                f"got {clips.shape[0]} clips after {self._compiled['batch']} (use compile_mode default, or a "
-                "training list of at least data.clips_per_gpu videos per rank)"
-            )
-        return self._compiled["net"](self._memory_format(clips))
+        return self.compiled(self._memory_format(clips)) if self.compiled else self(clips)
 
     def _memory_format(self, clips: torch.Tensor) -> torch.Tensor:
         return clips.contiguous(memory_format=torch.channels_last_3d) if self.hparams.channels_last else clips
@@ -272,14 +242,9 @@ class VideoClassifier(LightningModule):
         self._eval_step(batch, "test")
 
     def predict_step(self, batch: ClipBatch, batch_idx: int) -> dict[str, torch.Tensor]:
-        return {
-            "probs": self(batch.clips).float().softmax(1),
-            "label": batch.labels,
-            "video_index": batch.video_index,
-            "view_index": batch.view_index,
-        }
+        probs = self(batch.clips).float().softmax(1)
+        return {"probs": probs, "label": batch.labels, "video_index": batch.video_index, "view_index": batch.view_index}
 
-    # ---------------------------------------------------------------- optimisation
     def total_batch(self) -> int:
         """Clips per iteration over all devices and nodes."""
         per_gpu = getattr(self.trainer.datamodule, "clips_per_gpu", None)
@@ -292,14 +257,8 @@ class VideoClassifier(LightningModule):
         return self.hparams.base_lr * self.total_batch() / self.hparams.reference_batch
 
     def optimizer_settings(self) -> dict[str, Any]:
-        h = self.hparams
-        return {
-            "lr": self.scaled_lr(),
-            "momentum": h.momentum,
-            "nesterov": h.nesterov,
-            "weight_decay": h.weight_decay,
-            "decay_norm_and_bias": h.decay_norm_and_bias,
-        }
+        keys = ("momentum", "nesterov", "weight_decay", "decay_norm_and_bias")
+        return {"lr": self.scaled_lr(), **{k: self.hparams[k] for k in keys}}
 
     def run_settings(self) -> dict[str, Any]:
         """What the optimisation of this run depends on (compared on resume by `ResumeGuard`)."""
@@ -311,29 +270,16 @@ class VideoClassifier(LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         h = self.hparams
-        lr = self.scaled_lr()
-        groups = parameter_groups(self.model, h.weight_decay, h.decay_norm_and_bias)
-        optimizer = torch.optim.SGD(groups, lr=lr, momentum=h.momentum, nesterov=h.nesterov)
         per_epoch, total = run_length(self.trainer)
         milestones = [m * per_epoch if h.lr_step_unit == "epoch" else m for m in h.lr_steps or []]
-        self.lr_schedule = schedule = LRSchedule(h.schedule, total, milestones, h.warmup_steps, h.warmup_start)
+        self.lr_schedule = LRSchedule(h.schedule, total, milestones, h.warmup_steps, h.warmup_start)
         rank_zero_info(
-            f"LR {lr:g} (base {h.base_lr:g} × total batch {self.total_batch()} / {h.reference_batch}), "
+            f"LR {self.scaled_lr():g} (base {h.base_lr:g} × total batch {self.total_batch()} / {h.reference_batch}), "
             f"{h.schedule} schedule over {total} iterations"
         )
-        # a plain function, not the schedule object: LambdaLR then saves no schedule settings in checkpoints
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step))
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"},
-        }
+        return sgd_with_schedule(self.model, self.lr_schedule, **self.optimizer_settings())
 
     def on_train_start(self) -> None:
         # after a resume: the restored scheduler and optimizer follow this run's schedule and settings
-        follow_schedule(
-            self.trainer.optimizers[0],
-            self.trainer.lr_scheduler_configs[0].scheduler,
-            self.lr_schedule,
-            self.scaled_lr(),
-            self.optimizer_settings(),
-        )
+        optimizer, scheduler = self.trainer.optimizers[0], self.trainer.lr_scheduler_configs[0].scheduler
+        follow_schedule(optimizer, scheduler, self.lr_schedule, self.scaled_lr(), self.optimizer_settings())

@@ -118,3 +118,21 @@ def run_length(trainer: Any) -> tuple[int, int]:
     if trainer.max_epochs is None or trainer.max_epochs < 0:
         raise ConfigError("set trainer.max_steps or trainer.max_epochs: the LR schedule needs the run length")
     return per_epoch, per_epoch * trainer.max_epochs
+
+
+def sgd_with_schedule(
+    model: nn.Module,
+    schedule: LRSchedule,
+    lr: float,
+    momentum: float,
+    nesterov: bool,
+    weight_decay: float,
+    decay_norm_and_bias: bool,
+) -> dict[str, Any]:
+    """The recipe's SGD over `parameter_groups` and a per-iteration LambdaLR following `schedule`, as Lightning's
+    `configure_optimizers` returns them (the LR logged as train/lr/decay and train/lr/no_decay)."""
+    groups = parameter_groups(model, weight_decay, decay_norm_and_bias)
+    optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov)
+    # a plain function, not the schedule object: LambdaLR then saves no schedule settings in checkpoints
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step))
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"}}
