@@ -196,6 +196,23 @@ def test_overrides_and_print_config(synthetic_set, tmp_path, capsys):
     assert {type(m).__name__ for m in model.modules() if isinstance(m, torch.nn.BatchNorm3d)} == {"SubBatchNorm3d"}
 
 
+def test_every_default_callback_is_a_setting_shown_changed_or_turned_off(synthetic_set, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        fit(synthetic_set, tmp_path, "--print_config")
+    printed = capsys.readouterr().out
+    for key in ("validation_report", "dashboards", "lr_monitor", "throughput", "checkpoint_best", "checkpoint_last"):
+        assert f"\n{key}:\n  class_path: " in printed, key
+    assert "lightning.pytorch.callbacks.ModelCheckpoint" in printed and "filename: last" in printed
+    limits = ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--data.num_workers", "0"]
+    fit(synthetic_set, tmp_path, *limits, "--throughput", "null", "--checkpoint_best", "null",
+        "--lr_monitor.logging_interval", "epoch")  # fmt: skip
+    run = tmp_path / "i3d_gn_8clips"
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["last.ckpt"]  # no best-*.ckpt
+    tags = scalars(run)
+    assert "train/device/samples_per_sec" not in tags and "val/video_top1" in tags
+    assert [step for step, _ in tags["train/lr/decay"]] == [0]  # logged once per epoch
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

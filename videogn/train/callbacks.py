@@ -25,7 +25,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ThroughputMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch import nn
@@ -422,3 +422,14 @@ class PreciseBN(Callback):
             module.running_mean.copy_(mean)
             module.running_var.copy_((squares / count - mean.square()).clamp_min(0))
         rank_zero_info(f"precise BN: statistics of {len(layers)} BN layers from {batches} training batches per rank")
+
+
+def _clips_in(batch: Any) -> int:
+    return len(batch.clips)
+
+
+class ClipThroughput(ThroughputMonitor):
+    """Lightning's ThroughputMonitor counting clips (`train/device/samples_per_sec` is clips per second)."""
+
+    def __init__(self, window_size: int = 10, separator: str = "/") -> None:
+        super().__init__(batch_size_fn=_clips_in, window_size=window_size, separator=separator)

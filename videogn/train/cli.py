@@ -31,7 +31,7 @@ from typing import Any
 
 from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ThroughputMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
@@ -41,6 +41,7 @@ from videogn.errors import ConfigError
 from videogn.models.weights import check_initial_weights, check_normalisation
 from videogn.train.callbacks import (
     BadVideoMonitor,
+    ClipThroughput,
     ComputeMemory,
     DataWaitMonitor,
     NormStatistics,
@@ -73,6 +74,41 @@ def _differences(given: Any, used: Any, prefix: str) -> list[str]:
     return [] if given == used else [f"{prefix}: checkpoint {used!r}, given {given!r}"]
 
 
+# The callbacks every run has, each its own setting: `--print_config` shows them, `--KEY.ARG value` or a YAML changes
+# one, `--KEY null` turns it off. A checkpoint's dirpath null is the run's folder (<root>/<run_name>/checkpoints).
+# PreciseBN (model.precise_bn_batches), NormStatistics (--norm_stats_every_n_steps) and the every-N-steps last.ckpt
+# (--checkpoint_every_n_steps) follow their own settings.
+DEFAULT_CALLBACKS: dict[str, tuple[type, dict[str, Any]]] = {
+    "validation_report": (ValidationReport, {}),
+    "dashboards": (TensorBoardDashboards, {}),
+    "data_wait": (DataWaitMonitor, {}),
+    "bad_videos": (BadVideoMonitor, {}),
+    "compute_memory": (ComputeMemory, {}),
+    "lr_monitor": (LearningRateMonitor, {"logging_interval": "step"}),
+    "throughput": (ClipThroughput, {"window_size": 10}),
+    "checkpoint_best": (
+        ModelCheckpoint,
+        {
+            "filename": "best-epoch{epoch}-step{step}",
+            "monitor": "val/video_top1",
+            "mode": "max",
+            "save_top_k": 1,
+            "auto_insert_metric_name": False,
+        },
+    ),
+    "checkpoint_last": (
+        ModelCheckpoint,
+        {
+            "filename": "last",
+            "save_top_k": 1,
+            "every_n_epochs": 1,
+            "save_on_train_epoch_end": True,
+            "enable_version_counter": False,
+        },
+    ),
+}
+
+
 class VideoGNCLI(LightningCLI):
     _checkpoint_info: dict[str, Any] | None = None  # of --ckpt_path, read in `parse_arguments`
 
@@ -98,6 +134,9 @@ class VideoGNCLI(LightningCLI):
             help="log norm-layer statistics every N iterations (videogn.train.callbacks.NormStatistics; 0: off)",
         )
         parser.add_lightning_class_args(ResumeGuard, "resume")
+        for key, (cls, init_args) in DEFAULT_CALLBACKS.items():
+            parser.add_subclass_arguments(cls, key, required=False, fail_untyped=False)
+            parser.set_defaults({key: {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}})
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
@@ -178,49 +217,23 @@ class VideoGNCLI(LightningCLI):
                 save_dir=str(root), name=name, version=version, default_hp_metric=False, **extra
             )
         configured = self.config_init[self.subcommand].trainer
+        checkpointing = trainer_config.get("enable_checkpointing") is not False
+        folder, every = root / name / "checkpoints", settings.get("checkpoint_every_n_steps") or None
         callbacks = list(configured.get("callbacks") or [])
-        self.report, self.dashboards = ValidationReport(), TensorBoardDashboards()
-        callbacks += [
-            self.report,
-            self.dashboards,
-            DataWaitMonitor(),
-            BadVideoMonitor(),
-            ComputeMemory(),
-            *([PreciseBN(settings.model.precise_bn_batches)] if settings.model.get("precise_bn_batches") else []),
-            *([NormStatistics(settings.norm_stats_every_n_steps)] if settings.get("norm_stats_every_n_steps") else []),
-            LearningRateMonitor(logging_interval="step"),
-            ThroughputMonitor(batch_size_fn=lambda batch: len(batch.clips), window_size=10),
-        ]
-        if trainer_config.get("enable_checkpointing") is not False:
-            folder, every = root / name / "checkpoints", settings.get("checkpoint_every_n_steps") or None
-            callbacks += [
-                ModelCheckpoint(
-                    dirpath=folder,
-                    filename="best-epoch{epoch}-step{step}",
-                    monitor="val/video_top1",
-                    mode="max",
-                    save_top_k=1,
-                    auto_insert_metric_name=False,
-                ),
-                ModelCheckpoint(
-                    dirpath=folder,
-                    filename="last",
-                    save_top_k=1,
-                    every_n_epochs=1,
-                    save_on_train_epoch_end=True,
-                    enable_version_counter=False,
-                ),
-            ]
-            if every:
-                callbacks.append(
-                    ModelCheckpoint(
-                        dirpath=folder,
-                        filename="last",
-                        save_top_k=1,
-                        every_n_train_steps=every,
-                        enable_version_counter=False,
-                    )
-                )
+        for key in DEFAULT_CALLBACKS:  # each one its own setting (`--KEY null` turns it off)
+            callback = self.config_init[self.subcommand].get(key)
+            if isinstance(callback, ModelCheckpoint):
+                if not checkpointing:
+                    continue
+                callback.dirpath = callback.dirpath or str(folder)  # null: the run's folder
+            if callback is not None:
+                callbacks.append(callback)
+        if settings.model.get("precise_bn_batches"):
+            callbacks.append(PreciseBN(settings.model.precise_bn_batches))
+        if settings.get("norm_stats_every_n_steps"):
+            callbacks.append(NormStatistics(settings.norm_stats_every_n_steps))
+        if checkpointing and every:
+            callbacks.append(ModelCheckpoint(folder, "last", every_n_train_steps=every, enable_version_counter=False))
         kwargs["callbacks"] = callbacks
         plugins = configured.get("plugins") or []
         kwargs["plugins"] = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
@@ -235,10 +248,12 @@ class VideoGNCLI(LightningCLI):
         if trainer.interrupted or trainer.fast_dev_run:
             return
         final = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
-        if trainer.enable_validation and self.report.validated_step != trainer.global_step:
+        report = next((c for c in trainer.callbacks if isinstance(c, ValidationReport)), None)
+        if trainer.enable_validation and (report is None or report.validated_step != trainer.global_step):
             trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
         final.update({k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")})
-        self.dashboards.log_final(trainer, self.model, final)
+        for dashboards in (c for c in trainer.callbacks if isinstance(c, TensorBoardDashboards)):
+            dashboards.log_final(trainer, self.model, final)
 
 
 def run(args: list[str] | None = None) -> None:
