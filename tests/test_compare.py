@@ -44,7 +44,7 @@ def grid_args(synthetic_set: Path, out: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_print_commands_one_per_run_that_run_as_printed(synthetic_set, tmp_path, capsys):
+def test_print_commands_run_as_printed_and_the_grid_completes_them(synthetic_set, tmp_path, capsys):
     assert main([*grid_args(synthetic_set, tmp_path), "--print-commands"]) == 0
     printed = capsys.readouterr()
     assert "warning" not in printed.err  # the data exists
@@ -62,6 +62,24 @@ def test_print_commands_one_per_run_that_run_as_printed(synthetic_set, tmp_path,
     ran = subprocess.run(["/bin/sh", "-c", lines[0]], capture_output=True, text=True, env=plain, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert (tmp_path / "bn_4clips" / "checkpoints" / "last.ckpt").is_file()
+    # the grid, run here, completes the same commands: the finished bn run is taken as it is, gn runs
+    assert main([*grid_args(synthetic_set, tmp_path), "--run"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert [(r["norm"], r["clips_per_gpu"]) for r in rows] == [("bn", "4"), ("gn", "4")]
+    for row in rows:
+        assert 0.0 <= float(row["video_top1"]) <= 1.0 and float(row["clip_top5"]) >= float(row["clip_top1"])
+        assert float(row["peak_lr"]) > 0 and row["epochs"] == "1"
+    table = (tmp_path / "results.md").read_text()
+    assert "| BN |" in table and "| GN |" in table and "4 clips/GPU" in table
+    for png in ("val_top1_per_epoch.png", "top1_vs_clips.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # one TensorBoard logdir for the whole grid
+    assert {p.name for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith(".")} == {
+        "bn_4clips",
+        "gn_4clips",
+    }
+    # the report alone re-reads finished runs
+    assert main([*grid_args(synthetic_set, tmp_path), "--report"]) == 0
 
 
 def test_print_commands_warns_when_the_data_is_missing(tmp_path, monkeypatch, capsys):
@@ -72,25 +90,6 @@ def test_print_commands_warns_when_the_data_is_missing(tmp_path, monkeypatch, ca
     assert len(printed.out.splitlines()) == 4
     assert "data.train_list /nowhere/train.csv does not exist" in printed.err
     assert "data.val_list demo_data/synthetic/val.csv does not exist" in printed.err  # relative to where it runs
-
-
-@pytest.mark.slow
-def test_tiny_grid_writes_table_csv_and_plots(synthetic_set, tmp_path):
-    out = tmp_path / "grid"
-    assert main([*grid_args(synthetic_set, out), "--run"]) == 0
-    rows = list(csv.DictReader(open(out / "results.csv")))
-    assert [(r["norm"], r["clips_per_gpu"]) for r in rows] == [("bn", "4"), ("gn", "4")]
-    for row in rows:
-        assert 0.0 <= float(row["video_top1"]) <= 1.0 and float(row["clip_top5"]) >= float(row["clip_top1"])
-        assert float(row["peak_lr"]) > 0 and row["epochs"] == "1"
-    table = (out / "results.md").read_text()
-    assert "| BN |" in table and "| GN |" in table and "4 clips/GPU" in table
-    for png in ("val_top1_per_epoch.png", "top1_vs_clips.png"):
-        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # one TensorBoard logdir for the whole grid
-    assert {p.name for p in out.iterdir() if p.is_dir()} == {"bn_4clips", "gn_4clips"}
-    # the report alone re-reads finished runs
-    assert main([*grid_args(synthetic_set, out), "--report"]) == 0
 
 
 def test_missing_base_config_is_named(tmp_path, capsys):

@@ -6,6 +6,7 @@ import torch
 from conftest import data_args
 from helpers import scalars
 from nets import tiny_i3d
+from numerics import assert_same_function, fan_in_sum
 
 from videogn.cli import main
 from videogn.errors import ConfigError
@@ -53,17 +54,17 @@ def test_compiled_and_eager_steps_agree_in_bf16(impl):
 
 @pytest.mark.slow
 def test_inductor_compiles_the_network():
-    # the one test of inductor's code generation (minutes on two cold cores for a training graph, so a forward):
-    # pytorchvideo's NumPy strides once made inductor fail (models/resnet._plain_int_geometry)
-    net = tiny_i3d("gn").eval()
+    # the one test of inductor's code generation (cold on two cores: about a second per layer, so a forward of the
+    # stem, res2, pool2 and res3: every kind of layer the network has, bottlenecks with strided shortcut convs among
+    # them; the whole network's graph: the explain test above). pytorchvideo's NumPy strides once made inductor fail
+    # on those shortcuts (models/resnet._plain_int_geometry)
+    net = torch.nn.Sequential(*tiny_i3d("gn").blocks[:4]).eval()
     compiled = torch.compile(net, fullgraph=True, dynamic=False)
     x = torch.randn(2, 3, 4, 32, 32)
     with torch.no_grad():
         eager, fused = net(x), compiled(x)
-    # float32, fused and reordered sums: a few units of rounding per layer, over the 53 layers of I3D-R50
-    layers = sum(isinstance(m, torch.nn.Conv3d) for m in net.modules())
-    bound = 64 * torch.finfo(torch.float32).eps * layers * eager.abs().max()
-    assert (fused - eager).abs().max() <= bound
+    # float32, fused and reordered sums: a few units of rounding per layer
+    assert_same_function(fused, eager, terms=fan_in_sum(net))
 
 
 def test_compile_mode_settings_are_checked():

@@ -60,8 +60,14 @@ def make_wrong_files(folder: Path) -> dict[str, Path]:
     put("runs_code_pickle", pickle.dumps(RunsCode(folder / MARKER), protocol=2))
     files["other_norm"] = write_videogn_checkpoint(folder / "other_norm.ckpt", norm="bn")
     files["other_width"] = write_videogn_checkpoint(folder / "other_width.ckpt", norm="gn", width=16)
+    legacy = folder / "legacy.pth"  # torch's pre-zip format: a pickle, cut inside its pickle part
+    torch.save({"state_dict": {"w": torch.zeros(64)}}, legacy, _use_new_zipfile_serialization=False)
+    put("legacy_truncated", legacy.read_bytes()[:40])
+    put("pickle_garbage", b"\x80\x02" + np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes())
     files["directory"] = folder / "a_folder.ckpt"
     files["directory"].mkdir()
+    files["fifo"] = folder / "fifo.ckpt"
+    os.mkfifo(files["fifo"])
     files["missing"] = folder / "missing.ckpt"
     return files
 
@@ -77,6 +83,9 @@ CASES = [
     "list",
     "runs_code",
     "runs_code_pickle",
+    "legacy_truncated",
+    "pickle_garbage",
+    "fifo",
     "other_norm",
     "other_width",
     "directory",
@@ -169,6 +178,42 @@ def test_an_unreadable_file_is_named(wrong, tmp_path, capsys):
     path.chmod(0)
     code = run(infer_main, ["--ckpt", str(path), str(tmp_path / "v.mp4")])
     check_one_clear_line(code, capsys.readouterr().err, path)
+
+
+def test_a_damaged_pickle_is_called_damaged_not_refused(wrong, capsys):
+    for case in ("pickle_garbage", "legacy_truncated"):
+        assert run(infer_main, ["--ckpt", str(wrong[case]), "v.mp4"]) == 2
+        err = capsys.readouterr().err
+        assert ("damaged" in err or "truncated" in err) and "refused" not in err, err
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_settings(tmp_path, capsys):
+    path = write_videogn_checkpoint(tmp_path / "odd.ckpt")
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["state_dict"]["model.blocks.0.conv.weight"] = torch.zeros(3, 3)
+    torch.save(checkpoint, path)
+    assert run(infer_main, ["--ckpt", str(path), "v.mp4"]) == 2
+    err = capsys.readouterr().err
+    assert "odd.ckpt: its weights do not fit its own network settings (first: model.blocks.0.conv.weight" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- a\n- list\n", "not a YAML config: it holds a list"),
+        ("model: [unclosed\n", "not a YAML config"),
+        ("model:\n  net:\n    widht: 8\n", "model.net has no setting widht"),
+    ],
+)
+def test_a_wrong_convert_config_is_named(text, message, wrong, tmp_path, capsys):
+    source = tmp_path / "source.pyth"
+    torch.save({"model_state": {"blocks.0.conv.weight": torch.zeros(1)}}, source)
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    code = run(convert_main, [str(source), "--out", str(tmp_path / "out.ckpt"), "-c", str(config)])
+    err = capsys.readouterr().err
+    check_one_clear_line(code, err, config)
+    assert message in err
 
 
 # ---------------------------------------------------------------- list files

@@ -16,6 +16,8 @@ import contextlib
 import os
 import pickle
 import re
+import stat
+import struct
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,13 +45,19 @@ class FileError(ConfigError):
 def check_file(path: str | os.PathLike, setting: str) -> Path:
     """`path` as a Path if it is a regular, readable, non-empty file; else a `FileError` saying what it is."""
     path = Path(path)
-    if path.is_dir():
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        raise FileError(setting, path, "file not found") from None
+    except OSError as exc:  # a folder on the way that cannot be entered, a name too long, a dangling link, ...
+        raise FileError(setting, path, f"cannot be opened ({exc.strerror or exc})") from exc
+    if stat.S_ISDIR(found.st_mode):
         raise FileError(setting, path, "a folder, not a file")
-    if not path.exists():
-        raise FileError(setting, path, "file not found")
+    if not stat.S_ISREG(found.st_mode):
+        raise FileError(setting, path, "not a regular file (a pipe, socket or device)")
     if not os.access(path, os.R_OK):
         raise FileError(setting, path, "not readable (permission denied)")
-    if path.stat().st_size == 0:
+    if found.st_size == 0:
         raise FileError(setting, path, "the file is empty (0 bytes)")
     return path
 
@@ -85,10 +93,15 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _refused_global(exc: pickle.UnpicklingError) -> str:
-    """What a weights-only load refused, from torch's message ("GLOBAL os.system was not an allowed global")."""
+def _refused_global(exc: pickle.UnpicklingError) -> str | None:
+    """The global a weights-only load refused, from torch's message ("GLOBAL os.system was not an allowed global"),
+    or None when the unpickler stopped for another reason (damaged data)."""
     found = re.search(r"GLOBAL (\S+)", str(exc))
-    return f"it would load {found[1]}" if found else _first_line(exc)
+    return found[1] if found else None
+
+
+# What torch's (weights-only) unpickler raises on malformed pickle data; no videogn code runs inside torch.load
+_MALFORMED = (EOFError, struct.error, IndexError, KeyError, TypeError, AttributeError, AssertionError, ValueError)
 
 
 def load_torch_file(path: str | os.PathLike, setting: str, mmap: bool = False) -> Any:
@@ -119,13 +132,21 @@ def load_torch_file(path: str | os.PathLike, setting: str, mmap: bool = False) -
         mmap = False  # only the zip format can be memory-mapped
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as exc:  # weights_only refused a global: the file would run or build code
-        raise FileError(
-            setting, path, f"refused: {_refused_global(exc)} (only tensors and plain data are read: no code runs)"
-        ) from exc
-    except EOFError as exc:
-        raise FileError(setting, path, "truncated: the data ends early") from exc
+    except pickle.UnpicklingError as exc:
+        refused = _refused_global(exc)
+        if refused:  # weights_only refused a global: loading it could run code
+            what = f"refused: it would load {refused} (only tensors and plain data are read: no code runs)"
+        else:
+            what = f"damaged: the pickle data is malformed ({_first_line(exc.__context__ or exc)})"
+        raise FileError(setting, path, what) from exc
+    except _MALFORMED as exc:
+        what = (
+            "truncated: the data ends early" if isinstance(exc, EOFError) else "damaged: the pickle data is malformed"
+        )
+        raise FileError(setting, path, f"{what} ({type(exc).__name__}: {_first_line(exc)})") from exc
     except RuntimeError as exc:  # torch's reader: a damaged archive, a legacy file without its magic number
+        if mmap:  # a filesystem that cannot memory-map: read it instead
+            return load_torch_file(path, setting, mmap=False)
         raise FileError(setting, path, f"damaged or not a PyTorch file: {_first_line(exc)}") from exc
 
 

@@ -164,18 +164,20 @@ def read_caffe2_pickle(path: str | os.PathLike, setting: str = "weights") -> dic
             raise FileError(setting, path, f"refused: {exc} (it would run code)") from exc
         except pickle.UnpicklingError as exc:
             raise FileError(setting, path, f"not a Caffe2 pickle: {describe_start(head)}") from exc
-        except (EOFError, ValueError, TypeError, IndexError, KeyError) as exc:  # what malformed pickle data raises
+        # what malformed pickle data raises (no code of ours runs while unpickling: only numpy's reconstruction)
+        except (EOFError, ValueError, TypeError, IndexError, KeyError, LookupError, AttributeError) as exc:
             what = "truncated: the pickle ends early" if isinstance(exc, EOFError) else f"damaged pickle ({exc})"
             raise FileError(setting, path, what) from exc
     if isinstance(data, Mapping) and isinstance(data.get("blobs"), Mapping):
         data = data["blobs"]
     if not isinstance(data, Mapping):
         raise FileError(setting, path, f"a pickle of {type_name(data)}, not a dict of blobs")
-    blobs = {
-        str(k): np.asarray(v)
+    blobs = {  # numeric arrays, in this machine's byte order (what torch.from_numpy takes)
+        str(k): np.asarray(v, dtype=v.dtype.newbyteorder("="))
         for k, v in data.items()
-        if isinstance(v, np.ndarray) and not str(k).endswith(_CAFFE2_SKIP) and str(k) not in _CAFFE2_SKIP
-    }
+        if isinstance(v, np.ndarray) and v.dtype.kind in "fiub"
+        and not str(k).endswith(_CAFFE2_SKIP) and str(k) not in _CAFFE2_SKIP
+    }  # fmt: skip
     if not blobs:
         raise FileError(setting, path, "a pickle without arrays, not Caffe2 weights")
     return blobs

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ import yaml
 from videogn.data.lists import read_class_names
 from videogn.data.settings import KINETICS_MEAN, KINETICS_STD, ClipSettings
 from videogn.errors import ConfigError
-from videogn.files import FileError, atomic_output
+from videogn.files import FileError, atomic_output, check_file, type_name
 from videogn.models import NetSettings, inflate_from_2d
 from videogn.models.formats import (
     CONVENTIONS,
@@ -161,12 +162,24 @@ def _resolve_format(state: dict[str, torch.Tensor], asked: str) -> str:
 
 
 def _read_config(path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(model section, data.clip section) of a videogn config, or two empty dicts."""
+    """(model section, data.clip section) of a videogn config, or two empty dicts; a file that is not a YAML
+    mapping, or a `model.net` / `data.clip` key that is not a setting, is a `ConfigError` naming it."""
     if path is None:
         return {}, {}
-    config = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    text = check_file(path, "-c").read_text(encoding="utf-8", errors="replace")
+    try:
+        config = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise FileError("-c", path, f"not a YAML config: {' '.join(str(exc).split())}") from exc
+    if not isinstance(config, dict):
+        raise FileError("-c", path, f"not a YAML config: it holds {type_name(config)}")
     model = dict(config.get("model") or {})
-    return model, dict((config.get("data") or {}).get("clip") or {})
+    clip = dict((config.get("data") or {}).get("clip") or {})
+    for section, values, cls in (("model.net", model.get("net") or {}, NetSettings), ("data.clip", clip, ClipSettings)):
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise FileError("-c", path, f"{section} has no setting {', '.join(unknown)}")
+    return model, clip
 
 
 def convert(

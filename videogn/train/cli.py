@@ -24,6 +24,7 @@ defaults it
 from __future__ import annotations
 
 import copy
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -151,7 +152,8 @@ class VideoGNCLI(LightningCLI):
             settings.ckpt_path = str(last) if last else None
         # read here, before Lightning's own reading of the file (`_parse_ckpt_path`): a wrong file is one clear line
         ckpt = settings.get("ckpt_path")
-        self._checkpoint_info = read_checkpoint_info(ckpt, "--ckpt_path") if ckpt else None
+        local = ckpt and "://" not in str(ckpt)  # a remote URL: Lightning's (fsspec's) to read
+        self._checkpoint_info = read_checkpoint_info(ckpt, "--ckpt_path") if local else None
         # Lightning replaces the model settings by the checkpoint's after this (its private `_parse_ckpt_path`, run
         # right after `parse_arguments`; no public hook comes between): keep what was given, to compare.
         # tests/test_resume.py fails if that order changes (a changed setting must be refused by name)
@@ -225,7 +227,8 @@ class VideoGNCLI(LightningCLI):
             if isinstance(callback, ModelCheckpoint):
                 if not checkpointing:
                     continue
-                callback.dirpath = callback.dirpath or str(folder)  # null: the run's folder
+                # null: the run's folder; absolute, as ModelCheckpoint makes it (a resume compares it)
+                callback.dirpath = callback.dirpath or os.path.realpath(folder)
             if callback is not None:
                 callbacks.append(callback)
         if settings.model.get("precise_bn_batches"):
@@ -234,6 +237,8 @@ class VideoGNCLI(LightningCLI):
             callbacks.append(NormStatistics(settings.norm_stats_every_n_steps))
         if checkpointing and every:
             callbacks.append(ModelCheckpoint(folder, "last", every_n_train_steps=every, enable_version_counter=False))
+        if checkpointing and not any(isinstance(c, ModelCheckpoint) for c in callbacks):
+            kwargs["enable_checkpointing"] = False  # all turned off: not Lightning's default one elsewhere
         kwargs["callbacks"] = callbacks
         plugins = configured.get("plugins") or []
         kwargs["plugins"] = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
@@ -247,6 +252,8 @@ class VideoGNCLI(LightningCLI):
         trainer = self.trainer
         if trainer.interrupted or trainer.fast_dev_run:
             return
+        if self._checkpoint_info is not None and self._checkpoint_info["global_step"] == trainer.global_step:
+            return  # a finished run run again (a grid's command re-run): nothing trained, nothing new to report
         final = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
         report = next((c for c in trainer.callbacks if isinstance(c, ValidationReport)), None)
         if trainer.enable_validation and (report is None or report.validated_step != trainer.global_step):
