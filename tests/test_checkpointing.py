@@ -20,7 +20,7 @@ def test_written_beside_the_target_and_renamed(tmp_path, monkeypatch):
     assert torch.load(target, weights_only=True) == {"global_step": 3}
     ((source, destination),) = renames
     assert source.parent == destination.parent == target.parent  # a rename within one directory: atomic
-    assert source.name.startswith(".last.partial-")
+    assert source.name.startswith(".last.ckpt.partial-")
     assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]
 
 
@@ -41,7 +41,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
 
 
 def test_stale_temporaries_of_a_killed_write_are_cleared(tmp_path):
-    (tmp_path / ".last.partial-99999.ckpt").write_bytes(b"cut short by SIGKILL")
+    (tmp_path / ".last.ckpt.partial-99999").write_bytes(b"cut short by SIGKILL")
     AtomicCheckpointIO().save_checkpoint({"global_step": 5}, tmp_path / "last.ckpt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
     assert find_last(tmp_path) == tmp_path / "last.ckpt" and find_last(tmp_path / "none") is None

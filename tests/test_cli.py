@@ -351,7 +351,7 @@ def test_sigkill_mid_epoch_then_resume(synthetic_set, tmp_path):
     for ckpt in last.parent.glob("*.ckpt"):  # nothing half-written under a checkpoint's name
         assert read_step(ckpt) is not None, ckpt
     # a write cut short leaves only its temporary file, beside its target (where a rename is atomic)
-    assert all(p.name.startswith(".last.partial-") for p in last.parent.iterdir() if p.name.startswith("."))
+    assert all(p.name.startswith(".last.ckpt.partial-") for p in last.parent.iterdir() if p.name.startswith("."))
 
     state = torch.load(last, map_location="cpu", weights_only=True)
     (position,) = state["loops"]["fit_loop"]["state_dict"]["combined_loader"]  # the train loader's own state

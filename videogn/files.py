@@ -158,16 +158,17 @@ def type_name(value: Any) -> str:
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yields a temporary path beside `path` (same suffix, so writers that go by it work); when the block ends
+    """Yields a temporary path beside `path` (`.{name}.partial-{pid}`); when the block ends
     without an exception the file is flushed to disk and renamed over `path` (atomic within a folder), else removed.
 
     A run killed at any moment leaves either the old file or the new one under `path`, never half of one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.stem}.partial-*{path.suffix}"):  # left by a process killed mid-write
+    for stale in path.parent.glob(f".{path.name}.partial-*"):  # left by a process killed mid-write
         stale.unlink(missing_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    # hidden, and not ending in the target's suffix: never taken for a finished file (a `*.ckpt` or `*.mp4`)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         yield tmp
         with open(tmp, "rb+") as f:

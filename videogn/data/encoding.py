@@ -72,4 +72,8 @@ def write_video(
 
 
 def _container_format(path: Path) -> str | None:
-    return {".mp4": "mp4", ".mkv": "matroska", ".webm": "webm", ".avi": "avi", ".mov": "mov"}.get(path.suffix.lower())
+    """The container format of the target's suffix (the temporary file being written has none of its own)."""
+    suffix = path.suffix.lower()
+    return {".mp4": "mp4", ".mkv": "matroska", ".webm": "webm", ".avi": "avi", ".mov": "mov"}.get(
+        suffix, suffix[1:] or None
+    )
