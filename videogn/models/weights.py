@@ -29,6 +29,7 @@ __all__ = [
     "initial_weights",
     "load_network",
     "read_checkpoint",
+    "state_differences",
 ]
 
 # Where the paper's ImageNet weights come from (named when model.pretrained_2d points at a missing file)
@@ -82,6 +83,17 @@ def load_network(model: nn.Module, path: str | Path, clip: ClipSettings | None =
     head = [k for k in target if k.startswith(classifier_prefix(model))]
     keep_head = all(k in weights and weights[k].shape == target[k].shape for k in head)
     wanted = [k for k in target if keep_head or k not in head]
+    differences = state_differences(target, weights, wanted)
+    if differences:
+        raise ConfigError(f"model.init_from: {path} holds another network than model.net: {differences}")
+    model.load_state_dict({k: weights[k] for k in wanted}, strict=False)
+    return f"{len(wanted)} tensors" + ("" if keep_head else " (classifier left at its initialisation: other classes)")
+
+
+def state_differences(target: dict[str, Any], weights: dict[str, Any], wanted: list[str] | None = None) -> str:
+    """How `weights` fail to fill the state dict `target` (its keys `wanted`, default all): the first missing keys,
+    the first of other shapes, the first unexpected; "" when they fit."""
+    wanted = list(target) if wanted is None else wanted
     missing = [k for k in wanted if k not in weights]
     shapes = [
         f"{k} {tuple(weights[k].shape)} vs {tuple(target[k].shape)}"
@@ -89,17 +101,11 @@ def load_network(model: nn.Module, path: str | Path, clip: ClipSettings | None =
         if k in weights and weights[k].shape != target[k].shape
     ]
     unexpected = [k for k in weights if k not in target]
-    if missing or shapes or unexpected:
-        raise ConfigError(
-            f"model.init_from: {path} holds another network than model.net: "
-            + "; ".join(
-                f"{what} {', '.join(keys[:3])}"
-                for what, keys in (("missing", missing), ("other shapes", shapes), ("unexpected", unexpected))
-                if keys
-            )
-        )
-    model.load_state_dict({k: weights[k] for k in wanted}, strict=False)
-    return f"{len(wanted)} tensors" + ("" if keep_head else " (classifier left at its initialisation: other classes)")
+    return "; ".join(
+        f"{what} {', '.join(keys[:3])}"
+        for what, keys in (("missing", missing), ("other shapes", shapes), ("unexpected", unexpected))
+        if keys
+    )
 
 
 def read_checkpoint(path: str | os.PathLike, setting: str, mmap: bool = False) -> dict[str, Any]:

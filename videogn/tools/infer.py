@@ -38,7 +38,7 @@ from videogn.data.settings import ClipSettings
 from videogn.data.transforms import EvalTransform, Normalize
 from videogn.errors import ConfigError
 from videogn.files import FileError
-from videogn.models.weights import read_checkpoint
+from videogn.models.weights import read_checkpoint, state_differences
 from videogn.train.metrics import video_accuracy
 from videogn.train.runtime import compute_memory
 
@@ -85,12 +85,9 @@ def load_model(ckpt: str | os.PathLike, device: torch.device):
     settings = {k: v for k, v in hparams.items() if not k.startswith("_")}
     settings["pretrained_2d"] = settings["init_from"] = None  # the weights are in the checkpoint
     model = VideoClassifier(**settings)
-    target = model.state_dict()
-    wrong = [k for k in target if k not in state or state[k].shape != target[k].shape]
-    wrong += [k for k in state if k not in target]
-    if wrong:
-        what = f"its weights do not fit its own network settings (first: {', '.join(wrong[:3])})"
-        raise FileError("--ckpt", ckpt, what)
+    differences = state_differences(model.state_dict(), state)
+    if differences:
+        raise FileError("--ckpt", ckpt, f"its weights do not fit its own network settings ({differences})")
     model.load_state_dict(state)
     clip = (raw.get("datamodule_hyper_parameters") or {}).get("clip")
     if isinstance(clip, dict):
