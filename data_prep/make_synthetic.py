@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Write a small Kinetics-format data set of real H.264 mp4 files whose classes need temporal information.
+"""Write a small Kinetics-format data set of real H.264 mp4 files whose classes need temporal information (or,
+for 2D pretraining, only appearance).
 
 Every video shows a random smooth texture (new per video, random colours) that moves; the class is the *kind and
 sense* of motion. A single frame carries no class information (each texture is drawn afresh and looks the same at
@@ -17,6 +18,15 @@ Two tasks (`--task`):
                contrast, and a small textured square moving in a random direction and speed (local motion that
                is not the camera's). For comparisons with room to move (`configs/compare_study.yaml`).
 
+    appearance 12 still pattern families (stripes, checkerboard, dots, rings, grid lines, zigzag, sunburst,
+               spiral, blobs, disc, square, triangle) at a random scale, angle and position, in two random
+               colours under a faint texture, with motion10's nuisances: the "ImageNet" of the CPU study
+               (`configs/compare_pretrained.yaml` pretrains its 2D networks on it). Its classes are in a single
+               frame's shapes, not in its colours (a test checks mean colour classifies at chance).
+
+`--holdout-fraction F` also splits the training videos of every class into `train_part.csv` and `holdout.csv`
+(F of them): a validation set for choosing a recipe that is not the `val.csv` the reported numbers come from.
+
 Output, deterministic by --seed (and --task):
 
     OUT/classes.txt                 one class name per line
@@ -25,6 +35,7 @@ Output, deterministic by --seed (and --task):
 
     python data_prep/make_synthetic.py --out data/synthetic --classes 4 --videos-per-class 32
     python data_prep/make_synthetic.py --out data/motion10 --task motion10 --videos-per-class 50 --val-fraction 0.4
+    python data_prep/make_synthetic.py --out data/appearance --task appearance --videos-per-class 100 --frames 8
 """
 
 from __future__ import annotations
@@ -167,6 +178,89 @@ def render(
     return (video.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()  # (T, H, W, 3)
 
 
+PATTERNS = [  # the appearance task's classes: pattern families, each at a random scale, angle, position and colours
+    "stripes",
+    "checkerboard",
+    "dots",
+    "rings",
+    "grid lines",
+    "zigzag",
+    "sunburst",
+    "spiral",
+    "blobs",
+    "disc",
+    "square",
+    "triangle",
+]
+
+
+def pattern_mask(class_index: int, rng: np.random.Generator, height: int, width: int) -> torch.Tensor:
+    """(height, width) in [0, 1]: where pattern `class_index` of PATTERNS covers the frame (soft, anti-aliased
+    edges), at a random period, angle and centre."""
+    y, x = torch.meshgrid(
+        torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64), indexing="ij"
+    )
+    cy, cx = rng.uniform(0.3, 0.7) * height, rng.uniform(0.3, 0.7) * width
+    angle, period = rng.uniform(0, np.pi), rng.uniform(9, 20)
+    y, x = y - cy, x - cx
+    u = x * np.cos(angle) + y * np.sin(angle)  # rotated coordinates
+    v = -x * np.sin(angle) + y * np.cos(angle)
+    radius, theta = torch.hypot(x, y), torch.atan2(y, x)
+    wave = lambda a: torch.sin(2 * np.pi * a / period)  # noqa: E731
+    half = lambda a: (a % period) - period / 2  # noqa: E731  (signed distance to the middle of a period)
+    size = rng.uniform(0.3, 0.45) * min(height, width)
+    if class_index == 0:
+        field = wave(u) * period / (2 * np.pi)
+    elif class_index == 1:
+        field = torch.minimum(wave(u).abs(), wave(v).abs()) * torch.sign(wave(u) * wave(v)) * period / 4
+    elif class_index == 2:
+        field = 0.3 * period - torch.hypot(half(u), half(v))
+    elif class_index == 3:
+        field = wave(radius) * period / (2 * np.pi)
+    elif class_index == 4:
+        field = 0.15 * period - torch.minimum(half(u).abs(), half(v).abs())
+    elif class_index == 5:
+        zig = (2 * (v / period % 1) - 1).abs() * period * 0.6  # a triangle wave across the stripes
+        field = wave(u + zig) * period / (2 * np.pi)
+    elif class_index == 6:
+        arms = int(rng.integers(5, 10))
+        field = torch.sin(arms * (theta + angle)) * radius.clamp(min=1) / arms
+    elif class_index == 7:
+        arms = int(rng.integers(1, 4))
+        field = torch.sin(arms * (theta + angle) + 2 * np.pi * radius / period) * period / (2 * np.pi)
+    elif class_index == 8:
+        cells = int(rng.integers(3, 7))
+        noise = torch.from_numpy(rng.standard_normal((1, 1, cells, cells)))
+        field = F.interpolate(noise, size=(height, width), mode="bicubic", align_corners=False)[0, 0] * period
+    elif class_index == 9:
+        field = size - radius
+    elif class_index == 10:
+        field = size * 0.85 - torch.maximum(u.abs(), v.abs())
+    else:  # triangle: inside three half-planes
+        sides = [angle + k * 2 * np.pi / 3 for k in range(3)]
+        field = torch.stack([size * 0.6 - (x * np.cos(a) + y * np.sin(a)) for a in sides]).amin(0)
+    return torch.sigmoid(field.float() / 0.7)  # ~1 pixel wide edges
+
+
+def render_appearance(class_index: int, rng: np.random.Generator, frames: int, height: int, width: int) -> np.ndarray:
+    """(frames, height, width, 3) uint8: a still pattern of family `class_index` (PATTERNS) in two random colours
+    with a faint random texture over it, and motion10's nuisances (a moving distractor, contrast, a brightness
+    drift, noise); each frame is a sample of the class."""
+    mask = pattern_mask(class_index, rng, height, width)
+    colours = torch.from_numpy(rng.uniform(0.05, 0.95, (2, 3, 1, 1)).astype(np.float32))  # any two, either way round
+    image = (
+        colours[0] * mask
+        + colours[1] * (1 - mask)
+        + 0.25 * (texture(rng, max(height, width))[:, :height, :width] - 0.5)
+    )
+    video = image.expand(frames, -1, -1, -1).clone()
+    video = add_nuisances(video, rng)
+    return (video.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+ALL_TASKS = [*TASKS, "appearance"]
+
+
 def build(
     out: Path,
     classes: int | None = None,
@@ -179,27 +273,44 @@ def build(
     seed: int = 0,
     progress: bool = True,
     task: str = "pan4",
+    holdout_fraction: float = 0.0,
 ) -> dict[str, int]:
-    if task not in TASKS:
-        raise SystemExit(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
-    motions = TASKS[task].classes
-    classes = TASKS[task].default_classes if classes is None else classes
-    if not 1 <= classes <= len(motions):
-        raise SystemExit(f"--classes must be between 1 and {len(motions)} for task {task}, got {classes}")
+    if task not in ALL_TASKS:
+        raise SystemExit(f"--task must be one of {', '.join(ALL_TASKS)}, got {task!r}")
+    names = PATTERNS if task == "appearance" else [m.name for m in TASKS[task].classes]
+    classes = (len(PATTERNS) if task == "appearance" else TASKS[task].default_classes) if classes is None else classes
+    if not 1 <= classes <= len(names):
+        raise SystemExit(f"--classes must be between 1 and {len(names)} for task {task}, got {classes}")
     if videos_per_class < 2:
         raise SystemExit("--videos-per-class must be at least 2 (one for train, one for val)")
+    if not 0 <= holdout_fraction < 1:
+        raise SystemExit(f"--holdout-fraction must be in [0, 1), got {holdout_fraction}")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "classes.txt").write_text("".join(f"{m.name}\n" for m in motions[:classes]), encoding="utf-8")
+    (out / "classes.txt").write_text("".join(f"{name}\n" for name in names[:classes]), encoding="utf-8")
     num_val = min(max(1, round(videos_per_class * val_fraction)), videos_per_class - 1)
+    num_holdout = round((videos_per_class - num_val) * holdout_fraction)
+    if holdout_fraction and not 1 <= num_holdout < videos_per_class - num_val:
+        raise SystemExit(
+            f"--holdout-fraction {holdout_fraction} of {videos_per_class - num_val} training videos per class leaves "
+            f"{num_holdout} held out: both train_part.csv and holdout.csv need at least one per class"
+        )
     lines: dict[str, list[str]] = {"train": [], "val": []}
+    if num_holdout:
+        lines |= {"train_part": [], "holdout": []}
     jobs = [(c, i) for c in range(classes) for i in range(videos_per_class)]
     for c, i in tqdm(jobs, desc="synthetic videos", unit="video", disable=not progress):
         rng = np.random.default_rng([seed, c, i])
-        folder = motions[c].name.replace(" ", "_")
+        folder = names[c].replace(" ", "_")
         rel = f"videos/{folder}/{folder}_{i:04d}.mp4"
-        video = render(c, rng, frames, height, width, task)
+        if task == "appearance":
+            video = render_appearance(c, rng, frames, height, width)
+        else:
+            video = render(c, rng, frames, height, width, task)
         write_video(out / rel, video, fps=fps, codec="libx264", gop=12, crf=20)
-        lines["val" if i < num_val else "train"].append(f"{rel} {c}\n")
+        line = f"{rel} {c}\n"
+        lines["val" if i < num_val else "train"].append(line)
+        if num_holdout and i >= num_val:  # the training videos again, split for choosing a recipe
+            lines["holdout" if i < num_val + num_holdout else "train_part"].append(line)
     for split, rows in lines.items():
         (out / f"{split}.csv").write_text("".join(rows), encoding="utf-8")
     return {split: len(rows) for split, rows in lines.items()}
@@ -208,8 +319,10 @@ def build(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--task", choices=list(TASKS), default="pan4", help="which classes (pan4)")
-    parser.add_argument("--classes", type=int, help="number of classes (pan4: 4 of up to 8; motion10: 10)")
+    parser.add_argument("--task", choices=ALL_TASKS, default="pan4", help="which classes (pan4)")
+    parser.add_argument(
+        "--classes", type=int, help="number of classes (pan4: 4 of up to 8; motion10: 10; appearance: 12)"
+    )
     parser.add_argument("--videos-per-class", type=int, default=48, help="videos per class, train + val (48)")
     parser.add_argument("--val-fraction", type=float, default=0.25, help="share of each class for val (0.25)")
     parser.add_argument("--frames", type=int, default=48, help="frames per video (48)")
@@ -217,6 +330,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=128, help="frame width (128)")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate (25)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same videos (0)")
+    parser.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=0.0,
+        help="also split each class's training videos into train_part.csv and this share in holdout.csv, to "
+        "choose a recipe on data that val.csv's numbers do not come from (0: no such split)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     counts = build(
@@ -231,8 +351,14 @@ def main(argv: list[str] | None = None) -> None:
         args.seed,
         progress=not args.quiet,
         task=args.task,
+        holdout_fraction=args.holdout_fraction,
     )
     print(f"wrote {counts['train']} train and {counts['val']} val videos of task {args.task} to {args.out}")
+    if "holdout" in counts:
+        print(
+            f"  and split the training videos into train_part.csv ({counts['train_part']}) and holdout.csv "
+            f"({counts['holdout']})"
+        )
 
 
 if __name__ == "__main__":

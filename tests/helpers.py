@@ -116,8 +116,12 @@ class RecordPredictions(Callback):
         Path(self.out_file).write_text(json.dumps(self.rows))
 
 
-def write_videogn_checkpoint(path: Path, norm: str = "gn", width: int = 8, num_classes: int = 4, **net) -> Path:
-    """A videogn checkpoint of a tiny random I3D (what `videogn convert` writes), without training."""
+def write_videogn_checkpoint(
+    path: Path, norm: str = "gn", width: int = 8, num_classes: int = 4, num_frames: int = 8, **net
+) -> Path:
+    """A videogn checkpoint of a tiny random I3D (what `videogn convert` writes; `net`: other NetSettings, e.g.
+    arch="c2d"), for clips of `num_frames` frames, without training; its norm γ and β are drawn at random, so that
+    a wrong copy shows."""
     import torch
 
     from videogn.data.settings import ClipSettings
@@ -129,7 +133,14 @@ def write_videogn_checkpoint(path: Path, norm: str = "gn", width: int = 8, num_c
     settings = NetSettings(norm=norm, norm_options=options, width=width, stem_temporal_stride=1, **net)
     torch.manual_seed(0)
     module = VideoClassifier(net=settings, num_classes=num_classes)
-    clip = ClipSettings(num_frames=8, frame_interval=2, crop_size=64, test_scale=64, train_scale=(64, 80))
+    with torch.no_grad():
+        for name, value in module.model.named_parameters():
+            if value.dim() == 1 and not name.endswith("proj.bias"):  # norm γ and β
+                value.uniform_(0.5, 1.5) if name.endswith("weight") else value.uniform_(-0.2, 0.2)
+    interval = 1 if num_frames == 1 else 2
+    clip = ClipSettings(
+        num_frames=num_frames, frame_interval=interval, crop_size=64, test_scale=64, train_scale=(64, 80)
+    )
     torch.save(checkpoint_of(module, clip), path)
     return path
 

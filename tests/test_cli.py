@@ -473,5 +473,9 @@ def test_norm_statistics_dashboard_writes_its_tags_and_layout(synthetic_set, tmp
     assert [step for step, _ in logged[percentiles[0]]] == [0, 2]  # every 2 steps
     values = [logged[t][-1][1] for t in percentiles]
     assert values == sorted(values) and values[0] < values[-1]
+    # the gradient of each stage with parameters (not pool2), as the optimizer steps
+    stages = ["stem", "res2", "res3", "res4", "res5", "head"]
+    assert {t for t in logged if t.startswith("norm/grad/")} == {f"norm/grad/{s}" for s in stages}
+    assert all(logged[f"norm/grad/{s}"][-1][1] > 0 and logged[f"norm/grad_ratio/{s}"][-1][1] > 0 for s in stages)
     written = b"".join(f.read_bytes() for f in files)
     assert b"videogn norm statistics" in written and b"norm/res5_last_input" in written  # the custom-scalars layout

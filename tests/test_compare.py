@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DEMO
+from conftest import DEMO, REPO
+from helpers import scalars
 
 from videogn.errors import ConfigError
 from videogn.tools.compare import Column, Grid, RunResult, main, write_report
@@ -250,3 +251,62 @@ def test_the_report_and_the_help_load_no_lightning_torch_or_triton(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, DEMO, str(tmp_path)], capture_output=True, text=True)
     assert "loaded: []" in result.stdout, result.stdout + result.stderr
     assert "no finished runs" in result.stderr
+
+
+@pytest.mark.slow
+def test_two_stage_grid_pretrains_once_per_row_then_inflates(synthetic_set, tmp_path, capsys):
+    sys.path.insert(0, str(REPO / "data_prep"))
+    try:
+        import make_synthetic
+    finally:
+        sys.path.remove(str(REPO / "data_prep"))
+    appearance = tmp_path / "appearance"
+    make_synthetic.build(appearance, 4, 4, 0.25, 4, 48, 64, task="appearance", progress=False)
+    lists = ["--data.train_list", str(appearance / "train.csv"), "--data.val_list", str(appearance / "val.csv")]
+    stage1 = [*lists, "--data.clips_per_gpu", "4", "--data.num_workers", "0", "--trainer.enable_progress_bar", "false"]
+    out = tmp_path / "grid"
+    args = [*grid_args(synthetic_set, out), "--norms", '["gn"]', "--clips_per_gpu", "[4, 2]",
+            "--pretrain_config", str(REPO / "configs" / "pretrain_appearance.yaml"), "--pretrain_epochs", "1",
+            "--pretrain_overrides", json.dumps(stage1), "--final_test", "true"]  # fmt: skip
+    # periodic validations with 1 clip of every video, the final test with demo.yaml's 3: their numbers differ
+    args[args.index("--overrides") + 1] = args[args.index("--overrides") + 1][:-1] + ', "--data.val_num_clips", "1"]'
+    assert main([*args, "--run"]) == 0
+    printed = capsys.readouterr().out
+    stage1_ckpt = out / "pretrain_gn" / "checkpoints" / "last.ckpt"
+    assert stage1_ckpt.is_file() and printed.count("[compare] pretrain_gn: ") == 2  # its command, then "ok"
+    for run in ("gn_4clips", "gn_2clips"):  # both cells started from the inflated stage-1 network
+        config = (next((out / run).glob("version_*")) / "config.yaml").read_text()
+        assert f"pretrained_2d: {stage1_ckpt}" in config
+    table = (out / "results.md").read_text()
+    assert "Every run starts from its row's 2D network of stage 1" in table and "GN " in table.split("task: ")[1]
+    assert "Cells: each run's final test" in table
+    # the cells are the final tests (3 clips of every val video, as configs/demo.yaml tests), not the validations
+    for row in csv.DictReader(open(out / "results.csv")):
+        logged = scalars(out / f"gn_{row['clips_per_gpu']}clips")
+        assert float(row["video_top1"]) == pytest.approx(logged["test/video_top1"][-1][1], abs=1e-4)
+        assert "val/video_top1" in logged  # the curves
+    assert main([*args, "--run"]) == 0  # again: stage 1 is finished and the runs tested, so nothing runs again
+    printed = capsys.readouterr().out
+    assert f"[compare] pretrain_gn: finished ({stage1_ckpt}), not run again" in printed and " test:" not in printed
+
+
+def test_stage1_needs_its_epochs(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--base_config", DEMO, "--pretrain_config", DEMO, "--out", str(tmp_path), "--print-commands"])
+    assert "pretrain_epochs: stage 1 needs a positive number of epochs, not None" in capsys.readouterr().err
+
+
+def test_final_test_commands_test_the_last_checkpoint_on_the_val_list(tmp_path, capsys):
+    grid = Grid(base_config=DEMO, norms=["bn"], clips_per_gpu=[4], out=str(tmp_path), final_test=True,
+                overrides=["--data.val_list=mine.csv"])  # fmt: skip
+    test = grid.test_command("bn", Column(4))
+    assert test[3] == "test" and test[test.index("--data.test_list") + 1] == "mine.csv"
+    assert test[test.index("--ckpt_path") + 1] == str(tmp_path / "bn_4clips" / "checkpoints" / "last.ckpt")
+    assert main(["--base_config", DEMO, "--norms", '["bn"]', "--clips_per_gpu", "[4]", "--final_test", "true",
+                 "--out", str(tmp_path), "--print-commands"]) == 0  # fmt: skip
+    fit, tested = (shlex.split(line) for line in capsys.readouterr().out.splitlines())
+    assert (fit[3], tested[3]) == ("fit", "test") and tested[tested.index("--data.test_list") + 1].endswith("val.csv")
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("model:\n  net:\n    norm: bn\n")
+    with pytest.raises(ConfigError, match="final_test: the runs have no data.val_list"):
+        Grid(base_config=str(bare), final_test=True)

@@ -63,7 +63,11 @@ def digest(folder: Path) -> str:
 
 @pytest.mark.parametrize(
     ("task", "names"),
-    [("pan4", ["pan left", "pan right", "pan up"]), ("motion10", ["pan left slow", "pan left fast", "pan right slow"])],
+    [
+        ("pan4", ["pan left", "pan right", "pan up"]),
+        ("motion10", ["pan left slow", "pan left fast", "pan right slow"]),
+        ("appearance", ["stripes", "checkerboard", "dots"]),
+    ],
 )
 def test_make_synthetic_is_deterministic_and_loadable(tmp_path, task, names):
     args = ["--task", task, "--classes", "3", "--videos-per-class", "4", "--frames", "12", "--quiet"]
@@ -77,6 +81,16 @@ def test_make_synthetic_is_deterministic_and_loadable(tmp_path, task, names):
     assert train.class_names == names and sorted(set(val.labels)) == [0, 1, 2]
     with open_video(train.paths[0], "pyav") as video:
         assert video.info.num_frames == 12 and video.get_frames([0, 11]).shape == (2, 96, 128, 3)
+
+
+def import_make_synthetic():
+    """data_prep/make_synthetic.py as a module (data_prep is scripts, not a package)."""
+    sys.path.insert(0, str(DATA_PREP))
+    try:
+        import make_synthetic
+    finally:
+        sys.path.remove(str(DATA_PREP))
+    return make_synthetic
 
 
 def _nearest_centroid_accuracy(features: np.ndarray, labels: np.ndarray) -> float:
@@ -101,11 +115,7 @@ def _global_shift(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
 
 
 def test_motion10_classes_cannot_be_told_from_one_frame_but_from_motion():
-    sys.path.insert(0, str(DATA_PREP))
-    try:
-        import make_synthetic
-    finally:
-        sys.path.remove(str(DATA_PREP))
+    make_synthetic = import_make_synthetic()
     one_frame, two_frames, labels = [], [], []
     for c in range(10):
         for i in range(12):
@@ -119,6 +129,35 @@ def test_motion10_classes_cannot_be_told_from_one_frame_but_from_motion():
     # chance is 10 %; one standard error at 120 videos is 2.7 points
     assert _nearest_centroid_accuracy(np.array(one_frame), labels) <= 0.2
     assert _nearest_centroid_accuracy(np.array(two_frames, float), labels) >= 0.4  # the class is in the motion
+
+
+def test_appearance_classes_are_in_the_shapes_not_the_colours():
+    make_synthetic = import_make_synthetic()
+    colours, shapes, labels = [], [], []
+    for c in range(len(make_synthetic.PATTERNS)):
+        for i in range(10):
+            frame = make_synthetic.render_appearance(c, np.random.default_rng([3, c, i]), 2, 48, 64)[1] / 255.0
+            colours.append(frame.mean((0, 1)))  # mean colour
+            grey = frame.mean(-1) - frame.mean()  # the pattern: its spectrum's share in rings of frequency
+            power = np.abs(np.fft.fftshift(np.fft.fft2(grey))) ** 2
+            fy, fx = np.meshgrid(np.arange(48) - 24, np.arange(64) - 32, indexing="ij")
+            ring = np.minimum(np.hypot(fy / 48, fx / 64) * 16, 7).astype(int)
+            shapes.append(np.bincount(ring.ravel(), power.ravel(), minlength=8)[1:] / power.sum())
+            labels.append(c)
+    labels = np.array(labels)
+    # chance is 1/12 = 8.3 %; one standard error at 120 frames is 2.5 points (measured: colour 10.8 %, spectrum 22.5 %)
+    assert _nearest_centroid_accuracy(np.array(colours), labels) <= 0.18
+    assert _nearest_centroid_accuracy(np.array(shapes), labels) >= 0.18  # the class is in the spatial pattern
+
+
+def test_holdout_splits_the_training_videos_only(tmp_path):
+    make_synthetic = import_make_synthetic()
+    counts = make_synthetic.build(tmp_path, 2, 6, 1 / 3, 2, 32, 32, task="appearance", holdout_fraction=0.25,
+                                  progress=False)  # fmt: skip
+    assert counts == {"train": 8, "val": 4, "train_part": 6, "holdout": 2}
+    lines = {split: (tmp_path / f"{split}.csv").read_text().splitlines() for split in counts}
+    assert sorted(lines["train_part"] + lines["holdout"]) == sorted(lines["train"])
+    assert not set(lines["holdout"]) & set(lines["val"]) and {line[-1] for line in lines["holdout"]} == {"0", "1"}
 
 
 def test_kinetics_lists_from_official_csv(tmp_path):

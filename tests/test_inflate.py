@@ -2,11 +2,13 @@
 
 import pytest
 import torch
+from helpers import write_videogn_checkpoint
 from nets import resnet50_2d
 from numerics import assert_same_function, fan_in_sum
 from safetensors.torch import save_file
 from torch import nn
 
+from videogn.errors import ConfigError
 from videogn.files import FileError
 from videogn.models import InflationError, build_model, inflate_from_2d
 from videogn.models.inflate import map_2d_keys
@@ -136,3 +138,78 @@ def test_bad_checkpoint_files_give_clear_errors(tmp_path):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(FileError, match="junk.pth: not a PyTorch file: text"):
         inflate_from_2d(model, junk)
+
+
+def _checkpoint_net(path):
+    from videogn.models import NetSettings
+    from videogn.models.weights import read_checkpoint
+
+    raw = read_checkpoint(path, "test")
+    net = NetSettings(**raw["hyper_parameters"]["net"]).build(num_classes=4, zero_init_residual=False)
+    net.load_state_dict({k.removeprefix("model."): v for k, v in raw["state_dict"].items()})
+    return net.eval()
+
+
+C2D_1FRAME = {"arch": "c2d", "pool2_temporal_stride": 1}  # a 2D network trained on 1-frame clips (stage 1)
+
+
+def test_c2d_checkpoint_inflated_into_a_c2d_is_the_same_network(tmp_path):
+    path = write_videogn_checkpoint(tmp_path / "c2d.ckpt", num_frames=1, **C2D_1FRAME)
+    source = _checkpoint_net(path).double()
+    c2d = build_model(**C2D_1FRAME, num_classes=4, norm="gn", norm_options={"num_groups": 4}, width=8,
+                      stem_temporal_stride=1).eval()  # fmt: skip
+    report = inflate_from_2d(c2d, str(path))
+    assert not report.skipped and not report.missing, str(report)
+    assert "videogn c2d checkpoint" in report.notes[0]
+    frame = torch.randn(2, 3, 1, 64, 64, dtype=torch.float64)
+    clip = frame.expand(-1, -1, 4, -1, -1).contiguous()  # one frame, repeated
+    with torch.no_grad():
+        assert_same_function(c2d.double()(clip), source(clip), terms=fan_in_sum(c2d))
+        assert_same_function(c2d(clip), source(frame), terms=fan_in_sum(c2d))
+
+
+@pytest.mark.parametrize("source_arch", ["c2d", "i3d"])  # a C2D, or an I3D trained on 1-frame clips
+def test_2d_network_of_a_checkpoint_inflates_into_an_i3d(tmp_path, source_arch):
+    path = write_videogn_checkpoint(tmp_path / "src.ckpt", num_frames=1, arch=source_arch, pool2_temporal_stride=1)
+    source = _checkpoint_net(path).double()
+    i3d = build_model("i3d", num_classes=4, norm="gn", norm_options={"num_groups": 4}, width=8,
+                      stem_temporal_stride=1).eval()  # fmt: skip
+    report = inflate_from_2d(i3d, path)
+    assert not report.skipped and not report.missing, str(report)
+    sources, targets = dict(source.named_modules()), dict(i3d.named_modules())
+    names_2d = {name_3d: name_2d for name_2d, name_3d in map_2d_keys(source).items()}
+    checked = 0
+    for name_2d, name_3d in map_2d_keys(i3d).items():
+        src, dst = sources[{v: k for k, v in names_2d.items()}[name_2d]], targets[name_3d]
+        if isinstance(dst, nn.GroupNorm):
+            assert torch.equal(dst.weight, src.weight.float()) and torch.equal(dst.bias, src.bias.float())
+        if not isinstance(dst, nn.Conv3d) or dst.kernel_size[0] == 1:
+            continue
+        # the 2D kernel: a C2D's, or the centre tap of a 1-frame I3D's (the only one a 1-frame input meets)
+        frame = torch.randn(1, src.in_channels, 1, 9, 9, dtype=torch.float64)
+        clip = frame.expand(-1, -1, 8, -1, -1)  # static input, T = 8
+        with torch.no_grad():
+            out3d, out2d = dst.double()(clip), src(frame)  # (1, O, T', H', W'), (1, O, 1, H', W')
+        border = dst.kernel_size[0] // 2  # zero temporal padding differs only at the borders
+        interior = out3d[:, :, border : out3d.shape[2] - border]
+        assert_same_function(
+            interior, out2d.expand_as(interior), terms=fan_in_sum(dst), eps=torch.finfo(torch.float32).eps
+        )
+        checked += 1
+    assert checked == 1 + 3 + 2 + 3 + 1  # conv1 and the inflated conv_a of res2..res5
+
+
+def test_videogn_checkpoint_that_does_not_fit_is_refused(tmp_path):
+    i3d = build_model("i3d", num_classes=4, norm="gn", norm_options={"num_groups": 4}, width=8, stem_temporal_stride=1)
+    wide = write_videogn_checkpoint(tmp_path / "wide.ckpt", width=16, num_frames=1, **C2D_1FRAME)
+    with pytest.raises(InflationError, match="fit 0 of the model's 53 convolutions"):
+        inflate_from_2d(i3d, wide)
+    bn = write_videogn_checkpoint(tmp_path / "bn.ckpt", norm="bn", num_frames=1, **C2D_1FRAME)
+    with pytest.raises(InflationError, match=r"other norm layers than the model \(bn → gn"):
+        inflate_from_2d(i3d, bn)
+    video = write_videogn_checkpoint(tmp_path / "i3d.ckpt", num_frames=8)  # learnt temporal kernels
+    with pytest.raises(FileError, match=r"i3d.ckpt: a videogn i3d network with temporal kernels .* 8-frame clips"):
+        inflate_from_2d(i3d, video)
+    with pytest.raises(ConfigError, match=r"data.clip.mean \[0.5, 0.5, 0.5\] differs"):
+        c2d = write_videogn_checkpoint(tmp_path / "c2d.ckpt", num_frames=1, **C2D_1FRAME)
+        inflate_from_2d(i3d, c2d, input_mean=(0.5, 0.5, 0.5))

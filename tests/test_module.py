@@ -106,3 +106,10 @@ def test_video_top5_can_miss():
     probs = torch.tensor([[0.5, 0.2, 0.1, 0.1, 0.09, 0.01], [0.5, 0.2, 0.1, 0.1, 0.09, 0.01]])
     metric.update(probs, torch.tensor([5, 4]), torch.tensor([0, 1]), torch.tensor([0, 0]))
     assert metric.compute() == 0.5  # class 5 is sixth: a miss; class 4 is fifth: a hit
+
+
+@pytest.mark.parametrize("zero_init", [True, False])
+def test_zero_init_residual_is_a_setting(zero_init):
+    module = VideoClassifier(**TINY, zero_init_residual=zero_init)
+    last = [m for name, m in module.model.named_modules() if name.endswith("branch2.norm_c")]
+    assert len(last) == 16 and all(torch.all(m.weight == (0.0 if zero_init else 1.0)) for m in last)

@@ -41,6 +41,7 @@ import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,6 +69,7 @@ __all__ = [
     "read_zoo_checkpoint",
     "resnet_2d_names",
     "source_key",
+    "tensors_of",
 ]
 
 FORMATS = ("detectron", "nonlocal", "slowfast", "pytorchvideo", "mmaction")
@@ -198,6 +200,12 @@ def read_state_dict(path: str | os.PathLike, setting: str = "weights") -> dict[s
             raise FileError(setting, path, f"not a readable safetensors file: {exc}") from exc
     else:
         state = load_torch_file(path, setting)
+    return tensors_of(state, path, setting)
+
+
+def tensors_of(state: Any, path: str | os.PathLike, setting: str = "weights") -> dict[str, torch.Tensor]:
+    """The tensors of what `torch.load` gave for `path`, without the zoos' wrapper (`model_state`, `state_dict`,
+    `model`) and DDP's `module.` prefix; a `FileError` when it holds none."""
     for wrapper in ("model_state", "state_dict", "model"):  # PySlowFast / pytorchvideo, mmaction / Lightning, misc
         if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
             state = state[wrapper]

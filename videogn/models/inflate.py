@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Literal
 
 import torch
@@ -35,13 +36,15 @@ from pytorchvideo.models.resnet import ResStage
 from pytorchvideo.models.stem import ResNetBasicStem
 from torch import nn
 
-from videogn.data.settings import KINETICS_MEAN, KINETICS_STD
+from videogn.data.settings import KINETICS_MEAN, KINETICS_STD, ClipSettings
 from videogn.errors import ConfigError
-from videogn.files import FileError
-from videogn.models.formats import detectron_to_2d, read_caffe2_pickle, read_state_dict
+from videogn.files import FileError, load_torch_file
+from videogn.models.formats import detectron_to_2d, read_caffe2_pickle, read_state_dict, tensors_of
 from videogn.models.norm import NORM_LAYERS
+from videogn.models.resnet import NetSettings
+from videogn.models.weights import check_normalisation, is_videogn_checkpoint
 
-__all__ = ["InflationError", "InflationReport", "inflate_from_2d", "map_2d_keys"]
+__all__ = ["InflationError", "InflationReport", "inflate_from_2d", "map_2d_keys", "network_2d_of_checkpoint"]
 
 # torchvision bottleneck name -> pytorchvideo ResBlock attribute path
 _BLOCK_NAMES = {
@@ -102,6 +105,55 @@ def map_2d_keys(model: nn.Module) -> dict[str, str]:
                     continue  # no projection shortcut in this block
                 mapping[f"layer{i}.{j}.{name_2d}"] = f"{names[block]}.{attr}"
     return mapping
+
+
+def network_2d_of_checkpoint(
+    raw: dict,
+    path: str | os.PathLike,
+    setting: str = "model.pretrained_2d",
+    input_mean: tuple[float, float, float] = KINETICS_MEAN,
+    input_std: tuple[float, float, float] = KINETICS_STD,
+) -> tuple[dict[str, torch.Tensor], str]:
+    """The 2D network (torchvision key names) inside a videogn checkpoint, and a note for the report.
+
+    A C2D's kernels are 2D already (1 × kh × kw); a network trained on 1-frame clips (`clip.num_frames` 1) only ever
+    met the centre tap of its temporal kernels (zero temporal padding does the rest), so that tap is its 2D kernel.
+    Any other network has learnt temporal kernels: a `FileError`. Its input normalisation must be the data's.
+    """
+    hparams = raw["hyper_parameters"]
+    try:
+        net = hparams["net"] if isinstance(hparams["net"], NetSettings) else NetSettings(**hparams["net"])
+    except (TypeError, ConfigError) as exc:  # settings of another videogn version, or not settings at all
+        raise FileError(setting, path, f"a checkpoint whose network settings this videogn cannot read: {exc}") from exc
+    clip = (raw.get("datamodule_hyper_parameters") or {}).get("clip") or {}
+    clip = clip.to_dict() if isinstance(clip, ClipSettings) else clip
+    if clip:
+        check_normalisation(SimpleNamespace(mean=input_mean, std=input_std), clip, path)
+    frames = clip.get("num_frames")
+    weights = {k.removeprefix("model."): v for k, v in raw["state_dict"].items() if k.startswith("model.")}
+    classes = next((v.shape[0] for k, v in weights.items() if k.endswith("proj.weight")), 1)
+    with torch.device("meta"):  # the source's module tree, for its key names: no memory, no arithmetic
+        options = {k: v for k, v in net.norm_options.items() if k != "impl"}
+        source_net = replace(net, norm_options=options).build(num_classes=classes, zero_init_residual=False)
+    names_2d = {name_3d: name_2d for name_2d, name_3d in map_2d_keys(source_net).items()}
+    source = {}
+    for key, value in weights.items():
+        prefix, _, leaf = key.rpartition(".")
+        if value.dim() == 5:
+            kernel_t = value.shape[2]
+            if kernel_t > 1 and frames != 1:
+                raise FileError(
+                    setting,
+                    path,
+                    f"a videogn {net.arch} network with temporal kernels ({key}: {kernel_t} × "
+                    f"{value.shape[3]} × {value.shape[4]}) trained on {frames or 'an unknown number of'}-frame clips, "
+                    "not a 2D network: give a C2D checkpoint or one trained on 1-frame clips (a 3D start: "
+                    "model.init_from)",
+                )
+            value = value[:, :, kernel_t // 2]
+        source[f"{names_2d[prefix]}.{leaf}" if prefix in names_2d else key] = value
+    how = "its 1 × k × k kernels" if net.arch == "c2d" else "the centre taps of its kernels (trained on 1 frame)"
+    return source, f"the 2D network of the videogn {net.arch} checkpoint {path}: {how}"
 
 
 def _inflate_tensor(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor | str:
@@ -166,14 +218,23 @@ def inflate_from_2d(
             raise FileError(setting, state_dict_or_path, "a pickle without a 2D conv1_w blob, not a 2D Caffe2 ResNet")
         source, note = detectron_to_2d(tensors, input_mean, input_std, convert_input=caffe2_input == "detectron")
         notes += [note] if note else []
-    elif isinstance(state_dict_or_path, (str, os.PathLike)):
+    elif isinstance(state_dict_or_path, (str, os.PathLike)) and Path(state_dict_or_path).suffix == ".safetensors":
         source = read_state_dict(state_dict_or_path, setting)
-        if any(k.startswith(("model.blocks.", "blocks.")) for k in source):
-            raise FileError(
-                setting, state_dict_or_path, "a 3D videogn / pytorchvideo network, not 2D weights (model.init_from?)"
-            )
+    elif isinstance(state_dict_or_path, (str, os.PathLike)):
+        raw = load_torch_file(state_dict_or_path, setting)
+        if is_videogn_checkpoint(raw):
+            source, note = network_2d_of_checkpoint(raw, state_dict_or_path, setting, input_mean, input_std)
+            notes.append(note)
+        else:
+            source = tensors_of(raw, state_dict_or_path, setting)
     else:
         source = {k.removeprefix("module."): v for k, v in state_dict_or_path.items()}
+    if any(k.startswith(("model.blocks.", "blocks.")) for k in source):
+        raise FileError(
+            setting,
+            str(state_dict_or_path) if not isinstance(state_dict_or_path, Mapping) else "the state dict",
+            "a 3D pytorchvideo network, not 2D weights (model.init_from?)",
+        )
     prefixes = map_2d_keys(model)
     target = model.state_dict()
     conversions = _norm_kinds(source, model, prefixes)

@@ -27,6 +27,7 @@ __all__ = [
     "check_normalisation",
     "checkpoint_of",
     "initial_weights",
+    "is_videogn_checkpoint",
     "load_network",
     "read_checkpoint",
     "state_differences",
@@ -108,6 +109,20 @@ def state_differences(target: dict[str, Any], weights: dict[str, Any], wanted: l
     )
 
 
+def is_videogn_checkpoint(raw: Any) -> bool:
+    """Whether what `torch.load` gave is a videogn checkpoint: the network's settings (`hyper_parameters.net`) and
+    its weights (`state_dict`, `model.*`)."""
+    if not isinstance(raw, dict):
+        return False
+    state, hparams = raw.get("state_dict"), raw.get("hyper_parameters")
+    return (
+        isinstance(state, dict)
+        and any(str(k).startswith("model.") for k in state)
+        and isinstance(hparams, dict)
+        and "net" in hparams
+    )
+
+
 def read_checkpoint(path: str | os.PathLike, setting: str, mmap: bool = False) -> dict[str, Any]:
     """A videogn checkpoint (what `lightning fit` and `videogn convert` write), as the dict `torch.load` gives.
 
@@ -117,10 +132,9 @@ def read_checkpoint(path: str | os.PathLike, setting: str, mmap: bool = False) -
     raw = load_torch_file(path, setting, mmap=mmap)
     if not isinstance(raw, dict):
         raise FileError(setting, path, f"a PyTorch file holding {type_name(raw)}, not a checkpoint")
+    if is_videogn_checkpoint(raw):
+        return raw
     state, hparams = raw.get("state_dict"), raw.get("hyper_parameters")
-    if isinstance(state, dict) and any(str(k).startswith("model.") for k in state) and isinstance(hparams, dict):
-        if "net" in hparams:
-            return raw
     if raw and all(isinstance(v, torch.Tensor) for v in raw.values()):
         what = f"a state dict of {len(raw)} tensors, not a videogn checkpoint (zoo weights? videogn convert them)"
     elif isinstance(state, dict) and not hparams:

@@ -59,6 +59,8 @@ COMPARISON_LAYOUT = {
     "videogn norm statistics": {  # NormStatistics (--norm_stats_every_n_steps)
         "res5 last norm input: percentiles 1, 20, 80, 99": ["Multiline", [r"norm/res5_last_input/p\d+"]],
         "mean |γ| per norm layer": ["Multiline", [r"norm/mean_abs_gamma/.*"]],
+        "gradient norm per stage": ["Multiline", [r"norm/grad/.*"]],
+        "gradient norm / weight norm per stage": ["Multiline", [r"norm/grad_ratio/.*"]],
     },
 }
 
@@ -159,9 +161,12 @@ class NormStatistics(Callback):
 
     - `norm/res5_last_input/p01` … `p99`: percentiles 1, 20, 80, 99 of the features entering the last norm layer of
       res5, over the batch (the paper's Figure 6 plots these for BN and GN during training);
-    - `norm/mean_abs_gamma/<layer>`: the mean |γ| of every norm layer with an affine γ.
+    - `norm/mean_abs_gamma/<layer>`: the mean |γ| of every norm layer with an affine γ;
+    - `norm/grad/<stage>` and `norm/grad_ratio/<stage>`: the L2 norm of the loss gradient of each stage's weights
+      (stem, res2 … res5, head), as the optimizer is about to step (before clipping, if any), and that norm divided
+      by the weights' norm (how far one step at LR 1 would move them).
 
-    Both are on the "videogn norm statistics" custom-scalars charts. The features are read by a forward pre-hook on
+    All are on the "videogn norm statistics" custom-scalars charts. The features are read by a forward pre-hook on
     that one layer, only on the logged steps (a sample of at most 2²⁰ values, evenly strided).
     """
 
@@ -170,7 +175,7 @@ class NormStatistics(Callback):
             raise ConfigError(f"norm statistics: every_n_steps must be ≥ 1, got {every_n_steps}")
         self.every_n_steps = every_n_steps
         self._armed = False
-        self._percentiles: dict[str, float] = {}
+        self._values: dict[str, float] = {}
         self._handle: Any = None
 
     @staticmethod
@@ -197,7 +202,21 @@ class NormStatistics(Callback):
             x = inputs[0].detach().flatten()
             x = x[:: max(1, x.numel() >> 20)].float()  # ≤ ~2²⁰ values: torch.quantile's size limit, and cheap
             q = torch.quantile(x, torch.tensor([p / 100 for p in PERCENTILES], device=x.device))
-        self._percentiles = {f"norm/res5_last_input/p{p:02d}": float(v) for p, v in zip(PERCENTILES, q, strict=True)}
+        self._values = {f"norm/res5_last_input/p{p:02d}": float(v) for p, v in zip(PERCENTILES, q, strict=True)}
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
+        if not self._values:  # only on the logged steps (the pre-hook filled them in this step's forward)
+            return
+        blocks = [b for b in pl_module.model.blocks if any(True for _ in b.parameters())]  # not the pools
+        names = ["stem", *(f"res{i}" for i in range(2, len(blocks))), "head"]  # stem, res2 … res5, head
+        for name, block in zip(names, blocks, strict=True):
+            params = [p for p in block.parameters() if p.grad is not None]
+            if not params:
+                continue
+            grad = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+            weight = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.detach()) for p in params]))
+            self._values[f"norm/grad/{name}"] = float(grad)
+            self._values[f"norm/grad_ratio/{name}"] = float(grad / weight.clamp(min=1e-12))
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
@@ -207,15 +226,15 @@ class NormStatistics(Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if not self._percentiles or trainer.logger is None:
+        if not self._values or trainer.logger is None:
             return
         gammas = {
             f"norm/mean_abs_gamma/{name}": float(m.weight.detach().abs().mean())
             for name, m in pl_module.model.named_modules()
             if isinstance(m, NORM_LAYERS) and isinstance(getattr(m, "weight", None), torch.Tensor)
         }
-        trainer.logger.log_metrics({**self._percentiles, **gammas}, step=trainer.global_step - 1)
-        self._percentiles = {}
+        trainer.logger.log_metrics({**self._values, **gammas}, step=trainer.global_step - 1)
+        self._values = {}
 
 
 class BadVideoMonitor(Callback):

@@ -97,6 +97,8 @@ class VideoClassifier(LightningModule):
             converted to the clip's normalisation) or "as_is" (unchanged, as video-nonlocal-net used its ResNet-50).
         init_from: a videogn checkpoint (e.g. written by `videogn convert`) whose network weights start this run
             (fine-tuning); its classifier is used only when the class count matches. Read like pretrained_2d.
+        zero_init_residual: start the last norm γ of every residual block at 0 (the paper's init; False: at 1).
+            Inflated or loaded weights replace it.
         test_head: val / test / predict scores: "fully_conv" (the references: res5 pooled with the training clip's
             window at stride 1, classifier and softmax at every position, mean) or "global". Equal at training size.
         precise_bn_batches: recompute BN statistics on this many training batches before every validation and test
@@ -131,6 +133,7 @@ class VideoClassifier(LightningModule):
         inflate_norm_conversion: bool = False,
         pretrained_2d_input: Literal["detectron", "as_is"] = "detectron",
         init_from: str | None = None,
+        zero_init_residual: bool = True,
         test_head: Literal["fully_conv", "global"] = "global",
         precise_bn_batches: int = 0,
         label_smoothing: float = 0.0,
@@ -154,7 +157,7 @@ class VideoClassifier(LightningModule):
         check_settings(num_classes, class_names, pretrained_2d, init_from, pretrained_2d_input, test_head,
                        precise_bn_batches, compile, compile_mode)  # fmt: skip
         self.save_hyperparameters()
-        self.model = net.build(num_classes)
+        self.model = net.build(num_classes, zero_init_residual=zero_init_residual)
         # False until the initial weights are in (`setup`), or a checkpoint's will replace them (set by the CLI)
         self.initial_weights_ready = not (pretrained_2d or init_from)
         self.test_window: tuple[int, int, int] | None = None  # res5's T×H×W at the training clip size

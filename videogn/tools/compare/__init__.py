@@ -21,6 +21,13 @@ asked says so), OUT/results_summary.csv holds the same, and the plots show every
 The paper's Table 3 axes are rows: `groups: [1, 2, 4, 8]` runs GN once per number of groups (rows `gn_g{G}`) and
 `channels_per_group: [1, 2, 4]` once per C/G (rows `gn_cpg{C}`), beside the other norms; the report adds
 OUT/top1_vs_groups.png / top1_vs_channels_per_group.png. `norms` takes any kind (bn, syncbn, frozen_bn, gn, ln, in).
+
+The paper's pipeline has two stages, and so can a grid: with `pretrain_config` (a `fit` config of the 2D network,
+e.g. configs/pretrain_appearance.yaml) and `pretrain_epochs`, `--run` first trains each row's 2D network with the
+row's norm (run `pretrain_{row}`, skipped when it has finished), and every run of the row starts from it, inflated
+(`--model.pretrained_2d`), as the paper's I3Ds start from ImageNet ResNets of their own norm:
+
+    videogn compare --config configs/compare_pretrained.yaml --run        # stage 1, stage 2, report
 """
 
 from __future__ import annotations
@@ -55,13 +62,21 @@ def main(argv: list[str] | None = None) -> int:
         grid = Grid(**{k: cfg[k] for k in Grid.__dataclass_fields__})
     except ConfigError as exc:
         parser.error(str(exc))
-    if not Path(grid.base_config).is_file():
-        parser.error(f"base_config not found: {grid.base_config}")
+    for key in ("base_config", "pretrain_config"):
+        if getattr(grid, key) is not None and not Path(getattr(grid, key)).is_file():
+            parser.error(f"{key} not found: {getattr(grid, key)}")
     for missing in grid.missing_data():
         print(f"[compare] warning: {missing} does not exist here (for the synthetic set: make demo)", file=sys.stderr)
     if cfg.print_commands:
+        if grid.pretrain_config is not None:
+            print("# stage 1: each row's 2D network; run these to the end first")
+            for variant in grid.variants():
+                print(shlex.join(grid.pretrain_command(variant)))
+            print("# stage 2: the grid, every run starting from its row's stage-1 network")
         for norm, column, seed in grid.seed_runs():
             print(shlex.join(grid.command(norm, column, seed)))
+            if grid.final_test:
+                print(shlex.join(grid.test_command(norm, column, seed)))
         return 0
     if not (cfg.run or cfg.report):
         parser.error("say what to do: --run, --print-commands or --report")

@@ -19,6 +19,7 @@ from videogn.errors import ConfigError
 __all__ = ["Column", "Grid", "run_grid"]
 
 METRICS = ("val/top1", "val/top5", "val/video_top1", "val/video_top5")
+TEST_METRICS = ("test/top1", "test/top5", "test/video_top1", "test/video_top5")  # the same, by `final_test`
 METRIC_NAMES = ("clip_top1", "clip_top5", "video_top1", "video_top5")  # their names in the CSV files
 BN_NORMS = ("bn", "syncbn")
 # GN's Table 3 axes: Grid field -> (prefix of its rows' names, the GN option it sets)
@@ -96,6 +97,17 @@ class Grid:
             column's clips become `norm_options.bn_clips` of the BN runs (`SubBatchNorm3d`, "virtual GPUs"), so
             every cell trains with the same batch, LR and iterations (without it, fewer clips per GPU also means
             more iterations at a smaller LR). GN and the other kinds are unaffected by the column then.
+        pretrain_config: stage 1, the paper's ImageNet pretraining: the `fit` config of a 2D network (a C2D on
+            1-frame clips) trained once per row, with the row's norm, before the grid (run `pretrain_{row}`); every
+            run of that row then starts from it, inflated (`--model.pretrained_2d OUT/pretrain_{row}/checkpoints/
+            last.ckpt`). A finished stage-1 run is not run again. None: every run starts as its base config says.
+        pretrain_epochs: stage 1's epochs (required with pretrain_config: how a finished stage 1 is recognised).
+        pretrain_overrides: extra `fit` arguments of the stage-1 runs.
+        expected_minutes: how long `--run` took for this grid on 2 CPU cores, printed at the start (None: unknown).
+        final_test: after each run, `test` its last checkpoint on the validation list with the base config's test
+            views (`data.clip.num_clips` × `num_crops`: the paper's 10-clip test, BN after precise BN) and report
+            those numbers instead of the last periodic validation's (which may use fewer views,
+            `data.val_num_clips`, and gives the curves).
     """
 
     base_config: str
@@ -113,8 +125,17 @@ class Grid:
     norm_overrides: dict[str, list[str]] | None = None
     precise_bn_batches: int = 200
     fixed_batch: int | None = None
+    pretrain_config: str | None = None
+    pretrain_epochs: int | None = None
+    pretrain_overrides: list[str] = field(default_factory=list)
+    expected_minutes: float | None = None
+    final_test: bool = False
 
     def __post_init__(self) -> None:
+        if self.final_test and Path(self.base_config).is_file():
+            self.test_command(self.variants()[0], self.table_columns()[0])  # a ConfigError without a val list
+        if self.pretrain_config is not None and (self.pretrain_epochs is None or self.pretrain_epochs < 1):
+            raise ConfigError(f"pretrain_epochs: stage 1 needs a positive number of epochs, not {self.pretrain_epochs}")
         if (self.groups or self.channels_per_group) and "gn" not in self.norms:
             raise ConfigError("groups / channels_per_group are GN's axes: add gn to norms")
         bad = [v for v in [*(self.groups or []), *(self.channels_per_group or [])] if v < 1]
@@ -214,32 +235,131 @@ class Grid:
             cmd += ["--model.net.norm_options", json.dumps(options)]
         if norm in BN_NORMS and self.precise_bn_batches:
             cmd += ["--model.precise_bn_batches", str(self.precise_bn_batches)]
+        if self.pretrain_config is not None:
+            cmd += ["--model.pretrained_2d", str(self.pretrained(variant))]
         cmd += list((self.norm_overrides or {}).get(norm, []))
         return cmd + list(self.overrides)
 
+    def last_checkpoint(self, variant: str, column: Column, seed: int | None = None) -> Path:
+        return Path(self.out) / self.run_name(variant, column, seed) / "checkpoints" / "last.ckpt"
+
+    def test_command(self, variant: str, column: Column, seed: int | None = None) -> list[str]:
+        """The `test` command of one run's last checkpoint (`final_test`): its `fit` command, tested on its
+        validation list (the last `--data.val_list` given, else the base config's)."""
+        cmd = self.command(variant, column, seed)
+        flags = {a.partition("=")[0]: a.partition("=")[2] for a in cmd if "=" in a and a.startswith("--")}
+        flags |= {a: b for a, b in zip(cmd, cmd[1:], strict=False) if a.startswith("--") and "=" not in a}
+        val_list = flags.get("--data.val_list") or self.data_lists().get("val_list")
+        if not val_list:
+            raise ConfigError("final_test: the runs have no data.val_list to test on")
+        cmd[cmd.index("--ckpt_path") + 1] = str(self.last_checkpoint(variant, column, seed))  # that one, or none
+        return [*cmd[:3], "test", *cmd[4:], "--data.test_list", str(val_list)]
+
+    def test_scalars(self, variant: str, column: Column, seed: int | None = None) -> dict[str, dict[int, float]]:
+        """The final test's metrics of a run, logged after its last checkpoint was written (none: not tested)."""
+        from videogn.tools.compare.report import run_scalars
+
+        run = Path(self.out) / self.run_name(variant, column, seed)
+        return run_scalars(run, set(TEST_METRICS), newer_than=self.last_checkpoint(variant, column, seed))
+
+    def tested(self, variant: str, column: Column, seed: int | None = None) -> bool:
+        """Whether a run's last checkpoint has its final test in the logs."""
+        return bool(self.test_scalars(variant, column, seed))
+
+    def pretrain_name(self, variant: str) -> str:
+        return f"pretrain_{variant}"
+
+    def pretrained(self, variant: str) -> Path:
+        """The stage-1 checkpoint a row's runs start from."""
+        return Path(self.out) / self.pretrain_name(variant) / "checkpoints" / "last.ckpt"
+
+    def pretrain_command(self, variant: str) -> list[str]:
+        """The `fit` command of a row's stage-1 2D network (resumes its run when repeated). A frozen_bn row's is a
+        BN network (frozen BN cannot learn its statistics; its layers take BN's)."""
+        norm, options = self.norm_setting(variant)
+        norm = "bn" if norm == "frozen_bn" else norm
+        cmd = [
+            sys.executable, "-m", "videogn", "fit", "-c", str(self.pretrain_config),
+            "--model.net.norm", norm,
+            "--trainer.max_epochs", str(self.pretrain_epochs),
+            "--trainer.default_root_dir", self.out,
+            "--run_name", self.pretrain_name(variant),
+            "--ckpt_path", "last",
+        ]  # fmt: skip
+        if options is not None:
+            cmd += ["--model.net.norm_options", json.dumps(options)]
+        return cmd + list(self.pretrain_overrides)
+
+    def pretrain_finished(self, variant: str) -> bool:
+        """Whether a row's stage 1 has a checkpoint of its last epoch."""
+        from videogn.models.weights import read_checkpoint
+
+        path = self.pretrained(variant)
+        if not path.is_file():
+            return False
+        epoch = read_checkpoint(path, "stage 1", mmap=True).get("epoch", -1)
+        return epoch + 1 >= (self.pretrain_epochs or 0)
+
     def missing_data(self) -> list[str]:
-        """The list files the runs would read (base config, then overrides) that do not exist here."""
-        data = (yaml.safe_load(Path(self.base_config).read_text(encoding="utf-8")) or {}).get("data") or {}
-        given = dict(zip(self.overrides, self.overrides[1:], strict=False))  # each flag with the word after it
-        missing = []
-        for key in ("train_list", "val_list"):
-            path = given.get(f"--data.{key}", data.get(key))
-            if path is not None and not Path(path).is_file():
-                missing.append(f"data.{key} {path}")
+        """The list files the runs would read (base config, then overrides; stage 1's too) that do not exist here."""
+        missing = [f"data.{key} {path}" for key, path in self.data_lists().items() if not Path(path).is_file()]
+        if self.pretrain_config is not None:
+            lists = self.data_lists(self.pretrain_config, self.pretrain_overrides)
+            missing += [f"stage 1: data.{key} {path}" for key, path in lists.items() if not Path(path).is_file()]
         return missing
+
+    def data_lists(self, config: str | None = None, overrides: list[str] | None = None) -> dict[str, str]:
+        """The train and val list files of the runs (base config, then overrides; or of `config`, `overrides`)."""
+        config, overrides = config or self.base_config, self.overrides if overrides is None else overrides
+        data = (yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}).get("data") or {}
+        given = dict(zip(overrides, overrides[1:], strict=False))  # each flag with the word after it
+        lists = {key: given.get(f"--data.{key}", data.get(key)) for key in ("train_list", "val_list")}
+        return {key: path for key, path in lists.items() if path is not None}
+
+
+def _run(name: str, command: list[str]) -> str | None:
+    """Run one command; None when it succeeds, else why it did not."""
+    print(f"[compare] {name}: {shlex.join(command)}", flush=True)
+    start = time.monotonic()
+    result = subprocess.run(command)
+    status = "ok" if result.returncode == 0 else f"exit status {result.returncode}"
+    print(f"[compare] {name}: {status} after {time.monotonic() - start:.0f} s", flush=True)
+    return None if result.returncode == 0 else status
 
 
 def run_grid(grid: Grid) -> dict[str, str]:
-    """Run every cell, one after another; a failing run is reported and the grid goes on."""
+    """Run stage 1 (each row's 2D network, when `pretrain_config` is set and it is not finished), then every cell,
+    one after another; a failing run is reported and the grid goes on (without the rows whose stage 1 failed)."""
     failures: dict[str, str] = {}
-    for norm, column, seed in grid.seed_runs():
+    if grid.expected_minutes:
+        print(f"[compare] expected time: about {grid.expected_minutes:.0f} min (measured on 2 CPU cores)", flush=True)
+    start, runs = time.monotonic(), len(grid.seed_runs())
+    if grid.pretrain_config is not None:
+        for variant in grid.variants():
+            name = grid.pretrain_name(variant)
+            try:
+                finished = grid.pretrain_finished(variant)
+            except ConfigError as exc:  # a damaged checkpoint: named, and the row's runs are not run
+                print(f"[compare] {name}: {exc}", flush=True)
+                failures[name] = str(exc)
+                continue
+            if finished:
+                print(f"[compare] {name}: finished ({grid.pretrained(variant)}), not run again", flush=True)
+            elif (why := _run(name, grid.pretrain_command(variant))) is not None:
+                failures[name] = why
+    stage2 = time.monotonic()
+    for done, (norm, column, seed) in enumerate(grid.seed_runs()):
         name = grid.run_name(norm, column, seed)
-        command = grid.command(norm, column, seed)
-        print(f"[compare] {name}: {shlex.join(command)}", flush=True)
-        start = time.monotonic()
-        result = subprocess.run(command)
-        status = "ok" if result.returncode == 0 else f"exit status {result.returncode}"
-        print(f"[compare] {name}: {status} after {time.monotonic() - start:.0f} s", flush=True)
-        if result.returncode != 0:
-            failures[name] = status
+        if grid.pretrain_config is not None and grid.pretrain_name(norm) in failures:
+            failures[name] = f"not run: {grid.pretrain_name(norm)} failed"
+            continue
+        if done:
+            left = (time.monotonic() - stage2) / done * (runs - done) / 60
+            print(f"[compare] {done} of {runs} runs after {(time.monotonic() - start) / 60:.0f} min; "
+                  f"about {left:.0f} min to go", flush=True)  # fmt: skip
+        if (why := _run(name, grid.command(norm, column, seed))) is not None:
+            failures[name] = why
+        elif grid.final_test and not grid.tested(norm, column, seed):
+            if (why := _run(f"{name} test", grid.test_command(norm, column, seed))) is not None:
+                failures[f"{name} test"] = why
     return failures

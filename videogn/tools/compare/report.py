@@ -8,9 +8,9 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from videogn.tools.compare.grid import LR_TAG, METRIC_NAMES, METRICS, PAPER_TABLE8, Column, Grid
+from videogn.tools.compare.grid import LR_TAG, METRIC_NAMES, METRICS, PAPER_TABLE8, TEST_METRICS, Column, Grid
 
-__all__ = ["RunResult", "collect", "write_report"]
+__all__ = ["RunResult", "collect", "run_scalars", "write_report"]
 
 
 @dataclass
@@ -33,23 +33,39 @@ def _event_files(run_dir: Path) -> list[Path]:
     return [events for version in versions for events in sorted(version.glob("events.out.tfevents.*"))]
 
 
-def collect(grid: Grid) -> list[RunResult]:
-    """Read each run's TensorBoard events: the validation metrics of every epoch and their last values."""
+def run_scalars(
+    run_dir: Path, tags: set[str] | None = None, newer_than: Path | None = None
+) -> dict[str, dict[int, float]]:
+    """tag -> step -> value of a run's TensorBoard events (`tags`, default all; later versions win: resumed runs);
+    with `newer_than`, only of the event files written after that file (a test of the current last checkpoint)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    scalars: dict[str, dict[int, float]] = {}
+    files = _event_files(run_dir)
+    if newer_than is not None:
+        since = newer_than.stat().st_mtime if newer_than.is_file() else float("inf")
+        files = [events for events in files if events.stat().st_mtime > since]
+    for events in files:
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in set(accumulator.Tags()["scalars"]) & (set(accumulator.Tags()["scalars"]) if tags is None else tags):
+            scalars.setdefault(tag, {}).update({e.step: e.value for e in accumulator.Scalars(tag)})
+    return scalars
+
+
+def collect(grid: Grid) -> list[RunResult]:
+    """Read each run's TensorBoard events: the validation metrics of every epoch and their last values."""
     results = []
     for norm, column, seed in grid.seed_runs():
-        scalars: dict[str, dict[int, float]] = {}  # tag -> step -> value, later versions win (resumed runs)
-        for events in _event_files(Path(grid.out) / grid.run_name(norm, column, seed)):
-            accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
-            accumulator.Reload()
-            for tag in set(accumulator.Tags()["scalars"]) & {*METRICS, LR_TAG}:
-                scalars.setdefault(tag, {}).update({e.step: e.value for e in accumulator.Scalars(tag)})
+        scalars = run_scalars(Path(grid.out) / grid.run_name(norm, column, seed), {*METRICS, LR_TAG})
         per_epoch = {m: [v for _, v in sorted(scalars[m].items())] for m in METRICS if m in scalars}
-        if not per_epoch:
+        final = {m: v[-1] for m, v in per_epoch.items()}
+        if grid.final_test:  # the test of the last checkpoint; a run not (yet) tested has no final numbers
+            tests = grid.test_scalars(norm, column, seed)
+            final = {m: max(tests[t].items())[1] for m, t in zip(METRICS, TEST_METRICS, strict=True) if t in tests}
+        if not per_epoch and not final:
             continue
         lr = max(scalars[LR_TAG].values()) if LR_TAG in scalars else None
-        final = {m: v[-1] for m, v in per_epoch.items()}
         results.append(RunResult(norm, column, final, per_epoch, lr=lr, seed=seed))
     return results
 
@@ -129,6 +145,16 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
     kinds = " vs ".join(dict.fromkeys(grid.norm_setting(v)[0].upper() for v in grid.variants()))
     axes = "GN groups and " if grid.groups or grid.channels_per_group else ""
     lines = [f"# {kinds} by {axes}clips per GPU ({grid.base_config}, {seed_text})", ""]
+    if grid.pretrain_config is not None:
+        lines += _stage1(grid)
+    if grid.final_test:
+        precise = f"; BN after precise BN on {grid.precise_bn_batches} batches" if grid.precise_bn_batches else ""
+        lines += [
+            "Cells: each run's final test (`test` of its last checkpoint on the validation list with the runs' test "
+            f"views, `data.clip.num_clips` × `num_crops`{precise}; a run not yet tested is left out); the curves: "
+            "its periodic validations.",
+            "",
+        ]
     if grid.fixed_batch is not None:
         lines += [
             f"Every run trains with {grid.fixed_batch} clips per device (same LR and iterations); a column's clips are "
@@ -174,6 +200,20 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
     written[1].write_text("\n".join(lines) + "\n", encoding="utf-8")
     written += _plots(grid, results, by_cell, out)
     return written
+
+
+def _stage1(grid: Grid) -> list[str]:
+    """Markdown lines: each row's stage-1 2D network and its last validation (top-1 / top-5, %)."""
+    cells = []
+    for variant in grid.variants():
+        scalars = run_scalars(Path(grid.out) / grid.pretrain_name(variant), {"val/top1", "val/top5"})
+        last = [100 * max(scalars[t].items())[1] if t in scalars else float("nan") for t in ("val/top1", "val/top5")]
+        cells.append(f"{grid.label(variant)} {last[0]:.1f} / {last[1]:.1f}")
+    return [
+        f"Every run starts from its row's 2D network of stage 1 (`{grid.pretrain_config}`, {grid.pretrain_epochs} "
+        f"epochs), inflated; their validation top-1 / top-5 (%) on stage 1's task: {', '.join(cells)}.",
+        "",
+    ]
 
 
 def _differences(grid: Grid, by_cell: dict[tuple[str, Column], list[RunResult]]) -> list[str]:

@@ -1,0 +1,76 @@
+#!/usr/bin/env python
+"""Why a run learns late: the training dynamics of every run of a `videogn compare` grid, read from its logs.
+
+Not a speed benchmark: a measurement of how each run trains, for grids run with `--norm_stats_every_n_steps N`
+(the NormStatistics callback logs per-stage gradient norms and the norm layers' mean |γ|). For each run it prints
+the training loss over windows of steps, the validation top-1 at each validation, and per stage (stem, res2 …
+res5, head) the gradient norm relative to the weights' norm and the mean |γ| of the blocks' last norm layers (the
+ones that start at γ = 0), early and late.
+
+    videogn compare --config configs/diagnose_scratch.yaml --run
+    python benchmarks/training_dynamics.py --config configs/diagnose_scratch.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import yaml
+
+from videogn.tools.compare import Grid
+from videogn.tools.compare.report import run_scalars
+
+STAGES = ("stem", "res2", "res3", "res4", "res5", "head")
+
+
+def window_mean(points: dict[int, float], start: int, stop: int) -> float:
+    values = [v for step, v in points.items() if start <= step < stop]
+    return statistics.fmean(values) if values else float("nan")
+
+
+def zero_init_gammas(scalars: dict[str, dict[int, float]], stage: int, start: int, stop: int) -> float:
+    """Mean |γ| of the last norm layer (`branch2.norm_c`, γ = 0 at the start) of every block of res{stage} (the
+    stages are the blocks with such layers, in order), over steps [start, stop)."""
+    tags = [t for t in scalars if t.startswith("norm/mean_abs_gamma/blocks.") and t.endswith("branch2.norm_c")]
+    blocks = sorted({int(t.split(".")[1]) for t in tags})  # e.g. [1, 3, 4, 5]: a pool2 block between res2 and res3
+    if stage - 2 >= len(blocks):
+        return float("nan")
+    mine = [t for t in tags if int(t.split(".")[1]) == blocks[stage - 2]]
+    return statistics.fmean(window_mean(scalars[t], start, stop) for t in mine)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="the grid's YAML (videogn compare --config)")
+    parser.add_argument("--early", type=int, default=100, help="the first this many steps are 'early' (100)")
+    args = parser.parse_args()
+    grid = Grid(**yaml.safe_load(Path(args.config).read_text(encoding="utf-8")))
+    early = args.early
+    for norm, column, seed in grid.seed_runs():
+        name = grid.run_name(norm, column, seed)
+        scalars = run_scalars(Path(grid.out) / name, None)
+        if "train/loss" not in scalars:
+            print(f"{name}: no logs under {grid.out}")
+            continue
+        loss = scalars["train/loss"]
+        last = max(loss)
+        windows = [(a, min(a + early, last + 1)) for a in range(0, last + 1, early)]
+        print(f"\n{name} ({last + 1} steps)")
+        print("  train loss per window: " + ", ".join(f"{a}-{b}: {window_mean(loss, a, b):.2f}" for a, b in windows))
+        print(f"  train loss, first {early} steps: {window_mean(loss, 0, early):.3f}; last {early} steps "
+              f"({last + 1 - early}-{last + 1}): {window_mean(loss, last + 1 - early, last + 1):.3f}")
+        val = scalars.get("val/video_top1", {})
+        print("  val video top-1 (%):   " + ", ".join(f"step {s}: {100 * v:.0f}" for s, v in sorted(val.items())))
+        print(f"  {'stage':6} {'|grad|/|w| early':>17} {'late':>8} {'zero-init |γ| early':>20} {'late':>8}")
+        for i, stage in enumerate(STAGES):
+            ratio = scalars.get(f"norm/grad_ratio/{stage}", {})
+            gammas = [zero_init_gammas(scalars, i + 1, a, b) if 1 <= i <= 4 else float("nan")
+                      for a, b in ((0, early), (last + 1 - early, last + 1))]  # fmt: skip
+            ratios = window_mean(ratio, 0, early), window_mean(ratio, last + 1 - early, last + 1)
+            print(f"  {stage:6} {ratios[0]:17.4f} {ratios[1]:8.4f} {gammas[0]:20.4f} {gammas[1]:8.4f}")
+
+
+if __name__ == "__main__":
+    main()
