@@ -59,8 +59,10 @@ def main() -> None:
         windows = [(a, min(a + early, last + 1)) for a in range(0, last + 1, early)]
         print(f"\n{name} ({last + 1} steps)")
         print("  train loss per window: " + ", ".join(f"{a}-{b}: {window_mean(loss, a, b):.2f}" for a, b in windows))
-        print(f"  train loss, first {early} steps: {window_mean(loss, 0, early):.3f}; last {early} steps "
-              f"({last + 1 - early}-{last + 1}): {window_mean(loss, last + 1 - early, last + 1):.3f}")
+        print(
+            f"  train loss, first {early} steps: {window_mean(loss, 0, early):.3f}; last {early} steps "
+            f"({last + 1 - early}-{last + 1}): {window_mean(loss, last + 1 - early, last + 1):.3f}"
+        )
         val = scalars.get("val/video_top1", {})
         print("  val video top-1 (%):   " + ", ".join(f"step {s}: {100 * v:.0f}" for s, v in sorted(val.items())))
         print(f"  {'stage':6} {'|grad|/|w| early':>17} {'late':>8} {'zero-init |γ| early':>20} {'late':>8}")
