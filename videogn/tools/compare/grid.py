@@ -241,7 +241,11 @@ class Grid:
         return cmd + list(self.overrides)
 
     def last_checkpoint(self, variant: str, column: Column, seed: int | None = None) -> Path:
-        return Path(self.out) / self.run_name(variant, column, seed) / "checkpoints" / "last.ckpt"
+        return self._last_of(self.run_name(variant, column, seed))
+
+    def _last_of(self, run: str) -> Path:
+        """The last.ckpt of a run under `out` (what `--ckpt_path last` resumes)."""
+        return Path(self.out) / run / "checkpoints" / "last.ckpt"
 
     def test_command(self, variant: str, column: Column, seed: int | None = None) -> list[str]:
         """The `test` command of one run's last checkpoint (`final_test`): its `fit` command, tested on its
@@ -271,7 +275,7 @@ class Grid:
 
     def pretrained(self, variant: str) -> Path:
         """The stage-1 checkpoint a row's runs start from."""
-        return Path(self.out) / self.pretrain_name(variant) / "checkpoints" / "last.ckpt"
+        return self._last_of(self.pretrain_name(variant))
 
     def pretrain_command(self, variant: str) -> list[str]:
         """The `fit` command of a row's stage-1 2D network (resumes its run when repeated). A frozen_bn row's is a
