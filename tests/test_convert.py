@@ -10,7 +10,7 @@ from numerics import assert_same_function, fan_in_sum
 from torch import nn
 
 from videogn.models import NetSettings
-from videogn.models.formats import CONVENTIONS, LEAVES, FormatError, source_key
+from videogn.models.formats import CONVENTIONS, DEFAULT_NETS, LEAVES, FormatError, source_key
 from videogn.models.inflate import map_2d_keys
 from videogn.tools.convert import KINETICS400, kinetics400_classes, main
 from videogn.tools.infer import load_model
@@ -83,21 +83,15 @@ def source_input(x: torch.Tensor, fmt: str) -> torch.Tensor:
     return (x - mean.view(1, 3, 1, 1, 1)) / std.view(1, 3, 1, 1, 1)
 
 
-CASES = [  # (format, norm, stem temporal stride: the format's default)
-    ("slowfast", "bn", 1),
-    ("pytorchvideo", "bn", 1),
-    ("pytorchvideo", "gn", 1),
-    ("mmaction", "bn", 2),
-    ("nonlocal", "bn", 2),
-    ("nonlocal", "gn", 2),
-]
+CASES = [("slowfast", "bn"), ("pytorchvideo", "bn"), ("pytorchvideo", "gn"), ("mmaction", "bn"), ("nonlocal", "bn")]
+CASES += [("nonlocal", "gn")]
 
 
-@pytest.mark.parametrize(("fmt", "norm", "stride"), CASES)
-def test_each_format_converts_back_to_the_same_logits(tmp_path, fmt, norm, stride):
-    net = NetSettings(
-        norm=norm, norm_options={"num_groups": 32} if norm == "gn" else {}, width=32, stem_temporal_stride=stride
-    )
+@pytest.mark.parametrize(("fmt", "norm"), CASES)
+def test_each_format_converts_back_to_the_same_logits(tmp_path, fmt, norm):
+    """The format's own architecture (`DEFAULT_NETS`: pool1, strides) under its names, back to the same logits."""
+    norm_options = {"num_groups": 32} if norm == "gn" else {}
+    net = NetSettings(norm=norm, norm_options=norm_options, width=32, **DEFAULT_NETS[fmt])
     original = random_network(net, 400)
     src = save(fmt, export(original, fmt), tmp_path)
     out = tmp_path / "converted.ckpt"
@@ -134,6 +128,27 @@ def test_a_config_describing_another_network_is_an_error(tmp_path, capsys):
     assert "in the pytorchvideo format, not mmaction" in capsys.readouterr().err
 
 
+def test_a_config_whose_network_the_sources_code_does_not_build_is_refused(tmp_path, capsys):
+    """A config asking for the paper's pool1 (a max over 2 frames) for mmaction2 weights (pool1 keeps every other
+    frame) would compute another function with the same weights: refused, naming pool1, mmaction2's line and the
+    setting. A config that does not say takes the format's pool1."""
+    import yaml
+
+    net = NetSettings(norm="bn", width=32, **DEFAULT_NETS["mmaction"])
+    src = save("mmaction", export(random_network(net, 400), "mmaction"), tmp_path)
+    paper = {k: v for k, v in net.to_dict().items() if k not in ("pool1_temporal", "pool1_padding")}
+    config = tmp_path / "paper.yaml"  # what a config leaves out and the tensors cannot tell: the format's network
+    config.write_text(yaml.safe_dump({"model": {"net": paper}}))
+    assert main([src, "--out", str(tmp_path / "x.ckpt"), "-c", str(config)]) == 0
+    assert load_model(tmp_path / "x.ckpt", torch.device("cpu"))[0].net == net
+    config.write_text(yaml.safe_dump({"model": {"net": {**paper, "pool1_temporal": "max"}}}))
+    assert main([src, "--out", str(tmp_path / "y.ckpt"), "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config} describes a network mmaction's code does not build: pool1 is a 1×3×3 max-pool" in err
+    assert "resnet3d.py:796-800" in err and "model.net.pool1_temporal 'max'" in err
+    assert not (tmp_path / "y.ckpt").exists()
+
+
 def test_class_names_from_a_file_must_match_the_classifier(tmp_path, capsys):
     net = NetSettings(norm="bn", width=32, stem_temporal_stride=1)
     src = save("pytorchvideo", export(random_network(net, 3), "pytorchvideo"), tmp_path)
@@ -155,7 +170,7 @@ def test_kinetics400_class_list_is_shipped():
 def test_a_config_sets_the_normalisation_conv1_is_converted_to(tmp_path):
     import yaml
 
-    net = NetSettings(norm="bn", width=32)
+    net = NetSettings(norm="bn", width=32, **DEFAULT_NETS["mmaction"])
     original = random_network(net, 400)
     src = save("mmaction", export(original, "mmaction"), tmp_path)
     mmaction_mean = list(CONVENTIONS["mmaction"].mean)

@@ -10,11 +10,15 @@ from numerics import assert_same_function, fan_in_sum
 from torch import nn
 
 from videogn.files import FileError
-from videogn.models import InflationError, build_model, inflate_from_2d
+from videogn.models import InflationError, NetSettings, build_model, inflate_from_2d
 from videogn.models.formats import (
+    ARCHITECTURES,
     CONVENTIONS,
+    DEFAULT_NETS,
+    FORMATS,
     InputConvention,
     adapt_first_conv,
+    architecture_differences,
     read_caffe2_pickle,
     source_key,
 )
@@ -185,3 +189,45 @@ def test_a_caffe2_pickle_used_as_is_keeps_its_first_conv(tmp_path):
     conv1 = torch.from_numpy(blobs["conv1_w"])  # 7×7 inflated to 5×7×7: repeated, ÷ 5; channels not reordered
     torch.testing.assert_close(model.blocks[0].conv.weight, conv1.unsqueeze(2).repeat(1, 1, 5, 1, 1) / 5)
     assert not report.notes
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_formats_network_is_the_architecture_its_code_builds(fmt):
+    """`ARCHITECTURES` (each anchor's layers, from its code) and the network videogn builds for the format
+    (`DEFAULT_NETS`) agree layer by layer; a 2D format (detectron) in space."""
+    arch = ARCHITECTURES[fmt]
+    with torch.device("meta"):
+        model = build_model("i3d", norm="bn", **DEFAULT_NETS[fmt])
+    dims = slice(0, 3) if arch.pool2 is not None else slice(1, 3)
+
+    def geometry(module):
+        padding = (0, 0, 0) if module.padding == 0 else module.padding
+        return tuple(tuple(v)[dims] for v in (module.kernel_size, module.stride, padding))
+
+    def expected(layer):
+        return tuple(v[dims] for v in (layer.kernel, layer.stride, layer.padding))
+
+    res3 = model.blocks[3].res_blocks[0]
+    assert geometry(model.blocks[0].conv) == expected(arch.conv1)
+    assert geometry(model.blocks[0].pool) == expected(arch.pool1)
+    assert geometry(res3.branch2.conv_b) == expected(arch.conv_b)
+    assert geometry(res3.branch1_conv) == expected(arch.shortcut)
+    if arch.pool2 is not None:
+        assert geometry(model.blocks[2]) == expected(arch.pool2)
+        conv_a = [[b.branch2.conv_a for b in model.blocks[i].res_blocks] for i in (1, 3, 4, 5)]
+        assert [[int(c.kernel_size == (3, 1, 1)) for c in stage] for stage in conv_a] == list(map(list, arch.inflation))
+        assert all(c.padding == (c.kernel_size[0] // 2, 0, 0) for stage in conv_a for c in stage)
+        assert not architecture_differences(fmt, NetSettings(**DEFAULT_NETS[fmt]))
+
+
+def test_a_network_the_sources_code_does_not_build_is_named():
+    paper = NetSettings()  # pool1: a max over 2 frames, padded 1 in space
+    (mmaction,) = architecture_differences("mmaction", paper)
+    assert "1×3×3 max-pool" in mmaction and "resnet3d.py:796-800" in mmaction and "pool1_temporal 'max'" in mmaction
+    (nonlocal_,) = architecture_differences("nonlocal", paper)
+    assert "padding (0, 0, 0)" in nonlocal_ and "resnet_video_org.py:156" in nonlocal_
+    (slowfast,) = architecture_differences("slowfast", paper)
+    assert "conv1's temporal stride is 1" in slowfast and "stem_temporal_stride" in slowfast
+    assert not architecture_differences("mmaction", NetSettings(pool1_temporal="none"))  # pool1_stride_t=1
+    assert not architecture_differences("nonlocal", NetSettings(stem_temporal_stride=1, pool1_padding=0))  # 8×8
+    assert not architecture_differences("detectron", paper)  # 2D: inflated into any I3D

@@ -121,3 +121,41 @@ def test_bad_settings_are_named():
         build_model("r3d")
     with pytest.raises(ValueError, match="depth 34"):
         build_model("i3d", depth=34)
+
+
+def test_pool1_reduces_time_and_space_as_set():
+    """pool1 "max": the max over each pair of frames (the paper); "stride": every other frame (mmaction2); "none":
+    every frame. pool1_padding 0: video-nonlocal-net's Caffe2 pool, 112² → 55² with windows shifted by a pixel."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 6, 112, 112)  # what conv1 gives pool1
+    spatial = nn.functional.max_pool3d(x, (1, 3, 3), (1, 2, 2), (0, 1, 1))
+
+    def pool1(**settings):
+        return build_model("i3d", norm="bn", **TINY, **settings).blocks[0].pool(x)
+
+    assert torch.equal(pool1(), spatial.unflatten(2, (3, 2)).amax(3))
+    assert torch.equal(pool1(pool1_temporal="stride"), spatial[:, :, ::2])
+    assert torch.equal(pool1(pool1_temporal="none"), spatial)
+    unpadded = pool1(pool1_padding=0)
+    assert unpadded.shape[-2:] == (55, 55)
+    assert torch.equal(unpadded[..., 0, 0], x[:, :, :, :3, :3].unflatten(2, (3, 2)).amax((3, 4, 5)))
+    with pytest.raises(ValueError, match="unknown pool1_temporal 'avg'"):
+        build_model("i3d", pool1_temporal="avg")
+    with pytest.raises(ValueError, match="pool1_padding must be 0 or 1, got 2"):
+        build_model("i3d", pool1_padding=2)
+
+
+def test_settings_pickled_before_pool1_was_a_setting_build_the_same_network(tmp_path):
+    """Checkpoints pickle NetSettings; one written before pool1_temporal / pool1_padding existed has neither in its
+    state, and loads as the network it was trained as (a temporal max, padding 1)."""
+    from videogn.models import NetSettings
+
+    old = NetSettings(width=8, norm_options={"num_groups": 4})
+    for name in ("pool1_temporal", "pool1_padding"):
+        del old.__dict__[name]
+    torch.save({"net": old}, tmp_path / "old.ckpt")
+    loaded = torch.load(tmp_path / "old.ckpt", weights_only=True)["net"]
+    assert "pool1_temporal" not in loaded.__dict__
+    assert loaded == NetSettings(width=8, norm_options={"num_groups": 4})
+    pool = loaded.build(5).blocks[0].pool
+    assert (pool.kernel_size, pool.stride, pool.padding) == ((2, 3, 3), (2, 2, 2), (0, 1, 1))

@@ -140,6 +140,21 @@ def test_init_from_loads_the_network_and_keeps_a_classifier_of_other_classes(tmp
     assert torch.equal(other.model.blocks[0].conv.weight, source.model.blocks[0].conv.weight)
 
 
+def test_init_from_a_network_with_other_pools_loads_and_says_so(tmp_path):
+    """A converted mmaction2 model (pool1 keeps every other frame) fine-tuned in the paper's network: the weights
+    fit, the function differs; what was loaded names the settings and how to keep the checkpoint's."""
+    from dataclasses import replace
+
+    from videogn.models.weights import load_network
+
+    path = tmp_path / "mmaction.ckpt"
+    save_videogn_checkpoint(VideoClassifier(net=replace(NET, pool1_temporal="stride"), num_classes=5), path)
+    target = VideoClassifier(net=NET, num_classes=5)
+    loaded = load_network(target.model, path, net=target.net)
+    assert "differs from model.net in pool1_temporal" in loaded and "model.net.pool1_temporal: 'stride'" in loaded
+    assert "note" not in load_network(target.model, path, net=replace(NET, pool1_temporal="stride"))
+
+
 def test_init_from_another_network_or_a_missing_file_is_a_config_error(tmp_path):
     path = tmp_path / "source.ckpt"
     save_videogn_checkpoint(classifier(), path)

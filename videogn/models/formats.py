@@ -30,8 +30,12 @@ Where the names come from (the anchors' source code):
 - mmaction: open-mmlab/mmaction2 `mmaction/models/backbones/resnet3d.py` (`ConvModule` → `.conv` / `.bn`) and
   `mmaction/models/heads/i3d_head.py` (`fc_cls`); mean / std in its Kinetics configs' data preprocessor.
 
-Temporal kernel sizes are in the weights; temporal strides are not, so the network settings come from a config or
-the format's defaults (`DEFAULT_NETS`, `DEFAULT_CLIPS`).
+The names are not the network: `ARCHITECTURES` holds each anchor's network as its code builds it (conv1, pool1, pool2,
+inflation, strides, head, with file and line). Temporal kernel sizes are in the weights; temporal strides and pools are
+not, so the network settings come from a config or the format's defaults (`DEFAULT_NETS`, from `ARCHITECTURES`;
+`DEFAULT_CLIPS`), and a config whose network the source's code cannot build is refused (`architecture_differences`).
+mmaction2's I3D is checked against mmaction2's own code (tests/test_interop.py); the others by their code's
+hyper-parameters, cited in `ARCHITECTURES`.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ from videogn.errors import ConfigError
 from videogn.files import FileError, check_file, describe_start, load_torch_file, type_name
 
 __all__ = [
+    "ARCHITECTURES",
+    "Architecture",
     "CONVENTIONS",
     "DEFAULT_CLIPS",
     "DEFAULT_NETS",
@@ -57,9 +63,12 @@ __all__ = [
     "FormatError",
     "InputConvention",
     "LEAVES",
+    "Layer",
     "adapt_first_conv",
+    "architecture_differences",
     "caffe2_depth",
     "caffe2_norm_kind",
+    "default_net",
     "detect_format",
     "detectron_to_2d",
     "fold_offset_into_norm",
@@ -105,14 +114,185 @@ CONVENTIONS: dict[str, InputConvention] = {
     ),
 }
 
-# The network settings each format's Kinetics models use (`videogn.models.NetSettings` fields; arch from the keys).
-DEFAULT_NETS: dict[str, dict[str, int]] = {
-    "detectron": {"stem_temporal_stride": 2, "pool2_temporal_stride": 2},  # inflated into the paper's I3D
-    "nonlocal": {"stem_temporal_stride": 2, "pool2_temporal_stride": 2},  # I3D 32×2: conv1 and pool1 stride 2
-    "slowfast": {"stem_temporal_stride": 1, "pool2_temporal_stride": 2},  # I3D_8x8_R50
-    "pytorchvideo": {"stem_temporal_stride": 1, "pool2_temporal_stride": 2},  # hub i3d_r50 (8×8)
-    "mmaction": {"stem_temporal_stride": 2, "pool2_temporal_stride": 2},  # i3d_r50 32x2x1
+
+# ---------------------------------------------------------------- architectures
+@dataclass(frozen=True)
+class Layer:
+    """A convolution or max-pool of an anchor's network: (T, H, W) kernel, stride and padding (PyTorch's and
+    Caffe2's pools both round the output size down), and the file and line of its code that say so."""
+
+    kernel: tuple[int, int, int]
+    stride: tuple[int, int, int]
+    padding: tuple[int, int, int]
+    source: str
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """An anchor's Kinetics ResNet-50 as its own code builds it, where the hyper-parameters matter: what the tensors
+    cannot tell (strides, pools) and what they can (kernels), each with its source (paths at `revision`).
+
+    The last three fields say what else the anchor's code builds, in `NetSettings` terms: a config asking for
+    another network than these is refused (`architecture_differences`): it would not compute the source's function.
+    """
+
+    revision: str
+    conv1: Layer
+    pool1: Layer
+    pool2: Layer | None  # None: a 2D network (inflated into the configured I3D; any stem then)
+    inflation: tuple[tuple[int, ...], ...]  # per stage: which bottlenecks' first conv is 3×1×1 (padding 1 in time)
+    inflation_source: str
+    conv_b: Layer  # the first 3×3 of res3: the spatial stride is on it (not on the 1×1 before it)
+    shortcut: Layer  # the first projection of res3
+    head: str
+    head_source: str
+    conv1_temporal_strides: tuple[int, ...] | None = None  # None: any
+    pool1_temporal: tuple[str, ...] = ("max", "stride", "none")  # `NetSettings.pool1_temporal` it can build
+    pool2_temporal_strides: tuple[int, ...] = (2,)
+
+
+_PAPER_INFLATION = ((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0))
+_CONV_B = ((1, 3, 3), (1, 2, 2), (0, 1, 1))
+_SHORTCUT = ((1, 1, 1), (1, 2, 2), (0, 0, 0))
+_POOL2 = ((2, 1, 1), (2, 1, 1), (0, 0, 0))
+_NL, _SF, _PV = "video-nonlocal-net lib/models", "SlowFast slowfast/models", "pytorchvideo pytorchvideo/models"
+_MM = "mmaction2 mmaction/models"
+
+ARCHITECTURES: dict[str, Architecture] = {
+    # A 2D ImageNet ResNet (stride on the 3×3 with STRIDE_1X1: False, as R-50-GN.pkl), inflated into the I3D the
+    # config describes (default: the paper's).
+    "detectron": Architecture(
+        revision="facebookresearch/Detectron 04155a0",
+        conv1=Layer((1, 7, 7), (1, 2, 2), (0, 3, 3), "detectron/modeling/ResNet.py:252 (2D)"),
+        pool1=Layer((1, 3, 3), (1, 2, 2), (0, 1, 1), "detectron/modeling/ResNet.py:255, :267 (2D)"),
+        pool2=None,
+        inflation=((0, 0, 0), (0, 0, 0, 0), (0, 0, 0, 0, 0, 0), (0, 0, 0)),
+        inflation_source="2D",
+        conv_b=Layer(*_CONV_B, "detectron/modeling/ResNet.py:288-313 (STRIDE_1X1 False in the GN configs)"),
+        shortcut=Layer(*_SHORTCUT, "detectron/modeling/ResNet.py:203-220"),
+        head="2D: average pool, fc (not converted: the Kinetics classifier is new)",
+        head_source="detectron/modeling/ResNet.py",
+    ),
+    # The paper's 32×2 I3D baseline, i3d_baseline_32x2_IN_pretrain_400k.pkl (scripts/run_i3d_baseline_400k_32f.sh:
+    # MODEL_NAME resnet_video_org). The 8×8 models (resnet_video.py) stride conv1 by 1 in time: -c a config with
+    # stem_temporal_stride: 1. Caffe2 pools round down (conv_pool_op_base.h:551-558, legacy_pad NOTSET, which
+    # nothing in video-nonlocal-net changes): pool1 without padding makes 112² → 55².
+    "nonlocal": Architecture(
+        revision="facebookresearch/video-nonlocal-net c253ed5",
+        conv1=Layer((5, 7, 7), (2, 2, 2), (2, 3, 3), f"{_NL}/resnet_video_org.py:140-145"),
+        pool1=Layer((2, 3, 3), (2, 2, 2), (0, 0, 0), f"{_NL}/resnet_video_org.py:156 (resnet_video.py:156: 1×3×3)"),
+        pool2=Layer(*_POOL2, f"{_NL}/resnet_video_org.py:172"),
+        inflation=_PAPER_INFLATION,
+        inflation_source=f"{_NL}/resnet_video_org.py:59-71, resnet_helper.py:29-35",
+        conv_b=Layer(*_CONV_B, f"{_NL}/resnet_helper.py:38-44"),
+        shortcut=Layer(*_SHORTCUT, f"{_NL}/resnet_helper.py:57-70"),
+        head="average pool 4×7×7 (global at 32×224²), dropout 0.5, fc",
+        head_source=f"{_NL}/resnet_video_org.py:210-226",
+        conv1_temporal_strides=(1, 2),
+        pool1_temporal=("max",),
+    ),
+    # I3D_8x8_R50 (configs/Kinetics/c2/I3D_8x8_R50.yaml); `_POOL1["i3d"]` there is pool2, not the stem's pool.
+    "slowfast": Architecture(
+        revision="facebookresearch/SlowFast 287ec00",
+        conv1=Layer((5, 7, 7), (1, 2, 2), (2, 3, 3), f"{_SF}/video_model_builder.py:502-509"),
+        pool1=Layer((1, 3, 3), (1, 2, 2), (0, 1, 1), f"{_SF}/stem_helper.py:192-194"),
+        pool2=Layer(*_POOL2, f"{_SF}/video_model_builder.py:543-549 (_POOL1, :104)"),
+        inflation=_PAPER_INFLATION,
+        inflation_source=f"{_SF}/video_model_builder.py:63-69, resnet_helper.py:329-339, :611-615",
+        conv_b=Layer(*_CONV_B, f"{_SF}/resnet_helper.py:329, :346-351 (STRIDE_1X1 False)"),
+        shortcut=Layer(*_SHORTCUT, f"{_SF}/resnet_helper.py:484-491"),
+        head="average pool 4×7×7 stride 1 (global at 8×224²), dropout 0.5, fc",
+        head_source=f"{_SF}/video_model_builder.py:624-643, head_helper.py:250-258",
+        conv1_temporal_strides=(1,),
+    ),
+    # The hub's i3d_r50 (I3D_8x8_R50.pyth): create_resnet's defaults, which pad a pool by kernel // 2 in every
+    # dimension, so no temporal max-pool in the stem is one videogn builds (the stem's pool has a 1×3×3 kernel).
+    "pytorchvideo": Architecture(
+        revision="facebookresearch/pytorchvideo f3142bb",
+        conv1=Layer((5, 7, 7), (1, 2, 2), (2, 3, 3), f"{_PV}/hub/resnet.py:126-160, resnet.py:616-619, :750-755"),
+        pool1=Layer((1, 3, 3), (1, 2, 2), (0, 1, 1), f"{_PV}/resnet.py:756-759, stem.py:94-99"),
+        pool2=Layer(*_POOL2, f"{_PV}/resnet.py:821-828"),
+        inflation=_PAPER_INFLATION,
+        inflation_source=f"{_PV}/hub/resnet.py:126-160, resnet.py:562-568, :773-779",
+        conv_b=Layer(*_CONV_B, f"{_PV}/resnet.py:781-785, :798-810"),
+        shortcut=Layer(*_SHORTCUT, f"{_PV}/resnet.py:420, :428-435"),
+        head="average pool 4×7×7 stride 1, dropout 0.5, fc, global average",
+        head_source=f"{_PV}/resnet.py:829-839, head.py:371-391",
+        pool1_temporal=("stride", "none"),
+        pool2_temporal_strides=(1, 2),
+    ),
+    # i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb (configs/_base_/models/i3d_r50.py): pool1 has a
+    # 1×3×3 kernel with temporal stride pool1_stride_t = 2, so it keeps every other frame (no max over time).
+    "mmaction": Architecture(
+        revision="mmaction2 1.2.0 (PyPI)",
+        conv1=Layer((5, 7, 7), (2, 2, 2), (2, 3, 3), f"{_MM}/backbones/resnet3d.py:784-794, configs i3d_r50.py:5-15"),
+        pool1=Layer((1, 3, 3), (2, 2, 2), (0, 1, 1), f"{_MM}/backbones/resnet3d.py:796-800"),
+        pool2=Layer(*_POOL2, f"{_MM}/backbones/resnet3d.py:802, :877-881 (with_pool2)"),
+        inflation=_PAPER_INFLATION,
+        inflation_source=f"{_MM}/backbones/resnet3d.py:248-253 (inflate_style 3x1x1), configs i3d_r50.py:13",
+        conv_b=Layer(*_CONV_B, f"{_MM}/backbones/resnet3d.py:237-246, :265-283 (style pytorch)"),
+        shortcut=Layer(*_SHORTCUT, f"{_MM}/backbones/resnet3d.py:597-606"),
+        head="adaptive average pool, dropout 0.5, fc",
+        head_source=f"{_MM}/heads/i3d_head.py:30-47, :65-73",
+        pool1_temporal=("stride", "none"),
+        pool2_temporal_strides=(1, 2),
+    ),
 }
+
+
+def default_net(fmt: str) -> dict[str, Any]:
+    """The `NetSettings` values of format `fmt`'s Kinetics network (`ARCHITECTURES`) that its tensors cannot tell;
+    a 2D format (detectron) is inflated into the paper's I3D (`NetSettings`' defaults)."""
+    arch = ARCHITECTURES[fmt]
+    if arch.pool2 is None:
+        return {}
+    kernel_t, stride_t = arch.pool1.kernel[0], arch.pool1.stride[0]
+    return {
+        "stem_temporal_stride": arch.conv1.stride[0],
+        "pool2_temporal_stride": arch.pool2.stride[0],
+        "pool1_temporal": "max" if kernel_t == stride_t else "stride",  # a 1×3×3 kernel with a temporal stride
+        "pool1_padding": arch.pool1.padding[1],
+    }
+
+
+DEFAULT_NETS: dict[str, dict[str, Any]] = {fmt: default_net(fmt) for fmt in FORMATS}
+
+
+def _describe(layer: Layer) -> str:
+    return f"a {'×'.join(map(str, layer.kernel))} max-pool with stride {layer.stride} and padding {layer.padding}"
+
+
+def architecture_differences(fmt: str, net: Any) -> list[str]:
+    """How the network of `net` (`NetSettings`) differs from every one format `fmt`'s code builds: conv1's temporal
+    stride and pool1 and pool2, which the tensors cannot tell. Empty when it is one of them."""
+    from videogn.models.resnet import POOL1_TEMPORAL
+
+    arch = ARCHITECTURES[fmt]
+    if arch.pool2 is None:
+        return []
+    differ = []
+    stride = net.stem_temporal_stride
+    if arch.conv1_temporal_strides is not None and stride not in arch.conv1_temporal_strides:
+        differ.append(
+            f"conv1's temporal stride is {' or '.join(map(str, arch.conv1_temporal_strides))} in {fmt}'s network "
+            f"({arch.conv1.source}), {stride} in the config (model.net.stem_temporal_stride)"
+        )
+    kernel_t, stride_t = POOL1_TEMPORAL[net.pool1_temporal](stride)
+    possible = {POOL1_TEMPORAL[way](stride) for way in arch.pool1_temporal}
+    if (kernel_t, stride_t) not in possible or net.pool1_padding != arch.pool1.padding[1]:
+        ours = Layer((kernel_t, 3, 3), (stride_t, 2, 2), (0, net.pool1_padding, net.pool1_padding), "the config")
+        differ.append(
+            f"pool1 is {_describe(arch.pool1)} in {fmt}'s network ({arch.pool1.source}), {_describe(ours)} in the "
+            f"config (model.net.pool1_temporal {net.pool1_temporal!r}, pool1_padding {net.pool1_padding})"
+        )
+    if net.pool2_temporal_stride not in arch.pool2_temporal_strides:
+        differ.append(
+            f"pool2's temporal stride is {' or '.join(map(str, arch.pool2_temporal_strides))} in {fmt}'s network "
+            f"({arch.pool2.source}), {net.pool2_temporal_stride} in the config (model.net.pool2_temporal_stride)"
+        )
+    return differ
+
+
 # Their clips, where not the paper's 32 × 2 (`videogn.data.ClipSettings` fields)
 DEFAULT_CLIPS: dict[str, dict[str, int]] = {
     "slowfast": {"num_frames": 8, "frame_interval": 8},

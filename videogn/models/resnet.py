@@ -21,6 +21,7 @@ The head pools adaptively, so any T, H, W works at test time (e.g. 32×256² for
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import Any, Literal
@@ -56,17 +57,26 @@ STAGE_DEPTHS: dict[int, tuple[int, int, int, int]] = {50: (3, 4, 6, 3), 101: (3,
 INFLATION_PATTERN: tuple[tuple[int, ...], ...] = ((1,), (1, 0), (1, 0), (0, 1))
 
 
-def _stem(*, pool_kernel_size: tuple[int, int, int], pool_padding: Any, **kwargs: Any) -> nn.Module:
-    """pytorchvideo's basic stem, with no temporal padding in pool1.
+def _stem(
+    *, pool_kernel_size: tuple[int, int, int], pool_padding: Any, spatial_padding: int, **kwargs: Any
+) -> nn.Module:
+    """pytorchvideo's basic stem, with pool1 padded `spatial_padding` in space and not at all in time.
 
     create_resnet pads every pool dimension by kernel // 2, which for the paper's (2, 3, 3) pool1 would turn
     16 frames into 9 instead of 8; the public I3D code pads only in space.
     """
     return create_res_basic_stem(
-        pool_kernel_size=pool_kernel_size,
-        pool_padding=(0, pool_kernel_size[1] // 2, pool_kernel_size[2] // 2),
-        **kwargs,
+        pool_kernel_size=pool_kernel_size, pool_padding=(0, spatial_padding, spatial_padding), **kwargs
     )
+
+
+# pool1's (temporal kernel, temporal stride) for each `NetSettings.pool1_temporal`, given the stem's temporal stride
+POOL1_TEMPORAL: dict[str, Callable[[int], tuple[int, int]]] = {
+    "max": lambda stride: (stride, stride),  # max over `stride` frames (the paper; video-nonlocal-net)
+    "stride": lambda stride: (1, stride),  # keeps every `stride`-th frame (mmaction2's ResNet3d)
+    "none": lambda stride: (1, 1),  # keeps every frame (conv1 alone strides time)
+}
+Pool1Temporal = Literal["max", "stride", "none"]
 
 
 @dataclass(frozen=True)
@@ -84,8 +94,14 @@ class NetSettings:
         width: channels of conv1; the bottleneck widths are width × (1, 2, 4, 8) inside and × 4 outside
             (64 gives the standard ResNet; 8 or 16 give tiny CPU models).
         dropout: dropout before the classifier (paper: 0.5).
-        stem_temporal_stride: temporal stride of conv1 and pool1 (2 for the paper's 32×2 input, which the stem
-            reduces 4×; 1 for pytorchvideo's 8×8 input).
+        stem_temporal_stride: temporal stride of conv1, and of pool1 unless `pool1_temporal` is "none" (2 for the
+            paper's 32×2 input, which the stem reduces 4×; 1 for pytorchvideo's 8×8 input).
+        pool1_temporal: how pool1 (3×3 max in space, stride 2) reduces time: "max" over `stem_temporal_stride`
+            frames (the paper, video-nonlocal-net), "stride" keeps every `stem_temporal_stride`-th frame (a 1×3×3
+            kernel: mmaction2's ResNet3d), "none" keeps every frame. The zoo formats' defaults are in
+            `videogn.models.formats.ARCHITECTURES`.
+        pool1_padding: pool1's spatial padding: 1 (PyTorch ports: 112² → 56²) or 0 (video-nonlocal-net's Caffe2
+            networks: 112² → 55², windows shifted by one pixel).
         pool2_temporal_stride: temporal stride (and kernel) of the max-pool after res2; 1 disables it.
     """
 
@@ -97,6 +113,8 @@ class NetSettings:
     dropout: float = 0.5
     stem_temporal_stride: int = 2
     pool2_temporal_stride: int = 2
+    pool1_temporal: Pool1Temporal = "max"
+    pool1_padding: Literal[0, 1] = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "norm_options", dict(self.norm_options or {}))
@@ -106,6 +124,10 @@ class NetSettings:
             raise ConfigError(f"unsupported depth {self.depth}; choose one of {sorted(STAGE_DEPTHS)}")
         if self.width <= 0:
             raise ConfigError(f"width must be positive, got {self.width}")
+        if self.pool1_temporal not in POOL1_TEMPORAL:
+            raise ConfigError(f"unknown pool1_temporal {self.pool1_temporal!r}; choose one of {list(POOL1_TEMPORAL)}")
+        if self.pool1_padding not in (0, 1):
+            raise ConfigError(f"pool1_padding must be 0 or 1, got {self.pool1_padding!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,6 +160,7 @@ class NetSettings:
             raise ConfigError(f"num_classes must be positive, got {num_classes}")
         norm_layer = norm_layer or make_norm(self.norm, **self.norm_options)
         st = self.stem_temporal_stride
+        pool_t, pool_st = POOL1_TEMPORAL[self.pool1_temporal](st)
         if self.arch == "i3d":
             conv_a = tuple([(3, 1, 1) if flag else (1, 1, 1) for flag in pattern] for pattern in INFLATION_PATTERN)
             stem_kernel = (5, 7, 7)
@@ -153,9 +176,9 @@ class NetSettings:
             stem_dim_out=self.width,
             stem_conv_kernel_size=stem_kernel,
             stem_conv_stride=(st, 2, 2),
-            stem_pool_kernel_size=(st, 3, 3),
-            stem_pool_stride=(st, 2, 2),
-            stem=_stem,
+            stem_pool_kernel_size=(pool_t, 3, 3),
+            stem_pool_stride=(pool_st, 2, 2),
+            stem=partial(_stem, spatial_padding=self.pool1_padding),
             # ceil_mode: an odd T keeps its last frame instead of failing on short test clips (no effect for even T)
             stage1_pool=partial(nn.MaxPool3d, ceil_mode=True) if self.pool2_temporal_stride > 1 else None,
             stage1_pool_kernel_size=(self.pool2_temporal_stride, 1, 1),
@@ -253,7 +276,8 @@ def build_model(arch: Arch = "i3d", depth: Literal[50, 101] = 50, num_classes: i
     """Build an I3D or C2D ResNet: `NetSettings(arch, depth, **settings).build(num_classes)`.
 
     `settings` are the other `NetSettings` fields (norm, norm_options, width, dropout, stem_temporal_stride,
-    pool2_temporal_stride); `in_channels` and `zero_init_residual` go to `NetSettings.build`.
+    pool2_temporal_stride, pool1_temporal, pool1_padding); `in_channels` and `zero_init_residual` go to
+    `NetSettings.build`.
     """
     build_options = {k: settings.pop(k) for k in ("in_channels", "zero_init_residual") if k in settings}
     return NetSettings(arch, depth, **settings).build(num_classes, **build_options)

@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
-import videogn.models.resnet  # noqa: F401 - registers NetSettings as safe to unpickle (checkpoints hold it)
 from videogn.data.settings import ClipSettings
 from videogn.errors import ConfigError
 from videogn.files import FileError, check_file, load_torch_file, type_name
 from videogn.models.heads import classifier_prefix
+from videogn.models.resnet import NetSettings  # also registers it as safe to unpickle (checkpoints hold it)
 
 __all__ = [
     "PRETRAINED_SOURCES",
@@ -67,12 +67,18 @@ def check_initial_weights(pretrained_2d: str | None, init_from: str | None) -> N
             check_file(path, setting)
 
 
-def load_network(model: nn.Module, path: str | Path, clip: ClipSettings | None = None) -> str:
+# The network settings its weights cannot tell: strides and pools (see NetSettings)
+UNSEEN_SETTINGS = ("stem_temporal_stride", "pool1_temporal", "pool1_padding", "pool2_temporal_stride")
+
+
+def load_network(model: nn.Module, path: str | Path, clip: ClipSettings | None = None, net: Any = None) -> str:
     """Load the network weights of a videogn checkpoint into `model` (`init_from`); returns what was loaded.
 
     Every backbone tensor must be there with its shape (else a `ConfigError` naming the first keys); the
     classifier is kept at its initialisation when the class count differs (fine-tuning to new classes). With
-    `clip`, the checkpoint's input normalisation (mean / std) must be the clip's.
+    `clip`, the checkpoint's input normalisation (mean / std) must be the clip's. With `net` (the model's
+    `NetSettings`), what was loaded says which strides and pools differ from the checkpoint's network (the weights
+    fit, but start another function: a converted zoo model fine-tuned in the paper's network, say).
     """
     raw = read_checkpoint(path, "model.init_from")
     state = raw["state_dict"]
@@ -88,7 +94,19 @@ def load_network(model: nn.Module, path: str | Path, clip: ClipSettings | None =
     if differences:
         raise ConfigError(f"model.init_from: {path} holds another network than model.net: {differences}")
     model.load_state_dict({k: weights[k] for k in wanted}, strict=False)
-    return f"{len(wanted)} tensors" + ("" if keep_head else " (classifier left at its initialisation: other classes)")
+    loaded = f"{len(wanted)} tensors" + ("" if keep_head else " (classifier left at its initialisation: other classes)")
+    if net is None:
+        return loaded
+    trained = raw["hyper_parameters"]["net"]
+    trained = NetSettings(**trained) if isinstance(trained, dict) else trained
+    other = {k: getattr(trained, k) for k in UNSEEN_SETTINGS if getattr(trained, k) != getattr(net, k)}
+    if other:
+        settings = ", ".join(f"model.net.{k}: {v!r}" for k, v in other.items())
+        loaded += (
+            f"; note: its network differs from model.net in {', '.join(other)} (the weights fit; the function "
+            f"they compute differs, which fine-tuning adapts to; {settings} keeps the checkpoint's)"
+        )
+    return loaded
 
 
 def state_differences(target: dict[str, Any], weights: dict[str, Any], wanted: list[str] | None = None) -> str:
@@ -154,10 +172,12 @@ def initial_weights(
     clip: ClipSettings | None = None,
     allow_norm_conversion: bool = False,
     caffe2_input: str = "detectron",
+    net: Any = None,
 ) -> str:
     """Put a run's starting weights into `model`: inflate the 2D network of `pretrained_2d` (a Caffe2 pickle's conv1
     converted to the clip's normalisation, default Kinetics'), or load the network of the videogn checkpoint
-    `init_from` (its normalisation must be the clip's). Returns what was done, for the log."""
+    `init_from` (its normalisation must be the clip's; with `net`, the model's settings, strides and pools that
+    differ from the checkpoint's are noted). Returns what was done, for the log."""
     from videogn.models.inflate import inflate_from_2d
 
     check_initial_weights(pretrained_2d, init_from)
@@ -173,7 +193,7 @@ def initial_weights(
         )
         return f"inflated {pretrained_2d}:\n{report}"
     if init_from:
-        return f"initialised from {init_from}: {load_network(model, init_from, clip)}"
+        return f"initialised from {init_from}: {load_network(model, init_from, clip, net)}"
     return "initialised at random"
 
 

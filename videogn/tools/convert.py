@@ -13,11 +13,14 @@ detectron (2D ImageNet pickle, inflated like `model.pretrained_2d`), nonlocal (v
 (PySlowFast `.pyth`), pytorchvideo (hub `.pyth`), mmaction (mmaction2 `.pth`).
 
 The tensors tell the architecture (I3D or C2D, depth, width, norm, classes); what they cannot tell (temporal strides,
-GN groups, clip length) comes from `-c CONFIG` (its `model.net`, `model.*` and `data.clip`) or the format's defaults.
-A config whose network disagrees with the tensors, and tensors missing, left over or of another shape, are errors
-that name the first keys. conv1 is converted to the clip normalisation (`data.clip.mean` / `std`; without a config:
-the source's own, so the conversion is exact). Class names: `--classes FILE` (one per line) or `kinetics400` (the
-default for a 400-class head and for detectron).
+pool1, GN groups, clip length) comes from `-c CONFIG` (its `model.net`, `model.*` and `data.clip`), else from the
+format's defaults: its Kinetics network as the source's code builds it (`videogn.models.formats.ARCHITECTURES`; e.g.
+mmaction2's pool1 keeps every other frame, video-nonlocal-net's pads 0). A config whose network disagrees with the
+tensors or is not one the source's code builds, and tensors missing, left over or of another shape, are errors that
+name the difference or the first keys. video-nonlocal-net's 8×8 models (resnet_video.py) need a config with
+`model.net.stem_temporal_stride: 1`. conv1 is converted to the clip normalisation (`data.clip.mean` / `std`;
+without a config: the source's own, so the conversion is exact). Class names: `--classes FILE` (one per line) or
+`kinetics400` (the default for a 400-class head and for detectron).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from videogn.models.formats import (
     LEAVES,
     FormatError,
     adapt_first_conv,
+    architecture_differences,
     caffe2_depth,
     caffe2_norm_kind,
     detect_format,
@@ -207,14 +211,17 @@ def convert(
     else:
         found = describe(state, fmt)
         num_classes = found.pop("num_classes")
-    if "net" in model_cfg:
-        net = NetSettings(**model_cfg["net"])
+    if "net" in model_cfg:  # what the config leaves out and the tensors cannot tell: the format's network
+        net = NetSettings(**{**DEFAULT_NETS[fmt], **model_cfg["net"]})
         differ = [f"{k}: tensors {v!r}, config {getattr(net, k)!r}" for k, v in found.items() if getattr(net, k) != v]
         if differ:
             raise FormatError(f"{config} describes another network than {src}: {'; '.join(differ)}")
     else:
         norm_options = {"num_groups": 32} if found.get("norm") == "gn" else {}
         net = NetSettings(**{**found, "norm_options": norm_options, **DEFAULT_NETS[fmt]})
+    other = architecture_differences(fmt, net)
+    if other:  # a network the source's code does not build would compute another function with its weights
+        raise FormatError(f"{config} describes a network {fmt}'s code does not build: {'; '.join(other)}")
     convention = CONVENTIONS[fmt]
     clip_defaults: dict[str, Any] = dict(DEFAULT_CLIPS.get(fmt, {}))
     if not convention.bgr and fmt != "detectron":

@@ -184,7 +184,9 @@ class VideoClassifier(LightningModule):
     def load_initial_weights(self, clip: ClipSettings | None = None) -> None:
         """Inflate `pretrained_2d`, or load the network of `init_from` (`videogn.models.weights.initial_weights`)."""
         h = self.hparams
-        options = {"allow_norm_conversion": h.inflate_norm_conversion, "caffe2_input": h.pretrained_2d_input}
+        options = dict(
+            allow_norm_conversion=h.inflate_norm_conversion, caffe2_input=h.pretrained_2d_input, net=self.net
+        )
         rank_zero_info(initial_weights(self.model, h.pretrained_2d, h.init_from, clip, **options))
         self.initial_weights_ready = True
 
