@@ -4,6 +4,7 @@ validate / test / predict, bad configs, SIGKILL and resume, DDP on two CPU proce
 import json
 import os
 import pickle
+import re
 import signal
 import socket
 import subprocess
@@ -96,6 +97,16 @@ def test_validate_test_and_predict_from_the_checkpoint(trained, synthetic_set, t
     main(["test", *common, "--data.test_list", str(synthetic_set / "val.csv")])
     out = capsys.readouterr().out
     assert "val/video_top1" in out and "test/video_top1" in out
+    # one decode per video (a batch of a video's views) reports what decoding every view alone does
+    main(["test", *common, "--data.test_list", str(synthetic_set / "val.csv"), "--data.eval_views_per_batch", "1"])
+    per_view = capsys.readouterr().out
+
+    def metrics(printed):
+        return {k: float(v) for k, v in re.findall(r"(test/\w+)\s*[│|]\s*([0-9.]+)", printed)}
+
+    ours, theirs = metrics(out), metrics(per_view)
+    accuracies = [k for k in ours if "top" in k]
+    assert len(accuracies) == 4 and {k: ours[k] for k in accuracies} == {k: theirs[k] for k in accuracies}
     predictions = tmp_path / "predictions.json"
     extra = tmp_path / "predict.yaml"
     extra.write_text(

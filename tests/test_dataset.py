@@ -332,17 +332,17 @@ def test_collate_stacks_in_the_decoders_memory_order(tmp_path):
     assert batch.labels.tolist() == [item[1] for item in items]
 
 
-def test_fewer_eval_views_than_ranks_is_an_error_on_every_rank_not_a_hang(tmp_path, monkeypatch):
+def test_fewer_eval_videos_than_ranks_is_an_error_on_every_rank_not_a_hang(tmp_path, monkeypatch):
     video = write_index_video(tmp_path / "v.mp4", 16)
     (tmp_path / "list.csv").write_text(f"{video.name} 0\n")
     dm = KineticsDataModule(
         train_list=str(tmp_path / "list.csv"),
         val_list=str(tmp_path / "list.csv"),
         num_workers=0,
-        clip=replace(SMALL, num_clips=1, num_crops=1),
+        clip=replace(SMALL, num_clips=2, num_crops=1),
     )
     dm.setup("fit")
     for rank in (0, 1):  # each rank of two raises before any collective: none is left waiting for the other
         monkeypatch.setattr(dm, "_rank_and_world", lambda rank=rank: (rank, 2))
-        with pytest.raises(ConfigError, match="the val list has 1 views for 2 ranks: every rank needs at least one"):
+        with pytest.raises(ConfigError, match="the val list has 1 video for 2 ranks: every rank needs at least one"):
             dm.val_dataloader()

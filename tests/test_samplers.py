@@ -1,5 +1,7 @@
 """ShardedSampler: disjoint shards, same order on every rank and restart, even training shards, resume."""
 
+import pytest
+
 from videogn.data.samplers import ShardedSampler
 
 
@@ -31,3 +33,14 @@ def test_resume_skips_consumed_items_of_that_epoch_only():
     assert list(fresh) == full[8:]
     fresh.set_epoch(4)
     assert len(list(fresh)) == 20 and len(fresh) == 20
+
+
+def test_groups_stay_together_on_one_rank_in_order():
+    """Evaluation shards by video: a video's views (a group) go to one rank, consecutive, none twice or lost."""
+    shards = [list(ShardedSampler(15, shuffle=False, rank=r, world_size=2, group=3)) for r in range(2)]
+    assert shards == [[0, 1, 2, 6, 7, 8, 12, 13, 14], [3, 4, 5, 9, 10, 11]]
+    assert [len(ShardedSampler(15, shuffle=False, rank=r, world_size=2, group=3)) for r in range(2)] == [9, 6]
+    shuffled = list(ShardedSampler(12, shuffle=True, seed=3, group=4, even=True))
+    assert sorted(shuffled) == list(range(12)) and all(shuffled[i] % 4 == i % 4 for i in range(12))
+    with pytest.raises(ValueError, match="10 items do not come in groups of 3"):
+        ShardedSampler(10, shuffle=False, group=3)

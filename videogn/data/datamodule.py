@@ -62,7 +62,10 @@ class KineticsDataModule(LightningDataModule):
         classes: the class names themselves (wins over classes_file; the CLI fills it from the checkpoint for
             validate / test / predict).
         clips_per_gpu: clips per batch on each device (paper: 8 or 4).
-        eval_clips_per_gpu: batch size for val/test/predict (default: clips_per_gpu).
+        eval_views_per_batch: views per val/test/predict batch on each device (default: one video's views,
+            clip.num_clips × clip.num_crops). A video's views in one batch come from one decode of it, so a multiple
+            of a video's views decodes every video once; a video's views may span batches (then decoded once per
+            batch it is in).
         num_workers: DataLoader worker processes per device.
         clip: what a clip is: frames, interval, scales, crops, views, normalisation, decoder (`ClipSettings`).
         val_num_clips: clips per video in periodic validation only (default clip.num_clips).
@@ -86,7 +89,7 @@ class KineticsDataModule(LightningDataModule):
         classes_file: str | None = None,
         classes: list[str] | None = None,
         clips_per_gpu: int = 8,
-        eval_clips_per_gpu: int | None = None,
+        eval_views_per_batch: int | None = None,
         num_workers: int = 4,
         clip: ClipSettings = ClipSettings(),  # noqa: B008 - frozen: a shared default is safe
         val_num_clips: int | None = None,
@@ -102,6 +105,8 @@ class KineticsDataModule(LightningDataModule):
         super().__init__()
         if clips_per_gpu < 1:
             raise ConfigError(f"data.clips_per_gpu must be ≥ 1, got {clips_per_gpu}")
+        if eval_views_per_batch is not None and eval_views_per_batch < 1:
+            raise ConfigError(f"data.eval_views_per_batch must be ≥ 1, got {eval_views_per_batch}")
         if num_workers < 0:
             raise ConfigError(f"data.num_workers must be ≥ 0, got {num_workers}")
         if not 0 < max_bad_fraction <= 1:
@@ -207,13 +212,15 @@ class KineticsDataModule(LightningDataModule):
     ) -> DataLoader:
         dataset = self.datasets[split]
         rank, world = self._rank_and_world()
-        if not train and len(dataset) < world:
+        if not train and len(dataset.paths) < world:
+            videos = f"{len(dataset.paths)} video" + ("s" if len(dataset.paths) != 1 else "")
             raise ConfigError(
-                f"the {split} list has {len(dataset)} views for {world} ranks: every rank needs at least one "
-                "(a rank without any would leave the others waiting at the end of the epoch)"
+                f"the {split} list has {videos} for {world} ranks: every rank needs at least one (a rank without any "
+                "would leave the others waiting at the end of the epoch)"
             )
-        sampler = ShardedSampler(len(dataset), shuffle=train, seed=self.seed, rank=rank, world_size=world, even=train)
-        batch_size = self.clips_per_gpu if train else (self.hparams.eval_clips_per_gpu or self.clips_per_gpu)
+        views = dataset.views_per_video  # evaluation shards by video: each rank decodes its videos, each once
+        sampler = ShardedSampler(len(dataset), train, self.seed, rank, world, even=train, group=views)
+        batch_size = self.clips_per_gpu if train else (self.hparams.eval_views_per_batch or views)
         # Training drops the last partial batch (equal batches for BN), unless that would leave no batch at all.
         return cls(
             dataset,

@@ -1,4 +1,5 @@
-"""KineticsClips: a list file of videos (see `videogn.data.lists`), decoded and augmented one view at a time.
+"""KineticsClips: a list file of videos (see `videogn.data.lists`), decoded and augmented; in val/test the views of
+a video that one batch holds come from one decode of it (`videogn.data.views`).
 
 Bad videos never end an epoch quietly, and never hide a bug:
 - a video is bad only when the decoder says so (`DecodeError`); any other exception propagates with its traceback;
@@ -17,17 +18,18 @@ import logging
 import os
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Literal, NamedTuple
 
 import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
-from videogn.data.decoding import DecodeError, VideoInfo, read_frames
+from videogn.data.decoding import DecodeError, VideoInfo, open_video, read_frames
 from videogn.data.lists import read_video_list
-from videogn.data.sampling import clip_step, eval_clip_indices, train_clip_indices
+from videogn.data.sampling import clip_step, train_clip_indices
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import EvalTransform, TrainTransform
+from videogn.data.views import eval_clips, video_views
 
 __all__ = [
     "ClipBatch",
@@ -42,6 +44,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Mode = Literal["train", "val", "test"]
+Item = tuple[torch.Tensor, int, int, int]  # (clip, label, video_index, view_index)
 
 
 class TooManyBadVideos(RuntimeError):
@@ -73,8 +76,9 @@ class KineticsClips(Dataset):
     where the model runs (the data module on the device, after the transfer). In "train" mode there is one random
     view per video; in "val" and "test" modes each video has `num_clips × num_crops` views (evenly spaced clips ×
     spatial crops), one item each, with `view_index = clip_index · num_crops + crop_index`, so predictions can be
-    averaged per video. In val/test a bad video's items are replaced by a stand-in from another video with
-    `view_index = -1` (keeps batch shapes; metrics skip it).
+    averaged per video. A DataLoader fetches a batch's items together (`__getitems__`): a video's views in one batch
+    decode the video once (each clip once, resized once for its crops). In val/test a bad video's items are replaced
+    by a stand-in from another video with `view_index = -1` (keeps batch shapes; metrics skip it).
 
     Args:
         list_file: the list of `path label` lines.
@@ -125,28 +129,48 @@ class KineticsClips(Dataset):
     def __len__(self) -> int:
         return len(self.paths) * self.views_per_video
 
-    def frame_indices(self, info: VideoInfo, clip_index: int) -> list[int]:
+    def frame_indices(self, info: VideoInfo, clip_index: int = 0) -> list[int]:
         """The frames of one clip of a video (random window in training)."""
+        if self.mode != "train":
+            return eval_clips(info, self.clip, self.num_clips)[clip_index]
         step = clip_step(self.clip.frame_interval, info.fps, self.clip.target_fps)
-        if self.mode == "train":
-            return train_clip_indices(info.num_frames, self.clip.num_frames, step)
-        return eval_clip_indices(
-            info.num_frames, self.clip.num_frames, step, clip_index, self.num_clips, self.clip.clip_starts
-        )
+        return train_clip_indices(info.num_frames, self.clip.num_frames, step)
 
-    def load_clip(self, video_index: int, view_index: int) -> torch.Tensor:
-        """Decode and transform one view; raises `DecodeError` for a bad video."""
-        clip_index, crop_index = divmod(view_index, self.num_crops)
+    def load_views(self, video_index: int, views: Sequence[int]) -> list[torch.Tensor]:
+        """Decode one video and make the given views of it (in training its one random view; in val/test each clip
+        the views need decoded once, `video_views`); raises `DecodeError` for a bad video."""
         path = self.paths[video_index]
-        frames, _ = read_frames(path, lambda info: self.frame_indices(info, clip_index), self.clip.backend)
         if self.mode == "train":
-            return self.transform(frames)
-        return self.transform(frames, crop_index)
+            frames, _ = read_frames(path, self.frame_indices, self.clip.backend)
+            return [self.transform(frames) for _ in views]
+        with open_video(path, self.clip.backend) as video:
+            clips = eval_clips(video.info, self.clip, self.num_clips)
+            # all the frames of the views' clips in one read: no more than the views themselves hold
+            budget = len({view // self.num_crops for view in views}) * self.clip.num_frames
+            made = dict(video_views(video, clips, self.transform, views, max_frames=budget))
+        return [made[view] for view in views]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int, int]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
-        video_index, view_index = divmod(index, self.views_per_video)
+    def __getitem__(self, index: int) -> Item:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Item]:
+        """The items at `indices` (what a DataLoader fetches for one batch): the views of one video among them come
+        from one decode of it, so an evaluation batch of a video's K × N views decodes each of its clips once."""
+        for index in indices:
+            if not 0 <= index < len(self):
+                raise IndexError(f"index {index} out of range for {len(self)} items")
+        views_of: dict[int, list[int]] = {}  # video → its views in this batch
+        for index in indices:
+            video_index, view_index = divmod(index, self.views_per_video)
+            views_of.setdefault(video_index, []).append(view_index)
+        items = {}
+        for video_index, views in views_of.items():
+            for view_index, item in zip(views, self._video_items(video_index, views), strict=True):
+                items[video_index, view_index] = item
+        return [items[divmod(index, self.views_per_video)] for index in indices]
+
+    def _video_items(self, video_index: int, views: list[int]) -> list[Item]:
+        """The items of `views` of one video, or of a stand-in video when it is bad (see `_candidates`)."""
         attempts: list[str] = []
         for candidate in self._candidates(video_index):
             path = self.paths[candidate]
@@ -154,7 +178,7 @@ class KineticsClips(Dataset):
                 continue
             self._attempts += 1
             try:
-                clip = self.load_clip(candidate, view_index)
+                clips = self.load_views(candidate, views)
             except DecodeError as exc:
                 self._record_failure(path, exc.reason)
                 attempts.append(path)
@@ -162,12 +186,13 @@ class KineticsClips(Dataset):
                     break
                 continue
             self._decoded += 1
-            if candidate != video_index and self.mode != "train":
-                return clip, self.labels[candidate], candidate, -1  # a stand-in: metrics skip view -1
-            return clip, self.labels[candidate], candidate, view_index
+            stand_in = candidate != video_index and self.mode != "train"  # metrics skip view -1
+            label = self.labels[candidate]
+            return [(clip, label, candidate, -1 if stand_in else view) for clip, view in zip(clips, views, strict=True)]
         tried = "; ".join(f"{p} ({self.failures[p]})" for p in attempts) or "every video is known to be bad"
         raise TooManyBadVideos(
-            f"{self.list_file}: no video could be decoded for item {index} after {len(attempts)} attempts: {tried}"
+            f"{self.list_file}: no video could be decoded for video {video_index} ({self.paths[video_index]}) after "
+            f"{len(attempts)} attempts: {tried}"
         )
 
     def _candidates(self, video_index: int) -> Iterator[int]:

@@ -17,7 +17,7 @@ import functools
 import importlib.util
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
@@ -29,6 +29,7 @@ __all__ = [
     "DecodeError",
     "VideoInfo",
     "VideoReader",
+    "decode_clips",
     "decord_status",
     "has_decord",
     "open_video",
@@ -112,6 +113,7 @@ def _to_numpy(frames: Any) -> np.ndarray:
 class VideoReader:
     """One opened video. Use as a context manager: `with open_video(path) as v: v.get_frames(idx)`."""
 
+    path: str
     info: VideoInfo
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:  # (T, H, W, 3) uint8
@@ -279,6 +281,34 @@ def open_video(path: str | os.PathLike, backend: Backend | str = "decord") -> Vi
     except OSError as exc:  # permission denied, a stale network mount, ...
         raise DecodeError(path, f"cannot read the file: {exc}") from exc
     return _READERS[name](path)
+
+
+def decode_clips(
+    video: VideoReader, clips: Sequence[Sequence[int]], max_frames: int | None = None
+) -> Iterator[np.ndarray]:
+    """Each clip's frames (T, H, W, 3) uint8, in the order given, from one opened video: every frame is decoded once
+    however many clips share it. Frames are fetched for as many upcoming clips as `max_frames` decoded frames hold
+    (default: 4 clip lengths; at least one clip), in one call (decord seeks once per call), and dropped when no later
+    clip needs them: the frames held stay bounded whatever the video's length or the number of clips."""
+    last_use = {i: k for k, clip in enumerate(clips) for i in clip}  # the last clip each frame is in
+    limit = max_frames or 4 * max(map(len, clips), default=1)
+    kept: dict[int, np.ndarray] = {}
+    for k, clip in enumerate(clips):
+        wanted = set(clip) - kept.keys()
+        if wanted:
+            for later in clips[k + 1 :]:  # read ahead while the budget allows
+                more = set(later) - kept.keys() - wanted
+                if len(kept) + len(wanted) + len(more) > limit:
+                    break
+                wanted |= more
+            new = sorted(wanted)
+            frames = video.get_frames(new)
+            if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] != len(new):
+                raise DecodeError(video.path, f"decoder returned frames of shape {frames.shape}")
+            kept.update(zip(new, frames, strict=True))
+        out = np.stack([kept[i] for i in clip])
+        kept = {i: frame for i, frame in kept.items() if last_use[i] > k}
+        yield out
 
 
 def read_frames(

@@ -8,7 +8,9 @@ twice, and restarts an interrupted epoch from its first batch. This sampler:
   world_size so every rank runs the same number of steps (DDP needs that); for evaluation nothing is cut or
   padded, so every view is seen exactly once;
 - `resume(epoch, items_done)` skips the items this rank already consumed in that epoch; `start` says how many
-  items the current pass skipped.
+  items the current pass skipped;
+- `group`: items that come in consecutive groups (a video's evaluation views) stay together, on one rank and in
+  order, so that each rank decodes its own videos, each once.
 """
 
 from __future__ import annotations
@@ -30,9 +32,13 @@ class ShardedSampler(Sampler[int]):
         rank: int = 0,
         world_size: int = 1,
         even: bool = False,
+        group: int = 1,
     ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, {world_size})")
+        if group < 1 or num_items % group:
+            raise ValueError(f"{num_items} items do not come in groups of {group}")
+        self.group = group
         self.num_items = num_items
         self.shuffle = shuffle
         self.seed = seed
@@ -56,14 +62,15 @@ class ShardedSampler(Sampler[int]):
         self._resume = (epoch, items_done)
 
     def shard(self) -> list[int]:
+        groups = self.num_items // self.group
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.num_items, generator=generator).tolist()
+            order = torch.randperm(groups, generator=generator).tolist()
         else:
-            order = list(range(self.num_items))
+            order = list(range(groups))
         if self.even:
             order = order[: len(order) - len(order) % self.world_size]
-        return order[self.rank :: self.world_size]
+        return [g * self.group + j for g in order[self.rank :: self.world_size] for j in range(self.group)]
 
     def __iter__(self) -> Iterator[int]:
         shard = self.shard()
@@ -76,6 +83,7 @@ class ShardedSampler(Sampler[int]):
 
     def __len__(self) -> int:
         # The full shard, also when resuming: Lightning counts the batches already done itself.
+        groups = self.num_items // self.group
         if self.even:
-            return self.num_items // self.world_size
-        return len(range(self.rank, self.num_items, self.world_size))
+            return groups // self.world_size * self.group
+        return len(range(self.rank, groups, self.world_size)) * self.group

@@ -22,7 +22,7 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,9 @@ from tqdm import tqdm
 
 from videogn.data.decoding import VIDEO_EXTENSIONS, DecodeError, open_video
 from videogn.data.lists import read_video_list
-from videogn.data.sampling import clip_step, eval_clip_indices
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import EvalTransform, Normalize
+from videogn.data.views import eval_clips, video_views
 from videogn.errors import ConfigError
 from videogn.files import FileError
 from videogn.models.weights import read_checkpoint, state_differences
@@ -114,7 +114,8 @@ def collect_videos(inputs: Sequence[str], class_names: Sequence[str] | None = No
 
 
 class Predictor:
-    """Runs the multi-view test protocol on one video at a time, one clip decoded at a time."""
+    """Runs the multi-view test protocol on one video at a time: the views of `lightning test` (`video_views`: each
+    clip decoded once, one clip window of frames held at a time, however long the video)."""
 
     def __init__(
         self,
@@ -147,23 +148,15 @@ class Predictor:
         except DecodeError as exc:
             return VideoResult(path, ok=False, error=exc.reason, label=label)
 
-    def _views(self, video, clips: list[list[int]]) -> Iterator[torch.Tensor]:
-        for clip in clips:  # one clip's frames at a time
-            yield from self.transform.crops(video.get_frames(clip))
-
     @torch.no_grad()
     def _predict(self, path: str, label: int | None) -> VideoResult:
         with open_video(path, self.clip.backend) as video:
             info = video.info
             if not info.fps > 0:
                 raise DecodeError(path, "the video stream reports no frame rate")
-            step = clip_step(self.clip.frame_interval, info.fps, self.clip.target_fps)
-            clips = [
-                eval_clip_indices(info.num_frames, self.clip.num_frames, step, k, self.num_clips, self.clip.clip_starts)
-                for k in range(self.num_clips)
-            ]
+            clips = eval_clips(info, self.clip, self.num_clips)
             probs, batch = [], []
-            for view in self._views(video, clips):
+            for _, view in video_views(video, clips, self.transform):  # the views of `lightning test`, in order
                 batch.append(view)
                 if len(batch) == self.batch_size:
                     probs.append(self._forward(batch))

@@ -1,0 +1,49 @@
+"""The evaluation views of one video: K evenly spaced clips × N crops, each clip decoded once and resized once.
+
+The one evaluation path of `lightning validate|test|predict` (`KineticsClips` in val/test mode) and
+`videogn-infer`: the same settings give the same views, bit for bit. View v is clip v // N, crop v % N.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from videogn.data.decoding import VideoInfo, VideoReader, decode_clips
+from videogn.data.sampling import clip_step, eval_clip_indices
+from videogn.data.settings import ClipSettings
+from videogn.data.transforms import EvalTransform
+
+__all__ = ["eval_clips", "video_views"]
+
+
+def eval_clips(info: VideoInfo, clip: ClipSettings, num_clips: int) -> list[list[int]]:
+    """The frame indices of each of a video's `num_clips` evaluation clips (`clip.clip_starts` spacing)."""
+    step = clip_step(clip.frame_interval, info.fps, clip.target_fps)
+    return [
+        eval_clip_indices(info.num_frames, clip.num_frames, step, k, num_clips, clip.clip_starts)
+        for k in range(num_clips)
+    ]
+
+
+def video_views(
+    video: VideoReader,
+    clips: Sequence[Sequence[int]],
+    transform: EvalTransform,
+    views: Sequence[int] | None = None,
+    max_frames: int | None = None,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """(view index, uint8 view (3, T, crop, crop)) of one opened video, in ascending view order: the given `views`
+    (default: all len(clips) × num_crops). Each clip a view needs is decoded once (`decode_clips`: frames shared by
+    clips once too, at most `max_frames` decoded frames held: default 4 clip lengths) and resized once for all
+    its crops."""
+    num_crops = transform.num_crops
+    wanted = range(len(clips) * num_crops) if views is None else sorted(set(views))
+    crops_of: dict[int, list[int]] = {}
+    for view in wanted:
+        crops_of.setdefault(view // num_crops, []).append(view % num_crops)
+    chosen = list(crops_of)
+    for k, frames in zip(chosen, decode_clips(video, [clips[k] for k in chosen], max_frames), strict=True):
+        for crop, view in zip(crops_of[k], transform.crops(frames, crops_of[k]), strict=True):
+            yield k * num_crops + crop, view
