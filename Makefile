@@ -15,8 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The interop extra (mmaction2 and its engine, ~20 s): the suite checks conversion against mmaction2's own network.
+# Where it does not install (mmaction2 needs decord: x86_64 Linux only), tests/test_interop.py skips and says why.
 $(VENV)/.interop: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[test,interop]'
+	$(PY) -m pip install --quiet -e '.[test,interop]' || echo "make: the interop extra did not install here; its test will skip"
 	touch $@
 
 # The linter (ruff: format and rules, line length 120; settings in pyproject.toml), then the whole suite.

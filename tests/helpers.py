@@ -141,7 +141,7 @@ def write_videogn_checkpoint(
     clip = ClipSettings(
         num_frames=num_frames, frame_interval=interval, crop_size=64, test_scale=64, train_scale=(64, 80)
     )
-    torch.save(checkpoint_of(module, clip), path)
+    torch.save(checkpoint_of(module.model, module.hparams, clip), path)
     return path
 
 

@@ -462,6 +462,7 @@ def test_ddp_two_cpu_processes_shard_the_data_and_gather_bad_videos(synthetic_se
     views0, views1 = ({tuple(v) for v in r["val_views"] if v[1] >= 0} for r in ranks)  # view -1: a bad one's stand-in
     assert not views0 & views1 and len(views0 | views1) == 4 * 3  # 4 good val videos × 3 clips, each once
     assert all(v % 2 == 0 for v, _ in views0 | views1)  # the good ones are the even lines
+    assert not {v for v, _ in views0} & {v for v, _ in views1}  # sharded by video: each decoded on one rank
     for key in ("val/top1", "val/video_top1", "val/loss"):  # synced: the same value on both ranks
         assert ranks[0]["metrics"][key] == pytest.approx(ranks[1]["metrics"][key])
     expected = sorted(str(p) for p in bad)

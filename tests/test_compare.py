@@ -44,8 +44,20 @@ def grid_args(synthetic_set: Path, out: Path) -> list[str]:
     ]
 
 
+def run_in_this_process(command, *args, **kwargs):
+    """What `subprocess.run` of a `python -m videogn ...` command does, without a new Python (imports once)."""
+    from videogn.cli import main as videogn
+
+    assert command[:3] == [sys.executable, "-m", "videogn"], command
+    try:
+        videogn(command[3:])
+    except SystemExit as exc:
+        return subprocess.CompletedProcess(command, exc.code or 0)
+    return subprocess.CompletedProcess(command, 0)
+
+
 @pytest.mark.slow
-def test_print_commands_run_as_printed_and_the_grid_completes_them(synthetic_set, tmp_path, capsys):
+def test_print_commands_run_as_printed_and_the_grid_completes_them(synthetic_set, tmp_path, capsys, monkeypatch):
     assert main([*grid_args(synthetic_set, tmp_path), "--print-commands"]) == 0
     printed = capsys.readouterr()
     assert "warning" not in printed.err  # the data exists
@@ -63,7 +75,8 @@ def test_print_commands_run_as_printed_and_the_grid_completes_them(synthetic_set
     ran = subprocess.run(["/bin/sh", "-c", lines[0]], capture_output=True, text=True, env=plain, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert (tmp_path / "bn_4clips" / "checkpoints" / "last.ckpt").is_file()
-    # the grid, run here, completes the same commands: the finished bn run is taken as it is, gn runs
+    # the grid, run here, completes the same commands (in this process): the finished bn run is taken as it is
+    monkeypatch.setattr(subprocess, "run", run_in_this_process)
     assert main([*grid_args(synthetic_set, tmp_path), "--run"]) == 0
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert [(r["norm"], r["clips_per_gpu"]) for r in rows] == [("bn", "4"), ("gn", "4")]
@@ -254,7 +267,9 @@ def test_the_report_and_the_help_load_no_lightning_torch_or_triton(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_stage_grid_pretrains_once_per_row_then_inflates(synthetic_set, tmp_path, capsys):
+def test_two_stage_grid_pretrains_once_per_row_then_inflates(synthetic_set, tmp_path, capsys, monkeypatch):
+    # the commands run in this process (test_print_commands_run_as_printed... runs them as printed, in a shell)
+    monkeypatch.setattr(subprocess, "run", run_in_this_process)
     sys.path.insert(0, str(REPO / "data_prep"))
     try:
         import make_synthetic

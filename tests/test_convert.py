@@ -286,3 +286,32 @@ def test_a_detectron_pickle_without_config_takes_norm_and_depth_from_the_blobs(t
     assert main([str(src), "--out", str(out)]) == 0
     model, _ = load_model(out, torch.device("cpu"))
     assert (model.net.norm, model.net.depth, model.net.width, model.net.arch) == ("bn", 50, 64, "i3d")
+
+
+def test_convert_reads_configs_by_their_types_without_lightning(tmp_path, capsys):
+    """`videogn convert -c` parses the config by the model's typed settings (`read_settings`), and imports neither
+    Lightning nor videogn's Triton kernels (torch's compiler package imports `triton` itself when torchvision's
+    operators load: not ours to avoid); a setting the signature does not take is one line naming the file."""
+    import subprocess
+    import sys
+
+    net = NetSettings(norm="bn", width=32, **DEFAULT_NETS["mmaction"])
+    src = save("mmaction", export(random_network(net, 400), "mmaction"), tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text("model:\n  net: {norm: bn, width: 32}\n  test_head: fully_conv\ntrainer: {max_epochs: 3}\n")
+    code = (
+        "import sys\n"
+        "from videogn.tools.convert import main\n"
+        "status = main(sys.argv[1:])\n"
+        "ours = ('lightning', 'videogn.ops.group_norm_kernels', 'videogn.train.module')\n"
+        "print('loaded:', sorted(m for m in ours if m in sys.modules), status)\n"
+    )
+    args = [src, "--out", str(tmp_path / "x.ckpt"), "-c", str(config)]
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    assert "loaded: [] 0" in result.stdout, result.stdout + result.stderr
+    model, _ = load_model(tmp_path / "x.ckpt", torch.device("cpu"))
+    assert model.hparams.test_head == "fully_conv" and model.net == net
+    config.write_text("model:\n  test_head: sideways\n")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"videogn convert: -c: {config}: not a videogn config" in err and "sideways" in err

@@ -113,3 +113,27 @@ def test_zero_init_residual_is_a_setting(zero_init):
     module = VideoClassifier(**TINY, zero_init_residual=zero_init)
     last = [m for name, m in module.model.named_modules() if name.endswith("branch2.norm_c")]
     assert len(last) == 16 and all(torch.all(m.weight == (0.0 if zero_init else 1.0)) for m in last)
+
+
+def test_the_classifier_takes_the_typed_settings_of_classifier_settings(tmp_path):
+    """`VideoClassifier`'s signature is `classifier_settings`' (what LightningCLI, --print_config and checkpoint
+    loading read); its hyper-parameters are the checked settings, the network's as a plain dict."""
+    import inspect
+
+    from videogn.train.settings import classifier_settings
+
+    ours = list(inspect.signature(VideoClassifier.__init__).parameters.values())[1:]
+    assert ours == list(inspect.signature(classifier_settings).parameters.values())
+    net = NetSettings(width=8, norm_options={"num_groups": 4})
+    model = VideoClassifier(net=net, num_classes=3, test_head="fully_conv")
+    assert model.hparams.net == net.to_dict() and model.net == net and model.hparams.test_head == "fully_conv"
+    from videogn.data.settings import ClipSettings
+    from videogn.models.weights import checkpoint_of
+
+    torch.save(checkpoint_of(model.model, model.hparams, ClipSettings()), tmp_path / "m.ckpt")
+    loaded = VideoClassifier.load_from_checkpoint(tmp_path / "m.ckpt", weights_only=True)
+    assert loaded.net == net and loaded.hparams.test_head == "fully_conv"
+    with pytest.raises(TypeError, match="unexpected keyword argument 'test_haed'"):
+        VideoClassifier(test_haed="global")
+    with pytest.raises(ValueError, match="model.test_head must be 'fully_conv' or 'global'"):
+        VideoClassifier(test_head="sideways")

@@ -95,10 +95,11 @@ class CountingReader:
     path = "counting.mp4"
 
     def __init__(self, n: int) -> None:
-        self.n, self.decoded = n, []
+        self.n, self.decoded, self.reads = n, [], []
 
     def get_frames(self, indices):
         self.decoded += list(indices)
+        self.reads.append(list(indices))
         frames = np.empty((len(indices), 128, 128, 3), np.uint8)
         frames[:] = (np.asarray(indices) % 256).astype(np.uint8)[:, None, None, None]
         return frames
@@ -119,12 +120,26 @@ def test_decode_clips_decodes_each_frame_once_and_holds_one_window():
     assert peak < 11 * window, f"held {peak / window:.1f} clip windows"  # hold some of the previous read's frames
 
 
+def test_sparse_clips_are_read_apart():
+    """Clips far apart in a long video (videogn-infer --clips 10 on an hour) are separate reads: a decoder reading
+    them together would decode every frame between them."""
+    reader = CountingReader(90_000)
+    clips = [list(range(start, start + 64, 2)) for start in range(0, 90_000, 9_000)]
+    assert len(list(decode_clips(reader, clips))) == 10
+    assert [max(r) - min(r) for r in reader.reads] == [62] * 10
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    frames = (np.full((96, 128, 3), i % 251, np.uint8) for i in range(3000))
+    return write_video(tmp_path_factory.mktemp("long") / "long.mp4", frames, fps=25.0, codec="libx264", crf=23, gop=16)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_long_video_is_read_one_clip_window_at_a_time(tmp_path, backend):
+def test_a_long_video_is_read_one_clip_window_at_a_time(long_video, backend):
     """A 2-minute video, 120 clips over all of it (what videogn-infer --clips 120 reads): the frames held at once
     stay within a few clip windows, far from the whole video."""
-    frames = (np.full((96, 128, 3), i % 251, np.uint8) for i in range(3000))
-    path = write_video(tmp_path / "long.mp4", frames, fps=25.0, codec="libx264", crf=23, gop=16)
+    path = long_video
     clip = replace(CLIP, num_frames=16, frame_interval=2, backend=backend)
     with open_video(path, backend) as video:
         clips = eval_clips(video.info, clip, 120)

@@ -202,7 +202,7 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_settings(tmp_path, capsys):
     [
         ("- a\n- list\n", "not a YAML config: it holds a list"),
         ("model: [unclosed\n", "not a YAML config"),
-        ("model:\n  net:\n    widht: 8\n", "model.net has no setting widht"),
+        ("model:\n  net:\n    widht: 8\n", "not a videogn config: Group 'model' does not accept option 'net.widht'"),
     ],
 )
 def test_a_wrong_convert_config_is_named(text, message, wrong, tmp_path, capsys):

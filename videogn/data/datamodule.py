@@ -78,6 +78,8 @@ class KineticsDataModule(LightningDataModule):
         quarantine_file: append `path<TAB>reason` for every bad video met, each once (None: kept in memory and in
             checkpoints only).
         seed: seed of the training order (each epoch is shuffled by seed and epoch number).
+        eval_clips_per_gpu: the former name of eval_views_per_batch (its configs still parse; a value is an error
+            naming the new setting).
     """
 
     def __init__(
@@ -101,8 +103,14 @@ class KineticsDataModule(LightningDataModule):
         max_bad_fraction: float = 0.1,
         quarantine_file: str | None = None,
         seed: int = 0,
+        eval_clips_per_gpu: int | None = None,
     ) -> None:
         super().__init__()
+        if eval_clips_per_gpu is not None:
+            raise ConfigError(
+                f"data.eval_clips_per_gpu ({eval_clips_per_gpu}) is now data.eval_views_per_batch: views per "
+                "evaluation batch (default: one video's views)"
+            )
         if clips_per_gpu < 1:
             raise ConfigError(f"data.clips_per_gpu must be ≥ 1, got {clips_per_gpu}")
         if eval_views_per_batch is not None and eval_views_per_batch < 1:

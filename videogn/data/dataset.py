@@ -145,9 +145,7 @@ class KineticsClips(Dataset):
             return [self.transform(frames) for _ in views]
         with open_video(path, self.clip.backend) as video:
             clips = eval_clips(video.info, self.clip, self.num_clips)
-            # all the frames of the views' clips in one read: no more than the views themselves hold
-            budget = len({view // self.num_crops for view in views}) * self.clip.num_frames
-            made = dict(video_views(video, clips, self.transform, views, max_frames=budget))
+            made = dict(video_views(video, clips, self.transform, views))
         return [made[view] for view in views]
 
     def __getitem__(self, index: int) -> Item:
@@ -156,6 +154,7 @@ class KineticsClips(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> list[Item]:
         """The items at `indices` (what a DataLoader fetches for one batch): the views of one video among them come
         from one decode of it, so an evaluation batch of a video's K × N views decodes each of its clips once."""
+        indices = [int(index) for index in indices]  # a sampler may give 0-dim tensors
         for index in indices:
             if not 0 <= index < len(self):
                 raise IndexError(f"index {index} out of range for {len(self)} items")

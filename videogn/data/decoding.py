@@ -287,18 +287,20 @@ def decode_clips(
     video: VideoReader, clips: Sequence[Sequence[int]], max_frames: int | None = None
 ) -> Iterator[np.ndarray]:
     """Each clip's frames (T, H, W, 3) uint8, in the order given, from one opened video: every frame is decoded once
-    however many clips share it. Frames are fetched for as many upcoming clips as `max_frames` decoded frames hold
-    (default: 4 clip lengths; at least one clip), in one call (decord seeks once per call), and dropped when no later
-    clip needs them: the frames held stay bounded whatever the video's length or the number of clips."""
+    however many clips share it. One read fetches the frames of the next clip and of the clips after it that start
+    within one clip span of what it reads (a decoder reads forward through a gap: sparse clips are read apart), as
+    long as `max_frames` decoded frames hold them (default: 4 clip lengths); frames are dropped when no later clip
+    needs them. The frames held stay bounded whatever the video's length or the number of clips."""
     last_use = {i: k for k, clip in enumerate(clips) for i in clip}  # the last clip each frame is in
     limit = max_frames or 4 * max(map(len, clips), default=1)
     kept: dict[int, np.ndarray] = {}
     for k, clip in enumerate(clips):
         wanted = set(clip) - kept.keys()
         if wanted:
-            for later in clips[k + 1 :]:  # read ahead while the budget allows
+            span = max(clip) - min(clip) + 1
+            for later in clips[k + 1 :]:  # read ahead into nearby clips while the budget allows
                 more = set(later) - kept.keys() - wanted
-                if len(kept) + len(wanted) + len(more) > limit:
+                if len(kept) + len(wanted) + len(more) > limit or (more and min(more) > max(wanted) + span):
                     break
                 wanted |= more
             new = sorted(wanted)

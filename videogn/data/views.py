@@ -36,8 +36,8 @@ def video_views(
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """(view index, uint8 view (3, T, crop, crop)) of one opened video, in ascending view order: the given `views`
     (default: all len(clips) × num_crops). Each clip a view needs is decoded once (`decode_clips`: frames shared by
-    clips once too, at most `max_frames` decoded frames held: default 4 clip lengths) and resized once for all
-    its crops."""
+    clips once too, read `max_frames` at most at a time: default 4 clip lengths) and resized once for all its
+    crops."""
     num_crops = transform.num_crops
     wanted = range(len(clips) * num_crops) if views is None else sorted(set(views))
     crops_of: dict[int, list[int]] = {}

@@ -119,7 +119,8 @@ CONVENTIONS: dict[str, InputConvention] = {
 @dataclass(frozen=True)
 class Layer:
     """A convolution or max-pool of an anchor's network: (T, H, W) kernel, stride and padding (PyTorch's and
-    Caffe2's pools both round the output size down), and the file and line of its code that say so."""
+    Caffe2's pools both round the output size down; videogn's pool2 rounds up, which differs only for an odd number
+    of frames reaching it, never for the anchors' clip lengths), and the file and line of its code that say so."""
 
     kernel: tuple[int, int, int]
     stride: tuple[int, int, int]
@@ -250,7 +251,8 @@ def default_net(fmt: str) -> dict[str, Any]:
     return {
         "stem_temporal_stride": arch.conv1.stride[0],
         "pool2_temporal_stride": arch.pool2.stride[0],
-        "pool1_temporal": "max" if kernel_t == stride_t else "stride",  # a 1×3×3 kernel with a temporal stride
+        # a 1×3×3 kernel: "none" keeps time, "stride" strides it; else a max over the stride's frames
+        "pool1_temporal": ("none" if stride_t == 1 else "stride") if kernel_t == 1 else "max",
         "pool1_padding": arch.pool1.padding[1],
     }
 
@@ -278,11 +280,13 @@ def architecture_differences(fmt: str, net: Any) -> list[str]:
             f"({arch.conv1.source}), {stride} in the config (model.net.stem_temporal_stride)"
         )
     kernel_t, stride_t = POOL1_TEMPORAL[net.pool1_temporal](stride)
-    possible = {POOL1_TEMPORAL[way](stride) for way in arch.pool1_temporal}
+    possible = [POOL1_TEMPORAL[way](stride) for way in arch.pool1_temporal]
     if (kernel_t, stride_t) not in possible or net.pool1_padding != arch.pool1.padding[1]:
+        pad = arch.pool1.padding[1]  # theirs at the config's conv1 stride, and ours
+        theirs = Layer((possible[0][0], 3, 3), (possible[0][1], 2, 2), (0, pad, pad), arch.pool1.source)
         ours = Layer((kernel_t, 3, 3), (stride_t, 2, 2), (0, net.pool1_padding, net.pool1_padding), "the config")
         differ.append(
-            f"pool1 is {_describe(arch.pool1)} in {fmt}'s network ({arch.pool1.source}), {_describe(ours)} in the "
+            f"pool1 is {_describe(theirs)} in {fmt}'s network ({arch.pool1.source}), {_describe(ours)} in the "
             f"config (model.net.pool1_temporal {net.pool1_temporal!r}, pool1_padding {net.pool1_padding})"
         )
     if net.pool2_temporal_stride not in arch.pool2_temporal_strides:

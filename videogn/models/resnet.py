@@ -97,11 +97,11 @@ class NetSettings:
         stem_temporal_stride: temporal stride of conv1, and of pool1 unless `pool1_temporal` is "none" (2 for the
             paper's 32×2 input, which the stem reduces 4×; 1 for pytorchvideo's 8×8 input).
         pool1_temporal: how pool1 (3×3 max in space, stride 2) reduces time: "max" over `stem_temporal_stride`
-            frames (the paper, video-nonlocal-net), "stride" keeps every `stem_temporal_stride`-th frame (a 1×3×3
-            kernel: mmaction2's ResNet3d), "none" keeps every frame. The zoo formats' defaults are in
+            frames (video-nonlocal-net, the paper's code), "stride" keeps every `stem_temporal_stride`-th frame (a
+            1×3×3 kernel: mmaction2's ResNet3d), "none" keeps every frame. The zoo formats' values are in
             `videogn.models.formats.ARCHITECTURES`.
-        pool1_padding: pool1's spatial padding: 1 (PyTorch ports: 112² → 56²) or 0 (video-nonlocal-net's Caffe2
-            networks: 112² → 55², windows shifted by one pixel).
+        pool1_padding: pool1's spatial padding: 1 (videogn's default, as the PyTorch codes: 112² → 56²) or 0
+            (video-nonlocal-net's Caffe2 networks, the paper's: 112² → 55², windows shifted by one pixel).
         pool2_temporal_stride: temporal stride (and kernel) of the max-pool after res2; 1 disables it.
     """
 

@@ -9,6 +9,7 @@ another run (`init_from`), and the check that a checkpoint's input normalisation
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -197,18 +198,19 @@ def initial_weights(
     return "initialised at random"
 
 
-def checkpoint_of(module: nn.Module, clip: ClipSettings, **extra: Any) -> dict[str, Any]:
-    """A videogn checkpoint, as `lightning fit` writes it, of a `VideoClassifier` that was not trained here (a
-    converted zoo model): what `read_checkpoint`, `lightning validate/test/predict` and `videogn-infer` take."""
+def checkpoint_of(model: nn.Module, settings: Mapping[str, Any], clip: ClipSettings, **extra: Any) -> dict[str, Any]:
+    """A videogn checkpoint, as `lightning fit` writes it, of a network that was not trained here (a converted zoo
+    model): `model` is the network, `settings` its `VideoClassifier` settings (`classifier_settings`). What
+    `read_checkpoint`, `lightning validate/test/predict` and `videogn-infer` take; written without Lightning."""
     from importlib.metadata import version
 
     return {
         "epoch": 0,
         "global_step": 0,
         "pytorch-lightning_version": version("lightning"),
-        "state_dict": module.state_dict(),
+        "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
         "hparams_name": "kwargs",
-        "hyper_parameters": {**dict(module.hparams), "net": module.net.to_dict()},
+        "hyper_parameters": {**settings, "net": NetSettings(**settings["net"]).to_dict()},
         "datamodule_hyper_parameters": {"clip": clip.to_dict()},
         **extra,
     }

@@ -28,17 +28,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from videogn.data.lists import read_class_names
 from videogn.data.settings import KINETICS_MEAN, KINETICS_STD, ClipSettings
 from videogn.errors import ConfigError
-from videogn.files import FileError, atomic_output, check_file, type_name
+from videogn.files import FileError, atomic_output
 from videogn.models import NetSettings, inflate_from_2d
 from videogn.models.formats import (
     CONVENTIONS,
@@ -58,6 +56,7 @@ from videogn.models.formats import (
 )
 from videogn.models.inflate import map_2d_keys
 from videogn.models.weights import checkpoint_of
+from videogn.train.settings import classifier_settings, read_settings
 
 __all__ = ["KINETICS400", "convert", "kinetics400_classes", "main", "to_videogn"]
 
@@ -165,27 +164,6 @@ def _resolve_format(state: dict[str, torch.Tensor], asked: str) -> str:
     return found
 
 
-def _read_config(path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(model section, data.clip section) of a videogn config, or two empty dicts; a file that is not a YAML
-    mapping, or a `model.net` / `data.clip` key that is not a setting, is a `ConfigError` naming it."""
-    if path is None:
-        return {}, {}
-    text = check_file(path, "-c").read_text(encoding="utf-8", errors="replace")
-    try:
-        config = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise FileError("-c", path, f"not a YAML config: {' '.join(str(exc).split())}") from exc
-    if not isinstance(config, dict):
-        raise FileError("-c", path, f"not a YAML config: it holds {type_name(config)}")
-    model = dict(config.get("model") or {})
-    clip = dict((config.get("data") or {}).get("clip") or {})
-    for section, values, cls in (("model.net", model.get("net") or {}, NetSettings), ("data.clip", clip, ClipSettings)):
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise FileError("-c", path, f"{section} has no setting {', '.join(unknown)}")
-    return model, clip
-
-
 def convert(
     src: str | os.PathLike,
     out: str | os.PathLike,
@@ -194,8 +172,6 @@ def convert(
     classes: str | None = None,
 ) -> list[str]:
     """Write `out` (a videogn checkpoint) from the zoo checkpoint `src`; returns the lines to print."""
-    from videogn.train.module import VideoClassifier
-
     state = read_zoo_checkpoint(src, "SRC")
     if any(k.startswith("model.blocks.") for k in state):
         raise FileError("SRC", src, "already a videogn checkpoint: use it as it is (--ckpt, model.init_from)")
@@ -203,7 +179,9 @@ def convert(
         fmt = _resolve_format(state, fmt)
     except FormatError as exc:
         raise FileError("SRC", src, str(exc)) from exc
-    model_cfg, clip_cfg = _read_config(config)
+    if config:  # what the config leaves out and the tensors cannot tell: the format's network
+        defaults = {f"model.net.{k}": v for k, v in DEFAULT_NETS[fmt].items()}
+        settings = read_settings(config, defaults=defaults)
     if fmt == "detectron":  # a 2D network: norm and depth from the blobs; inflated into an I3D unless configured
         depth = {6: 50, 23: 101}.get(caffe2_depth(state)[2], 50)
         found = {"depth": depth, "norm": caffe2_norm_kind(state), "width": int(state["conv1_w"].shape[0])}
@@ -211,40 +189,43 @@ def convert(
     else:
         found = describe(state, fmt)
         num_classes = found.pop("num_classes")
-    if "net" in model_cfg:  # what the config leaves out and the tensors cannot tell: the format's network
-        net = NetSettings(**{**DEFAULT_NETS[fmt], **model_cfg["net"]})
+    if config:
+        model, clip, net = settings.model, settings.data.clip, settings.model.net
         differ = [f"{k}: tensors {v!r}, config {getattr(net, k)!r}" for k, v in found.items() if getattr(net, k) != v]
         if differ:
             raise FormatError(f"{config} describes another network than {src}: {'; '.join(differ)}")
     else:
         norm_options = {"num_groups": 32} if found.get("norm") == "gn" else {}
         net = NetSettings(**{**found, "norm_options": norm_options, **DEFAULT_NETS[fmt]})
+        model = {}
+        convention = CONVENTIONS[fmt]
+        clip_defaults: dict[str, Any] = dict(DEFAULT_CLIPS.get(fmt, {}))
+        if not convention.bgr and fmt != "detectron":
+            clip_defaults.update(mean=convention.mean, std=convention.std)  # exact: the source's own normalisation
+        clip = ClipSettings.from_dict(clip_defaults)
     other = architecture_differences(fmt, net)
     if other:  # a network the source's code does not build would compute another function with its weights
         raise FormatError(f"{config} describes a network {fmt}'s code does not build: {'; '.join(other)}")
-    convention = CONVENTIONS[fmt]
-    clip_defaults: dict[str, Any] = dict(DEFAULT_CLIPS.get(fmt, {}))
-    if not convention.bgr and fmt != "detectron":
-        clip_defaults.update(mean=convention.mean, std=convention.std)  # exact: the source's own normalisation
-    clip = ClipSettings.from_dict(clip_cfg if config else clip_defaults)
     if classes is None and num_classes in (None, 400):
         classes = "kinetics400"
     names = kinetics400_classes() if classes == "kinetics400" else read_class_names(classes) if classes else None
     num_classes = num_classes or len(names)
     if names is not None and len(names) != num_classes:
         raise FormatError(f"--classes has {len(names)} names; the classifier has {num_classes} outputs")
-    settings = {k: v for k, v in model_cfg.items() if k not in ("net", "pretrained_2d", "init_from")}
-    module = VideoClassifier(net=net, num_classes=num_classes, class_names=names, **settings)
+    given = {k: v for k, v in dict(model).items() if k not in ("net", "num_classes", "class_names")}
+    weights = {"pretrained_2d": None, "init_from": None}  # the weights are the checkpoint's
+    hparams = classifier_settings(**{**given, **weights, "net": net, "num_classes": num_classes, "class_names": names})
+    network = net.build(num_classes, zero_init_residual=hparams["zero_init_residual"])
     lines = [f"{src}: {fmt} format → {net.arch}-R{net.depth} {net.norm}, width {net.width}, {num_classes} classes"]
     if fmt == "detectron":
-        caffe2_input = model_cfg.get("pretrained_2d_input", "detectron")
-        report = inflate_from_2d(module.model, src, input_mean=clip.mean, input_std=clip.std, caffe2_input=caffe2_input)
+        caffe2_input = hparams["pretrained_2d_input"]
+        report = inflate_from_2d(network, src, input_mean=clip.mean, input_std=clip.std, caffe2_input=caffe2_input)
         lines += [str(report).splitlines()[0], *(f"note: {n}" for n in report.notes)]
     else:
-        weights, note = to_videogn(state, fmt, module.model, clip.mean, clip.std)
-        module.model.load_state_dict(weights)
+        weights, note = to_videogn(state, fmt, network, clip.mean, clip.std)
+        network.load_state_dict(weights)
         lines += [f"note: {note}"] if note else []
-    checkpoint = checkpoint_of(module, clip, converted_from={"path": str(src), "format": fmt})
+    checkpoint = checkpoint_of(network, hparams, clip, converted_from={"path": str(src), "format": fmt})
     with atomic_output(out) as tmp:
         torch.save(checkpoint, tmp)
     lines.append(

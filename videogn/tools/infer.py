@@ -9,8 +9,9 @@ lines as for training, or path-only lines). For a labelled list it also reports 
 video-level top-1/top-5 and the most frequent confusions, and the JSON holds each video's true label.
 A file the decoder cannot read gets one line naming it and the reason; the others are still processed, and the
 exit status is 1 if any failed. Any other error is a bug and stops with its traceback. Clip length, frame interval,
-scale and normalisation come from the checkpoint (override with --frames, --interval, --scale). Each clip is
-decoded on its own, so memory does not grow with --clips.
+scale and normalisation come from the checkpoint (override with --frames, --interval, --scale). The views are
+those of `lightning test` (`videogn.data.views`): each frame decoded once, a few clip windows of frames held at a
+time, so memory does not grow with the video's length or --clips.
 
 A video whose name starts with "-": put `--` before the videos (`videogn-infer --ckpt C -- -x.mp4`).
 """
@@ -115,7 +116,7 @@ def collect_videos(inputs: Sequence[str], class_names: Sequence[str] | None = No
 
 class Predictor:
     """Runs the multi-view test protocol on one video at a time: the views of `lightning test` (`video_views`: each
-    clip decoded once, one clip window of frames held at a time, however long the video)."""
+    frame decoded once, a few clip windows of frames held at a time, however long the video)."""
 
     def __init__(
         self,

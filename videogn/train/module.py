@@ -14,8 +14,7 @@ checkpoint rebuilds the model (class names included) on its own. Where each part
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,40 +26,13 @@ from torchmetrics.classification import MulticlassAccuracy
 from videogn.data.dataset import ClipBatch
 from videogn.data.settings import ClipSettings
 from videogn.errors import ConfigError
-from videogn.models import NetSettings
 from videogn.models.heads import fully_conv
 from videogn.models.weights import initial_weights
 from videogn.train.metrics import clip_metrics, video_accuracy
 from videogn.train.optim import LRSchedule, follow_schedule, run_length, sgd_with_schedule
+from videogn.train.settings import CompileMode, classifier_settings, network_of, takes_settings_of
 
-__all__ = ["CompiledNetwork", "VideoClassifier", "check_settings"]
-
-CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
-
-
-def check_settings(
-    num_classes, class_names, pretrained_2d, init_from, pretrained_2d_input, test_head, precise_bn_batches, compile,
-    compile_mode,
-) -> None:  # fmt: skip
-    """The `VideoClassifier` settings checked beyond their types (which only the CLI checks), each a `ConfigError`
-    naming the setting."""
-    if pretrained_2d_input not in ("detectron", "as_is"):
-        raise ConfigError(f"model.pretrained_2d_input must be 'detectron' or 'as_is', got {pretrained_2d_input!r}")
-    if test_head not in ("fully_conv", "global"):
-        raise ConfigError(f"model.test_head must be 'fully_conv' or 'global', got {test_head!r}")
-    if class_names is not None and len(class_names) != num_classes:
-        raise ConfigError(f"model.class_names has {len(class_names)} names for {num_classes} classes")
-    if pretrained_2d and init_from:
-        raise ConfigError(
-            "model.pretrained_2d and model.init_from both set: start from one of them "
-            "(--model.pretrained_2d null to start from init_from)"
-        )
-    if precise_bn_batches < 0:
-        raise ConfigError(f"model.precise_bn_batches must be ≥ 0, got {precise_bn_batches}")
-    if compile_mode not in get_args(CompileMode):
-        raise ConfigError(f"model.compile_mode {compile_mode!r} is not a torch.compile mode")
-    if compile_mode != "default" and not compile:
-        raise ConfigError(f"model.compile_mode {compile_mode!r} needs model.compile true")
+__all__ = ["CompiledNetwork", "VideoClassifier"]
 
 
 class CompiledNetwork:
@@ -86,88 +58,29 @@ class CompiledNetwork:
 class VideoClassifier(LightningModule):
     """Video classifier with the non-local / GN paper's recipe.
 
-    Args:
-        net: the network (arch, depth, norm, norm_options, width, dropout, temporal strides).
-        num_classes: classes (linked from data.num_classes by the CLI).
-        class_names: names of the classes, saved in checkpoints for inference (linked from the data).
-        pretrained_2d: local 2D ImageNet ResNet to inflate from: a Detectron / Caffe2 pickle (the paper's R-50-GN.pkl)
-            or a torchvision / timm .pth / .safetensors. Read when a run starts (not when it resumes).
-        inflate_norm_conversion: allow inflating γ/β from another norm kind (e.g. a BN network into GN layers).
-        pretrained_2d_input: a Caffe2 pickle's conv1 input: "detectron" (BGR, 0–255 minus Detectron's pixel means;
-            converted to the clip's normalisation) or "as_is" (unchanged, as video-nonlocal-net used its ResNet-50).
-        init_from: a videogn checkpoint (e.g. written by `videogn convert`) whose network weights start this run
-            (fine-tuning); its classifier is used only when the class count matches. Read like pretrained_2d.
-        zero_init_residual: start the last norm γ of every residual block at 0 (the paper's init; False: at 1).
-            Inflated or loaded weights replace it.
-        test_head: val / test / predict scores: "fully_conv" (the references: res5 pooled with the training clip's
-            window at stride 1, classifier and softmax at every position, mean) or "global". Equal at training size.
-        precise_bn_batches: recompute BN statistics on this many training batches before every validation and test
-            (the references use 200); 0 = off. No effect on models without BN.
-        label_smoothing: cross-entropy label smoothing.
-        base_lr: LR for a total batch of reference_batch clips (paper: 0.01 at 64).
-        reference_batch: the total batch base_lr is given for.
-        momentum: SGD momentum (0.9).
-        nesterov: Nesterov momentum (the paper's code uses it).
-        weight_decay: L2 on conv / fc weights (1e-4).
-        decay_norm_and_bias: also decay norm γ/β and biases (the recipe's code exempts them: False).
-        schedule: "step" (÷10 at lr_steps) or "cosine".
-        lr_steps: milestones of the step schedule (paper: 150k and 300k iterations of 400k).
-        lr_step_unit: whether lr_steps count iterations ("step") or epochs ("epoch").
-        warmup_steps: iterations of linear warm-up from warmup_start × LR.
-        warmup_start: starting fraction of the warm-up.
-        channels_last: run the network in channels_last_3d memory format.
-        compile: `torch.compile` the network for the training steps (one graph, static shapes; evaluation stays
-            eager). Off by default: about a minute of compiling on 2 CPU cores for an 8–11 % faster CPU step.
-        compile_mode: torch.compile's mode: "default"; "reduce-overhead" adds CUDA graphs (every training batch
-            then of one size, as drop_last gives); "max-autotune" or "max-autotune-no-cudagraphs".
+    Its settings are `videogn.train.settings.classifier_settings`'s (signature, types, documentation).
     """
 
     flops_per_batch: int | None = None  # read by Lightning's ThroughputMonitor (not measured here)
 
-    def __init__(
-        self,
-        net: NetSettings = NetSettings(),  # noqa: B008 - frozen: a shared default is safe
-        num_classes: int = 400,
-        class_names: list[str] | None = None,
-        pretrained_2d: str | None = None,
-        inflate_norm_conversion: bool = False,
-        pretrained_2d_input: Literal["detectron", "as_is"] = "detectron",
-        init_from: str | None = None,
-        zero_init_residual: bool = True,
-        test_head: Literal["fully_conv", "global"] = "global",
-        precise_bn_batches: int = 0,
-        label_smoothing: float = 0.0,
-        base_lr: float = 0.01,
-        reference_batch: int = 64,
-        momentum: float = 0.9,
-        nesterov: bool = True,
-        weight_decay: float = 1e-4,
-        decay_norm_and_bias: bool = False,
-        schedule: Literal["step", "cosine"] = "step",
-        lr_steps: list[int] | None = None,
-        lr_step_unit: Literal["step", "epoch"] = "step",
-        warmup_steps: int = 0,
-        warmup_start: float = 0.1,
-        channels_last: bool = False,
-        compile: bool = False,
-        compile_mode: CompileMode = "default",
-    ) -> None:
-        super().__init__()
-        self.net = net = NetSettings(**net) if isinstance(net, Mapping) else net  # a checkpoint's plain dict
-        check_settings(num_classes, class_names, pretrained_2d, init_from, pretrained_2d_input, test_head,
-                       precise_bn_batches, compile, compile_mode)  # fmt: skip
-        self.save_hyperparameters()
-        self.model = net.build(num_classes, zero_init_residual=zero_init_residual)
+    @takes_settings_of(classifier_settings)
+    def __init__(self, **settings: Any) -> None:
+        # Not super(): its `__class__` cell would make Lightning look for the settings among this frame's variables
+        LightningModule.__init__(self)
+        self.save_hyperparameters(classifier_settings(**settings))  # typed and checked: self.hparams
+        h = self.hparams
+        self.net = network_of(h.net)
+        self.model = self.net.build(h.num_classes, zero_init_residual=h.zero_init_residual)
         # False until the initial weights are in (`setup`), or a checkpoint's will replace them (set by the CLI)
-        self.initial_weights_ready = not (pretrained_2d or init_from)
+        self.initial_weights_ready = not (h.pretrained_2d or h.init_from)
         self.test_window: tuple[int, int, int] | None = None  # res5's T×H×W at the training clip size
-        if channels_last:
+        if h.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
-        self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
-        self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.clip_metrics, self.losses = clip_metrics(num_classes, ("val", "test"))
+        self.class_names = list(h.class_names) if h.class_names else [str(i) for i in range(h.num_classes)]
+        self.train_top1 = MulticlassAccuracy(h.num_classes, top_k=1, average="micro")
+        self.clip_metrics, self.losses = clip_metrics(h.num_classes, ("val", "test"))
         self.video_metrics = nn.ModuleDict()  # per stage, sized by the list in `setup`
-        self.compiled = CompiledNetwork(self.model, compile_mode) if compile else None  # the training steps'
+        self.compiled = CompiledNetwork(self.model, h.compile_mode) if h.compile else None  # the training steps'
 
     def setup(self, stage: str) -> None:
         clip = getattr(self.trainer.datamodule, "clip", None)

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("base_config", "pretrain_config"):
         if getattr(grid, key) is not None and not Path(getattr(grid, key)).is_file():
             parser.error(f"{key} not found: {getattr(grid, key)}")
-    for missing in grid.missing_data():
+    for missing in grid.missing_data() if cfg.run or cfg.print_commands else ():  # a report reads logs only
         print(f"[compare] warning: {missing} does not exist here (for the synthetic set: make demo)", file=sys.stderr)
     if cfg.print_commands:
         if grid.pretrain_config is not None:

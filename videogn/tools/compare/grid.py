@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from videogn.errors import ConfigError
 
 __all__ = ["Column", "Grid", "run_grid"]
@@ -314,10 +312,12 @@ class Grid:
 
     def data_lists(self, config: str | None = None, overrides: list[str] | None = None) -> dict[str, str]:
         """The train and val list files of the runs (base config, then overrides; or of `config`, `overrides`)."""
+        from videogn.data.datamodule import KineticsDataModule
+        from videogn.train.settings import read_settings
+
         config, overrides = config or self.base_config, self.overrides if overrides is None else overrides
-        data = (yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}).get("data") or {}
-        given = dict(zip(overrides, overrides[1:], strict=False))  # each flag with the word after it
-        lists = {key: given.get(f"--data.{key}", data.get(key)) for key in ("train_list", "val_list")}
+        data = read_settings(config, overrides, "base_config", data=KineticsDataModule).data  # as `fit` reads it
+        lists = {key: getattr(data, key) for key in ("train_list", "val_list")}
         return {key: path for key, path in lists.items() if path is not None}
 
 
