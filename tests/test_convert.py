@@ -149,6 +149,24 @@ def test_a_config_whose_network_the_sources_code_does_not_build_is_refused(tmp_p
     assert not (tmp_path / "y.ckpt").exists()
 
 
+def test_a_checkpoint_converted_before_pool1_was_a_setting_is_refused(tmp_path):
+    """mmaction2 and video-nonlocal-net checkpoints converted by an older videogn hold the paper's pool1, not the
+    source's: every reader refuses them by name (convert again) instead of computing other logits."""
+    from videogn.files import FileError
+    from videogn.models.weights import read_checkpoint
+
+    net = NetSettings(norm="bn", width=32, **DEFAULT_NETS["mmaction"])
+    src = save("mmaction", export(random_network(net, 400), "mmaction"), tmp_path)
+    assert main([src, "--out", str(tmp_path / "new.ckpt")]) == 0
+    raw = torch.load(tmp_path / "new.ckpt", weights_only=True)
+    read_checkpoint(tmp_path / "new.ckpt", "--ckpt")  # converted now: read
+    for key in ("pool1_temporal", "pool1_padding"):
+        del raw["hyper_parameters"]["net"][key]
+    torch.save(raw, tmp_path / "old.ckpt")
+    with pytest.raises(FileError, match=r"--ckpt: .*old.ckpt: converted from mmaction by a videogn that built"):
+        read_checkpoint(tmp_path / "old.ckpt", "--ckpt")
+
+
 def test_class_names_from_a_file_must_match_the_classifier(tmp_path, capsys):
     net = NetSettings(norm="bn", width=32, stem_temporal_stride=1)
     src = save("pytorchvideo", export(random_network(net, 3), "pytorchvideo"), tmp_path)

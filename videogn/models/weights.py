@@ -152,6 +152,13 @@ def read_checkpoint(path: str | os.PathLike, setting: str, mmap: bool = False) -
     if not isinstance(raw, dict):
         raise FileError(setting, path, f"a PyTorch file holding {type_name(raw)}, not a checkpoint")
     if is_videogn_checkpoint(raw):
+        source = (raw.get("converted_from") or {}).get("format")
+        net = raw["hyper_parameters"]["net"]
+        if source in ("mmaction", "nonlocal") and "pool1_temporal" not in _fields(net):
+            raise FileError(
+                setting, path, f"converted from {source} by a videogn that built another pool1 than {source}'s "
+                "network (its logits differ from the source's): convert the source again with this videogn"
+            )  # fmt: skip
         return raw
     state, hparams = raw.get("state_dict"), raw.get("hyper_parameters")
     if raw and all(isinstance(v, torch.Tensor) for v in raw.values()):
@@ -164,6 +171,12 @@ def read_checkpoint(path: str | os.PathLike, setting: str, mmap: bool = False) -
     else:
         what = f"a PyTorch file holding a dict of {', '.join(sorted(map(str, raw))[:4]) or 'nothing'}, not a checkpoint"
     raise FileError(setting, path, what)
+
+
+def _fields(net: Any) -> set[str]:
+    """The settings a checkpoint's network holds: a dict's keys, or a pickled NetSettings' own attributes (one
+    written before a setting existed lacks it)."""
+    return set(net) if isinstance(net, dict) else set(vars(net))
 
 
 def initial_weights(
