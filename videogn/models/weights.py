@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from videogn.data.settings import ClipSettings
+from videogn.download import local_file
 from videogn.errors import ConfigError
 from videogn.files import FileError, check_file, load_torch_file, type_name
 from videogn.models.heads import classifier_prefix
@@ -58,8 +59,10 @@ def check_normalisation(clip: Any, trained: Any, checkpoint: str | Path) -> None
 
 
 def check_initial_weights(pretrained_2d: str | None, init_from: str | None) -> None:
-    """A `FileError` naming the setting, the file and where to get it, when the initial weights are missing."""
+    """A `FileError` naming the setting, the file and where to get it, when the initial weights are missing; a URL
+    is downloaded and verified here (`videogn.download.local_file`), once."""
     for setting, path in (("model.pretrained_2d", pretrained_2d), ("model.init_from", init_from)):
+        path = local_file(path, setting) if path else path
         if path and not Path(path).exists():
             source = PRETRAINED_SOURCES.get(Path(path).name)
             hint = f"It is {source}; download it on a machine with internet access. " if source else ""
@@ -195,6 +198,8 @@ def initial_weights(
     from videogn.models.inflate import inflate_from_2d
 
     check_initial_weights(pretrained_2d, init_from)
+    pretrained_2d = pretrained_2d and str(local_file(pretrained_2d, "model.pretrained_2d"))  # cached: no network
+    init_from = init_from and str(local_file(init_from, "model.init_from"))
     if pretrained_2d:
         clip = clip or ClipSettings()
         report = inflate_from_2d(

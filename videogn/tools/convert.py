@@ -35,6 +35,7 @@ import torch
 
 from videogn.data.lists import read_class_names
 from videogn.data.settings import KINETICS_MEAN, KINETICS_STD, ClipSettings
+from videogn.download import local_file
 from videogn.errors import ConfigError
 from videogn.files import FileError, atomic_output
 from videogn.models import NetSettings, inflate_from_2d
@@ -172,7 +173,8 @@ def convert(
     classes: str | None = None,
 ) -> list[str]:
     """Write `out` (a videogn checkpoint) from the zoo checkpoint `src`; returns the lines to print."""
-    state = read_zoo_checkpoint(src, "SRC")
+    local = local_file(src, "SRC")  # a URL: downloaded once and verified
+    state = read_zoo_checkpoint(local, "SRC")
     if any(k.startswith("model.blocks.") for k in state):
         raise FileError("SRC", src, "already a videogn checkpoint: use it as it is (--ckpt, model.init_from)")
     try:
@@ -219,7 +221,7 @@ def convert(
     lines = [f"{src}: {fmt} format → {net.arch}-R{net.depth} {net.norm}, width {net.width}, {num_classes} classes"]
     if fmt == "detectron":
         caffe2_input = hparams["pretrained_2d_input"]
-        report = inflate_from_2d(network, src, input_mean=clip.mean, input_std=clip.std, caffe2_input=caffe2_input)
+        report = inflate_from_2d(network, local, input_mean=clip.mean, input_std=clip.std, caffe2_input=caffe2_input)
         lines += [str(report).splitlines()[0], *(f"note: {n}" for n in report.notes)]
     else:
         weights, note = to_videogn(state, fmt, network, clip.mean, clip.std)
@@ -238,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="videogn convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("src", help="the zoo checkpoint (.pkl, .pyth, .pth)")
+    parser.add_argument(
+        "src", help="the zoo checkpoint (.pkl, .pyth, .pth), or its https:// URL (#sha256=<hex> pins it)"
+    )
     parser.add_argument("--out", required=True, help="the videogn checkpoint to write (.ckpt)")
     parser.add_argument("--format", default="auto", choices=("auto", *FORMATS))
     parser.add_argument("-c", "--config", help="a videogn config: model.net, model.*, data.clip of the network")
