@@ -156,7 +156,7 @@ def profile(list_file: Path, clips: int, batch: int) -> dict:
             path = dataset.paths[i % len(dataset.paths)]
             t0 = time.perf_counter()
             video = open_video(path, clip.backend)
-            indices = dataset.frame_indices(video.info, 0)
+            indices = dataset.frame_indices(video.info)
             t1 = time.perf_counter()
             frames = video.get_frames(indices)
             video.close()

@@ -129,10 +129,8 @@ class KineticsClips(Dataset):
     def __len__(self) -> int:
         return len(self.paths) * self.views_per_video
 
-    def frame_indices(self, info: VideoInfo, clip_index: int = 0) -> list[int]:
-        """The frames of one clip of a video (random window in training)."""
-        if self.mode != "train":
-            return eval_clips(info, self.clip, self.num_clips)[clip_index]
+    def frame_indices(self, info: VideoInfo) -> list[int]:
+        """The frames of a training clip: a random window (evaluation clips: `videogn.data.views.eval_clips`)."""
         step = clip_step(self.clip.frame_interval, info.fps, self.clip.target_fps)
         return train_clip_indices(info.num_frames, self.clip.num_frames, step)
 

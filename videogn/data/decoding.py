@@ -304,10 +304,7 @@ def decode_clips(
                     break
                 wanted |= more
             new = sorted(wanted)
-            frames = video.get_frames(new)
-            if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] != len(new):
-                raise DecodeError(video.path, f"decoder returned frames of shape {frames.shape}")
-            kept.update(zip(new, frames, strict=True))
+            kept.update(zip(new, _checked(video.get_frames(new), len(new), video.path), strict=True))
         out = np.stack([kept[i] for i in clip])
         kept = {i: frame for i, frame in kept.items() if last_use[i] > k}
         yield out
@@ -319,7 +316,12 @@ def read_frames(
     """Open `path`, choose indices from its `VideoInfo`, decode them: (frames (T, H, W, 3) uint8, info)."""
     with open_video(path, backend) as video:
         indices = indices_for(video.info)
-        frames = video.get_frames(indices)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] != len(indices):
-        raise DecodeError(path, f"decoder returned frames of shape {frames.shape}")
+        frames = _checked(video.get_frames(indices), len(indices), path)
     return frames, video.info
+
+
+def _checked(frames: np.ndarray, count: int, path: str | os.PathLike) -> np.ndarray:
+    """`frames` if they are `count` RGB frames (T, H, W, 3), else a `DecodeError`."""
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] != count:
+        raise DecodeError(path, f"decoder returned frames of shape {frames.shape}")
+    return frames
