@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
+import signal as signal_module
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +100,18 @@ class StopAt(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step == self.step:
             raise RuntimeError(f"stopped by the test at step {self.step}")
+
+
+class SignalAt(Callback):
+    """A Lightning callback for tests: the process sends itself `signal` as training step `step` starts (as SLURM
+    or a cluster's scheduler would, in the middle of a step)."""
+
+    def __init__(self, step: int, signal: str = "SIGTERM") -> None:
+        self.step, self.signal = step, signal
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), getattr(signal_module, self.signal))
 
 
 class RecordPredictions(Callback):

@@ -177,19 +177,24 @@ def test_seeds_give_mean_std_and_n_and_report_marks_a_missing_seed(tmp_path, cap
     ]  # fmt: skip
     assert [c[c.index("--seed_everything") + 1] for c in commands] == ["0", "1", "0", "1"]
     finished = {"bn_4clips_seed0": 0.50, "bn_4clips_seed1": 0.70, "bn_2clips_seed0": 0.40}  # bn_2clips_seed1 missing
-    for name, top1 in finished.items():
+    for name, top1 in {**finished, "bn_2clips_seed1": 0.99}.items():  # seed 1 at 2 clips stopped early
         with SummaryWriter(tmp_path / name / "version_0") as writer:  # what a run's TensorBoard logger writes
             for metric in ("val/top1", "val/top5", "val/video_top1", "val/video_top5"):
                 writer.add_scalar(metric, top1, 5)
+            if name in finished:
+                writer.add_scalar("final/train/loss", 0.5, 6)  # logged when a fit has run to its end
     assert main([*args, "--report"]) == 0
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
-    assert [(r["clips_per_gpu"], r["seed"]) for r in rows] == [("4", "0"), ("4", "1"), ("2", "0")]  # one per run
+    assert [(r["clips_per_gpu"], r["seed"], r["finished"]) for r in rows] == [
+        ("4", "0", "yes"), ("4", "1", "yes"), ("2", "0", "yes"), ("2", "1", "no")
+    ]  # fmt: skip
     summary = {r["clips_per_gpu"]: r for r in csv.DictReader(open(tmp_path / "results_summary.csv"))}
     assert summary["4"]["n"] == "2" and float(summary["4"]["video_top1_mean"]) == pytest.approx(60.0)
     assert float(summary["4"]["video_top1_std"]) == pytest.approx(14.14, abs=0.01)  # sample std of 50 and 70
     assert summary["2"]["n"] == "1"
     table = (tmp_path / "results.md").read_text()
     assert "60.0 ± 14.1 / 60.0 (n=2)" in table and "40.0 ± 0.0 / 40.0 (n=1 of 2)" in table
+    assert "Left out of the cells and the differences: 1 unfinished run" in table and "`bn_2clips_seed1`" in table
 
 
 def test_groups_axes_are_rows_with_their_options_and_plots(tmp_path):

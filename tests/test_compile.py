@@ -114,3 +114,13 @@ def test_fit_with_compile_gives_the_eager_first_loss(synthetic_set, tmp_path, mo
         compiled_frames[name] = counters["stats"]["unique_graphs"]
     assert compiled_frames == {"eager": 0, "compiled": 1}  # the training steps ran the compiled network
     assert losses["compiled"] == pytest.approx(losses["eager"], rel=1e-4, abs=1e-5)
+
+    # norm statistics read res5's features by a hook: their steps (0 and 2) run uncompiled, the others compiled
+    counters.clear()
+    flags = ["--trainer.max_steps", "3", "--trainer.limit_val_batches", "0", "--data.num_workers", "0"]
+    flags += ["--data.clips_per_gpu", "2", "--model.compile", "true", "--norm_stats_every_n_steps", "2"]
+    main(["fit", *data_args(synthetic_set, tmp_path / "stats"), *flags])
+    logged = scalars(tmp_path / "stats")
+    assert [step for step, _ in logged["norm/res5_last_input/p99"]] == [0, 2]
+    assert [step for step, _ in logged["train/loss"]] == [0, 1, 2]
+    assert counters["stats"]["unique_graphs"] == 1  # step 1 compiled

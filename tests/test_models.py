@@ -59,6 +59,24 @@ def test_frozen_bn_has_nothing_to_train_and_keeps_every_block_on():
     assert all(torch.all(m.weight == 1) for m in frozen)  # no zero-init: a frozen γ = 0 would switch a block off
 
 
+@pytest.mark.parametrize("norm", NORM_KINDS)
+def test_every_norm_kind_is_a_norm_layer_to_the_dashboard_init_and_inflation(norm):
+    """One definition of "norm layer" (`videogn.models.norm.NORM_LAYERS`), for every kind: the norm-statistics
+    dashboard finds res5's last one (frozen_bn once failed with "res5 has no norm layer")."""
+    from types import SimpleNamespace
+
+    from videogn.models.norm import NORM_LAYERS
+    from videogn.train.callbacks import NormStatistics
+
+    model = build_model("i3d", norm=norm, norm_options=tiny_norm_options(norm), **TINY)
+    norms = [name for name, m in model.named_modules() if isinstance(m, NORM_LAYERS)]
+    assert len(norms) == 1 + 16 * 3 + 4  # stem, three per bottleneck, four projection shortcuts
+    last = NormStatistics.res5_last_norm(SimpleNamespace(model=model))
+    assert last is model.get_submodule(
+        next(n for n in reversed(norms) if n.startswith(f"blocks.{len(model.blocks) - 2}."))
+    )
+
+
 def test_i3d_r50_matches_pytorchvideo_layout_and_parameter_count():
     reference = i3d_r50(pretrained=False)
     ours = build_model("i3d", depth=50, num_classes=400, norm="bn", stem_temporal_stride=1)

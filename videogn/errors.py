@@ -3,8 +3,11 @@
 - `ConfigError`: a setting that was checked and found wrong (a list file that does not exist, groups that do not
   divide a width, a resume whose settings changed). The command line prints it as one line, without a traceback.
   It is a `ValueError`, so code that catches bad values keeps working.
-- A video the decoder cannot read is `videogn.data.decoding.DecodeError`; too many of them in a run is
-  `videogn.data.dataset.TooManyBadVideos`.
+- `RunStopped`: a run stopped on purpose, for a reason outside the code: too many videos the decoder cannot read
+  (`videogn.data.dataset.TooManyBadVideos`), a preemption signal (`videogn.train.preemption.Preempted`), a
+  checkpoint that cannot be written (`CheckpointWriteError`: disk full, quota). The command line prints its
+  message as one line and exits with its `exit_code`; under DDP every rank stops with the same message.
+- A video the decoder cannot read is `videogn.data.decoding.DecodeError` (the dataset replaces it by another one).
 
 Anything else that escapes is a bug and must propagate with its traceback: never turn it into "bad video" or
 "configuration error".
@@ -12,8 +15,23 @@ Anything else that escapes is a bug and must propagate with its traceback: never
 
 from __future__ import annotations
 
-__all__ = ["ConfigError"]
+__all__ = ["CheckpointWriteError", "ConfigError", "RunStopped"]
 
 
 class ConfigError(ValueError):
     """A setting checked and found wrong; the message names the setting (e.g. `data.train_list: ...`)."""
+
+
+class RunStopped(RuntimeError):
+    """A run stopped on purpose, with a message for the user (one line) and the process's exit status."""
+
+    exit_code = 1
+
+
+class CheckpointWriteError(RunStopped):
+    """A checkpoint could not be written (disk full, quota, permissions); the previous one is intact."""
+
+    def __init__(self, path: str, error: OSError) -> None:
+        reason = error.strerror or str(error)
+        super().__init__(f"cannot write the checkpoint {path}: {reason}; the previous checkpoint there is intact")
+        self.path, self.errno = path, error.errno

@@ -10,7 +10,8 @@ Batches are `ClipBatch(clips, labels, video_index, view_index, failures, split)`
 normalised on the device after the transfer (`on_after_batch_transfer`). Bad videos found in the worker
 processes arrive with the batches and are merged here: each is logged once, kept in `failures` (saved in
 checkpoints), appended to `quarantine_file` (under DDP gathered on rank 0 at every epoch end), and counted.
-More than `max_bad_fraction` of a list bad stops the run with the most common reason (`TooManyBadVideos`).
+More than `max_bad_fraction` of a list bad stops the run with the most common reason (`TooManyBadVideos`); under
+DDP the bad videos are counted over all ranks against the whole list, and every rank stops alike (`check_batch`).
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from videogn.data.dataset import (
     ClipBatch,
     ClipCollate,
+    DataStop,
     KineticsClips,
     Mode,
     TooManyBadVideos,
@@ -41,6 +42,7 @@ from videogn.data.loaders import ShardedLoader, TrainLoader
 from videogn.data.samplers import ShardedSampler
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import Normalize
+from videogn.distributed import gather_objects, is_distributed, sum_over_ranks, world_size
 from videogn.errors import ConfigError
 from videogn.files import check_file
 
@@ -129,8 +131,9 @@ class KineticsDataModule(LightningDataModule):
         self.seed = seed
         self.failures: dict[str, str] = {}  # path → reason, every bad video met (over all ranks after a sync)
         self.datasets: dict[str, KineticsClips] = {}
-        self._bad_by_split: dict[str, set[str]] = defaultdict(set)
-        self._unsynced: dict[str, str] = {}  # found on this rank since the last sync
+        self._bad_by_split: dict[str, set[str]] = defaultdict(set)  # split → its bad videos (over all ranks)
+        self._unsynced: dict[str, dict[str, str]] = defaultdict(dict)  # split → found on this rank since the last sync
+        self._stops: list[str] = []  # DataStop messages not yet decided on all ranks
         self._written: set[str] = set()  # already in the quarantine file
         self._train_loader: TrainLoader | None = None
 
@@ -192,6 +195,7 @@ class KineticsDataModule(LightningDataModule):
             class_names=self._class_names,
             max_retries=h.max_retries,
             fail_fast_attempts=h.fail_fast_attempts,
+            defer_stops=True,
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -290,15 +294,15 @@ class KineticsDataModule(LightningDataModule):
 
     # ------------------------------------------------------------------ bad videos
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        if isinstance(batch, ClipBatch):
-            self.record_failures(batch.failures, batch.split)
-            if (
-                batch.split == "train"
-                and self._train_loader is not None
-                and self.trainer is not None
-                and self.trainer.training
-            ):
-                self._train_loader.count_batch()  # the loader's resume position counts batches taken
+        batch = self.check_batch(batch)
+        if (
+            isinstance(batch, ClipBatch)
+            and batch.split == "train"
+            and self._train_loader is not None
+            and self.trainer is not None
+            and self.trainer.training
+        ):
+            self._train_loader.count_batch()  # the loader's resume position counts batches taken
         return batch
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -307,30 +311,69 @@ class KineticsDataModule(LightningDataModule):
             return batch._replace(clips=self.normalize(batch.clips))
         return batch
 
+    def check_batch(self, batch: Any) -> Any:
+        """Take in a batch's bad videos and decide whether the run stops (`TooManyBadVideos`), alike on all ranks.
+
+        A `DataStop` (the dataset gave up while making the batch) or more than `max_bad_fraction` of a list bad stops
+        the run. One process decides at once. Under DDP the ranks decide together: in training, where every rank
+        takes its batches in step, at every batch (a flag summed over ranks, then what each rank found, gathered);
+        in evaluation, where ranks may hold different numbers of batches, at the epoch end (`sync_failures`), a rank
+        that stopped ending its epoch there (its loader ends after a `DataStop`).
+        """
+        if isinstance(batch, DataStop):
+            split, stop = batch.split, batch.message
+        elif isinstance(batch, ClipBatch):
+            split, stop = batch.split, None
+            self.record_failures(batch.failures, split)
+        else:
+            return batch
+        self._stops.extend([stop] if stop else [])
+        if not is_distributed():
+            self._decide()
+        elif split == "train" and self.trainer is not None and self.trainer.training:
+            self._exchange()
+        return batch
+
     def record_failures(self, failures: dict[str, str], split: str = "train") -> dict[str, str]:
-        """Merge a batch's failures; returns those not seen before. Stops the run when too many are bad."""
+        """Merge a batch's failures (of `split`); returns those not seen before."""
         new = {p: r for p, r in failures.items() if p not in self.failures}
         for path, reason in new.items():
             log_bad_video(path, reason)
         self.failures.update(new)
-        self._unsynced.update(new)
-        if not self._distributed():
+        self._bad_by_split[split].update(failures)
+        self._unsynced[split].update(failures)
+        if not is_distributed():
             self._quarantine(new)
-        dataset = self.datasets.get(split if split in self.datasets else "predict")
-        if dataset is not None:
-            bad = self._bad_by_split[split]
-            bad.update(failures)
-            if len(bad) > self.hparams.max_bad_fraction * len(dataset.paths):
-                raise TooManyBadVideos(
-                    f"{dataset.list_file}: {len(bad)} of {len(dataset.paths)} videos could not be decoded, more than "
-                    f"data.max_bad_fraction ({self.hparams.max_bad_fraction:g}). Most common reason "
-                    f"{most_common_reason({p: self.failures[p] for p in bad})}"
-                )
         return new
 
-    @staticmethod
-    def _distributed() -> bool:
-        return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    def _decide(self) -> None:
+        """Raise `TooManyBadVideos` for the first stop, or for a list with more than `max_bad_fraction` bad."""
+        if self._stops:
+            raise TooManyBadVideos(self._stops[0])
+        for split, bad in self._bad_by_split.items():
+            dataset = self.datasets.get(split if split in self.datasets else "predict")
+            if dataset is not None and len(bad) > self.hparams.max_bad_fraction * len(dataset.paths):
+                ranks = f" (over {world_size()} ranks)" if is_distributed() else ""
+                raise TooManyBadVideos(
+                    f"{dataset.list_file}: {len(bad)} of {len(dataset.paths)} videos could not be decoded{ranks}, "
+                    f"more than data.max_bad_fraction ({self.hparams.max_bad_fraction:g}). Most common reason "
+                    f"{most_common_reason({p: self.failures[p] for p in sorted(bad)})}"  # alike on every rank
+                )
+
+    def _exchange(self) -> None:
+        """(A collective: every rank calls it at the same point.) Every rank's new bad videos and stops, merged on
+        every rank; then the same decision everywhere."""
+        if sum_over_ranks(sum(len(f) for f in self._unsynced.values()) + len(self._stops)) == 0:
+            return
+        gathered = gather_objects((dict(self._unsynced), self._stops))
+        self._unsynced, self._stops = defaultdict(dict), []
+        for rank, (unsynced, stops) in enumerate(gathered):
+            for split, failures in unsynced.items():
+                self.failures.update(failures)
+                self._bad_by_split[split].update(failures)
+            self._stops.extend(f"{stop} (rank {rank})" for stop in stops)
+        self._quarantine(self.failures)
+        self._decide()
 
     def _quarantine(self, failures: dict[str, str]) -> None:
         new = {p: r for p, r in failures.items() if p not in self._written}
@@ -342,14 +385,10 @@ class KineticsDataModule(LightningDataModule):
                 f.writelines(f"{p}\t{r}\n" for p, r in new.items())
 
     def sync_failures(self) -> int:
-        """Gather every rank's new bad videos (a collective: all ranks call it); returns the count over all ranks."""
-        if self._distributed():
-            gathered: list[dict[str, str] | None] = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, self._unsynced)
-            for part in gathered:
-                self.failures.update(part or {})
-            self._quarantine(self.failures)
-        self._unsynced = {}
+        """At an epoch end (a collective under DDP: all ranks call it): gather every rank's new bad videos and stops,
+        decide (`check_batch`), and return the count of bad videos over all ranks."""
+        if is_distributed():
+            self._exchange()
         return len(self.failures)
 
     def state_dict(self) -> dict[str, Any]:

@@ -10,6 +10,10 @@ Bad videos never end an epoch quietly, and never hide a bug:
   "mostly bad", the setup is broken (wrong root, missing codec): `TooManyBadVideos` stops the run with the most
   common reason instead of quarantining the whole data set. (The data module also stops a run when more than a set
   fraction of a list's videos is bad.)
+
+A stop found inside a DataLoader worker reaches the main process as an exception carrying the worker's traceback as
+its text. The data module asks for `defer_stops`: the batch then *is* the stop (`DataStop`, its one-line message),
+so the data module can decide it on every DDP rank at the same point (`KineticsDataModule.check_batch`).
 """
 
 from __future__ import annotations
@@ -30,10 +34,12 @@ from videogn.data.sampling import clip_step, train_clip_indices
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import EvalTransform, TrainTransform
 from videogn.data.views import eval_clips, video_views
+from videogn.errors import RunStopped
 
 __all__ = [
     "ClipBatch",
     "ClipCollate",
+    "DataStop",
     "KineticsClips",
     "Mode",
     "TooManyBadVideos",
@@ -47,8 +53,18 @@ Mode = Literal["train", "val", "test"]
 Item = tuple[torch.Tensor, int, int, int]  # (clip, label, video_index, view_index)
 
 
-class TooManyBadVideos(RuntimeError):
+class TooManyBadVideos(RunStopped):
     """So many videos fail to decode that the data or the decoder setup, not single files, must be wrong."""
+
+
+class DataStop(NamedTuple):
+    """In place of a batch: the dataset stopped (`TooManyBadVideos`) while making it (see `defer_stops`)."""
+
+    message: str
+    split: str
+
+    def error(self) -> TooManyBadVideos:
+        return TooManyBadVideos(self.message)
 
 
 _logged: set[str] = set()  # paths already logged by this process
@@ -89,6 +105,8 @@ class KineticsClips(Dataset):
         class_names: the class names themselves (wins over classes_file).
         max_retries: decode attempts on other videos after a failure before giving up on an item.
         fail_fast_attempts: stop when this many first decode attempts (of this process) all failed (0: never).
+        defer_stops: a batch that stops the run is returned as a `DataStop` instead of raising `TooManyBadVideos`
+            (what the data module asks for, to decide the stop on all ranks alike).
     """
 
     def __init__(
@@ -101,6 +119,7 @@ class KineticsClips(Dataset):
         class_names: list[str] | None = None,
         max_retries: int = 10,
         fail_fast_attempts: int = 32,
+        defer_stops: bool = False,
     ) -> None:
         if mode not in ("train", "val", "test"):
             raise ValueError(f"mode must be 'train', 'val' or 'test', got {mode!r}")
@@ -111,6 +130,7 @@ class KineticsClips(Dataset):
         self.mode = mode
         self.max_retries = max_retries
         self.fail_fast_attempts = fail_fast_attempts
+        self.defer_stops = defer_stops
         self.num_clips = 1 if mode == "train" else clip.num_clips
         self.num_crops = 1 if mode == "train" else clip.num_crops
         if mode == "train":
@@ -147,11 +167,23 @@ class KineticsClips(Dataset):
         return [made[view] for view in views]
 
     def __getitem__(self, index: int) -> Item:
-        return self.__getitems__([index])[0]
+        items = self.__getitems__([index])
+        if isinstance(items, DataStop):
+            raise items.error()
+        return items[0]
 
-    def __getitems__(self, indices: Sequence[int]) -> list[Item]:
+    def __getitems__(self, indices: Sequence[int]) -> list[Item] | DataStop:
         """The items at `indices` (what a DataLoader fetches for one batch): the views of one video among them come
-        from one decode of it, so an evaluation batch of a video's K × N views decodes each of its clips once."""
+        from one decode of it, so an evaluation batch of a video's K × N views decodes each of its clips once.
+        With `defer_stops`, a `TooManyBadVideos` is returned as a `DataStop` instead of raised."""
+        try:
+            return self._items(indices)
+        except TooManyBadVideos as exc:
+            if not self.defer_stops:
+                raise
+            return DataStop(str(exc), self.mode)
+
+    def _items(self, indices: Sequence[int]) -> list[Item]:
         indices = [int(index) for index in indices]  # a sampler may give 0-dim tensors
         for index in indices:
             if not 0 <= index < len(self):
@@ -245,7 +277,9 @@ class ClipCollate:
     def __init__(self, dataset: KineticsClips) -> None:
         self.dataset = dataset
 
-    def __call__(self, items: list[tuple[torch.Tensor, int, int, int]]) -> ClipBatch:
+    def __call__(self, items: list[Item] | DataStop) -> ClipBatch | DataStop:
+        if isinstance(items, DataStop):
+            return items
         info = get_worker_info()
         dataset = info.dataset if info is not None else self.dataset
         # stacked in the clips' (T, H, W, 3) memory order, into the worker's shared memory: no transposing copy

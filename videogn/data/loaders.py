@@ -1,7 +1,8 @@
 """DataLoaders over a `ShardedSampler`: the evaluation loader, and the training loader that resumes mid-epoch.
 
 - `ShardedLoader` refuses to run when its sampler was replaced (a Trainer with `use_distributed_sampler=True`
-  swaps in Lightning's DistributedSampler, which pads evaluation shards and forgets the resume position).
+  swaps in Lightning's DistributedSampler, which pads evaluation shards and forgets the resume position), and ends
+  its epoch after a `DataStop` (the dataset gave up: the data module stops the run on every rank).
 - `TrainLoader` stores its position in checkpoints through Lightning's stateful-loader protocol
   (`state_dict` / `load_state_dict`): the epoch, the clips of this rank's shard already trained on, and what the
   order depends on (seed, world size, batch, list). It also measures the time the training loop spends waiting
@@ -16,6 +17,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
+from videogn.data.dataset import DataStop
 from videogn.data.samplers import ShardedSampler
 from videogn.errors import ConfigError
 
@@ -31,7 +33,14 @@ class ShardedLoader(DataLoader):
                 f"the data loader's sampler was replaced by {type(self.sampler).__name__}: KineticsDataModule shards "
                 "the data itself; create the Trainer with use_distributed_sampler=False (the videogn CLI does)"
             )
-        return super().__iter__()
+        return self._until_stop(super().__iter__())
+
+    @staticmethod
+    def _until_stop(iterator: Iterator[Any]) -> Iterator[Any]:
+        for batch in iterator:
+            yield batch
+            if isinstance(batch, DataStop):
+                return
 
 
 class TrainLoader(ShardedLoader):

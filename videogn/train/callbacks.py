@@ -30,6 +30,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch import nn
 
+from videogn.data.dataset import ClipBatch, DataStop
 from videogn.errors import ConfigError
 from videogn.models.norm import BATCH_NORMS, NORM_LAYERS
 from videogn.train.runtime import compute_memory
@@ -167,14 +168,14 @@ class NormStatistics(Callback):
       by the weights' norm (how far one step at LR 1 would move them).
 
     All are on the "videogn norm statistics" custom-scalars charts. The features are read by a forward pre-hook on
-    that one layer, only on the logged steps (a sample of at most 2²⁰ values, evenly strided).
+    that one layer, only on the logged steps (a sample of at most 2²⁰ values, evenly strided); with `model.compile`
+    those steps run the network uncompiled.
     """
 
     def __init__(self, every_n_steps: int = 50) -> None:
         if every_n_steps < 1:
             raise ConfigError(f"norm statistics: every_n_steps must be ≥ 1, got {every_n_steps}")
         self.every_n_steps = every_n_steps
-        self._armed = False
         self._values: dict[str, float] = {}
         self._handle: Any = None
 
@@ -187,22 +188,23 @@ class NormStatistics(Callback):
         return norms[-1]
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._handle = self.res5_last_norm(pl_module).register_forward_pre_hook(self._capture)
+        self.res5_last_norm(pl_module)  # a network without one: said before the first step
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
+        self._release()
 
     def _capture(self, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-        if not self._armed:
-            return
-        self._armed = False
+        self._release()
         with torch.no_grad():
             x = inputs[0].detach().flatten()
             x = x[:: max(1, x.numel() >> 20)].float()  # ≤ ~2²⁰ values: torch.quantile's size limit, and cheap
             q = torch.quantile(x, torch.tensor([p / 100 for p in PERCENTILES], device=x.device))
         self._values = {f"norm/res5_last_input/p{p:02d}": float(v) for p, v in zip(PERCENTILES, q, strict=True)}
+
+    def _release(self) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
         if not self._values:  # only on the logged steps (the pre-hook filled them in this step's forward)
@@ -221,11 +223,17 @@ class NormStatistics(Callback):
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        self._armed = trainer.is_global_zero and trainer.global_step % self.every_n_steps == 0
+        if trainer.is_global_zero and trainer.global_step % self.every_n_steps == 0:
+            # the hook is on for this step's forward only, which runs uncompiled (`model.compile`): a compiled graph
+            # cannot run Python that reads its features, and it is traced without the hook
+            self._handle = self.res5_last_norm(pl_module).register_forward_pre_hook(self._capture)
+            pl_module.uncompiled_step = True
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        self._release()
+        pl_module.uncompiled_step = False
         if not self._values or trainer.logger is None:
             return
         gammas = {
@@ -419,10 +427,15 @@ class PreciseBN(Callback):
         hooks = [m.register_forward_pre_hook(accumulate) for m in layers]
         was_training = pl_module.training
         pl_module.train()
-        batches = 0
+        batches, stopped = 0, False
         try:
             with trainer.precision_plugin.forward_context():
+                check = getattr(trainer.datamodule, "check_batch", lambda batch: batch)
                 for batch in trainer.datamodule.precise_bn_dataloader(epoch=trainer.current_epoch):
+                    batch = check(batch)  # bad videos count, and stop runs, as in training
+                    if isinstance(batch, DataStop):  # this rank's last batch: the epoch end stops every rank
+                        stopped = True
+                        break
                     pl_module(trainer.datamodule.normalize(batch.clips.to(pl_module.device, non_blocking=True)))
                     batches += 1
                     if batches == self.num_batches:
@@ -431,7 +444,7 @@ class PreciseBN(Callback):
             for hook in hooks:
                 hook.remove()
             pl_module.train(was_training)
-        if batches == 0:
+        if batches == 0 and not stopped:
             raise ConfigError("model.precise_bn_batches: the training list gave no batch to recompute BN statistics")
         for module, (count, total, squares) in sums.items():
             count = trainer.strategy.reduce(count, reduce_op="sum")
@@ -444,7 +457,7 @@ class PreciseBN(Callback):
 
 
 def _clips_in(batch: Any) -> int:
-    return len(batch.clips)
+    return len(batch.clips) if isinstance(batch, ClipBatch) else 0  # a DataStop: no clips
 
 
 class ClipThroughput(ThroughputMonitor):

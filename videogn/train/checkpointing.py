@@ -4,7 +4,8 @@
 its target, flushed to disk, and `os.replace`d over it (`videogn.files.atomic_output`). A rename within one
 directory is atomic on local and network filesystems alike, so a run killed at any moment leaves the previous
 checkpoint intact. (Lightning's own writer goes through a temporary file in $TMPDIR, and a move across filesystems
-is a copy, then a delete.)
+is a copy, then a delete.) A write the file system refuses (disk full, quota, permissions) stops the run with
+`CheckpointWriteError`, one line naming the file and the reason.
 
 A run's folder is `<default_root_dir>/<run_name>/`: TensorBoard's `version_N/` folders and `checkpoints/`.
 `find_last` resolves `--ckpt_path last`; `read_checkpoint_info` reads what the CLI needs from a checkpoint
@@ -13,6 +14,7 @@ A run's folder is `<default_root_dir>/<run_name>/`: TensorBoard's `version_N/` f
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
+from videogn.errors import CheckpointWriteError
 from videogn.files import atomic_output
 from videogn.models.weights import read_checkpoint
 
@@ -32,8 +35,34 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
         if "://" in str(path):  # a remote URL: fsspec's business
             return super().save_checkpoint(checkpoint, path, storage_options)
-        with atomic_output(path) as tmp:
-            torch.save(checkpoint, tmp)
+        writer = _Writer()
+        try:
+            with atomic_output(path) as tmp, open(tmp, "wb") as writer.file:
+                torch.save(checkpoint, writer)
+        except (OSError, RuntimeError) as exc:
+            # torch.save reports a failed write as a RuntimeError ("unexpected pos ..."): the writer kept the cause
+            refused = exc if isinstance(exc, OSError) else writer.error
+            if refused is None or refused.errno is None:  # not the file system's answer: a bug
+                raise
+            raise CheckpointWriteError(str(path), refused) from exc
+
+
+class _Writer(io.RawIOBase):
+    """The file torch.save writes to, keeping the `OSError` of a refused write (torch.save replaces it by a
+    RuntimeError without the reason)."""
+
+    file: Any = None
+    error: OSError | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
 
 
 def find_last(checkpoints: str | os.PathLike) -> Path | None:

@@ -32,13 +32,13 @@ from typing import Any
 
 from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
 from videogn.data.datamodule import KineticsDataModule
-from videogn.errors import ConfigError
+from videogn.errors import ConfigError, RunStopped
 from videogn.models.weights import check_initial_weights, check_normalisation
 from videogn.train.callbacks import (
     BadVideoMonitor,
@@ -53,6 +53,7 @@ from videogn.train.callbacks import (
 )
 from videogn.train.checkpointing import AtomicCheckpointIO, find_last, read_checkpoint_info
 from videogn.train.module import VideoClassifier
+from videogn.train.preemption import Preemption
 
 __all__ = ["VideoGNCLI", "run", "run_name"]
 
@@ -63,6 +64,11 @@ def run_name(settings: Namespace) -> str:
         return settings.run_name
     net = settings.model.net
     return f"{net.arch}_{net.norm}_{settings.data.clips_per_gpu}clips"
+
+
+def _requeued() -> bool:
+    """Whether this is a SLURM job started again by a requeue (`videogn.train.preemption`)."""
+    return os.environ.get("SLURM_RESTART_COUNT", "0").isdigit() and int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0
 
 
 def _differences(given: Any, used: Any, prefix: str) -> list[str]:
@@ -87,6 +93,7 @@ DEFAULT_CALLBACKS: dict[str, tuple[type, dict[str, Any]]] = {
     "compute_memory": (ComputeMemory, {}),
     "lr_monitor": (LearningRateMonitor, {"logging_interval": "step"}),
     "throughput": (ClipThroughput, {"window_size": 10}),
+    "preemption": (Preemption, {}),
     "checkpoint_best": (
         ModelCheckpoint,
         {
@@ -144,6 +151,8 @@ class VideoGNCLI(LightningCLI):
         settings = self.config.get(self.config.get("subcommand"))
         if settings is None:
             return
+        if self.config.subcommand == "fit" and settings.get("ckpt_path") is None and _requeued():
+            settings.ckpt_path = "last"  # a requeued SLURM job goes on from its last checkpoint
         if settings.get("ckpt_path") == "last":  # resolved here, so a resume knows its run folder and version
             folder = self._run_dir(settings) / "checkpoints"
             last = find_last(folder)
@@ -229,6 +238,8 @@ class VideoGNCLI(LightningCLI):
                     continue
                 # null: the run's folder; absolute, as ModelCheckpoint makes it (a resume compares it)
                 callback.dirpath = callback.dirpath or os.path.realpath(folder)
+            if isinstance(callback, Preemption) and checkpointing:
+                callback.dirpath = callback.dirpath or os.path.realpath(folder)
             if callback is not None:
                 callbacks.append(callback)
         if settings.model.get("precise_bn_batches"):
@@ -239,7 +250,7 @@ class VideoGNCLI(LightningCLI):
             callbacks.append(ModelCheckpoint(folder, "last", every_n_train_steps=every, enable_version_counter=False))
         if checkpointing and not any(isinstance(c, ModelCheckpoint) for c in callbacks):
             kwargs["enable_checkpointing"] = False  # all turned off: not Lightning's default one elsewhere
-        kwargs["callbacks"] = callbacks
+        kwargs["callbacks"] = [*callbacks, _ReportStops()]
         plugins = configured.get("plugins") or []
         kwargs["plugins"] = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
         kwargs["use_distributed_sampler"] = False
@@ -263,6 +274,24 @@ class VideoGNCLI(LightningCLI):
             dashboards.log_final(trainer, self.model, final)
 
 
+def report_stop(exc: RunStopped) -> None:
+    """Print why a run stopped, as one line, once."""
+    if not getattr(exc, "reported", False):
+        # one write: under DDP every rank prints its line into the same terminal at the same moment
+        sys.stderr.write(f"videogn: stopped: {' '.join(str(exc).split())}\n")
+        sys.stderr.flush()
+        exc.reported = True
+
+
+class _ReportStops(Callback):
+    """Says why a run stopped as soon as it stops, before Lightning's teardown: under DDP, Lightning's launcher
+    kills the other processes once one of them has exited."""
+
+    def on_exception(self, trainer: Trainer, pl_module: Any, exception: BaseException) -> None:
+        if isinstance(exception, RunStopped):
+            report_stop(exception)
+
+
 def run(args: list[str] | None = None) -> None:
     """The LightningCLI for `fit`, `validate`, `test` and `predict` (`videogn.cli.main` dispatches here)."""
     argv = sys.argv[1:] if args is None else args
@@ -282,3 +311,6 @@ def run(args: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
+    except RunStopped as exc:  # too many bad videos, a preemption signal, a checkpoint that cannot be written
+        report_stop(exc)
+        sys.exit(exc.exit_code)

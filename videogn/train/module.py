@@ -23,7 +23,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from videogn.data.dataset import ClipBatch
+from videogn.data.dataset import ClipBatch, DataStop
 from videogn.data.settings import ClipSettings
 from videogn.errors import ConfigError
 from videogn.models.heads import fully_conv
@@ -81,6 +81,7 @@ class VideoClassifier(LightningModule):
         self.clip_metrics, self.losses = clip_metrics(h.num_classes, ("val", "test"))
         self.video_metrics = nn.ModuleDict()  # per stage, sized by the list in `setup`
         self.compiled = CompiledNetwork(self.model, h.compile_mode) if h.compile else None  # the training steps'
+        self.uncompiled_step = False  # set by a callback that hooks into the next training step's network
 
     def setup(self, stage: str) -> None:
         clip = getattr(self.trainer.datamodule, "clip", None)
@@ -125,8 +126,11 @@ class VideoClassifier(LightningModule):
         return fully_conv(self.model, clips, self.test_window)
 
     def train_forward(self, clips: torch.Tensor) -> torch.Tensor:
-        """The training steps' forward: the network, compiled when `compile` is on."""
-        return self.compiled(self._memory_format(clips)) if self.compiled else self(clips)
+        """The training steps' forward: the network, compiled when `compile` is on (except a step a callback
+        hooks into, `uncompiled_step`)."""
+        if self.compiled is None or self.uncompiled_step:
+            return self(clips)
+        return self.compiled(self._memory_format(clips))
 
     def _memory_format(self, clips: torch.Tensor) -> torch.Tensor:
         return clips.contiguous(memory_format=torch.channels_last_3d) if self.hparams.channels_last else clips
@@ -139,27 +143,32 @@ class VideoClassifier(LightningModule):
         self.log("train/top1", self.train_top1, prog_bar=True)
         return loss
 
-    def _eval_step(self, batch: ClipBatch, stage: str) -> None:
-        logits = self(batch.clips)
-        keep = batch.view_index >= 0  # view -1 marks a stand-in for a bad video
-        if keep.any():
-            self.losses[stage].update(F.cross_entropy(logits[keep], batch.labels[keep]), weight=int(keep.sum()))
-            self.clip_metrics[stage].update(logits[keep], batch.labels[keep])
-        # logged at every step, also without a kept view, so that every rank takes part in the epoch-end sync
+    def _eval_step(self, batch: ClipBatch | DataStop, stage: str) -> None:
+        if isinstance(batch, ClipBatch):
+            logits = self(batch.clips)
+            keep = batch.view_index >= 0  # view -1 marks a stand-in for a bad video
+            if keep.any():
+                self.losses[stage].update(F.cross_entropy(logits[keep], batch.labels[keep]), weight=int(keep.sum()))
+                self.clip_metrics[stage].update(logits[keep], batch.labels[keep])
+            if stage in self.video_metrics:
+                probs = logits.float().softmax(dim=1)
+                self.video_metrics[stage].update(probs, batch.labels, batch.video_index, batch.view_index)
+        # logged at every step, also without a kept view or with a `DataStop` (under DDP the dataset gave up on this
+        # rank: its last batch; the epoch end stops every rank), so that every rank takes part in the epoch-end sync
         self.log(f"{stage}/loss", self.losses[stage], on_epoch=True)
         self.log_dict(self.clip_metrics[stage], on_epoch=True)
         if stage in self.video_metrics:
-            probs = logits.float().softmax(dim=1)
-            self.video_metrics[stage].update(probs, batch.labels, batch.video_index, batch.view_index)
             self.log_dict(self.video_metrics[stage], on_epoch=True)
 
-    def validation_step(self, batch: ClipBatch, batch_idx: int) -> None:
+    def validation_step(self, batch: ClipBatch | DataStop, batch_idx: int) -> None:
         self._eval_step(batch, "val")
 
-    def test_step(self, batch: ClipBatch, batch_idx: int) -> None:
+    def test_step(self, batch: ClipBatch | DataStop, batch_idx: int) -> None:
         self._eval_step(batch, "test")
 
-    def predict_step(self, batch: ClipBatch, batch_idx: int) -> dict[str, torch.Tensor]:
+    def predict_step(self, batch: ClipBatch | DataStop, batch_idx: int) -> dict[str, torch.Tensor] | None:
+        if not isinstance(batch, ClipBatch):
+            return None
         probs = self(batch.clips).float().softmax(1)
         return {"probs": probs, "label": batch.labels, "video_index": batch.video_index, "view_index": batch.view_index}
 
@@ -196,6 +205,21 @@ class VideoClassifier(LightningModule):
             f"{h.schedule} schedule over {total} iterations"
         )
         return sgd_with_schedule(self.model, self.lr_schedule, **self.optimizer_settings())
+
+    def _decide_data_stops(self) -> None:
+        """At an evaluation epoch's end, every rank stops alike if any rank's data did (a collective under DDP)."""
+        sync = getattr(self.trainer.datamodule, "sync_failures", None)
+        if sync is not None:
+            sync()
+
+    def on_validation_epoch_end(self) -> None:
+        self._decide_data_stops()
+
+    def on_test_epoch_end(self) -> None:
+        self._decide_data_stops()
+
+    def on_predict_epoch_end(self) -> None:
+        self._decide_data_stops()
 
     def on_train_start(self) -> None:
         # after a resume: the restored scheduler and optimizer follow this run's schedule and settings

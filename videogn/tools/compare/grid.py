@@ -68,6 +68,7 @@ class Column:
         return f"{norm}{clip}_{self.clips}clips"
 
 
+FINISHED_TAG = "final/train/loss"  # written once, when a fit has run to its end (TensorBoardDashboards.log_final)
 LR_TAG = "train/lr/decay"  # LearningRateMonitor's tag for the LR of the conv / fc weights
 
 

@@ -1,5 +1,9 @@
-"""The report of `videogn compare`: finished runs read back from TensorBoard, tables (CSV, Table-8 markdown,
-Welch's t-test of differences over seeds) and plots. Reads logs only: no Lightning, no network."""
+"""The report of `videogn compare`: runs read back from TensorBoard, tables (CSV, Table-8 markdown, Welch's t-test
+of differences over seeds) and plots. Reads logs only: no Lightning, no network.
+
+A run is finished when its fit ran to its end (it logged `final/train/loss`); a run that stopped early (killed,
+preempted, stopped on bad data, still running) is listed in results.csv and marked in results.md, and left out of
+the table's means and the differences."""
 
 from __future__ import annotations
 
@@ -8,7 +12,16 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from videogn.tools.compare.grid import LR_TAG, METRIC_NAMES, METRICS, PAPER_TABLE8, TEST_METRICS, Column, Grid
+from videogn.tools.compare.grid import (
+    FINISHED_TAG,
+    LR_TAG,
+    METRIC_NAMES,
+    METRICS,
+    PAPER_TABLE8,
+    TEST_METRICS,
+    Column,
+    Grid,
+)
 
 __all__ = ["RunResult", "collect", "run_scalars", "write_report"]
 
@@ -21,6 +34,7 @@ class RunResult:
     per_epoch: dict[str, list[float]]
     lr: float | None = None
     seed: int | None = None
+    finished: bool = True  # the fit ran to its end
 
     @property
     def clips_per_gpu(self) -> int:
@@ -57,7 +71,7 @@ def collect(grid: Grid) -> list[RunResult]:
     """Read each run's TensorBoard events: the validation metrics of every epoch and their last values."""
     results = []
     for norm, column, seed in grid.seed_runs():
-        scalars = run_scalars(Path(grid.out) / grid.run_name(norm, column, seed), {*METRICS, LR_TAG})
+        scalars = run_scalars(Path(grid.out) / grid.run_name(norm, column, seed), {*METRICS, LR_TAG, FINISHED_TAG})
         per_epoch = {m: [v for _, v in sorted(scalars[m].items())] for m in METRICS if m in scalars}
         final = {m: v[-1] for m, v in per_epoch.items()}
         if grid.final_test:  # the test of the last checkpoint; a run not (yet) tested has no final numbers
@@ -66,7 +80,8 @@ def collect(grid: Grid) -> list[RunResult]:
         if not per_epoch and not final:
             continue
         lr = max(scalars[LR_TAG].values()) if LR_TAG in scalars else None
-        results.append(RunResult(norm, column, final, per_epoch, lr=lr, seed=seed))
+        finished = FINISHED_TAG in scalars
+        results.append(RunResult(norm, column, final, per_epoch, lr=lr, seed=seed, finished=finished))
     return results
 
 
@@ -108,6 +123,7 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
                 "clip_top5",
                 "video_top1",
                 "video_top5",
+                "finished",
             ]
         )
         for r in results:
@@ -120,11 +136,14 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
                     r.lr,
                     len(r.per_epoch.get("val/top1", [])),
                     *(f"{r.final.get(m, float('nan')):.4f}" for m in METRICS),
+                    "yes" if r.finished else "no",
                 ]
             )
-    by_cell: dict[tuple[str, Column], list[RunResult]] = {}
+    by_cell: dict[tuple[str, Column], list[RunResult]] = {}  # the finished runs: what the means are of
     for r in results:
-        by_cell.setdefault((r.norm, r.column), []).append(r)
+        if r.finished:
+            by_cell.setdefault((r.norm, r.column), []).append(r)
+    unfinished = [r for r in results if not r.finished]
     seeds = len(grid.seed_list)
     if grid.seeds:
         written.append(out / "results_summary.csv")
@@ -194,6 +213,13 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
             "run's checkpoint."
         )
         lines.append("")
+    if unfinished:
+        names = ", ".join(f"`{grid.run_name(r.norm, r.column, r.seed)}`" for r in unfinished)
+        lines += [
+            f"Left out of the cells and the differences: {len(unfinished)} unfinished run"
+            f"{'s' if len(unfinished) > 1 else ''} (stopped before the end of its fit, or still running): {names}.",
+            "",
+        ]
     lines += _differences(grid, by_cell)
     names = ", ".join(f"`{grid.run_name(n, c, s)}`" for n, c, s in grid.seed_runs())
     lines.append(f"Runs: {names} under `{grid.out}`.")

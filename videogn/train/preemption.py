@@ -1,0 +1,138 @@
+"""Preemption: a `fit` that receives SIGUSR1 or SIGTERM saves `last.ckpt` at the step it is at, and stops.
+
+SLURM sends SIGUSR1 some time before a job's time limit when asked (`#SBATCH --signal=USR1@600`), and SIGTERM
+before it kills a job (preemption, `scancel`, the time limit). `Preemption` (one of the CLI's default callbacks,
+`--preemption.*`) turns either into a checkpoint and a clean stop:
+
+1. the handler only notes the signal (a signal handler may run in the middle of anything);
+2. at the end of the training step in progress (or of a validation inside `fit`), every rank learns whether any rank
+   got a signal (the largest signal number over ranks, `videogn.distributed`), so all stop at the same step;
+3. `last.ckpt` is written in the run's checkpoint folder (atomically, as every checkpoint), with the training
+   loader's position: `fit --ckpt_path last` goes on with exactly the clips the epoch had not seen;
+4. on SIGUSR1 inside a SLURM batch job, rank 0 requeues the job (`scontrol requeue`, as Lightning's
+   `SLURMEnvironment(auto_requeue=True)`); a requeued job resumes from `last.ckpt` without `--ckpt_path` (the CLI
+   reads `SLURM_RESTART_COUNT`). SIGTERM is not requeued: `scancel` sends it too, and a cancelled job must end;
+5. the command ends with one line (`videogn: stopped: SIGTERM at step 1200: saved ...`) and exit status 128 + the
+   signal's number, as a shell reports a process ended by that signal.
+
+The handlers are installed when training starts (replacing Lightning's SIGTERM handler, which stops without a
+checkpoint) and the previous ones are put back when `fit` ends.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+
+from videogn.distributed import max_over_ranks
+from videogn.errors import ConfigError, RunStopped
+
+__all__ = ["Preempted", "Preemption", "slurm_job_id"]
+
+
+class Preempted(RunStopped):
+    """A fit stopped by a signal, after saving its checkpoint."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+def slurm_job_id() -> str | None:
+    """The job to requeue: `ARRAYJOB_TASK` for an array task, else `SLURM_JOB_ID`; None outside a SLURM batch job
+    (an interactive `srun --pty bash` or `salloc` session is not requeued, as in Lightning)."""
+    if os.environ.get("SLURM_JOB_NAME") in ("bash", "interactive"):
+        return None
+    array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    job = f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array_job else os.environ.get("SLURM_JOB_ID")
+    return job if job and re.fullmatch(r"[0-9_]+", job) else None
+
+
+class Preemption(Callback):
+    """Save `last.ckpt` and stop on a signal (see the module's documentation).
+
+    Args:
+        signals: the signals to handle (names: "SIGUSR1", "SIGTERM", "SIGUSR2", ...).
+        requeue: on SIGUSR1 inside a SLURM batch job, requeue it (`scontrol requeue`).
+        dirpath: the folder of `last.ckpt` (null: the run's checkpoint folder, `<root>/<run_name>/checkpoints`).
+    """
+
+    def __init__(
+        self, signals: tuple[str, ...] = ("SIGUSR1", "SIGTERM"), requeue: bool = True, dirpath: str | None = None
+    ) -> None:
+        unknown = [name for name in signals if not isinstance(getattr(signal, name, None), signal.Signals)]
+        if unknown:
+            raise ConfigError(f"preemption.signals: unknown signal names {unknown} (e.g. SIGUSR1, SIGTERM)")
+        self.signals = [signal.Signals[name] for name in signals]
+        self.requeue = requeue
+        self.dirpath = dirpath
+        self.received: int = 0  # the signal noted on this rank (0: none)
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.received = self.received or signum
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+            return
+        self.received = 0
+        for signum in self.signals:
+            self._previous[signum] = signal.signal(signum, self._note)
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._restore()
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self._stop_if_signalled(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self._stop_if_signalled(trainer)
+
+    def _stop_if_signalled(self, trainer: pl.Trainer) -> None:
+        signum = max_over_ranks(self.received)  # every rank, every step: all stop at the same one
+        if not signum:
+            return
+        name, step = signal.Signals(signum).name, trainer.global_step
+        if self.dirpath is None:
+            raise Preempted(f"{name} at step {step}: no checkpoint saved (checkpointing is off)", signum)
+        path = Path(self.dirpath) / "last.ckpt"
+        trainer.save_checkpoint(path)  # every rank: rank 0 writes, the others wait for it
+        then = "resume with --ckpt_path last"
+        if signum == signal.SIGUSR1 and self.requeue and trainer.is_global_zero:
+            then = self._requeue() or then
+        raise Preempted(f"{name} at step {step}: saved {path}; {then}", signum)
+
+    @staticmethod
+    def _requeue() -> str | None:
+        """Requeue this SLURM job; what happened, or None outside SLURM."""
+        job = slurm_job_id()
+        if job is None:
+            return None
+        try:
+            done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"requeueing SLURM job {job} failed ({exc}): resume with --ckpt_path last"
+        if done.returncode != 0:
+            reason = " ".join(done.stderr.split()) or f"exit status {done.returncode}"
+            return f"requeueing SLURM job {job} failed ({reason}): resume with --ckpt_path last"
+        return f"requeued SLURM job {job}, which resumes from it"
