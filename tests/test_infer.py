@@ -186,3 +186,57 @@ def test_not_a_videogn_checkpoint(tmp_path, videos, capsys):
     torch.save({"state_dict": {"fc.weight": torch.zeros(2, 2)}}, fake)
     assert main(["--ckpt", str(fake), str(videos / "bikes.mp4")]) == 2
     assert "other.ckpt: weights without videogn's settings, not a videogn checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_drawn_video_timeline_and_features_of_a_real_video(ckpt, videos, tmp_path, capsys):
+    """--stride (a window every second), --out-video, --timeline and --features on bikes.mp4 with the demo-sized
+    checkpoint: the drawn video decodes back with the input's frames, rate and size, and differs from the input only
+    where the labels are drawn."""
+    import numpy as np
+
+    from videogn.data.decoding import all_frames, open_video
+    from videogn.tools.annotate import Painter
+
+    bikes = videos / "bikes.mp4"
+    drawn, plot, features, out = (tmp_path / n for n in ("drawn.mp4", "timeline.png", "f.npz", "p.json"))
+    args = ["--ckpt", ckpt, str(bikes), "--stride", "1", "--topk", "3", "--out-video", str(drawn)]
+    assert main([*args, "--timeline", str(plot), "--features", str(features), "--json", str(out)]) == 0
+    video = json.loads(out.read_text())["videos"][0]
+    starts = [c["start_s"] for c in video["clips"]]
+    assert starts == [float(k) for k in range(len(starts))] and len(starts) == 10  # 10 s: a window every second
+    assert video["clips"][-1]["end_s"] <= 10.0 and all(len(c["topk"]) == 3 for c in video["clips"])
+    with open_video(bikes, "pyav") as source, open_video(drawn, "pyav") as written:
+        assert written.info.num_frames == source.info.num_frames == 250
+        assert written.info.fps == pytest.approx(source.info.fps)
+        originals, annotated = list(all_frames(source)), list(all_frames(written))
+    height, width = originals[0].shape[:2]
+    assert annotated[0].shape == (height // 2 * 2, width // 2 * 2, 3)
+    painter = Painter(*annotated[0].shape[:2], 3)
+    inside = np.zeros(annotated[0].shape[:2], bool)
+    for x0, y0, x1, y1 in painter.boxes:
+        inside[y0:y1, x0:x1] = True
+    for i in (0, 125, 249):
+        change = np.abs(annotated[i].astype(int) - originals[i][: inside.shape[0], : inside.shape[1]]).mean(-1)
+        assert change[~inside].mean() < 3  # H.264 at CRF 18: the picture itself unchanged but for coding noise
+        assert change[inside].mean() > 20  # the labels and their panels
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    saved = np.load(features)
+    assert saved["features"].shape == (10, 2048 // 8 * 1)  # the demo network is R50 at width 8: res5 has 256 channels
+    assert list(saved["start_s"]) == starts and set(saved["video"]) == {0} and set(saved["label"]) == {-1}
+    assert list(saved["paths"]) == [str(bikes)]
+
+
+@pytest.mark.slow
+def test_out_dir_draws_each_video_and_one_video_flags_refuse_several(ckpt, videos, tmp_path, capsys):
+    out = tmp_path / "drawn"
+    assert main(["--ckpt", ckpt, str(videos), "--clips", "2", "--out-dir", str(out), "--out-size", "64"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["0000_bigbuckbunny.mp4", "0001_bikes.mp4"]
+    from videogn.data.decoding import open_video
+
+    with open_video(out / names[1], "pyav") as written:
+        assert min(written.get_frames([0]).shape[1:3]) == 64
+    with pytest.raises(SystemExit):
+        main(["--ckpt", ckpt, str(videos), "--out-video", str(tmp_path / "x.mp4")])
+    assert "--out-video is for one video, got 2" in capsys.readouterr().err

@@ -4,6 +4,7 @@ subcommand needs.
 - `fit`, `validate`, `test`, `predict`: the LightningCLI of `videogn.train.cli` (Lightning, the network, the data);
 - `compare`: the BN-vs-GN grid (`videogn.tools.compare`; `--report` reads TensorBoard logs, no Lightning);
 - `convert`: zoo checkpoints into videogn's (`videogn.tools.convert`, no Lightning);
+- `export`: a checkpoint as an ONNX or TorchScript file for deployment (`videogn.tools.export`);
 - no subcommand, or `-h`: this list, at once.
 """
 
@@ -13,7 +14,7 @@ import sys
 
 __all__ = ["main"]
 
-USAGE = """usage: videogn [-h] {fit,validate,test,predict,compare,convert} ...
+USAGE = """usage: videogn [-h] {fit,validate,test,predict,compare,convert,export} ...
 
 Inflated 3D ResNets with Group Normalization for video classification (also run as `lightning`).
 
@@ -24,6 +25,7 @@ subcommands:
   predict             per-view class probabilities (--ckpt_path)
   compare             the BN-vs-GN grid: commands, runs, report
   convert             a zoo checkpoint into a videogn checkpoint
+  export              a checkpoint as an ONNX or TorchScript file (uint8 clips in, scores out)
 
 Each subcommand's options: videogn SUBCOMMAND --help
 """
@@ -43,6 +45,10 @@ def main(args: list[str] | None = None) -> None:
         from videogn.tools.convert import main as convert
 
         sys.exit(convert(argv[1:]))
+    if argv[0] == "export":
+        from videogn.tools.export import main as export
+
+        sys.exit(export(argv[1:]))
     from videogn.train.cli import run
 
     run(args)

@@ -6,7 +6,9 @@
 - `RunStopped`: a run stopped on purpose, for a reason outside the code: too many videos the decoder cannot read
   (`videogn.data.dataset.TooManyBadVideos`), a preemption signal (`videogn.train.preemption.Preempted`), a
   checkpoint that cannot be written (`CheckpointWriteError`: disk full, quota). The command line prints its
-  message as one line and exits with its `exit_code`; under DDP every rank stops with the same message.
+  message as one line and exits with its `exit_code`. Under DDP bad data and preemption stop every rank with the
+  same message; a checkpoint is written by rank 0 alone, so its failure stops rank 0, and the other ranks wait in
+  Lightning's barrier until the process group's timeout.
 - A video the decoder cannot read is `videogn.data.decoding.DecodeError` (the dataset replaces it by another one).
 
 Anything else that escapes is a bug and must propagate with its traceback: never turn it into "bad video" or

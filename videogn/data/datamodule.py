@@ -38,7 +38,7 @@ from videogn.data.dataset import (
     most_common_reason,
 )
 from videogn.data.lists import read_class_names, read_video_list
-from videogn.data.loaders import ShardedLoader, TrainLoader
+from videogn.data.loaders import ShardedLoader, StoppingLoader, TrainLoader
 from videogn.data.samplers import ShardedSampler
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import Normalize
@@ -288,9 +288,9 @@ class KineticsDataModule(LightningDataModule):
         return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        # Lightning rebuilds predict loaders around its own batch sampler: a plain DataLoader (the order is
-        # irrelevant, every prediction carries its video and view index)
-        return self._loader("predict", cls=DataLoader)
+        # Lightning rebuilds predict loaders around its own batch sampler: not a ShardedLoader (the order is
+        # irrelevant, every prediction carries its video and view index), but one that ends after a DataStop
+        return self._loader("predict", cls=StoppingLoader)
 
     # ------------------------------------------------------------------ bad videos
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -324,9 +324,9 @@ class KineticsDataModule(LightningDataModule):
             split, stop = batch.split, batch.message
         elif isinstance(batch, ClipBatch):
             split, stop = batch.split, None
-            self.record_failures(batch.failures, split)
         else:
             return batch
+        self.record_failures(batch.failures, split)
         self._stops.extend([stop] if stop else [])
         if not is_distributed():
             self._decide()

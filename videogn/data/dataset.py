@@ -62,6 +62,7 @@ class DataStop(NamedTuple):
 
     message: str
     split: str
+    failures: dict[str, str] = {}  # noqa: RUF012 - a NamedTuple field: never changed in place
 
     def error(self) -> TooManyBadVideos:
         return TooManyBadVideos(self.message)
@@ -278,10 +279,10 @@ class ClipCollate:
         self.dataset = dataset
 
     def __call__(self, items: list[Item] | DataStop) -> ClipBatch | DataStop:
-        if isinstance(items, DataStop):
-            return items
         info = get_worker_info()
         dataset = info.dataset if info is not None else self.dataset
+        if isinstance(items, DataStop):  # with the bad videos met while making it
+            return items._replace(failures=dataset.pop_new_failures())
         # stacked in the clips' (T, H, W, 3) memory order, into the worker's shared memory: no transposing copy
         clips, labels, videos, views = default_collate([(c.permute(1, 2, 3, 0), *rest) for c, *rest in items])
         clips = clips.permute(0, 4, 1, 2, 3)  # (N, 3, T, H, W), channels_last_3d strides

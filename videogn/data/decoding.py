@@ -310,6 +310,13 @@ def decode_clips(
         yield out
 
 
+def all_frames(video: VideoReader, chunk: int = 32) -> Iterator[np.ndarray]:
+    """Every frame (H, W, 3) uint8 of an opened video, in order, `chunk` frames decoded at a time."""
+    for start in range(0, video.info.num_frames, chunk):
+        indices = list(range(start, min(start + chunk, video.info.num_frames)))
+        yield from _checked(video.get_frames(indices), len(indices), video.path)
+
+
 def read_frames(
     path: str | os.PathLike, indices_for: Callable[[VideoInfo], Sequence[int]], backend: str = "decord"
 ) -> tuple[np.ndarray, VideoInfo]:

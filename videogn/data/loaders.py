@@ -21,18 +21,13 @@ from videogn.data.dataset import DataStop
 from videogn.data.samplers import ShardedSampler
 from videogn.errors import ConfigError
 
-__all__ = ["ShardedLoader", "TrainLoader"]
+__all__ = ["ShardedLoader", "StoppingLoader", "TrainLoader"]
 
 
-class ShardedLoader(DataLoader):
-    """A DataLoader that only runs with the `ShardedSampler` it was made with."""
+class StoppingLoader(DataLoader):
+    """A DataLoader whose epoch ends after a `DataStop` (the dataset gave up: the run stops)."""
 
     def __iter__(self) -> Iterator[Any]:
-        if not isinstance(self.sampler, ShardedSampler):
-            raise ConfigError(
-                f"the data loader's sampler was replaced by {type(self.sampler).__name__}: KineticsDataModule shards "
-                "the data itself; create the Trainer with use_distributed_sampler=False (the videogn CLI does)"
-            )
         return self._until_stop(super().__iter__())
 
     @staticmethod
@@ -41,6 +36,18 @@ class ShardedLoader(DataLoader):
             yield batch
             if isinstance(batch, DataStop):
                 return
+
+
+class ShardedLoader(StoppingLoader):
+    """A DataLoader that only runs with the `ShardedSampler` it was made with."""
+
+    def __iter__(self) -> Iterator[Any]:
+        if not isinstance(self.sampler, ShardedSampler):
+            raise ConfigError(
+                f"the data loader's sampler was replaced by {type(self.sampler).__name__}: KineticsDataModule shards "
+                "the data itself; create the Trainer with use_distributed_sampler=False (the videogn CLI does)"
+            )
+        return super().__iter__()
 
 
 class TrainLoader(ShardedLoader):

@@ -11,11 +11,11 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from videogn.data.decoding import VideoInfo, VideoReader, decode_clips
-from videogn.data.sampling import clip_step, eval_clip_indices
+from videogn.data.sampling import clip_indices, clip_step, eval_clip_indices, window_length
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import EvalTransform
 
-__all__ = ["eval_clips", "video_views"]
+__all__ = ["eval_clips", "sliding_clips", "video_views"]
 
 
 def eval_clips(info: VideoInfo, clip: ClipSettings, num_clips: int) -> list[list[int]]:
@@ -25,6 +25,19 @@ def eval_clips(info: VideoInfo, clip: ClipSettings, num_clips: int) -> list[list
         eval_clip_indices(info.num_frames, clip.num_frames, step, k, num_clips, clip.clip_starts)
         for k in range(num_clips)
     ]
+
+
+def sliding_clips(info: VideoInfo, clip: ClipSettings, stride_s: float) -> list[list[int]]:
+    """A clip window every `stride_s` seconds from the start, as long as it fits in the video (one centred window
+    when the video is shorter than a window): a timeline of a long video."""
+    if not stride_s > 0:
+        raise ValueError(f"the stride must be positive, got {stride_s}")
+    step = clip_step(clip.frame_interval, info.fps, clip.target_fps)
+    slack = info.num_frames - window_length(clip.num_frames, step)
+    if slack < 0:
+        return [clip_indices(slack / 2, clip.num_frames, step, info.num_frames)]
+    starts = [k * stride_s * info.fps for k in range(int(slack // (stride_s * info.fps)) + 1)]
+    return [clip_indices(start, clip.num_frames, step, info.num_frames) for start in starts]
 
 
 def video_views(

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["classifier_prefix", "fully_conv"]
+__all__ = ["classifier_prefix", "fully_conv", "res5_features"]
 
 
 def classifier_prefix(model: nn.Module) -> str:
@@ -16,16 +16,25 @@ def classifier_prefix(model: nn.Module) -> str:
     return f"blocks.{len(model.blocks) - 1}.proj."
 
 
-def fully_conv(model: nn.Module, clips: torch.Tensor, window: tuple[int, int, int]) -> torch.Tensor:
+def res5_features(model: nn.Module, clips: torch.Tensor) -> torch.Tensor:
+    """The backbone's output: res5's feature map (N, C, T', H', W'), what the head takes."""
+    x = clips
+    for block in model.blocks[:-1]:
+        x = block(x)
+    return x
+
+
+def fully_conv(
+    model: nn.Module, clips: torch.Tensor | None, window: tuple[int, int, int], features: torch.Tensor | None = None
+) -> torch.Tensor:
     """The references' test head (video-nonlocal-net `resnet_video_org.py` at test, PySlowFast
     `head_helper.ResNetBasicHead` in eval): (N, 3, T, H, W) → log of the mean per-position softmax (N, classes).
 
     res5's features are average-pooled with `window` (res5's T×H×W at the training clip size) at stride 1, and the
     classifier is applied at every position; at the training size that is one position, the global head.
+    `features`: res5's output, when already computed (`res5_features`; `clips` is then not used).
     """
-    x = clips
-    for block in model.blocks[:-1]:
-        x = block(x)  # (N, C, T', H', W') after res5
+    x = res5_features(model, clips) if features is None else features  # (N, C, T', H', W')
     window = tuple(min(w, s) for w, s in zip(window, x.shape[2:], strict=True))
     x = F.avg_pool3d(x, window, stride=1)  # (N, C, t, h, w): one training-size window per position
     scores = model.blocks[-1].proj(x.permute(0, 2, 3, 4, 1))  # (N, t, h, w, classes): a 1×1×1 conv

@@ -13,6 +13,14 @@ scale and normalisation come from the checkpoint (override with --frames, --inte
 those of `lightning test` (`videogn.data.views`): each frame decoded once, a few clip windows of frames held at a
 time, so memory does not grow with the video's length or --clips.
 
+What else it writes:
+- `--stride SECONDS`: instead of K evenly spaced clips, a clip window every S seconds over the whole video (a
+  timeline of a long video), each window's top-k in the output and the JSON; memory stays that of a few windows;
+- `--out-video OUT.mp4` (one video) or `--out-dir DIR` (one per video): the video with the top-k classes of the
+  window each frame falls in and a bar of the video-level prediction drawn on it (`videogn.tools.annotate`);
+- `--timeline PLOT.png` (one video): class probability over time for the top classes (matplotlib);
+- `--features OUT.npz`: res5's pooled feature of every view (clip × crop) with its video, clip span and label.
+
 A video whose name starts with "-": put `--` before the videos (`videogn-infer --ckpt C -- -x.mp4`).
 """
 
@@ -36,7 +44,7 @@ from videogn.data.decoding import VIDEO_EXTENSIONS, DecodeError, open_video
 from videogn.data.lists import read_video_list
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import EvalTransform, Normalize
-from videogn.data.views import eval_clips, video_views
+from videogn.data.views import eval_clips, sliding_clips, video_views
 from videogn.errors import ConfigError
 from videogn.files import FileError
 from videogn.models.weights import read_checkpoint, state_differences
@@ -57,6 +65,9 @@ class VideoResult:
     clips: list[dict[str, Any]] = field(default_factory=list)
     video_topk: list[dict[str, Any]] = field(default_factory=list)
     view_probs: torch.Tensor | None = None  # (clips × crops, classes), for the accuracy report
+    windows: list[list[int]] = field(default_factory=list)  # each clip's frame indices
+    clip_probs: torch.Tensor | None = None  # (clips, classes): the crops' mean
+    features: torch.Tensor | None = None  # (clips × crops, channels): res5 pooled, with `features`
 
     def as_dict(self, class_names: Sequence[str]) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "ok": self.ok}
@@ -127,8 +138,11 @@ class Predictor:
         topk: int,
         device: torch.device,
         batch_size: int = 8,
+        stride_s: float | None = None,
+        features: bool = False,
     ) -> None:
         self.model, self.clip, self.device = model, clip, device
+        self.stride_s, self.features = stride_s, features
         self.num_clips, self.num_crops, self.batch_size = num_clips, num_crops, batch_size
         self.class_names = list(model.class_names)
         self.topk = min(topk, len(self.class_names))
@@ -155,18 +169,24 @@ class Predictor:
             info = video.info
             if not info.fps > 0:
                 raise DecodeError(path, "the video stream reports no frame rate")
-            clips = eval_clips(info, self.clip, self.num_clips)
-            probs, batch = [], []
+            if self.stride_s:
+                clips = sliding_clips(info, self.clip, self.stride_s)
+            else:
+                clips = eval_clips(info, self.clip, self.num_clips)
+            outputs, batch = [], []
             for _, view in video_views(video, clips, self.transform):  # the views of `lightning test`, in order
                 batch.append(view)
                 if len(batch) == self.batch_size:
-                    probs.append(self._forward(batch))
+                    outputs.append(self._forward(batch))
                     batch = []
             if batch:
-                probs.append(self._forward(batch))
-        probs_all = torch.cat(probs)  # (clips × crops, classes)
-        per_clip = probs_all.view(self.num_clips, self.num_crops, -1).mean(1)
+                outputs.append(self._forward(batch))
+        probs_all = torch.cat([probs for probs, _ in outputs])  # (clips × crops, classes)
+        per_clip = probs_all.view(len(clips), self.num_crops, -1).mean(1)
         result = VideoResult(path, ok=True, label=label, num_frames=info.num_frames, fps=info.fps, view_probs=probs_all)
+        result.windows, result.clip_probs = [list(c) for c in clips], per_clip
+        if self.features:
+            result.features = torch.cat([features for _, features in outputs])
         for k, clip in enumerate(clips):
             result.clips.append(
                 {
@@ -180,21 +200,24 @@ class Predictor:
         result.video_topk = self._top(probs_all.mean(0))
         return result
 
-    def _forward(self, views: list[torch.Tensor]) -> torch.Tensor:
+    def _forward(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
         with compute_memory():
             clips = self.normalize(torch.stack(views).to(self.device))
-            return self.model(clips).float().softmax(1).cpu()
+            if not self.features:
+                return self.model(clips).float().softmax(1).cpu(), None
+            scores, features = self.model.forward_with_features(clips)
+            return scores.float().softmax(1).cpu(), features.float().cpu()
 
 
 class AccuracyReport:
     """Clip-level (every view) and video-level top-1/top-5 over the labelled videos, and the top confusions."""
 
-    def __init__(self, class_names: Sequence[str], num_videos: int, views_per_video: int) -> None:
+    def __init__(self, class_names: Sequence[str], num_videos: int) -> None:
         classes = len(class_names)
         self.class_names = class_names
         self.clip_top1 = MulticlassAccuracy(classes, top_k=1, average="micro")
         self.clip_top5 = MulticlassAccuracy(classes, top_k=min(5, classes), average="micro")
-        self.video = video_accuracy(num_videos, classes, views_per_video)
+        self.video = video_accuracy(num_videos, classes, 1)  # of each video's mean softmax over its views
         self.confusions: Counter[tuple[int, int]] = Counter()
         self.videos = 0
 
@@ -205,7 +228,8 @@ class AccuracyReport:
         labels = torch.full((len(probs),), result.label)
         self.clip_top1.update(probs, labels)
         self.clip_top5.update(probs, labels)
-        self.video.update(probs, labels, torch.full_like(labels, index), torch.arange(len(probs)))
+        mean = probs.mean(0, keepdim=True)
+        self.video.update(mean, labels[:1], torch.full_like(labels[:1], index), torch.zeros_like(labels[:1]))
         predicted = int(probs.mean(0).argmax())
         if predicted != result.label:
             self.confusions[(result.label, predicted)] += 1
@@ -285,6 +309,54 @@ def clip_settings(checkpoint_clip: ClipSettings | None, args: argparse.Namespace
     return replace(checkpoint_clip, **overrides)
 
 
+def write_pictures(result: VideoResult, predictor: Predictor, args: argparse.Namespace, index: int) -> None:
+    """The annotated video and the timeline plot of one video, where asked for."""
+    from videogn.tools.annotate import annotate_video, plot_timeline
+
+    assert result.clip_probs is not None and result.view_probs is not None
+    out = args.out_video
+    if args.out_dir is not None:
+        out = args.out_dir / f"{index:04d}_{Path(result.path).stem}.mp4"
+    if out is not None:
+        annotate_video(
+            result.path, out, result.windows, result.clip_probs, result.view_probs.mean(0), predictor.class_names,
+            topk=min(predictor.topk, 5), backend=predictor.clip.backend, out_size=args.out_size,
+        )  # fmt: skip
+        print(f"  drawn: {out}")
+    if args.timeline is not None:
+        spans = [(clip["start_s"], clip["end_s"]) for clip in result.clips]
+        plot_timeline(spans, result.clip_probs, predictor.class_names, args.timeline, title=Path(result.path).name)
+        print(f"  timeline: {args.timeline}")
+
+
+def write_features(out: Path, results: list[VideoResult]) -> None:
+    """res5's pooled feature of every view of the videos that decoded, with where it comes from (.npz)."""
+    import numpy as np
+
+    from videogn.files import atomic_output
+
+    rows: dict[str, list] = {k: [] for k in ("features", "video", "clip", "crop", "start_s", "end_s", "label")}
+    paths = []
+    for result in (r for r in results if r.ok and r.features is not None):
+        video = len(paths)
+        paths.append(result.path)
+        crops = len(result.features) // len(result.clips)
+        for view, feature in enumerate(result.features):
+            clip = result.clips[view // crops]
+            rows["features"].append(feature.numpy())
+            rows["video"].append(video)
+            rows["clip"].append(view // crops)
+            rows["crop"].append(view % crops)
+            rows["start_s"].append(clip["start_s"])
+            rows["end_s"].append(clip["end_s"])
+            rows["label"].append(-1 if result.label is None else result.label)
+    arrays = {k: np.asarray(v) for k, v in rows.items()}
+    arrays["features"] = arrays["features"].astype(np.float32).reshape(len(rows["video"]), -1)
+    with atomic_output(out) as tmp, open(tmp, "wb") as f:
+        np.savez(f, paths=np.asarray(paths, dtype=str), **arrays)
+    print(f"features: {out} ({arrays['features'].shape[0]} views × {arrays['features'].shape[1]} channels)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="videogn-infer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -307,9 +379,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scale", type=int, default=None, help="short side before cropping (default: the checkpoint's)"
     )
+    parser.add_argument(
+        "--stride", type=float, default=None, metavar="SECONDS",
+        help="a clip window every SECONDS over the whole video instead of --clips evenly spaced clips",
+    )  # fmt: skip
+    parser.add_argument("--out-video", type=Path, default=None, help="write the video with predictions drawn on it")
+    parser.add_argument("--out-dir", type=Path, default=None, help="write each video with predictions drawn on it")
+    parser.add_argument("--out-size", type=int, default=None, help="short side of the drawn videos (default: input's)")
+    parser.add_argument("--timeline", type=Path, default=None, help="plot class probability over time (PNG)")
+    parser.add_argument("--features", type=Path, default=None, help="save res5's pooled feature of every view (.npz)")
     args = parser.parse_args(argv)
     if args.clips < 1 or args.topk < 1 or args.batch_size < 1:
         parser.error("--clips, --topk and --batch-size must be at least 1")
+    if args.stride is not None and not args.stride > 0:
+        parser.error(f"--stride must be a positive number of seconds, got {args.stride}")
+    if args.out_size is not None and args.out_size < 2:
+        parser.error(f"--out-size must be at least 2, got {args.out_size}")
+    if args.out_video is not None and args.out_dir is not None:
+        parser.error("--out-video (one video) and --out-dir (one per video): give one of them")
 
     device = pick_device(args.device)
     try:
@@ -319,8 +406,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"videogn-infer: {exc}", file=sys.stderr)
         return 2
-    predictor = Predictor(model, clip, args.clips, args.crops, args.topk, device, args.batch_size)
-    report = AccuracyReport(predictor.class_names, len(videos), args.clips * args.crops)
+    for flag, value in (("--out-video", args.out_video), ("--timeline", args.timeline)):
+        if value is not None and len(videos) != 1:
+            parser.error(f"{flag} is for one video, got {len(videos)} (--out-dir writes one per video)")
+    predictor = Predictor(
+        model, clip, args.clips, args.crops, args.topk, device, args.batch_size, args.stride, args.features is not None
+    )
+    report = AccuracyReport(predictor.class_names, len(videos))
     results = []
     for index, (path, label) in enumerate(
         tqdm(videos, desc="videos", unit="video", disable=len(videos) < 2, file=sys.stderr)
@@ -329,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         report.update(index, result)
         results.append(result)
         tqdm.write(format_result(result, predictor.class_names), file=sys.stdout)
+        if result.ok:
+            write_pictures(result, predictor, args, index)
     summary = report.summary()
     if summary is not None:
         print(AccuracyReport.format(summary))
@@ -336,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "checkpoint": str(args.ckpt),
-            "clips": args.clips,
+            "clips": args.clips if args.stride is None else None,
+            "stride_s": args.stride,
             "crops": args.crops,
             "num_frames": clip.num_frames,
             "frame_interval": clip.frame_interval,
@@ -345,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         if summary is not None:
             payload["accuracy"] = summary
         args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    if args.features is not None:
+        write_features(args.features, results)
     failed = sum(not r.ok for r in results)
     if failed:
         print(f"videogn-infer: {failed} of {len(results)} videos failed", file=sys.stderr)

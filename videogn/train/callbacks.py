@@ -31,6 +31,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 from torch import nn
 
 from videogn.data.dataset import ClipBatch, DataStop
+from videogn.distributed import sum_over_ranks
 from videogn.errors import ConfigError
 from videogn.models.norm import BATCH_NORMS, NORM_LAYERS
 from videogn.train.runtime import compute_memory
@@ -433,7 +434,9 @@ class PreciseBN(Callback):
                 check = getattr(trainer.datamodule, "check_batch", lambda batch: batch)
                 for batch in trainer.datamodule.precise_bn_dataloader(epoch=trainer.current_epoch):
                     batch = check(batch)  # bad videos count, and stop runs, as in training
-                    if isinstance(batch, DataStop):  # this rank's last batch: the epoch end stops every rank
+                    # training shards are even: every rank is at this batch; all leave together when one stopped
+                    # (a SyncBatchNorm forward is a collective), and the epoch end stops every rank
+                    if sum_over_ranks(isinstance(batch, DataStop)):
                         stopped = True
                         break
                     pl_module(trainer.datamodule.normalize(batch.clips.to(pl_module.device, non_blocking=True)))

@@ -72,8 +72,9 @@ def find_last(checkpoints: str | os.PathLike) -> Path | None:
 
 
 def read_checkpoint_info(path: str | os.PathLike, setting: str = "--ckpt_path") -> dict[str, Any]:
-    """{global_step, hyper_parameters, clip, log_version} of a videogn checkpoint, read without loading its tensors
-    (clip: the data module's clip settings as a dict, or None). A file that is not one is a `FileError`."""
+    """{global_step, hyper_parameters, clip, log_version, preempted} of a videogn checkpoint, read without loading
+    its tensors (clip: the data module's clip settings as a dict, or None; preempted: a signal stopped the run).
+    A file that is not one is a `FileError`."""
     checkpoint = read_checkpoint(path, setting, mmap=True)
     guard = checkpoint.get("callbacks", {}).get("ResumeGuard", {})
     return {
@@ -81,4 +82,5 @@ def read_checkpoint_info(path: str | os.PathLike, setting: str = "--ckpt_path") 
         "hyper_parameters": checkpoint.get("hyper_parameters", {}),
         "clip": (checkpoint.get("datamodule_hyper_parameters") or {}).get("clip"),
         "log_version": guard.get("log_version"),
+        "preempted": (checkpoint.get("callbacks", {}).get("Preemption") or {}).get("stopped_at") is not None,
     }

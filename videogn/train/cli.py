@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonargparse import ArgumentError, Namespace
+from lightning.fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -253,6 +254,9 @@ class VideoGNCLI(LightningCLI):
         kwargs["callbacks"] = [*callbacks, _ReportStops()]
         plugins = configured.get("plugins") or []
         kwargs["plugins"] = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
+        if SLURMEnvironment.detect() and not any(isinstance(p, ClusterEnvironment) for p in kwargs["plugins"]):
+            # requeueing is `Preemption`'s: a checkpoint at a step's end, resumed through the CLI's checks
+            kwargs["plugins"].append(SLURMEnvironment(auto_requeue=False))
         kwargs["use_distributed_sampler"] = False
         if settings.model.net.norm == "syncbn":
             kwargs["sync_batchnorm"] = True
@@ -263,7 +267,8 @@ class VideoGNCLI(LightningCLI):
         trainer = self.trainer
         if trainer.interrupted or trainer.fast_dev_run:
             return
-        if self._checkpoint_info is not None and self._checkpoint_info["global_step"] == trainer.global_step:
+        info = self._checkpoint_info
+        if info is not None and info["global_step"] == trainer.global_step and not info.get("preempted"):
             return  # a finished run run again (a grid's command re-run): nothing trained, nothing new to report
         final = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
         report = next((c for c in trainer.callbacks if isinstance(c, ValidationReport)), None)

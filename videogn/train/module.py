@@ -26,7 +26,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from videogn.data.dataset import ClipBatch, DataStop
 from videogn.data.settings import ClipSettings
 from videogn.errors import ConfigError
-from videogn.models.heads import fully_conv
+from videogn.models.heads import fully_conv, res5_features
 from videogn.models.weights import initial_weights
 from videogn.train.metrics import clip_metrics, video_accuracy
 from videogn.train.optim import LRSchedule, follow_schedule, run_length, sgd_with_schedule
@@ -119,11 +119,22 @@ class VideoClassifier(LightningModule):
             return self.model(clips)
         return self.fully_conv(clips)
 
-    def fully_conv(self, clips: torch.Tensor) -> torch.Tensor:
+    def forward_with_features(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward`'s scores and res5's features average-pooled over time and space (N, C): what downstream tasks
+        take as a clip's feature (mmaction2's clip feature extraction)."""
+        clips = self._memory_format(clips)
+        features = res5_features(self.model, clips)
+        if self.training or self.hparams.test_head == "global":
+            scores = self.model.blocks[-1](features)
+        else:
+            scores = self.fully_conv(clips, features)
+        return scores, features.mean((2, 3, 4))
+
+    def fully_conv(self, clips: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """The references' test head (`videogn.models.heads.fully_conv`) at the training clip's res5 window."""
         if self.test_window is None:
             raise ConfigError("model.test_head fully_conv needs the training clip size (use_clip_settings)")
-        return fully_conv(self.model, clips, self.test_window)
+        return fully_conv(self.model, clips, self.test_window, features)
 
     def train_forward(self, clips: torch.Tensor) -> torch.Tensor:
         """The training steps' forward: the network, compiled when `compile` is on (except a step a callback

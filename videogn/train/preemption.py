@@ -5,8 +5,9 @@ before it kills a job (preemption, `scancel`, the time limit). `Preemption` (one
 `--preemption.*`) turns either into a checkpoint and a clean stop:
 
 1. the handler only notes the signal (a signal handler may run in the middle of anything);
-2. at the end of the training step in progress (or of a validation inside `fit`), every rank learns whether any rank
-   got a signal (the largest signal number over ranks, `videogn.distributed`), so all stop at the same step;
+2. at the end of the training step in progress (a validation in progress ends first, and its checkpoints are
+   written), every rank learns whether any rank got a signal (the largest signal number over ranks,
+   `videogn.distributed`), so all stop at the same step;
 3. `last.ckpt` is written in the run's checkpoint folder (atomically, as every checkpoint), with the training
    loader's position: `fit --ckpt_path last` goes on with exactly the clips the epoch had not seen;
 4. on SIGUSR1 inside a SLURM batch job, rank 0 requeues the job (`scontrol requeue`, as Lightning's
@@ -15,8 +16,11 @@ before it kills a job (preemption, `scancel`, the time limit). `Preemption` (one
 5. the command ends with one line (`videogn: stopped: SIGTERM at step 1200: saved ...`) and exit status 128 + the
    signal's number, as a shell reports a process ended by that signal.
 
-The handlers are installed when training starts (replacing Lightning's SIGTERM handler, which stops without a
-checkpoint) and the previous ones are put back when `fit` ends.
+The handlers are installed when `fit` sets up (DataLoader workers started later inherit them, and outlive the signal)
+and again when training starts (replacing Lightning's SIGTERM handler, which stops without a checkpoint and
+broadcasts from inside the handler); the previous ones are put back when training ends, except after a preemption:
+the process is about to exit, and SLURM's requeue sends SIGTERM again. Lightning's own SLURM requeue
+(`SLURMEnvironment(auto_requeue=True)`, which saves an `hpc_ckpt` from inside its handler) is turned off by the CLI.
 """
 
 from __future__ import annotations
@@ -76,17 +80,26 @@ class Preemption(Callback):
         self.requeue = requeue
         self.dirpath = dirpath
         self.received: int = 0  # the signal noted on this rank (0: none)
+        self.stopped_at: int | None = None  # the step a signal stopped this run at
         self._previous: dict[signal.Signals, Any] = {}
 
     def _note(self, signum: int, frame: Any) -> None:
         self.received = self.received or signum
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def _install(self) -> None:
         if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
             return
-        self.received = 0
         for signum in self.signals:
-            self._previous[signum] = signal.signal(signum, self._note)
+            previous = signal.signal(signum, self._note)
+            self._previous.setdefault(signum, previous)  # the handlers from before `fit`
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            self.received = 0
+            self._install()
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._install()  # again: Lightning has put its SIGTERM handler in front of ours since `setup`
 
     def _restore(self) -> None:
         for signum, handler in self._previous.items():
@@ -97,16 +110,19 @@ class Preemption(Callback):
         self._restore()
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        self._restore()
+        if not isinstance(exception, Preempted):  # after a preemption, a second signal is only noted
+            self._restore()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"stopped_at": self.stopped_at}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.stopped_at = None  # a resumed run goes on
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         self._stop_if_signalled(trainer)
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.state.fn == "fit" and not trainer.sanity_checking:
-            self._stop_if_signalled(trainer)
 
     def _stop_if_signalled(self, trainer: pl.Trainer) -> None:
         signum = max_over_ranks(self.received)  # every rank, every step: all stop at the same one
@@ -116,6 +132,7 @@ class Preemption(Callback):
         if self.dirpath is None:
             raise Preempted(f"{name} at step {step}: no checkpoint saved (checkpointing is off)", signum)
         path = Path(self.dirpath) / "last.ckpt"
+        self.stopped_at = step  # in the checkpoint: this run did not end, whatever its step
         trainer.save_checkpoint(path)  # every rank: rank 0 writes, the others wait for it
         then = "resume with --ckpt_path last"
         if signum == signal.SIGUSR1 and self.requeue and trainer.is_global_zero:
