@@ -41,8 +41,11 @@ TAGS = {
 
 
 def hparams_table(run_dir: Path) -> tuple[dict, list[str]]:
-    """The HPARAMS tab of a run: its hyper-parameters (in order) and the names of its metrics."""
+    """The HPARAMS tab of a run as TensorBoard shows it: its hyper-parameters by display name, in the order of
+    TensorBoard's hparams backend (`_sort_and_reduce_to_hparams_limit`: differing first, then by name), and its
+    metrics in the experiment's order."""
     from tensorboard.plugins.hparams import plugin_data_pb2
+    from tensorboard.plugins.hparams.backend_context import _sort_and_reduce_to_hparams_limit
 
     for events in sorted(run_dir.rglob("events.out.tfevents.*")):
         accumulator = EventAccumulator(str(events))
@@ -56,9 +59,9 @@ def hparams_table(run_dir: Path) -> tuple[dict, list[str]]:
                 metadata["_hparams_/session_start_info"].plugin_data.content
             ).session_start_info
             values = {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()}
-            return {h.name: values[h.name] for h in experiment.hparam_infos}, [
-                m.name.tag for m in experiment.metric_infos
-            ]
+            _sort_and_reduce_to_hparams_limit(experiment)
+            shown = {(h.display_name or h.name): values[h.name] for h in experiment.hparam_infos}
+            return shown, [m.name.tag for m in experiment.metric_infos]
     raise AssertionError(f"no hparams summary under {run_dir}")
 
 
@@ -67,11 +70,25 @@ def test_fit_writes_tensorboard_tags_hparams_and_checkpoints(trained, synthetic_
     run = trained / TRAINED_RUN
     assert TAGS <= set(scalars(run))
     hparams, metrics = hparams_table(run)  # HPARAMS tab: the compared settings first, with the final metrics
-    assert list(hparams)[:6] == ["norm", "groups", "clips_per_gpu", "total_batch", "lr", "frames"]
+    assert list(hparams)[:7] == ["norm", "groups", "clips_per_gpu", "total_batch", "lr", "frames", "seed"]
+    assert metrics[:2] == ["final/val/video_top1", "final/val/video_top5"]  # the first metric columns
     assert hparams["norm"] == "gn" and hparams["groups"] == 4 and hparams["clips_per_gpu"] == 2
     assert hparams["channels_last"] == "false"  # a word, not 0.0000
     assert not [k for k in hparams if k.startswith("_")]
     assert {"final/val/video_top1", "final/val/video_top5", "final/val/top1", "final/train/loss"} <= set(metrics)
+    images = set()  # the pictures: what the network sees, the confusion matrix, the most confidently wrong views
+    for events in run.rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events), size_guidance={"images": 0})
+        accumulator.Reload()
+        images |= {(tag, len(accumulator.Images(tag))) for tag in accumulator.Tags()["images"]}
+    tags = {tag for tag, _ in images}
+    classes = {"pan left", "pan right", "pan up", "pan down"}
+    assert len([t for t in tags if t.startswith("pictures/train/")]) == 2  # 4 asked, batches of 2 clips
+    assert len([t for t in tags if t.startswith("pictures/val/")]) == 1
+    assert all(t.split(": ", 1)[1] in classes for t in tags if t.startswith(("pictures/train/", "pictures/val/")))
+    assert ("pictures/val_confusion", 2) in images  # one per validation (2 epochs)
+    wrong = [t for t in tags if t.startswith("pictures/val_wrong/")]
+    assert wrong and all(re.fullmatch(r"pictures/val_wrong/\d: true .+, predicted .+ \(\d\.\d\d\)", t) for t in wrong)
     ckpts = {p.name for p in (run / "checkpoints").glob("*.ckpt")}
     assert "last.ckpt" in ckpts and any(name.startswith("best-") for name in ckpts)
     model = VideoClassifier.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu")
@@ -306,6 +323,21 @@ def test_tensorboard_serves_the_runs_and_tags(trained):
         assert TAGS <= served
         layout = urllib.request.urlopen(f"{base}/data/plugin/custom_scalars/layout", timeout=10).read().decode()
         assert "videogn comparison" in layout and "val/video_top1" in layout
+        # the HPARAMS tab as TensorBoard's backend serves it to the browser: the compared settings first
+        request = urllib.request.Request(
+            f"{base}/data/plugin/hparams/experiment",
+            data=json.dumps({"experimentName": ""}).encode(),
+            headers={"Content-Type": "application/json", "X-TensorBoard-Feature-Flags": "{}"},
+        )
+        experiment = json.load(urllib.request.urlopen(request, timeout=10))
+        shown = [h.get("displayName") or h["name"] for h in experiment["hparamInfos"]]
+        assert shown[:7] == ["norm", "groups", "clips_per_gpu", "total_batch", "lr", "frames", "seed"], shown
+        assert [m["name"]["tag"] for m in experiment["metricInfos"]][:2] == [
+            "final/val/video_top1",
+            "final/val/video_top5",
+        ]
+        images = json.load(urllib.request.urlopen(f"{base}/data/plugin/images/tags", timeout=10))
+        assert any("pictures/val_confusion" in t for t in images.values())
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -7,8 +7,9 @@
 - `BadVideoMonitor`: gathers the bad videos of all ranks at every epoch end and logs `data/bad_videos`.
 - `ValidationReport`: one console line per validation (SLURM logs show more than the train loss), and the
   step of the last validation (the CLI validates the final weights when the run did not end on one).
-- `TensorBoardDashboards`: the custom-scalars layout (a comparison's runs on shared charts) and the hparams table
-  with the final metrics.
+- `TensorBoardDashboards`: the custom-scalars layout (a comparison's runs on shared charts), clips as the network
+  sees them, confusion matrices and confidently wrong clips at every validation, and the hparams table with the
+  final metrics.
 - `PreciseBN`: recomputes BN running statistics on training batches before every validation and test (the
   references' "precise BN"); nothing for GN models.
 - `NormStatistics`: every N steps, the percentiles (1, 20, 80, 99) of the features entering the last norm layer of
@@ -24,6 +25,7 @@ from contextlib import ExitStack
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ThroughputMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -34,6 +36,7 @@ from videogn.data.dataset import ClipBatch, DataStop
 from videogn.distributed import sum_over_ranks
 from videogn.errors import ConfigError
 from videogn.models.norm import BATCH_NORMS, NORM_LAYERS
+from videogn.train.pictures import confusion_image, gif_summary, to_uint8_frames
 from videogn.train.runtime import compute_memory
 
 __all__ = [
@@ -337,8 +340,93 @@ def comparison_hparams(trainer: pl.Trainer, pl_module: pl.LightningModule) -> di
     return {k: ("true" if v else "false") if isinstance(v, bool) else v for k, v in params.items()}
 
 
+# The HPARAMS tab's order: what a BN-vs-GN comparison varies, then the rest; video top-1 / top-5 the first metrics.
+# TensorBoard's hparams backend sorts the hyper-parameters by name (`_sort_and_reduce_to_hparams_limit`), so each is
+# named with its rank ("00_norm") and shown by its display name ("norm").
+COMPARED_FIRST = ("norm", "groups", "clips_per_gpu", "total_batch", "lr", "frames", "seed")
+FINAL_METRIC_ORDER = (
+    "final/val/video_top1", "final/val/video_top5", "final/val/top1", "final/val/top5", "final/val/loss",
+    "final/train/loss", "final/train/top1",
+)  # fmt: skip
+
+
+def hparams_summaries(params: dict[str, Any], metrics: dict[str, float]) -> list[Any]:
+    """TensorBoard's hparams summaries (experiment, session start, session end) for one run, in videogn's order:
+    the compared settings first (marked as differing), then the others; the metrics in `FINAL_METRIC_ORDER`."""
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+
+    order = [k for k in COMPARED_FIRST if k in params] + [k for k in params if k not in COMPARED_FIRST]
+    names = {key: f"{rank:02d}_{key}" for rank, key in enumerate(order)}
+    types = {bool: api_pb2.DATA_TYPE_BOOL, int: api_pb2.DATA_TYPE_FLOAT64, float: api_pb2.DATA_TYPE_FLOAT64}
+    infos = [
+        api_pb2.HParamInfo(
+            name=names[key],
+            display_name=key,
+            type=types.get(type(params[key]), api_pb2.DATA_TYPE_STRING),
+            differs=key in COMPARED_FIRST,
+        )
+        for key in order
+    ]
+    tags = [t for t in FINAL_METRIC_ORDER if t in metrics] + [t for t in metrics if t not in FINAL_METRIC_ORDER]
+    metric_infos = [
+        api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=tag.removeprefix("final/")) for tag in tags
+    ]
+    start = plugin_data_pb2.SessionStartInfo()
+    for key, value in params.items():
+        if isinstance(value, bool):
+            start.hparams[names[key]].bool_value = value
+        elif isinstance(value, int | float):
+            start.hparams[names[key]].number_value = value
+        else:
+            start.hparams[names[key]].string_value = str(value)
+
+    def summary(tag: str, data: Any) -> Any:  # what tensorboard.plugins.hparams.summary writes, without TensorFlow
+        plugin = SummaryMetadata.PluginData(plugin_name="hparams", content=data.SerializeToString())
+        return Summary(value=[Summary.Value(tag=f"_hparams_/{tag}", metadata=SummaryMetadata(plugin_data=plugin))])
+
+    experiment = api_pb2.Experiment(hparam_infos=infos, metric_infos=metric_infos)
+    return [
+        summary("experiment", plugin_data_pb2.HParamsPluginData(experiment=experiment)),
+        summary("session_start_info", plugin_data_pb2.HParamsPluginData(session_start_info=start)),
+        summary(
+            "session_end_info",
+            plugin_data_pb2.HParamsPluginData(
+                session_end_info=plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS)
+            ),
+        ),
+    ]
+
+
 class TensorBoardDashboards(Callback):
-    """Custom-scalars layout at the start of fit; `log_final` writes the hparams table with the final metrics."""
+    """TensorBoard beyond the scalars (what PySlowFast's `TENSORBOARD.*` shows):
+
+    - the custom-scalars layout (a comparison's runs on shared charts), at the start of fit;
+    - what the network sees: `train_clips` augmented training clips of the first step and `val_clips` validation
+      views, as animated GIFs with their labels (Images tab, `pictures/train/…`, `pictures/val/…`);
+    - at every validation, the clip-level confusion matrix (every class up to 50, else the 30 most confused;
+      summed over ranks) and the `wrong_clips` most confidently wrong views of rank 0, with true and predicted
+      class (`pictures/val_confusion`, `pictures/val_wrong/…`);
+    - `log_final`: the HPARAMS tab, in the comparison's order (`hparams_summaries`), with the final metrics.
+
+    Each part is a setting (`--dashboards.train_clips 0`, `--dashboards.confusion false`, ...); `seconds` is the
+    time spent on the pictures (benchmarks/dashboard_cost.py compares it with the fit's).
+    """
+
+    def __init__(
+        self, train_clips: int = 4, val_clips: int = 1, confusion: bool = True, wrong_clips: int = 4, fps: float = 8.0
+    ) -> None:
+        for name, value in (("train_clips", train_clips), ("val_clips", val_clips), ("wrong_clips", wrong_clips)):
+            if value < 0:
+                raise ConfigError(f"dashboards.{name} must be ≥ 0, got {value}")
+        if not fps > 0:
+            raise ConfigError(f"dashboards.fps must be positive, got {fps}")
+        self.train_clips, self.val_clips, self.wrong_clips, self.fps = train_clips, val_clips, wrong_clips, fps
+        self.confusion = confusion
+        self.seconds = 0.0
+        self._train_shown = self._val_shown = False
+        self._matrix: torch.Tensor | None = None
+        self._wrong: list[tuple[float, np.ndarray, int, int]] = []  # (confidence, frames, true, predicted)
 
     @staticmethod
     def _tensorboard(trainer: pl.Trainer) -> TensorBoardLogger | None:
@@ -350,6 +438,74 @@ class TensorBoardDashboards(Callback):
         if logger is not None:
             logger.experiment.add_custom_scalars(COMPARISON_LAYOUT)
 
+    def _clips(self, trainer: pl.Trainer, pl_module: Any, batch: Any, count: int, split: str) -> None:
+        logger, clip = self._tensorboard(trainer), getattr(trainer.datamodule, "clip", None)
+        if logger is None or clip is None or not isinstance(batch, ClipBatch) or not trainer.is_global_zero:
+            return
+        start = time.perf_counter()
+        writer = logger.experiment._get_file_writer()
+        for i in range(min(count, len(batch.clips))):
+            name = pl_module.class_names[int(batch.labels[i])]
+            frames = to_uint8_frames(batch.clips[i], clip.mean, clip.std)
+            writer.add_summary(gif_summary(f"pictures/{split}/{i}: {name}", frames, self.fps), trainer.global_step)
+        self.seconds += time.perf_counter() - start
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if not self._train_shown and self.train_clips:
+            self._train_shown = True
+            self._clips(trainer, pl_module, batch, self.train_clips, "train")
+
+    def on_validation_batch_end(
+        self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if trainer.sanity_checking or not isinstance(batch, ClipBatch) or not isinstance(outputs, torch.Tensor):
+            return
+        if not self._val_shown and self.val_clips:
+            self._val_shown = True
+            self._clips(trainer, pl_module, batch, self.val_clips, "val")
+        start = time.perf_counter()
+        keep = batch.view_index >= 0
+        probs = outputs[keep].float().softmax(1)
+        confidence, predicted = probs.max(1)
+        labels = batch.labels[keep]
+        if self.confusion:
+            classes = probs.shape[1]
+            counts = torch.bincount(labels * classes + predicted, minlength=classes * classes)
+            counts = counts.view(classes, classes).cpu()
+            self._matrix = counts if self._matrix is None else self._matrix + counts
+        clip = getattr(trainer.datamodule, "clip", None)
+        if self.wrong_clips and clip is not None and trainer.is_global_zero:
+            views = batch.clips[keep]
+            for i in (predicted != labels).nonzero().flatten().tolist():
+                if len(self._wrong) < self.wrong_clips or float(confidence[i]) > self._wrong[-1][0]:
+                    frames = to_uint8_frames(views[i], clip.mean, clip.std)
+                    self._wrong.append((float(confidence[i]), frames, int(labels[i]), int(predicted[i])))
+                    self._wrong = sorted(self._wrong, key=lambda w: -w[0])[: self.wrong_clips]
+        self.seconds += time.perf_counter() - start
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        start = time.perf_counter()
+        matrix = None
+        if self.confusion:  # every rank: the counts are summed over ranks
+            classes = len(pl_module.class_names)
+            local = self._matrix if self._matrix is not None else torch.zeros(classes, classes, dtype=torch.long)
+            matrix = trainer.strategy.reduce(local.to(pl_module.device), reduce_op="sum").cpu()
+        logger = self._tensorboard(trainer)
+        if logger is not None and trainer.is_global_zero:
+            writer, step = logger.experiment, trainer.global_step
+            if matrix is not None and matrix.sum() > 0:
+                title = f"validation at step {step}: clip level, {int(matrix.sum())} views"
+                image = confusion_image(matrix, pl_module.class_names, title)
+                writer.add_image("pictures/val_confusion", image, step, dataformats="HWC")
+            for i, (confidence, frames, true, predicted) in enumerate(self._wrong):
+                names = pl_module.class_names
+                tag = f"pictures/val_wrong/{i}: true {names[true]}, predicted {names[predicted]} ({confidence:.2f})"
+                writer._get_file_writer().add_summary(gif_summary(tag, frames, self.fps), step)
+        self._matrix, self._wrong = None, []
+        self.seconds += time.perf_counter() - start
+
     @rank_zero_only
     def log_final(self, trainer: pl.Trainer, pl_module: pl.LightningModule, metrics: dict[str, Any]) -> None:
         """HPARAMS tab: the comparison settings with the final metrics, as `final/<metric>` (one point each, apart
@@ -357,7 +513,10 @@ class TensorBoardDashboards(Callback):
         logger = self._tensorboard(trainer)
         final = {f"final/{k}": float(v) for k, v in metrics.items() if k in FINAL_METRICS}
         if logger is not None and final:
-            logger.log_hyperparams(comparison_hparams(trainer, pl_module), final, step=trainer.global_step)
+            writer = logger.experiment._get_file_writer()
+            for summary in hparams_summaries(comparison_hparams(trainer, pl_module), final):
+                writer.add_summary(summary)
+            logger.log_metrics(final, step=trainer.global_step)
             logger.experiment.flush()
 
 

@@ -154,7 +154,8 @@ class VideoClassifier(LightningModule):
         self.log("train/top1", self.train_top1, prog_bar=True)
         return loss
 
-    def _eval_step(self, batch: ClipBatch | DataStop, stage: str) -> None:
+    def _eval_step(self, batch: ClipBatch | DataStop, stage: str) -> torch.Tensor | None:
+        logits = None
         if isinstance(batch, ClipBatch):
             logits = self(batch.clips)
             keep = batch.view_index >= 0  # view -1 marks a stand-in for a bad video
@@ -170,12 +171,13 @@ class VideoClassifier(LightningModule):
         self.log_dict(self.clip_metrics[stage], on_epoch=True)
         if stage in self.video_metrics:
             self.log_dict(self.video_metrics[stage], on_epoch=True)
+        return logits  # the scores of the views (the dashboards' confusion matrix and wrong clips)
 
-    def validation_step(self, batch: ClipBatch | DataStop, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
+    def validation_step(self, batch: ClipBatch | DataStop, batch_idx: int) -> torch.Tensor | None:
+        return self._eval_step(batch, "val")
 
-    def test_step(self, batch: ClipBatch | DataStop, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+    def test_step(self, batch: ClipBatch | DataStop, batch_idx: int) -> torch.Tensor | None:
+        return self._eval_step(batch, "test")
 
     def predict_step(self, batch: ClipBatch | DataStop, batch_idx: int) -> dict[str, torch.Tensor] | None:
         if not isinstance(batch, ClipBatch):
