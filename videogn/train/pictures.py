@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["confusion_image", "gif_summary", "to_uint8_frames"]
+__all__ = ["confusion_image", "gif_summary", "shown_classes", "to_uint8_frames"]
 
 
 def to_uint8_frames(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -25,7 +25,10 @@ def gif_summary(tag: str, frames: np.ndarray, fps: float = 8.0):  # noqa: ANN201
     """An image summary holding an animated GIF of `frames` (T, H, W, 3): TensorBoard's Images tab plays it."""
     from tensorboard.compat.proto.summary_pb2 import Summary
 
-    images = [Image.fromarray(frame) for frame in frames]
+    # a palette per frame by fast octree quantisation: ~15× faster than Pillow's default median cut for GIF
+    images = [
+        Image.fromarray(frame).quantize(256, Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE) for frame in frames
+    ]
     buffer = io.BytesIO()
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
     height, width = frames.shape[1:3]
@@ -33,40 +36,53 @@ def gif_summary(tag: str, frames: np.ndarray, fps: float = 8.0):  # noqa: ANN201
     return Summary(value=[Summary.Value(tag=tag, image=image)])
 
 
+def shown_classes(matrix: torch.Tensor, most_confused: int = 30) -> list[int]:
+    """The classes a confusion image shows: all up to 50, else the `most_confused` with the most errors (views of
+    the class predicted as another, and views of others predicted as it)."""
+    if len(matrix) <= 50:
+        return list(range(len(matrix)))
+    errors = matrix.sum(0) + matrix.sum(1) - 2 * matrix.diagonal()
+    return sorted(errors.argsort(descending=True, stable=True)[:most_confused].tolist())
+
+
 def confusion_image(
     matrix: torch.Tensor, class_names: Sequence[str], title: str, most_confused: int = 30
 ) -> np.ndarray:
-    """The confusion matrix (true × predicted counts) as an RGB image (H, W, 3): every class up to 50, else the
-    `most_confused` classes with the most errors (as true or predicted class)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The confusion matrix (true × predicted counts) as an RGB image (H, W, 3), each row coloured by its share of
+    the row's views (white 0 → dark blue 1), with the counts written in the cells up to 20 classes: every class up
+    to 50, else the `most_confused` classes with the most errors (as true or predicted class). Drawn with Pillow
+    (a few milliseconds: it is made at every validation)."""
+    from PIL import ImageDraw, ImageFont
 
     matrix = matrix.cpu().long()
-    classes = list(range(len(class_names)))
-    if len(classes) > 50:
-        errors = matrix.sum(0) + matrix.sum(1) - 2 * matrix.diagonal()
-        classes = sorted(errors.argsort(descending=True)[:most_confused].tolist())
+    classes = shown_classes(matrix, most_confused)
+    if len(classes) < len(class_names):
         title += f" ({len(classes)} most confused classes of {len(class_names)})"
     shown = matrix[classes][:, classes]
-    rows = shown.sum(1, keepdim=True).clamp(min=1)
-    size = 2.5 + 0.22 * len(classes)
-    figure, axes = plt.subplots(figsize=(size + 1, size), dpi=80)
-    axes.imshow((shown / rows).numpy(), cmap="Blues", vmin=0, vmax=1)
+    share = (shown / shown.sum(1, keepdim=True).clamp(min=1)).numpy()
+    font = ImageFont.load_default(size=11)
     names = [class_names[c][:24] for c in classes]
-    axes.set_xticks(range(len(classes)), names, rotation=90, fontsize=7)
-    axes.set_yticks(range(len(classes)), names, fontsize=7)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true (each row: its share of the views)")
-    axes.set_title(title, fontsize=9)
-    if len(classes) <= 20:
-        for i in range(len(classes)):
-            for j in range(len(classes)):
-                if shown[i, j]:
-                    axes.text(j, i, int(shown[i, j]), ha="center", va="center", fontsize=7)
-    figure.tight_layout()
-    figure.canvas.draw()
-    image = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(figure)
-    return image
+    cell, pad = 22, 4
+    label_w = max(int(font.getlength(n)) for n in names) + 2 * pad
+    left, top = label_w + 14, 22 + label_w  # row labels + "true"; the title + column labels (upright, rotated)
+    size = len(classes) * cell
+    width = max(left + size + pad, int(font.getlength(title)) + 2 * pad)
+    image = Image.new("RGB", (width, top + size + 16), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((pad, pad), title, font=font, fill="black")
+    dark = np.array([8, 48, 107])
+    for i in range(len(classes)):
+        draw.text((left - 4 - font.getlength(names[i]), top + i * cell + 5), names[i], font=font, fill="black")
+        column = Image.new("L", (label_w, cell), 0)  # the column's name, drawn then turned upright
+        ImageDraw.Draw(column).text((pad, 5), names[i], font=font, fill=255)
+        image.paste((0, 0, 0), (left + i * cell, top - label_w), column.rotate(90, expand=True))
+        for j in range(len(classes)):
+            colour = tuple(int(v) for v in 255 + (dark - 255) * share[i, j])
+            box = (left + j * cell, top + i * cell, left + (j + 1) * cell - 1, top + (i + 1) * cell - 1)
+            draw.rectangle(box, fill=colour)
+            if len(classes) <= 20 and shown[i, j]:
+                ink = "white" if share[i, j] > 0.5 else "black"
+                draw.text((box[0] + 3, box[1] + 5), str(int(shown[i, j])), font=font, fill=ink)
+    draw.text((pad, top + size // 2), "true", font=font, fill="grey")
+    draw.text((left + size // 2 - 20, top + size + 2), "predicted", font=font, fill="grey")
+    return np.asarray(image)
