@@ -88,7 +88,8 @@ def test_fit_writes_tensorboard_tags_hparams_and_checkpoints(trained, synthetic_
     assert all(t.split(": ", 1)[1] in classes for t in tags if t.startswith(("pictures/train/", "pictures/val/")))
     assert ("pictures/val_confusion", 2) in images  # one per validation (2 epochs)
     wrong = [t for t in tags if t.startswith("pictures/val_wrong/")]
-    assert wrong and all(re.fullmatch(r"pictures/val_wrong/\d: true .+, predicted .+ \(\d\.\d\d\)", t) for t in wrong)
+    assert wrong and all(re.fullmatch(r"pictures/val_wrong/\d", t) for t in wrong)  # one tag each: a step slider
+    assert all(count == 2 for tag, count in images if tag in wrong)  # one per validation
     ckpts = {p.name for p in (run / "checkpoints").glob("*.ckpt")}
     assert "last.ckpt" in ckpts and any(name.startswith("best-") for name in ckpts)
     model = VideoClassifier.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu")

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from videogn.data.transforms import Normalize
-from videogn.train.pictures import confusion_image, gif_summary, shown_classes, to_uint8_frames
+from videogn.train.pictures import captioned, confusion_image, gif_summary, shown_classes, to_uint8_frames
 
 
 def test_a_normalised_clip_comes_back_as_its_decoded_frames():
@@ -41,3 +41,10 @@ def test_confusion_shows_every_class_up_to_50_else_the_most_confused():
     five = confusion_image(big, [f"c{i}" for i in range(60)], "t", most_confused=5)
     four = confusion_image(small, [f"c{i}" for i in range(4)], "t")
     assert five.dtype == np.uint8 and five.shape[0] > four.shape[0]  # one row of cells more
+
+
+def test_a_caption_goes_above_the_clip_which_stays_as_it_was():
+    frames = np.random.default_rng(0).integers(0, 256, (3, 20, 30, 3), dtype=np.uint8)
+    out = captioned(frames, "true pan left, predicted pan up (0.91)")
+    assert out.shape == (3, 34, 30, 3) and np.array_equal(out[:, 14:], frames)
+    assert out[:, :14].max() > 200 and np.array_equal(out[0, :14], out[2, :14])  # white text, the same on every frame

@@ -82,7 +82,7 @@ def test_infer_and_test_make_the_same_views(tmp_path, monkeypatch):
 
     def forward(views):
         inferred.extend(views)
-        return torch.full((len(views), 2), 0.5)
+        return torch.full((len(views), 2), 0.5), None  # (probabilities, no features)
 
     monkeypatch.setattr(predictor, "_forward", forward)
     assert predictor.predict(str(path)).ok
@@ -152,3 +152,15 @@ def test_a_long_video_is_read_one_clip_window_at_a_time(long_video, backend):
     assert count == 120
     frame = 96 * 128 * 3
     assert peak < 0.1 * 3000 * frame, f"held {peak / frame:.0f} of the video's 3000 frames"
+
+
+def test_sliding_windows_every_stride_as_long_as_they_fit():
+    from videogn.data.decoding import VideoInfo
+    from videogn.data.views import sliding_clips
+
+    clip = ClipSettings(num_frames=8, frame_interval=2)  # a window spans 15 frames
+    windows = sliding_clips(VideoInfo(num_frames=70, fps=25.0), clip, 2.2)  # 2.2 s = 55 frames: the slack exactly
+    assert [w[0] for w in windows] == [0, 55] and windows[-1][-1] == 69
+    assert [w[0] for w in sliding_clips(VideoInfo(100, 25.0), clip, 1.0)] == [0, 25, 50, 75]
+    (short,) = sliding_clips(VideoInfo(num_frames=9, fps=25.0), clip, 1.0)  # shorter than a window: one, centred
+    assert short[0] == 0 and short[-1] == 8

@@ -36,7 +36,8 @@ def sliding_clips(info: VideoInfo, clip: ClipSettings, stride_s: float) -> list[
     slack = info.num_frames - window_length(clip.num_frames, step)
     if slack < 0:
         return [clip_indices(slack / 2, clip.num_frames, step, info.num_frames)]
-    starts = [k * stride_s * info.fps for k in range(int(slack // (stride_s * info.fps)) + 1)]
+    stride = stride_s * info.fps  # frames; a window ending exactly at the end fits (1e-9: 2.2 s × 25 = 55.000…01)
+    starts = [k * stride for k in range(int(slack / stride + 1e-9) + 1)]
     return [clip_indices(start, clip.num_frames, step, info.num_frames) for start in starts]
 
 

@@ -46,6 +46,12 @@ class Painter:
         self.bar: Box = (0, max(0, height - line - self.pad), width, height)
         self.boxes = [self.panel, self.bar]
 
+    def _fitted(self, suffix: str, name: str, width: float) -> str:
+        """`name` + `suffix`, the name shortened with "…" until it fits `width` pixels (a panel never spills)."""
+        while name and self.font.getlength(name + suffix) > width:
+            name = name[:-2] + "…" if len(name) > 1 else ""
+        return name + suffix
+
     def draw(
         self, frame: np.ndarray, clip_top: Sequence[tuple[str, float]], video_top: tuple[str, float]
     ) -> np.ndarray:
@@ -61,12 +67,14 @@ class Painter:
                 break
             width = int((x1 - x0 - 2 * self.pad) * prob)  # a bar under the text: the probability
             draw.rectangle((self.pad, top, self.pad + width, top + self.size - 1), fill=(40, 120, 220, 170))
-            draw.text((self.pad + 1, top), f"{name} {prob:.2f}", font=self.font, fill=(255, 255, 255, 255))
+            text = self._fitted(f" {prob:.2f}", name, x1 - x0 - 2 * self.pad)
+            draw.text((self.pad + 1, top), text, font=self.font, fill=(255, 255, 255, 255))
         x0, y0, x1, y1 = self.bar
         draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=(0, 0, 0, 150))
         name, prob = video_top
         draw.rectangle((x0, y0, x0 + int((x1 - x0) * prob), y1 - 1), fill=(40, 170, 80, 170))
-        draw.text((x0 + self.pad, y0 + self.pad // 2), f"video: {name} {prob:.2f}", font=self.font, fill="white")
+        text = "video: " + self._fitted(f" {prob:.2f}", name, x1 - x0 - 2 * self.pad - self.font.getlength("video: "))
+        draw.text((x0 + self.pad, y0 + self.pad // 2), text, font=self.font, fill="white")
         return np.asarray(Image.alpha_composite(image, overlay).convert("RGB"))
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from videogn.data.transforms import Normalize
 from videogn.errors import ConfigError
 from videogn.files import atomic_output
 from videogn.models.heads import fully_conv
@@ -42,12 +43,10 @@ class DeployedClassifier(nn.Module):
     ) -> None:
         super().__init__()
         self.network, self.window = network, window
-        std_ = torch.tensor(std).view(1, 3, 1, 1, 1)
-        self.register_buffer("scale", 1 / (255 * std_), persistent=False)
-        self.register_buffer("shift", -torch.tensor(mean).view(1, 3, 1, 1, 1) / std_, persistent=False)
+        self.normalize = Normalize(mean, std)  # the data module's, on the device
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        x = clips.float() * self.scale + self.shift
+        x = self.normalize(clips)
         return self.network(x) if self.window is None else fully_conv(self.network, x, self.window)
 
 
@@ -58,11 +57,12 @@ def export(ckpt: str, fmt: str, out: Path, frames: int | None = None, size: int 
     model, clip = load_model(ckpt, torch.device("cpu"))
     if clip is None:
         raise ConfigError(f"--ckpt {ckpt}: it holds no clip settings (mean, std, frames): export a checkpoint of fit")
-    clip = replace(clip, num_frames=frames or clip.num_frames)
-    size = size or clip.eval_crop_size
-    for name, value in (("--frames", clip.num_frames), ("--size", size)):
-        if value < 1:
+    for name, value in (("--frames", frames), ("--size", size)):
+        if value is not None and value < 1:
             raise ConfigError(f"{name} must be ≥ 1, got {value}")
+    clip = replace(clip, num_frames=clip.num_frames if frames is None else frames)
+    size = clip.eval_crop_size if size is None else size
+    clip = replace(clip, test_crop_size=size, test_scale=max(clip.test_scale, size))  # what a deployment crops
     window = model.test_window if model.hparams.test_head == "fully_conv" else None
     deployed = DeployedClassifier(model.model, clip.mean, clip.std, window).eval()
     example = torch.randint(0, 256, (2, 3, clip.num_frames, size, size), dtype=torch.uint8)
@@ -100,6 +100,7 @@ def export(ckpt: str, fmt: str, out: Path, frames: int | None = None, size: int 
 def _onnx(deployed: nn.Module, example: torch.Tensor, out: Path, description: dict[str, Any]) -> None:
     try:
         import onnx
+        import onnxscript  # noqa: F401 - torch.onnx's exporter needs it
     except ImportError as exc:
         raise ConfigError(f"--format onnx needs the export extra (pip install 'videogn[export]'): {exc}") from exc
     batch = torch.export.Dim("batch", min=1)

@@ -335,6 +335,9 @@ def write_features(out: Path, results: list[VideoResult]) -> None:
 
     from videogn.files import atomic_output
 
+    if not any(r.ok and r.features is not None for r in results):
+        print(f"features: nothing to write to {out} (no video decoded)", file=sys.stderr)
+        return
     rows: dict[str, list] = {k: [] for k in ("features", "video", "clip", "crop", "start_s", "end_s", "label")}
     paths = []
     for result in (r for r in results if r.ok and r.features is not None):
@@ -397,6 +400,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--out-size must be at least 2, got {args.out_size}")
     if args.out_video is not None and args.out_dir is not None:
         parser.error("--out-video (one video) and --out-dir (one per video): give one of them")
+    if args.out_size is not None and args.out_video is None and args.out_dir is None:
+        parser.error("--out-size is the size of drawn videos: give --out-video or --out-dir")
+    if args.out_video is not None and args.out_video.suffix.lower() not in (".mp4", ".mkv", ".mov", ".avi"):
+        parser.error(f"--out-video {args.out_video}: name an .mp4, .mkv, .mov or .avi file (H.264)")
 
     device = pick_device(args.device)
     try:
@@ -422,7 +429,11 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         tqdm.write(format_result(result, predictor.class_names), file=sys.stdout)
         if result.ok:
-            write_pictures(result, predictor, args, index)
+            try:
+                write_pictures(result, predictor, args, index)
+            except DecodeError as exc:  # drawing decodes every frame: a frame the sampled clips did not need
+                result.ok, result.error = False, f"drawing it: {exc.reason}"
+                tqdm.write(format_result(result, predictor.class_names), file=sys.stdout)
     summary = report.summary()
     if summary is not None:
         print(AccuracyReport.format(summary))

@@ -36,7 +36,7 @@ from videogn.data.dataset import ClipBatch, DataStop
 from videogn.distributed import sum_over_ranks
 from videogn.errors import ConfigError
 from videogn.models.norm import BATCH_NORMS, NORM_LAYERS
-from videogn.train.pictures import confusion_image, gif_summary, to_uint8_frames
+from videogn.train.pictures import captioned, confusion_image, gif_summary, to_uint8_frames
 from videogn.train.runtime import compute_memory
 
 __all__ = [
@@ -406,7 +406,7 @@ class TensorBoardDashboards(Callback):
       views, as animated GIFs with their labels (Images tab, `pictures/train/…`, `pictures/val/…`);
     - at every validation, the clip-level confusion matrix (every class up to 50, else the 30 most confused;
       summed over ranks) and the `wrong_clips` most confidently wrong views of rank 0, with true and predicted
-      class (`pictures/val_confusion`, `pictures/val_wrong/…`);
+      class written on them (`pictures/val_confusion`, `pictures/val_wrong/<i>`, one image per validation each);
     - `log_final`: the HPARAMS tab, in the comparison's order (`hparams_summaries`), with the final metrics.
 
     Each part is a setting (`--dashboards.train_clips 0`, `--dashboards.confusion false`, ...); `seconds` is the
@@ -471,7 +471,7 @@ class TensorBoardDashboards(Callback):
         if self.confusion:
             classes = probs.shape[1]
             counts = torch.bincount(labels * classes + predicted, minlength=classes * classes)
-            counts = counts.view(classes, classes).cpu()
+            counts = counts.view(classes, classes)  # on the device: no wait for it at every batch
             self._matrix = counts if self._matrix is None else self._matrix + counts
         clip = getattr(trainer.datamodule, "clip", None)
         if self.wrong_clips and clip is not None and trainer.is_global_zero:
@@ -499,10 +499,11 @@ class TensorBoardDashboards(Callback):
                 title = f"validation at step {step}: clip level, {int(matrix.sum())} views"
                 image = confusion_image(matrix, pl_module.class_names, title)
                 writer.add_image("pictures/val_confusion", image, step, dataformats="HWC")
-            for i, (confidence, frames, true, predicted) in enumerate(self._wrong):
-                names = pl_module.class_names
-                tag = f"pictures/val_wrong/{i}: true {names[true]}, predicted {names[predicted]} ({confidence:.2f})"
-                writer._get_file_writer().add_summary(gif_summary(tag, frames, self.fps), step)
+            names = pl_module.class_names
+            for i, (confidence, frames, true, predicted) in enumerate(self._wrong):  # one tag per rank i: a slider
+                text = f"true {names[true]}, predicted {names[predicted]} ({confidence:.2f})"
+                summary = gif_summary(f"pictures/val_wrong/{i}", captioned(frames, text), self.fps)
+                writer._get_file_writer().add_summary(summary, step)
         self._matrix, self._wrong = None, []
         self.seconds += time.perf_counter() - start
 

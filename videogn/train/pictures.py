@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["confusion_image", "gif_summary", "shown_classes", "to_uint8_frames"]
+__all__ = ["captioned", "confusion_image", "gif_summary", "shown_classes", "to_uint8_frames"]
 
 
 def to_uint8_frames(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -19,6 +19,17 @@ def to_uint8_frames(clip: torch.Tensor, mean: Sequence[float], std: Sequence[flo
     std_ = torch.tensor(std, device=clip.device).view(3, 1, 1, 1)
     pixels = (clip.float() * std_ + mean_).mul(255).round().clamp(0, 255).to(torch.uint8)
     return pixels.permute(1, 2, 3, 0).cpu().numpy()
+
+
+def captioned(frames: np.ndarray, text: str) -> np.ndarray:
+    """`frames` (T, H, W, 3) with `text` on a strip added above them (the clip itself untouched)."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=10)
+    strip = Image.new("RGB", (frames.shape[2], 14), "black")
+    ImageDraw.Draw(strip).text((2, 1), text, font=font, fill="white")
+    band = np.broadcast_to(np.asarray(strip), (len(frames), *np.asarray(strip).shape))
+    return np.concatenate([band, frames], axis=1)
 
 
 def gif_summary(tag: str, frames: np.ndarray, fps: float = 8.0):  # noqa: ANN201 - a tensorboard Summary proto
