@@ -27,6 +27,18 @@ def test_exact_frames_come_back(tmp_path, backend, codec, suffix):
     assert frame_indices(frames) == WANTED
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("codec, suffix", [("libx264rgb", ".mp4"), ("ffv1", ".mkv")])
+def test_every_frame_in_order_is_what_random_access_gives(tmp_path, backend, codec, suffix):
+    """`frames()` (what drawing a video reads: PyAV decodes straight through, no seek per chunk) gives every frame,
+    the same pixels as `get_frames`, also for an mkv that stores no frame count."""
+    path = write_index_video(tmp_path / f"index{suffix}", 60, codec=codec)
+    with open_video(path, backend) as video:
+        frames = np.stack(list(video.frames(chunk=7)))
+        assert frame_indices(frames) == list(range(60))
+        assert np.array_equal(frames, video.get_frames(list(range(60))))
+
+
 @pytest.mark.skipif(not has_decord(), reason="decord is not installed on this platform")
 def test_decord_and_pyav_give_identical_pixels(tmp_path):
     path = write_index_video(tmp_path / "index.mp4", 40, codec="libx264")

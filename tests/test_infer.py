@@ -195,7 +195,7 @@ def test_drawn_video_timeline_and_features_of_a_real_video(ckpt, videos, tmp_pat
     where the labels are drawn."""
     import numpy as np
 
-    from videogn.data.decoding import all_frames, open_video
+    from videogn.data.decoding import open_video
     from videogn.tools.annotate import Painter
 
     bikes = videos / "bikes.mp4"
@@ -209,7 +209,7 @@ def test_drawn_video_timeline_and_features_of_a_real_video(ckpt, videos, tmp_pat
     with open_video(bikes, "pyav") as source, open_video(drawn, "pyav") as written:
         assert written.info.num_frames == source.info.num_frames == 250
         assert written.info.fps == pytest.approx(source.info.fps)
-        originals, annotated = list(all_frames(source)), list(all_frames(written))
+        originals, annotated = list(source.frames()), list(written.frames())
     height, width = originals[0].shape[:2]
     assert annotated[0].shape == (height // 2 * 2, width // 2 * 2, 3)
     painter = Painter(*annotated[0].shape[:2], 3)

@@ -119,6 +119,13 @@ class VideoReader:
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:  # (T, H, W, 3) uint8
         raise NotImplementedError
 
+    def frames(self, chunk: int = 32) -> Iterator[np.ndarray]:
+        """Every frame (H, W, 3) uint8, in order, `chunk` at a time through `get_frames` (decord reads on from
+        where it is)."""
+        for start in range(0, self.info.num_frames, chunk):
+            indices = list(range(start, min(start + chunk, self.info.num_frames)))
+            yield from _checked(self.get_frames(indices), len(indices), self.path)
+
     def close(self) -> None:
         pass
 
@@ -256,6 +263,40 @@ class PyAVReader(VideoReader):
                 found[idx] = last
         return np.stack([found[i] for i in indices])
 
+    def frames(self, chunk: int = 32) -> Iterator[np.ndarray]:
+        """Every frame in order, decoded straight through from the start (no seek per chunk: a long GOP would be
+        decoded again for each), with `get_frames`'s rules for skipped frames and the end of the stream."""
+        import av
+
+        n, last = 0, None
+        try:  # its own container, from the start: `get_frames` may have read this one anywhere
+            container = av.open(self.path)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise DecodeError(self.path, f"PyAV could not open it again: {exc}") from exc
+        try:
+            for frame in container.decode(container.streams.video[0]):
+                if frame.pts is None:
+                    continue
+                idx = min(self._index_of(frame.pts), self.info.num_frames - 1)
+                while n < idx and last is not None:  # frames the stream skipped: the nearest earlier one
+                    yield last
+                    n += 1
+                if idx >= n:
+                    last = _rgb(frame)
+                    yield last
+                    n += 1
+                if n >= self.info.num_frames:
+                    return
+        except av.error.FFmpegError as exc:
+            raise DecodeError(self.path, f"PyAV failed mid-decode: {exc}") from exc
+        finally:
+            container.close()
+        if self._exact_count or last is None:
+            raise DecodeError(self.path, f"stream ended before frame {n} of {self.info.num_frames} (truncated?)")
+        while n < self.info.num_frames:  # the estimated frame count overshot the real end: repeat the last frame
+            yield last
+            n += 1
+
     def close(self) -> None:
         self._container.close()
 
@@ -308,13 +349,6 @@ def decode_clips(
         out = np.stack([kept[i] for i in clip])
         kept = {i: frame for i, frame in kept.items() if last_use[i] > k}
         yield out
-
-
-def all_frames(video: VideoReader, chunk: int = 32) -> Iterator[np.ndarray]:
-    """Every frame (H, W, 3) uint8 of an opened video, in order, `chunk` frames decoded at a time."""
-    for start in range(0, video.info.num_frames, chunk):
-        indices = list(range(start, min(start + chunk, video.info.num_frames)))
-        yield from _checked(video.get_frames(indices), len(indices), video.path)
 
 
 def read_frames(

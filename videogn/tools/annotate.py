@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from videogn.data.decoding import all_frames, open_video
+from videogn.data.decoding import open_video
 from videogn.data.encoding import write_video
 
 __all__ = ["Painter", "annotate_video", "nearest_window", "plot_timeline"]
@@ -123,7 +123,7 @@ def annotate_video(
 
         def annotated() -> Iterator[np.ndarray]:
             nonlocal painter
-            for i, frame in enumerate(_resized(all_frames(video), out_size)):
+            for i, frame in enumerate(_resized(video.frames(), out_size)):
                 if painter is None:
                     painter = Painter(frame.shape[0] // 2 * 2, frame.shape[1] // 2 * 2, topk)
                 yield painter.draw(frame, tops[window_of(i)], video_top)

@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "videos", nargs="+", help="video files, folders, or list files (after `--` if a name starts with -)"
     )
-    parser.add_argument("--clips", type=int, default=10, help="clips per video, evenly spaced (10)")
+    parser.add_argument("--clips", type=int, default=None, help="clips per video, evenly spaced (10)")
     parser.add_argument("--crops", type=int, choices=(1, 3), default=1, help="spatial crops per clip (1)")
     parser.add_argument("--topk", type=int, default=5, help="classes to show (5)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
@@ -392,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeline", type=Path, default=None, help="plot class probability over time (PNG)")
     parser.add_argument("--features", type=Path, default=None, help="save res5's pooled feature of every view (.npz)")
     args = parser.parse_args(argv)
+    if args.clips is not None and args.stride is not None:
+        parser.error("--clips (evenly spaced clips) and --stride (a window every S seconds): give one of them")
+    args.clips = 10 if args.clips is None else args.clips
     if args.clips < 1 or args.topk < 1 or args.batch_size < 1:
         parser.error("--clips, --topk and --batch-size must be at least 1")
     if args.stride is not None and not args.stride > 0:
