@@ -66,3 +66,20 @@ def test_export_refuses_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
     notes.write_text("not weights")
     assert main(["--ckpt", str(notes), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 2
     assert capsys.readouterr().err.startswith(f"videogn export: --ckpt: {notes}: not a PyTorch file")
+
+
+def test_the_features_come_with_the_forward_passes_scores(tmp_path):
+    """`forward_with_features` (videogn-infer --features) gives `forward`'s scores, for either test head, and res5's
+    output average-pooled."""
+    from videogn.models.heads import res5_features
+
+    ckpt = write_videogn_checkpoint(tmp_path / "gn.ckpt", num_frames=8)
+    model, clip = load_model(ckpt, torch.device("cpu"))
+    clips = Normalize(clip.mean, clip.std)(torch.randint(0, 256, (2, 3, 8, 80, 80), dtype=torch.uint8))
+    with torch.no_grad():
+        for head in ("global", "fully_conv"):
+            model.hparams.test_head = head
+            scores, features = model.forward_with_features(clips)
+            assert torch.equal(scores, model(clips))
+            assert torch.equal(features, res5_features(model.model, clips).mean((2, 3, 4)))
+            assert features.shape == (2, 256)  # R50 at width 8: res5 has 8 · 32 channels
