@@ -341,8 +341,9 @@ class KineticsDataModule(LightningDataModule):
             log_bad_video(path, reason)
         self.failures.update(new)
         self._bad_by_split[split].update(failures)
-        self._unsynced[split].update(failures)
-        if not is_distributed():
+        if is_distributed():
+            self._unsynced[split].update(failures)  # for the next exchange (`_exchange`)
+        else:
             self._quarantine(new)
         return new
 
