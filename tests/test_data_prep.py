@@ -309,7 +309,7 @@ def test_check_videos_lets_a_bug_through(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise TypeError("a broken decoder install, not a bad video")
 
-    monkeypatch.setattr(check_videos, "read_frames", broken)  # the forked worker inherits the patch
+    monkeypatch.setattr(check_videos, "sampled_frames", broken)  # the forked worker inherits the patch
     with pytest.raises(TypeError, match="not a bad video"):
         check_videos.main([str(tmp_path / "list.csv"), "--bad-out", str(tmp_path / "bad.txt"), "--workers", "1"])
     assert not (tmp_path / "list.clean.csv").exists()

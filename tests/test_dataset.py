@@ -267,7 +267,9 @@ def test_decord_torch_bridge_in_workers_and_in_process(mixed_list):
     import decord
 
     list_file, bad_paths = mixed_list
-    ds = KineticsClips(list_file, mode="val", clip=replace(SMALL, num_clips=1, num_crops=1, backend="decord"))
+    # in the loader's processes (no time limit): the decode process is a fresh interpreter, decord's native bridge
+    clip = replace(SMALL, num_clips=1, num_crops=1, backend="decord")
+    ds = KineticsClips(list_file, mode="val", clip=clip, decode_timeout_s=None)
     loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=ClipCollate(ds), worker_init_fn=_torch_bridge)
     found = {}
     for batch in loader:
@@ -275,7 +277,7 @@ def test_decord_torch_bridge_in_workers_and_in_process(mixed_list):
     assert set(found) == bad_paths  # the good videos decoded; only the planted bad files are bad
     decord.bridge.set_bridge("torch")
     try:
-        in_process = KineticsClips(list_file, mode="val", clip=ds.clip)
+        in_process = KineticsClips(list_file, mode="val", clip=ds.clip, decode_timeout_s=None)
         views = [in_process[i][3] for i in range(len(in_process))]
         assert [v >= 0 for v in views] == [p not in bad_paths for p in in_process.paths]  # good ones are themselves
         assert set(in_process.failures) == bad_paths
@@ -291,10 +293,24 @@ def test_an_error_that_is_not_the_decoders_propagates(mixed_list, monkeypatch):
 
     for reader in (DecordReader, PyAVReader):
         monkeypatch.setattr(reader, "get_frames", broken)
-    ds = KineticsClips(mixed_list[0], mode="train", clip=SMALL)
+    ds = KineticsClips(mixed_list[0], mode="train", clip=SMALL, decode_timeout_s=None)  # decoded here
     with pytest.raises(TypeError, match="an API changed"):
         ds[0]
     assert not ds.failures  # nothing was blamed on the video
+
+
+@pytest.mark.skipif(not has_decord(), reason="decord is not installed on this platform")
+def test_an_error_in_the_decode_process_propagates_with_its_type(mixed_list, monkeypatch):
+    # a bug on this side (indices past the end: decord raises IndexError) raises in the decode process: it comes
+    # back as itself, with the decode process's traceback as its cause; no video is blamed, PyAV is not tried
+    import videogn.data.dataset as dataset_module
+
+    ds = KineticsClips(mixed_list[0], mode="test", clip=replace(SMALL, backend="decord", num_clips=1, num_crops=1))
+    monkeypatch.setattr(dataset_module, "eval_clips", lambda info, clip, num_clips: [[info.num_frames + 5]])
+    with pytest.raises(IndexError, match="Out of bound") as caught:
+        ds[0]
+    assert "in the decode process" in str(caught.value.__cause__)
+    assert not ds.failures and not ds.decoder.fallbacks
 
 
 def test_circuit_breaker_stops_when_the_first_attempts_all_fail(tmp_path):

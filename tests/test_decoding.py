@@ -28,6 +28,14 @@ def test_exact_frames_come_back(tmp_path, backend, codec, suffix):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_later_reads_may_go_back_to_the_first_frame(tmp_path, backend):
+    path = write_index_video(tmp_path / "index.mp4", 60)
+    with open_video(path, backend) as video:
+        for wanted in ([30, 59], [0, 1], [59], [0], [5, 0]):
+            assert frame_indices(video.get_frames(wanted)) == wanted
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("codec, suffix", [("libx264rgb", ".mp4"), ("ffv1", ".mkv")])
 def test_every_frame_in_order_is_what_random_access_gives(tmp_path, backend, codec, suffix):
     """`frames()` (what drawing a video reads: PyAV decodes straight through, no seek per chunk) gives every frame,

@@ -77,7 +77,8 @@ def test_frames_are_decoded_once_a_few_clip_windows_at_a_time_and_the_checkpoint
         monkeypatch.setattr(reader, "get_frames", lambda self, idx, f=original: calls.append(list(idx)) or f(self, idx))
     real_load = torch.load
     monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(k.get("weights_only")) or real_load(*a, **k))
-    assert main(["--ckpt", ckpt, str(videos / "bikes.mp4"), "--clips", "5"]) == 0
+    # decoded in this process (no time limit), where the counting readers are
+    assert main(["--ckpt", ckpt, str(videos / "bikes.mp4"), "--clips", "5", "--decode-timeout", "0"]) == 0
     decoded = [i for call in calls for i in call]  # 5 clips of 8 frames, each frame once
     assert len(decoded) == len(set(decoded)) == 40 and all(len(c) <= 32 for c in calls)
     assert len(calls) == 5  # 47 frames apart, more than a clip's span: read apart, not decoded through the gaps
@@ -110,7 +111,7 @@ def test_an_error_that_is_not_the_decoders_propagates(ckpt, videos, monkeypatch)
     for reader in (DecordReader, PyAVReader):
         monkeypatch.setattr(reader, "get_frames", broken)
     with pytest.raises(TypeError, match="an API changed"):
-        main(["--ckpt", ckpt, str(videos / "bikes.mp4"), "--clips", "1"])
+        main(["--ckpt", ckpt, str(videos / "bikes.mp4"), "--clips", "1", "--decode-timeout", "0"])
 
 
 @pytest.mark.slow

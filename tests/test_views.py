@@ -39,14 +39,12 @@ def videos(tmp_path):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_view_of_a_batch_equals_the_per_view_path_bit_for_bit(tmp_path, backend, monkeypatch):
-    import videogn.data.dataset as dataset_module
-
     clip = replace(CLIP, backend=backend)
     paths = videos(tmp_path)
     (tmp_path / "list.csv").write_text("".join(f"{p} {i}\n" for i, p in enumerate(paths)))
     dataset = KineticsClips(tmp_path / "list.csv", mode="test", clip=clip, class_names=["a", "b"])
     opened, decoded = [], []
-    open_video = dataset_module.open_video
+    open_video = dataset.decoder.open  # in the decode process, with the time limit
 
     def counting_open(path, backend):
         opened.append(path)
@@ -55,7 +53,7 @@ def test_every_view_of_a_batch_equals_the_per_view_path_bit_for_bit(tmp_path, ba
         video.get_frames = lambda indices: decoded.extend((path, i) for i in indices) or original(indices)
         return video
 
-    monkeypatch.setattr(dataset_module, "open_video", counting_open)
+    monkeypatch.setattr(dataset.decoder, "open", counting_open)
     items = dataset.__getitems__(list(range(len(dataset))))  # what a DataLoader fetches for one batch
     assert opened == [str(p) for p in paths] and len(decoded) == len(set(decoded))  # one opening, each frame once
     monkeypatch.undo()

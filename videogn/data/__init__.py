@@ -1,45 +1,53 @@
 """Video data: which frames (sampling), decode them (decoding), augment them (transforms), datasets.
 
 Keep the concerns apart: `settings` says what a clip is (`ClipSettings`), `lists` reads list files, `sampling` is
-pure index arithmetic, `decoding` turns a path and indices into uint8 frames with decord or PyAV, `transforms`
-turns frames into a normalised clip tensor, `dataset` puts them together and handles bad videos.
+pure index arithmetic, `decoding` turns a path and indices into uint8 frames with decord, PyAV or torchcodec,
+`decode_process` runs a decoder in a child process with a time limit, `decoder` is the pipeline's way to read a
+video (backend, time limit, PyAV for what the backend cannot read), `transforms` turns frames into a clip tensor,
+`dataset` puts them together and handles bad videos.
+
+The names below are imported when first used: `videogn.data.decoding` (and the decode process, which imports it)
+must not pull in torch or Lightning.
 """
 
-from videogn.data.dataset import ClipBatch, ClipCollate, KineticsClips, TooManyBadVideos
-from videogn.data.decoding import DecodeError, VideoInfo, open_video, read_frames, resolve_backend
-from videogn.data.encoding import write_video
-from videogn.data.lists import VideoList, read_class_names, read_video_list
-from videogn.data.settings import KINETICS_MEAN, KINETICS_STD, ClipSettings
-from videogn.data.transforms import EvalTransform, Normalize, TrainTransform
+from __future__ import annotations
 
-__all__ = [
-    "KINETICS_MEAN",
-    "KINETICS_STD",
-    "ClipBatch",
-    "ClipCollate",
-    "ClipSettings",
-    "DecodeError",
-    "EvalTransform",
-    "Normalize",
-    "KineticsClips",
-    "KineticsDataModule",
-    "TooManyBadVideos",
-    "TrainTransform",
-    "VideoInfo",
-    "VideoList",
-    "open_video",
-    "read_class_names",
-    "read_frames",
-    "read_video_list",
-    "resolve_backend",
-    "write_video",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "ClipBatch": "dataset",
+    "ClipCollate": "dataset",
+    "KineticsClips": "dataset",
+    "TooManyBadVideos": "dataset",
+    "DecodeError": "decoding",
+    "VideoInfo": "decoding",
+    "open_video": "decoding",
+    "read_frames": "decoding",
+    "resolve_backend": "decoding",
+    "DEFAULT_DECODE_TIMEOUT_S": "decoder",
+    "Decoder": "decoder",
+    "write_video": "encoding",
+    "VideoList": "lists",
+    "read_class_names": "lists",
+    "read_video_list": "lists",
+    "KINETICS_MEAN": "settings",
+    "KINETICS_STD": "settings",
+    "ClipSettings": "settings",
+    "EvalTransform": "transforms",
+    "Normalize": "transforms",
+    "TrainTransform": "transforms",
+    "KineticsDataModule": "datamodule",  # pulls in Lightning
+}
+
+__all__ = sorted(_HOMES)
 
 
-def __getattr__(name: str):
-    # The DataModule pulls in Lightning (slow to import); the data_prep scripts don't need it.
-    if name == "KineticsDataModule":
-        from videogn.data.datamodule import KineticsDataModule
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'videogn.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"videogn.data.{_HOMES[name]}"), name)
 
-        return KineticsDataModule
-    raise AttributeError(f"module 'videogn.data' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

@@ -6,10 +6,14 @@ own lists: `fit` the train and val lists, `validate` the val list, `test` the te
 epoch, no padding of evaluation shards, mid-epoch resume); the Trainer must keep its hands off the sampler
 (`use_distributed_sampler=False`; the videogn CLI sets it, and the loaders refuse a replaced sampler).
 
-Batches are `ClipBatch(clips, labels, video_index, view_index, failures, split)`; the loaders ship uint8 clips,
-normalised on the device after the transfer (`on_after_batch_transfer`). Bad videos found in the worker
+Batches are `ClipBatch(clips, labels, video_index, view_index, failures, split, fallbacks)`; the loaders ship
+uint8 clips, normalised on the device after the transfer (`on_after_batch_transfer`). Every decode call has a time
+limit (`decode_timeout_s`): a decoder that hangs is killed and its video is bad. Bad videos found in the worker
 processes arrive with the batches and are merged here: each is logged once, kept in `failures` (saved in
-checkpoints), appended to `quarantine_file` (under DDP gathered on rank 0 at every epoch end), and counted.
+checkpoints), appended to `quarantine_file` (under DDP gathered on rank 0 at every epoch end), and counted; the
+videos read with PyAV because decord could not (`fallbacks`) are logged once and kept too. Loaders made later skip
+the known bad videos of their list (from the checkpoint, and those already in `quarantine_file`) and read the
+fallbacks with PyAV at once, so no video costs its time limit twice.
 More than `max_bad_fraction` of a list bad stops the run with the most common reason (`TooManyBadVideos`); under
 DDP the bad videos are counted over all ranks against the whole list, and every rank stops alike (`check_batch`).
 """
@@ -37,6 +41,7 @@ from videogn.data.dataset import (
     log_bad_video,
     most_common_reason,
 )
+from videogn.data.decoder import DEFAULT_DECODE_TIMEOUT_S, log_fallback
 from videogn.data.lists import read_class_names, read_video_list
 from videogn.data.loaders import ShardedLoader, StoppingLoader, TrainLoader
 from videogn.data.samplers import ShardedSampler
@@ -77,8 +82,11 @@ class KineticsDataModule(LightningDataModule):
         max_retries: decode attempts on other videos after a bad one, per item.
         fail_fast_attempts: stop when a process's first this-many decode attempts all fail (0: never).
         max_bad_fraction: stop when more than this fraction of a list's videos is bad (1: never).
-        quarantine_file: append `path<TAB>reason` for every bad video met, each once (None: kept in memory and in
-            checkpoints only).
+        quarantine_file: append `path<TAB>reason` for every bad video met, each once; videos already listed there
+            are skipped without decoding, counted as bad (None: kept in memory and in checkpoints only).
+        decode_timeout_s: time limit in seconds of every decode call (open, read a clip's frames): past it the
+            decoder is killed and the video is bad. The default is ten times the slowest honest call measured on
+            Kinetics-like videos (`benchmarks/decode_time.py`). None: decode in the loader processes, no limit.
         seed: seed of the training order (each epoch is shuffled by seed and epoch number).
         eval_clips_per_gpu: the former name of eval_views_per_batch (its configs still parse; a value is an error
             naming the new setting).
@@ -104,6 +112,7 @@ class KineticsDataModule(LightningDataModule):
         fail_fast_attempts: int = 32,
         max_bad_fraction: float = 0.1,
         quarantine_file: str | None = None,
+        decode_timeout_s: float | None = DEFAULT_DECODE_TIMEOUT_S,
         seed: int = 0,
         eval_clips_per_gpu: int | None = None,
     ) -> None:
@@ -121,6 +130,8 @@ class KineticsDataModule(LightningDataModule):
             raise ConfigError(f"data.num_workers must be ≥ 0, got {num_workers}")
         if not 0 < max_bad_fraction <= 1:
             raise ConfigError(f"data.max_bad_fraction must be in (0, 1], got {max_bad_fraction}")
+        if decode_timeout_s is not None and not decode_timeout_s > 0:
+            raise ConfigError(f"data.decode_timeout_s must be positive (or null: no limit), got {decode_timeout_s}")
         self.save_hyperparameters()
         self.train_list, self.val_list, self.test_list = train_list, val_list, test_list
         self.root = root
@@ -130,6 +141,8 @@ class KineticsDataModule(LightningDataModule):
         self.normalize = Normalize(clip.mean, clip.std)  # on the device, after the transfer
         self.seed = seed
         self.failures: dict[str, str] = {}  # path → reason, every bad video met (over all ranks after a sync)
+        self.fallbacks: dict[str, str] = {}  # path → why decord could not read it: read with PyAV
+        self._quarantined: dict[str, str] = {}  # already in quarantine_file when the run started
         self.datasets: dict[str, KineticsClips] = {}
         self._bad_by_split: dict[str, set[str]] = defaultdict(set)  # split → its bad videos (over all ranks)
         self._unsynced: dict[str, dict[str, str]] = defaultdict(dict)  # split → found on this rank since the last sync
@@ -196,9 +209,11 @@ class KineticsDataModule(LightningDataModule):
             max_retries=h.max_retries,
             fail_fast_attempts=h.fail_fast_attempts,
             defer_stops=True,
+            decode_timeout_s=h.decode_timeout_s,
         )
 
     def setup(self, stage: str | None = None) -> None:
+        self._read_quarantine()
         if stage == "predict":
             self.datasets["predict"] = self.make_dataset(self.lists_for("predict")[0], "test")
             return
@@ -223,6 +238,7 @@ class KineticsDataModule(LightningDataModule):
         self, split: str, train: bool = False, cls: type[DataLoader] = ShardedLoader, persistent_workers: bool = True
     ) -> DataLoader:
         dataset = self.datasets[split]
+        self._share_known(dataset, split)
         rank, world = self._rank_and_world()
         if not train and len(dataset.paths) < world:
             videos = f"{len(dataset.paths)} video" + ("s" if len(dataset.paths) != 1 else "")
@@ -327,12 +343,39 @@ class KineticsDataModule(LightningDataModule):
         else:
             return batch
         self.record_failures(batch.failures, split)
+        for path, reason in getattr(batch, "fallbacks", {}).items():
+            log_fallback(path, reason)
+            self.fallbacks[path] = reason
         self._stops.extend([stop] if stop else [])
         if not is_distributed():
             self._decide()
         elif split == "train" and self.trainer is not None and self.trainer.training:
             self._exchange()
         return batch
+
+    def _read_quarantine(self) -> None:
+        """The videos already in `quarantine_file` (from this run before a resume, or an earlier run) are known bad."""
+        path = self.hparams.quarantine_file
+        if not path or not Path(path).is_file():
+            return
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            video, _, reason = line.partition("\t")
+            if video:
+                self._quarantined[video] = reason or "listed in data.quarantine_file"
+                self._written.add(video)
+
+    def _share_known(self, dataset: KineticsClips, split: str) -> None:
+        """Before a loader's workers start: its dataset skips the known bad videos of its list (they count as bad)
+        and reads the known fallbacks with PyAV at once."""
+        known = {
+            p: self.failures.get(p) or self._quarantined[p]
+            for p in dataset.paths
+            if p in self.failures or p in self._quarantined
+        }
+        self.failures.update(known)
+        dataset.failures.update(known)
+        self._bad_by_split[split if split != "predict" else "test"].update(known)
+        dataset.decoder.fallbacks.update(self.fallbacks)
 
     def record_failures(self, failures: dict[str, str], split: str = "train") -> dict[str, str]:
         """Merge a batch's failures (of `split`); returns those not seen before."""
@@ -393,9 +436,11 @@ class KineticsDataModule(LightningDataModule):
         return len(self.failures)
 
     def state_dict(self) -> dict[str, Any]:
-        """Saved in every checkpoint: the bad videos met so far (the loader saves its own position)."""
-        return {"failures": dict(self.failures)}
+        """Saved in every checkpoint: the bad videos met so far and the videos read with PyAV (the loader saves its
+        own position)."""
+        return {"failures": dict(self.failures), "fallbacks": dict(self.fallbacks)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.failures.update(state_dict.get("failures", {}))
         self._written.update(state_dict.get("failures", {}))
+        self.fallbacks.update(state_dict.get("fallbacks", {}))

@@ -2,6 +2,9 @@
 a video that one batch holds come from one decode of it (`videogn.data.views`).
 
 Bad videos never end an epoch quietly, and never hide a bug:
+- videos are read through a `Decoder` (`videogn.data.decoder`): each decode call has a time limit (a decoder that
+  hangs in native code is killed; the video is bad), and what decord cannot read is read with PyAV (reported with
+  the batch, `fallbacks`);
 - a video is bad only when the decoder says so (`DecodeError`); any other exception propagates with its traceback;
 - a bad video is recorded in `failures` (path → the decoder's reason), logged once per process, and replaced by
   another video (at most `max_retries` decode attempts); in val/test the stand-in is marked `view_index = -1` so
@@ -11,8 +14,9 @@ Bad videos never end an epoch quietly, and never hide a bug:
   common reason instead of quarantining the whole data set. (The data module also stops a run when more than a set
   fraction of a list's videos is bad.)
 
-A stop found inside a DataLoader worker reaches the main process as an exception carrying the worker's traceback as
-its text. The data module asks for `defer_stops`: the batch then *is* the stop (`DataStop`, its one-line message),
+A stop found inside a DataLoader worker (`TooManyBadVideos`, or `DecoderStuck`: no decode process could replace a
+hung one) reaches the main process as an exception carrying the worker's traceback as its text. The data module
+asks for `defer_stops`: the batch then *is* the stop (`DataStop`, its one-line message),
 so the data module can decide it on every DDP rank at the same point (`KineticsDataModule.check_batch`).
 """
 
@@ -25,12 +29,15 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Literal, NamedTuple
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
-from videogn.data.decoding import DecodeError, VideoInfo, open_video, read_frames
+from videogn.data.decode_process import DecoderStuck
+from videogn.data.decoder import DEFAULT_DECODE_TIMEOUT_S, Decoder, log_fallback
+from videogn.data.decoding import DecodeError, VideoInfo, VideoReader
 from videogn.data.lists import read_video_list
-from videogn.data.sampling import clip_step, train_clip_indices
+from videogn.data.sampling import TrainWindow
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import EvalTransform, TrainTransform
 from videogn.data.views import eval_clips, video_views
@@ -108,6 +115,8 @@ class KineticsClips(Dataset):
         fail_fast_attempts: stop when this many first decode attempts (of this process) all failed (0: never).
         defer_stops: a batch that stops the run is returned as a `DataStop` instead of raising `TooManyBadVideos`
             (what the data module asks for, to decide the stop on all ranks alike).
+        decode_timeout_s: time limit of each decode call, in a decode process that is killed past it (a hung
+            decoder is then a bad video; `videogn.data.decoder`); None: decode here, no limit.
     """
 
     def __init__(
@@ -121,6 +130,7 @@ class KineticsClips(Dataset):
         max_retries: int = 10,
         fail_fast_attempts: int = 32,
         defer_stops: bool = False,
+        decode_timeout_s: float | None = DEFAULT_DECODE_TIMEOUT_S,
     ) -> None:
         if mode not in ("train", "val", "test"):
             raise ValueError(f"mode must be 'train', 'val' or 'test', got {mode!r}")
@@ -132,6 +142,7 @@ class KineticsClips(Dataset):
         self.max_retries = max_retries
         self.fail_fast_attempts = fail_fast_attempts
         self.defer_stops = defer_stops
+        self.decoder = Decoder(clip.backend, decode_timeout_s)
         self.num_clips = 1 if mode == "train" else clip.num_clips
         self.num_crops = 1 if mode == "train" else clip.num_crops
         if mode == "train":
@@ -150,21 +161,29 @@ class KineticsClips(Dataset):
     def __len__(self) -> int:
         return len(self.paths) * self.views_per_video
 
+    def train_window(self) -> TrainWindow:
+        """The frames of the next training clip, a random window, as a function of the video's `VideoInfo`: its
+        random draw comes from this process's `random` (seeded per DataLoader worker) and goes with it to the
+        decode process (evaluation clips: `videogn.data.views.eval_clips`)."""
+        return TrainWindow(self.clip.num_frames, self.clip.frame_interval, self.clip.target_fps, random.getrandbits(64))
+
     def frame_indices(self, info: VideoInfo) -> list[int]:
-        """The frames of a training clip: a random window (evaluation clips: `videogn.data.views.eval_clips`)."""
-        step = clip_step(self.clip.frame_interval, info.fps, self.clip.target_fps)
-        return train_clip_indices(info.num_frames, self.clip.num_frames, step)
+        """The frames of a training clip: a random window (`train_window`)."""
+        return self.train_window()(info)
 
     def load_views(self, video_index: int, views: Sequence[int]) -> list[torch.Tensor]:
         """Decode one video and make the given views of it (in training its one random view; in val/test each clip
         the views need decoded once, `video_views`); raises `DecodeError` for a bad video."""
         path = self.paths[video_index]
         if self.mode == "train":
-            frames, _ = read_frames(path, self.frame_indices, self.clip.backend)
-            return [self.transform(frames) for _ in views]
-        with open_video(path, self.clip.backend) as video:
-            clips = eval_clips(video.info, self.clip, self.num_clips)
-            made = dict(video_views(video, clips, self.transform, views))
+            # one request to the decode process; its buffer itself (no copy), read by the transform at once
+            frames, _ = self.decoder.read_frames(path, self.train_window(), borrow=True)
+            return [_owned(self.transform(frames), frames) for _ in views]
+
+        def make_views(video: VideoReader) -> dict[int, torch.Tensor]:
+            return dict(video_views(video, eval_clips(video.info, self.clip, self.num_clips), self.transform, views))
+
+        made = self.decoder.read(path, make_views)
         return [made[view] for view in views]
 
     def __getitem__(self, index: int) -> Item:
@@ -179,7 +198,7 @@ class KineticsClips(Dataset):
         With `defer_stops`, a `TooManyBadVideos` is returned as a `DataStop` instead of raised."""
         try:
             return self._items(indices)
-        except TooManyBadVideos as exc:
+        except (TooManyBadVideos, DecoderStuck) as exc:
             if not self.defer_stops:
                 raise
             return DataStop(str(exc), self.mode)
@@ -216,6 +235,9 @@ class KineticsClips(Dataset):
                     break
                 continue
             self._decoded += 1
+            if get_worker_info() is None:  # in a worker, the data module logs what the batch carries, once
+                for fallback, reason in self.decoder.fallbacks.items():
+                    log_fallback(fallback, reason)
             stand_in = candidate != video_index and self.mode != "train"  # metrics skip view -1
             label = self.labels[candidate]
             return [(clip, label, candidate, -1 if stand_in else view) for clip, view in zip(clips, views, strict=True)]
@@ -256,6 +278,15 @@ class KineticsClips(Dataset):
         return new
 
 
+def _owned(clip: torch.Tensor, frames: np.ndarray) -> torch.Tensor:
+    """`clip`, or a copy if it shares memory with `frames` (a crop that needed no resampling is a view of them)."""
+    start = frames.__array_interface__["data"][0]
+    storage = clip.untyped_storage()
+    if start <= storage.data_ptr() < start + frames.nbytes:
+        return clip.clone(memory_format=torch.preserve_format)
+    return clip
+
+
 class ClipBatch(NamedTuple):
     """A batch of `KineticsClips` items, as the loaders yield it."""
 
@@ -266,6 +297,7 @@ class ClipBatch(NamedTuple):
     view_index: torch.Tensor  # (N,) clip_index · num_crops + crop_index; -1 for a stand-in of a bad video
     failures: dict[str, str]  # videos found bad while this batch was decoded: path → the decoder's reason
     split: str  # "train", "val" or "test": the dataset's mode
+    fallbacks: dict[str, str] = {}  # noqa: RUF012 - videos first read with PyAV for this batch: path → why
 
 
 class ClipCollate:
@@ -286,4 +318,5 @@ class ClipCollate:
         # stacked in the clips' (T, H, W, 3) memory order, into the worker's shared memory: no transposing copy
         clips, labels, videos, views = default_collate([(c.permute(1, 2, 3, 0), *rest) for c, *rest in items])
         clips = clips.permute(0, 4, 1, 2, 3)  # (N, 3, T, H, W), channels_last_3d strides
-        return ClipBatch(clips, labels, videos, views, dataset.pop_new_failures(), dataset.mode)
+        failures, fallbacks = dataset.pop_new_failures(), dataset.decoder.pop_new_fallbacks()
+        return ClipBatch(clips, labels, videos, views, failures, dataset.mode, fallbacks)

@@ -1,14 +1,20 @@
-"""Decode exactly the sampled frames of a video: a decord backend (default) and a PyAV backend, same output.
+"""Decode exactly the sampled frames of a video: decord (default), PyAV or torchcodec, the same pixels.
 
-Both return uint8 arrays of shape (T, H, W, 3), RGB. The reader is opened inside each call, never kept on the
+Each returns uint8 arrays of shape (T, H, W, 3), RGB. The reader is opened inside each call, never kept on the
 dataset nor shared across DataLoader workers (decord readers are not fork-safe), and decord runs single-threaded
 (`num_threads=1`), since the DataLoader workers already provide the parallelism. Decoding does not depend on
-decord's "bridge": whatever `get_batch` returns (decord, torch, ... arrays) becomes a NumPy array.
+decord's "bridge": whatever `get_batch` returns (decord, torch, ... arrays) becomes a NumPy array. torchcodec (the
+`torchcodec` extra; it needs FFmpeg's shared libraries) decodes in exact-seek mode, one FFmpeg thread.
 
 A video is bad only when its decoder says so: a missing, empty or unreadable file (`OSError`), decord's
 `DECORDError` (and the `RuntimeError("Error reading ...")` its reader raises when it cannot open a file), PyAV's
-`FFmpegError` (its `InvalidDataError` among them). Exactly those become `DecodeError`, naming the file and the
+`FFmpegError` (its `InvalidDataError` among them), an error of torchcodec's native core (a `RuntimeError` naming
+its `_core` source file) or metadata it cannot parse. Exactly those become `DecodeError`, naming the file and the
 decoder's reason, so the dataset can record it and move on. Any other exception is a bug and propagates.
+
+These readers decode in the calling process, with no time limit: a decoder that hangs in native code hangs the
+caller. The pipeline reads videos through `videogn.data.decoder.Decoder`, which decodes in a child process with
+a time limit (`videogn.data.decode_process`).
 """
 
 from __future__ import annotations
@@ -24,23 +30,32 @@ from typing import Any, Literal
 
 import numpy as np
 
+from videogn.errors import ConfigError
+
 __all__ = [
+    "Alloc",
+    "BACKENDS",
     "Backend",
     "DecodeError",
     "VideoInfo",
     "VideoReader",
     "decode_clips",
     "decord_status",
+    "frames_into",
     "has_decord",
     "open_video",
     "read_frames",
     "resolve_backend",
+    "sampled_frames",
+    "torchcodec_available",
+    "torchcodec_status",
     "VIDEO_EXTENSIONS",
 ]
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["decord", "pyav", "auto"]
+Backend = Literal["decord", "pyav", "torchcodec", "auto"]
+BACKENDS = ("decord", "pyav", "torchcodec", "auto")
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
 
@@ -81,17 +96,61 @@ def has_decord() -> bool:
     return decord_status()[0] is not None
 
 
+TORCHCODEC_INSTALL = (
+    "pip install 'videogn[torchcodec]', and FFmpeg's shared libraries (4 to 8; on Debian 12: apt-get install "
+    "--no-install-recommends libavdevice59)"
+)
+
+
+@functools.cache
+def torchcodec_status() -> tuple[Any, str | None]:
+    """(torchcodec.decoders, None) if torchcodec and the FFmpeg libraries it loads work here, else (None, why not).
+
+    This imports torchcodec into the calling process, and with it the system's FFmpeg libraries, whose symbols then
+    stand in for those of PyAV's own FFmpeg: PyAV's encoders change their output (VP9 fails on small frames). Only
+    the process that decodes with torchcodec calls it; others ask `torchcodec_available`."""
+    if importlib.util.find_spec("torchcodec") is None:
+        return None, "torchcodec is not installed"
+    try:
+        from torchcodec import decoders
+    except (ImportError, OSError, RuntimeError) as exc:  # its native core, or FFmpeg's libraries, do not load
+        return None, f"torchcodec is installed but does not load: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+    return decoders, None
+
+
+@functools.cache
+def torchcodec_available() -> tuple[bool, str | None]:
+    """(True, None) if torchcodec loads here, else (False, why not): asked of a new interpreter (a few seconds, once
+    per process), so that this process keeps its FFmpeg libraries apart from torchcodec's (`torchcodec_status`)."""
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("torchcodec") is None:
+        return False, "torchcodec is not installed"
+    if "torchcodec" in sys.modules:  # loaded here already (the decode process that decodes with it)
+        return torchcodec_status()[0] is not None, torchcodec_status()[1]
+    code = "from videogn.data.decoding import torchcodec_status; print(torchcodec_status()[1] or '')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    return (not out), out or None
+
+
 @functools.cache
 def _warn_fallback(reason: str) -> None:
     log.warning("%s; decoding with PyAV instead", reason)
 
 
 def resolve_backend(backend: Backend | str) -> str:
-    """The backend to use: "decord" falls back to "pyav" (with one warning saying why) where decord cannot load."""
-    if backend not in ("decord", "pyav", "auto"):
-        raise ValueError(f"unknown video backend {backend!r}; choose 'decord', 'pyav' or 'auto'")
+    """The backend to use: "decord" falls back to "pyav" (with one warning saying why) where decord cannot load;
+    "torchcodec" where it cannot load is a `ConfigError` saying what to install."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "pyav":
         return "pyav"
+    if backend == "torchcodec":
+        available, reason = torchcodec_available()
+        if not available:
+            raise ConfigError(f"video backend 'torchcodec': {reason}; it needs {TORCHCODEC_INSTALL}")
+        return "torchcodec"
     decord, reason = decord_status()
     if decord is not None:
         return "decord"
@@ -110,13 +169,40 @@ def _to_numpy(frames: Any) -> np.ndarray:
     return np.asarray(frames)
 
 
+class _DLPack:
+    """A decord NDArray as the DLPack producer `np.from_dlpack` asks for (decord 0.6 has only `to_dlpack()`)."""
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+
+    def __dlpack__(self, **_: Any) -> Any:
+        return self.array.to_dlpack()
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)  # kDLCPU
+
+
+Alloc = Callable[[tuple[int, ...]], np.ndarray]  # the shape of the frames → the uint8 array to write them into
+
+
+def frames_into(frames: np.ndarray, alloc: Alloc | None) -> np.ndarray:
+    """`frames` copied into `alloc(frames.shape)`, or `frames` itself without `alloc`."""
+    if alloc is None:
+        return frames
+    target = alloc(frames.shape)
+    np.copyto(target, frames)
+    return target
+
+
 class VideoReader:
     """One opened video. Use as a context manager: `with open_video(path) as v: v.get_frames(idx)`."""
 
     path: str
     info: VideoInfo
 
-    def get_frames(self, indices: Sequence[int]) -> np.ndarray:  # (T, H, W, 3) uint8
+    def get_frames(self, indices: Sequence[int], alloc: Alloc | None = None) -> np.ndarray:
+        """The frames at `indices` (T, H, W, 3) uint8, written into `alloc(shape)` if given (the decode process
+        passes its shared buffer), else into a new array."""
         raise NotImplementedError
 
     def frames(self, chunk: int = 32) -> Iterator[np.ndarray]:
@@ -157,12 +243,15 @@ class DecordReader(VideoReader):
             raise DecodeError(path, f"decord: {exc}") from exc
         self.info = VideoInfo(len(self._vr), float(self._vr.get_avg_fps()))
 
-    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+    def get_frames(self, indices: Sequence[int], alloc: Alloc | None = None) -> np.ndarray:
         try:
             batch = self._vr.get_batch(list(indices))
         except self._decord.DECORDError as exc:
             raise DecodeError(self.path, f"decord failed mid-decode: {exc}") from exc
-        frames = _to_numpy(batch)
+        if alloc is not None and isinstance(batch, self._decord.nd.NDArray):  # copied once, straight from decord
+            frames = frames_into(np.from_dlpack(_DLPack(batch)), alloc)
+        else:
+            frames = frames_into(_to_numpy(batch), alloc)
         if frames.shape[0] != len(indices):
             raise DecodeError(self.path, f"decord returned {frames.shape[0]} frames for {len(indices)} indices")
         return frames
@@ -205,6 +294,7 @@ class PyAVReader(VideoReader):
         self._start = self._stream.start_time or 0
         frames = self._stream.frames
         self._exact_count = frames > 0
+        self._has_read = False
         if not self._exact_count:
             duration = (
                 float(self._stream.duration * self._time_base)
@@ -219,14 +309,15 @@ class PyAVReader(VideoReader):
     def _index_of(self, pts: int) -> int:
         return int(round(float((pts - self._start) * self._time_base * self._rate)))
 
-    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+    def get_frames(self, indices: Sequence[int], alloc: Alloc | None = None) -> np.ndarray:
         import av
 
         wanted = sorted(set(indices))
         found: dict[int, np.ndarray] = {}
-        if wanted[0] > 0:  # seek to the keyframe at or before the first wanted frame
+        if wanted[0] > 0 or self._has_read:  # seek to the keyframe at or before the first wanted frame
             target = self._start + int(wanted[0] / self._rate / self._time_base)
             self._container.seek(max(target, self._start), stream=self._stream, backward=True, any_frame=False)
+        self._has_read = True  # the stream is no longer at its start
         previous = None  # the last decoded frame before the current one (converted only if needed)
         previous_rgb: np.ndarray | None = None
         pos = 0
@@ -261,7 +352,10 @@ class PyAVReader(VideoReader):
             last = previous_rgb if previous_rgb is not None else _rgb(previous)
             for idx in wanted[pos:]:  # the estimated frame count overshot the real end: repeat the last frame
                 found[idx] = last
-        return np.stack([found[i] for i in indices])
+        ordered = [found[i] for i in indices]
+        if alloc is None:
+            return np.stack(ordered)
+        return np.stack(ordered, out=alloc((len(ordered), *ordered[0].shape)))
 
     def frames(self, chunk: int = 32) -> Iterator[np.ndarray]:
         """Every frame in order, decoded straight through from the start (no seek per chunk: a long GOP would be
@@ -305,7 +399,52 @@ def _rgb(frame) -> np.ndarray:  # noqa: ANN001 - an av.VideoFrame
     return frame.to_ndarray(format="rgb24")
 
 
-_READERS: dict[str, Callable[[str], VideoReader]] = {"decord": DecordReader, "pyav": PyAVReader}
+class TorchCodecReader(VideoReader):
+    """torchcodec's `VideoDecoder` in exact-seek mode (it scans the file once when opening, then seeks by its own
+    index: frame i is the i-th frame in presentation order), one FFmpeg thread, frames as (T, H, W, 3)."""
+
+    def __init__(self, path: str) -> None:
+        import json
+
+        decoders, reason = torchcodec_status()
+        if decoders is None:
+            raise RuntimeError(reason)  # resolve_backend refuses the backend before this can happen
+        self.path = path
+        try:
+            self._decoder = decoders.VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=1, seek_mode="exact")
+        except RuntimeError as exc:
+            raise DecodeError(path, f"torchcodec could not open it: {_torchcodec_reason(exc)}") from exc
+        except json.JSONDecodeError as exc:  # its core wrote metadata it cannot parse (a timestamp of inf or nan)
+            raise DecodeError(path, f"torchcodec could not read the stream's metadata: {exc}") from exc
+        metadata = self._decoder.metadata
+        if not metadata.num_frames:
+            raise DecodeError(path, "torchcodec found no frames")
+        self.info = VideoInfo(int(metadata.num_frames), float(metadata.average_fps or 0.0))
+
+    def get_frames(self, indices: Sequence[int], alloc: Alloc | None = None) -> np.ndarray:
+        try:
+            batch = self._decoder.get_frames_at([int(i) for i in indices])
+        except RuntimeError as exc:
+            raise DecodeError(self.path, f"torchcodec failed mid-decode: {_torchcodec_reason(exc)}") from exc
+        return frames_into(batch.data.numpy(), alloc)
+
+    def close(self) -> None:
+        del self._decoder
+
+
+def _torchcodec_reason(exc: RuntimeError) -> str:
+    """The FFmpeg reason of an error of torchcodec's native core; any other RuntimeError is a bug and re-raised."""
+    text = str(exc)
+    if "torchcodec/_core/" not in text:  # its C++ core names its source file: "X.cpp:41, Could not open ..."
+        raise exc
+    return text.split(".cpp:", 1)[-1].split(", ", 1)[-1]
+
+
+_READERS: dict[str, Callable[[str], VideoReader]] = {
+    "decord": DecordReader,
+    "pyav": PyAVReader,
+    "torchcodec": TorchCodecReader,
+}
 
 
 def open_video(path: str | os.PathLike, backend: Backend | str = "decord") -> VideoReader:
@@ -351,13 +490,21 @@ def decode_clips(
         yield out
 
 
+def sampled_frames(
+    video: VideoReader, indices_for: Callable[[VideoInfo], Sequence[int]], alloc: Alloc | None = None
+) -> np.ndarray:
+    """The frames (T, H, W, 3) uint8 at the indices `indices_for` chooses from the opened video's `VideoInfo`."""
+    indices = indices_for(video.info)
+    frames = video.get_frames(indices) if alloc is None else video.get_frames(indices, alloc=alloc)
+    return _checked(frames, len(indices), video.path)
+
+
 def read_frames(
     path: str | os.PathLike, indices_for: Callable[[VideoInfo], Sequence[int]], backend: str = "decord"
 ) -> tuple[np.ndarray, VideoInfo]:
-    """Open `path`, choose indices from its `VideoInfo`, decode them: (frames (T, H, W, 3) uint8, info)."""
+    """Open `path` here, choose indices from its `VideoInfo`, decode them: (frames (T, H, W, 3) uint8, info)."""
     with open_video(path, backend) as video:
-        indices = indices_for(video.info)
-        frames = _checked(video.get_frames(indices), len(indices), path)
+        frames = sampled_frames(video, indices_for)
     return frames, video.info
 
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 __all__ = [
+    "TrainWindow",
     "clip_step",
     "clip_indices",
     "train_clip_indices",
@@ -59,6 +61,21 @@ def train_clip_indices(video_frames: int, num_frames: int, step: float, rng: ran
     slack = max(video_frames - window_length(num_frames, step), 0.0)
     start = (rng or random).uniform(0.0, slack)
     return clip_indices(start, num_frames, step, video_frames)
+
+
+@dataclass(frozen=True)
+class TrainWindow:
+    """The frames of one training clip as a function of the video's `VideoInfo` (`train_clip_indices` with its own
+    random draw, `seed`): it pickles, so the decode process chooses the frames exactly as this process would."""
+
+    num_frames: int
+    frame_interval: int
+    target_fps: float | None
+    seed: int
+
+    def __call__(self, info: Any) -> list[int]:  # a videogn.data.decoding.VideoInfo
+        step = clip_step(self.frame_interval, info.fps, self.target_fps)
+        return train_clip_indices(info.num_frames, self.num_frames, step, random.Random(self.seed))
 
 
 ClipStarts = Literal["uniform", "spread"]

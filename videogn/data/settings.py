@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
+from videogn.data.decoding import BACKENDS, Backend
 from videogn.data.sampling import ClipStarts
 from videogn.errors import ConfigError
 
@@ -42,7 +43,8 @@ class ClipSettings:
         num_crops: spatial crops per clip in val/test, 1 (centre) or 3 (along the long side; paper's code: 3).
         mean: per-channel mean of [0, 1] RGB pixels.
         std: per-channel standard deviation.
-        backend: video decoder, "decord" (PyAV where decord cannot load), "pyav" or "auto".
+        backend: video decoder, "decord" (PyAV where decord cannot load, or cannot read a file), "pyav",
+            "torchcodec" (the torchcodec extra) or "auto".
     """
 
     num_frames: int = 32
@@ -58,7 +60,7 @@ class ClipSettings:
     num_crops: int = 3
     mean: tuple[float, float, float] = KINETICS_MEAN
     std: tuple[float, float, float] = KINETICS_STD
-    backend: Literal["decord", "pyav", "auto"] = "decord"
+    backend: Backend = "decord"
 
     def __post_init__(self) -> None:
         for name in ("train_scale", "mean", "std"):  # YAML and JSON give lists
@@ -81,8 +83,8 @@ class ClipSettings:
             raise ConfigError(f"clip.target_fps must be positive, got {self.target_fps}")
         if self.clip_starts not in ("uniform", "spread"):
             raise ConfigError(f"clip.clip_starts must be 'uniform' or 'spread', got {self.clip_starts!r}")
-        if self.backend not in ("decord", "pyav", "auto"):
-            raise ConfigError(f"clip.backend must be 'decord', 'pyav' or 'auto', got {self.backend!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"clip.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
 
     @property
     def eval_crop_size(self) -> int:

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from videogn.data.decoding import open_video
+from videogn.data.decoder import Decoder
+from videogn.data.decoding import VideoReader
 from videogn.data.encoding import write_video
 
 __all__ = ["Painter", "annotate_video", "nearest_window", "plot_timeline"]
@@ -97,7 +98,7 @@ def annotate_video(
     video_probs: torch.Tensor,
     class_names: Sequence[str],
     topk: int = 3,
-    backend: str = "pyav",
+    decoder: Decoder | None = None,
     out_size: int | None = None,
 ) -> Path:
     """Write `path` with its predictions drawn on every frame to `out` (H.264, the video's frame rate); returns
@@ -117,8 +118,7 @@ def annotate_video(
         near = [k for k in (j - 1, j) if 0 <= k < len(order)]
         return order[min(near, key=lambda k: abs(sorted_centres[k] - i))]
 
-    with open_video(path, backend) as video:
-        fps = video.info.fps
+    def draw(video: VideoReader) -> Path:
         painter: Painter | None = None
 
         def annotated() -> Iterator[np.ndarray]:
@@ -128,7 +128,9 @@ def annotate_video(
                     painter = Painter(frame.shape[0] // 2 * 2, frame.shape[1] // 2 * 2, topk)
                 yield painter.draw(frame, tops[window_of(i)], video_top)
 
-        return write_video(out, annotated(), fps=fps, codec="libx264", gop=None, crf=18)
+        return write_video(out, annotated(), fps=video.info.fps, codec="libx264", gop=None, crf=18)
+
+    return (decoder or Decoder("pyav")).read(path, draw)  # written whole, or not at all: `read` may draw twice
 
 
 def plot_timeline(

@@ -8,10 +8,12 @@ Inputs may be video files, folders (searched recursively for video extensions) a
 lines as for training, or path-only lines). For a labelled list it also reports clip-level (every view) and
 video-level top-1/top-5 and the most frequent confusions, and the JSON holds each video's true label.
 A file the decoder cannot read gets one line naming it and the reason; the others are still processed, and the
-exit status is 1 if any failed. Any other error is a bug and stops with its traceback. Clip length, frame interval,
-scale and normalisation come from the checkpoint (override with --frames, --interval, --scale). The views are
-those of `lightning test` (`videogn.data.views`): each frame decoded once, a few clip windows of frames held at a
-time, so memory does not grow with the video's length or --clips.
+exit status is 1 if any failed. Every decode call has a time limit (`--decode-timeout`, 60 s): a decoder that hangs
+is killed and the video fails with "the decoder did not finish"; what decord cannot read is read with PyAV. Any
+other error is a bug and stops with its traceback. Clip length, frame interval, scale and normalisation come from
+the checkpoint (override with --frames, --interval, --scale). The views are those of `lightning test`
+(`videogn.data.views`): each frame decoded once, a few clip windows of frames held at a time, so memory does not
+grow with the video's length or --clips.
 
 What else it writes:
 - `--stride SECONDS`: instead of K evenly spaced clips, a clip window every S seconds over the whole video (a
@@ -40,7 +42,8 @@ import torch
 from torchmetrics.classification import MulticlassAccuracy
 from tqdm import tqdm
 
-from videogn.data.decoding import VIDEO_EXTENSIONS, DecodeError, open_video
+from videogn.data.decoder import DEFAULT_DECODE_TIMEOUT_S, Decoder, log_fallback
+from videogn.data.decoding import BACKENDS, VIDEO_EXTENSIONS, DecodeError, VideoReader
 from videogn.data.lists import read_video_list
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import EvalTransform, Normalize
@@ -140,8 +143,10 @@ class Predictor:
         batch_size: int = 8,
         stride_s: float | None = None,
         features: bool = False,
+        decode_timeout_s: float | None = DEFAULT_DECODE_TIMEOUT_S,
     ) -> None:
         self.model, self.clip, self.device = model, clip, device
+        self.decoder = Decoder(clip.backend, decode_timeout_s)
         self.stride_s, self.features = stride_s, features
         self.num_clips, self.num_crops, self.batch_size = num_clips, num_crops, batch_size
         self.class_names = list(model.class_names)
@@ -159,28 +164,30 @@ class Predictor:
     def predict(self, path: str, label: int | None = None) -> VideoResult:
         """The result for one video; a video the decoder cannot read becomes a failed result."""
         try:
-            return self._predict(path, label)
+            return self.decoder.read(path, lambda video: self._predict(video, label))
         except DecodeError as exc:
             return VideoResult(path, ok=False, error=exc.reason, label=label)
+        finally:
+            for fallback, reason in self.decoder.pop_new_fallbacks().items():
+                log_fallback(fallback, reason)
 
     @torch.no_grad()
-    def _predict(self, path: str, label: int | None) -> VideoResult:
-        with open_video(path, self.clip.backend) as video:
-            info = video.info
-            if not info.fps > 0:
-                raise DecodeError(path, "the video stream reports no frame rate")
-            if self.stride_s:
-                clips = sliding_clips(info, self.clip, self.stride_s)
-            else:
-                clips = eval_clips(info, self.clip, self.num_clips)
-            outputs, batch = [], []
-            for _, view in video_views(video, clips, self.transform):  # the views of `lightning test`, in order
-                batch.append(view)
-                if len(batch) == self.batch_size:
-                    outputs.append(self._forward(batch))
-                    batch = []
-            if batch:
+    def _predict(self, video: VideoReader, label: int | None) -> VideoResult:
+        path, info = video.path, video.info
+        if not info.fps > 0:
+            raise DecodeError(path, "the video stream reports no frame rate")
+        if self.stride_s:
+            clips = sliding_clips(info, self.clip, self.stride_s)
+        else:
+            clips = eval_clips(info, self.clip, self.num_clips)
+        outputs, batch = [], []
+        for _, view in video_views(video, clips, self.transform):  # the views of `lightning test`, in order
+            batch.append(view)
+            if len(batch) == self.batch_size:
                 outputs.append(self._forward(batch))
+                batch = []
+        if batch:
+            outputs.append(self._forward(batch))
         probs_all = torch.cat([probs for probs, _ in outputs])  # (clips × crops, classes)
         per_clip = probs_all.view(len(clips), self.num_crops, -1).mean(1)
         result = VideoResult(path, ok=True, label=label, num_frames=info.num_frames, fps=info.fps, view_probs=probs_all)
@@ -320,7 +327,7 @@ def write_pictures(result: VideoResult, predictor: Predictor, args: argparse.Nam
     if out is not None:
         annotate_video(
             result.path, out, result.windows, result.clip_probs, result.view_probs.mean(0), predictor.class_names,
-            topk=min(predictor.topk, 5), backend=predictor.clip.backend, out_size=args.out_size,
+            topk=min(predictor.topk, 5), decoder=predictor.decoder, out_size=args.out_size,
         )  # fmt: skip
         print(f"  drawn: {out}")
     if args.timeline is not None:
@@ -374,9 +381,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1")
     parser.add_argument("--batch-size", type=int, default=8, help="views per forward pass (8)")
+    parser.add_argument("--backend", choices=BACKENDS, default=None, help="video decoder (default: the checkpoint's)")
     parser.add_argument(
-        "--backend", choices=("decord", "pyav", "auto"), default=None, help="video decoder (default: the checkpoint's)"
-    )
+        "--decode-timeout", type=float, default=DEFAULT_DECODE_TIMEOUT_S, metavar="SECONDS",
+        help="time limit of each decode call: a decoder that does not finish is killed and the video fails "
+        f"({DEFAULT_DECODE_TIMEOUT_S:g}; 0: decode in this process, no limit)",
+    )  # fmt: skip
     parser.add_argument("--frames", type=int, default=None, help="frames per clip (default: the checkpoint's)")
     parser.add_argument("--interval", type=int, default=None, help="frame interval (default: the checkpoint's)")
     parser.add_argument(
@@ -397,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     args.clips = 10 if args.clips is None else args.clips
     if args.clips < 1 or args.topk < 1 or args.batch_size < 1:
         parser.error("--clips, --topk and --batch-size must be at least 1")
+    if args.decode_timeout < 0:
+        parser.error(f"--decode-timeout must be positive, or 0 for no limit; got {args.decode_timeout}")
     if args.stride is not None and not args.stride > 0:
         parser.error(f"--stride must be a positive number of seconds, got {args.stride}")
     if args.out_size is not None and args.out_size < 2:
@@ -420,8 +432,9 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None and len(videos) != 1:
             parser.error(f"{flag} is for one video, got {len(videos)} (--out-dir writes one per video)")
     predictor = Predictor(
-        model, clip, args.clips, args.crops, args.topk, device, args.batch_size, args.stride, args.features is not None
-    )
+        model, clip, args.clips, args.crops, args.topk, device, args.batch_size, args.stride, args.features is not None,
+        decode_timeout_s=args.decode_timeout or None,
+    )  # fmt: skip
     report = AccuracyReport(predictor.class_names, len(videos))
     results = []
     for index, (path, label) in enumerate(

@@ -1,0 +1,508 @@
+"""Decoding with a time limit: the decoder runs in a child process, killed when it does not answer in time.
+
+A decoder can hang inside native code, with no exception: decord 0.6.0's `get_batch` spins at 100 % CPU forever on
+an H.264 Matroska file whose timestamps are all 0 (decord #373 reports the same for an over-reported frame count;
+decord2 deadlocks there). Python cannot interrupt native code, so a DataLoader worker stuck there would stop a run
+without a word. Here each decoding process (and thread) starts one decode process on first use and keeps it;
+every request to it (open a video, read frames, close) waits at most `timeout_s` for the answer:
+
+- past the limit the decode process is killed (SIGKILL), a new one is started, and the request raises
+  `DecodeError` "the decoder did not finish in N s (backend)": a bad video like any other;
+- a decode process that dies while reading (a segfault in the decoder) is a `DecodeError` naming the signal;
+- any other exception in the decode process is raised here with its own type, the decode process's traceback as
+  its cause (a bug stays a bug); one that does not start is a `DecodeProcessError`;
+- when no new decode process can be started after a kill, `DecoderStuck` (a `RunStopped`) stops the run with one
+  line naming the file.
+
+torchcodec decodes in a decode process of its own: it loads the system's FFmpeg libraries, whose symbols would
+stand in for those of PyAV's own FFmpeg (the PyAV fallback) in the same process.
+
+Frames come back through shared memory (a file in /dev/shm, or the temporary folder, mapped by both and unlinked
+at once): one copy into it there, one out of it here. The decode process imports NumPy and the decoders only
+(torch too for torchcodec), ignores the signals its parent handles (SIGINT, SIGTERM, SIGUSR1), and dies with its
+parent (on Linux by PR_SET_PDEATHSIG, which follows the thread that started it; elsewhere when its pipe closes).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import mmap
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from videogn.data.decoding import (
+    Alloc,
+    DecodeError,
+    VideoInfo,
+    VideoReader,
+    decord_status,
+    frames_into,
+    open_video,
+    resolve_backend,
+    sampled_frames,
+    torchcodec_status,
+)
+from videogn.errors import RunStopped
+
+__all__ = [
+    "DecodeProcess",
+    "DecodeProcessError",
+    "DecoderStuck",
+    "TimedReader",
+    "decode_process",
+    "open_timed",
+    "read_timed",
+]
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 60.0  # the decode process's imports, on a loaded machine
+KILL_WAIT_S = 5.0  # a killed process that has not exited by then is left behind (stuck in the kernel)
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding `videogn`, for the child's sys.path
+_CHILD = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from videogn.data.decode_process import serve; serve(*sys.argv[2:])"
+)
+
+
+class DecodeProcessError(RuntimeError):
+    """The decode process could not be started, or broke the protocol: a setup problem or a bug, not a bad video."""
+
+
+class DecoderStuck(RunStopped):
+    """A decoder did not finish in time and no new decode process could be started in its place."""
+
+
+class _RemoteTraceback(Exception):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+
+    def __str__(self) -> str:
+        return "in the decode process:\n" + self.args[0]
+
+
+class _NoAnswer(Exception):
+    pass
+
+
+class _Died(Exception):
+    pass
+
+
+class DecodeProcess:
+    """The decode process of one (process, thread): requests with a time limit, replaced when killed.
+
+    `generation` counts replacements: a reader opened in an earlier generation opens its video again.
+    """
+
+    def __init__(self) -> None:
+        self.owner = os.getpid()
+        self.generation = 0
+        self._proc: subprocess.Popen | None = None
+        self._send: Connection | None = None
+        self._receive: Connection | None = None
+        self._buffer: mmap.mmap | None = None
+        self._backends: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    # ------------------------------------------------------------------ requests
+    def ensure_running(self) -> None:
+        """Start the decode process if there is none, or a new one if it ended while idle (readers opened in the
+        old one see `generation` change and open their videos again)."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._discard()
+                self._start()
+
+    def call(
+        self,
+        request: tuple,
+        timeout_s: float,
+        path: str,
+        backend: str,
+        alloc: Alloc | None = None,
+        borrow: bool = False,
+    ) -> tuple:
+        """Send `request`, wait at most `timeout_s` for the answer. A "frames" answer is ("frames", array, extra):
+        the frames copied out of the shared buffer (into `alloc(shape)` if given), or with `borrow` the buffer
+        itself, valid until the next request to this decode process."""
+        self.ensure_running()
+        with self._lock:
+            if backend not in self._backends:  # its imports (torch for torchcodec) outside the decode's time limit
+                self._exchange(("load", backend), START_TIMEOUT_S, path, backend)
+                self._backends.add(backend)
+            reply = self._exchange(request, timeout_s, path, backend)
+            while reply[0] == "need":  # the frames do not fit the shared buffer: a larger one, then the frames
+                name, size = self._new_buffer(reply[1])
+                try:
+                    reply = self._exchange(("buffer", name, size), timeout_s, path, backend)
+                finally:
+                    os.unlink(name)  # both have it mapped (or the decode process is gone)
+            if reply[0] == "frames":
+                _, shape, extra = reply
+                view = np.frombuffer(self._buffer, np.uint8, int(np.prod(shape))).reshape(shape)
+                if not borrow:
+                    view = frames_into(view, alloc) if alloc is not None else view.copy()
+                reply = ("frames", view, extra)
+            return reply
+
+    def _exchange(self, request: tuple, timeout_s: float, path: str, backend: str) -> tuple:
+        payload = ForkingPickler.dumps(request)  # a request that does not pickle is a bug here, the process unharmed
+        try:
+            self._send.send_bytes(payload)
+            if not self._receive.poll(timeout_s):
+                raise _NoAnswer
+            reply = self._receive.recv()
+        except _NoAnswer:
+            self._replace(path, backend, timeout_s)
+            raise DecodeError(path, f"the decoder did not finish in {timeout_s:g} s ({backend})") from None
+        except (EOFError, OSError) as exc:  # the pipe closed: the decode process died
+            status = self._exit_status()
+            self._discard()
+            raise DecodeError(path, f"the decode process died while reading it ({status}; {backend})") from exc
+        except BaseException:  # KeyboardInterrupt while waiting: the answer may still come; start afresh next time
+            self._discard()
+            raise
+        if reply[0] == "bad":
+            raise DecodeError(path, reply[1])
+        if reply[0] == "error":
+            _, pickled, text = reply
+            error = _unpickled(pickled) or DecodeProcessError(text.rstrip().splitlines()[-1])
+            raise error from _RemoteTraceback(text)
+        return reply
+
+    def _new_buffer(self, nbytes: int) -> tuple[str, int]:
+        """A shared file of at least `nbytes` (rounded up to MiB), mapped here: (its path, its size) for the decode
+        process to map; the caller unlinks it once that process has answered."""
+        size = -(-nbytes // 2**20) * 2**20
+        for folder in ("/dev/shm", tempfile.gettempdir()):
+            if not os.path.isdir(folder):
+                continue
+            fd, name = tempfile.mkstemp(prefix="videogn-frames-", dir=folder)
+            try:
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(fd, 0, size)  # reserve the pages: a full tmpfs is an error here, not a SIGBUS
+                else:
+                    os.ftruncate(fd, size)
+                buffer = mmap.mmap(fd, size)
+            except OSError as exc:
+                os.unlink(name)
+                log.debug("no room for a %d-byte frame buffer in %s: %s", size, folder, exc)
+                continue
+            finally:
+                os.close(fd)
+            self._buffer = buffer  # the old one is unmapped when the last array viewing it goes (see `_discard`)
+            return name, size
+        raise DecodeProcessError(f"no room for a {size}-byte frame buffer in /dev/shm or {tempfile.gettempdir()}")
+
+    # ------------------------------------------------------------------ the process
+    def _start(self) -> None:
+        requests_in, requests_out = os.pipe()  # parent → decode process
+        replies_in, replies_out = os.pipe()  # decode process → parent
+        args = [sys.executable, "-c", _CHILD, _PACKAGE_ROOT, str(requests_in), str(replies_out), str(os.getpid())]
+        try:
+            proc = subprocess.Popen(args, pass_fds=(requests_in, replies_out), stdin=subprocess.DEVNULL)
+        except BaseException:
+            for fd in (requests_in, requests_out, replies_in, replies_out):
+                os.close(fd)
+            raise
+        os.close(requests_in)
+        os.close(replies_out)
+        self._proc, self._backends = proc, set()
+        self._send = Connection(requests_out, readable=False)
+        self._receive = Connection(replies_in, writable=False)
+        try:
+            if not self._receive.poll(START_TIMEOUT_S):
+                raise DecodeProcessError(f"the decode process did not start in {START_TIMEOUT_S:g} s")
+            self._receive.recv()  # ("ready",)
+        except (EOFError, OSError) as exc:
+            status = self._exit_status()
+            self._discard()
+            raise DecodeProcessError(
+                f"the decode process ended before it was ready ({status}; its error is above)"
+            ) from exc
+        except BaseException:
+            self._discard()
+            raise
+
+    def _replace(self, path: str, backend: str, timeout_s: float) -> None:
+        """After a request got no answer: kill the decode process and start another, or stop the run."""
+        pid = self.pid
+        self._discard()
+        log.debug("decode process %s killed: no answer in %g s for %s", pid, timeout_s, path)
+        try:
+            self._start()
+        except (OSError, DecodeProcessError) as exc:
+            raise DecoderStuck(
+                f"{path}: the decoder did not finish in {timeout_s:g} s ({backend}), and no new decode process "
+                f"could be started in its place ({exc}). Skip the file: add the line '{path}<TAB>decoder hung' to "
+                "the file data.quarantine_file names (its videos are skipped), then resume (--ckpt_path last)"
+            ) from exc
+
+    def _exit_status(self) -> str:
+        if self._proc is None:
+            return "not started"
+        try:
+            code = self._proc.wait(KILL_WAIT_S)
+        except subprocess.TimeoutExpired:
+            return "no exit status"
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exit status {code}"
+
+    def _discard(self) -> None:
+        """Kill the decode process (if any) and forget it; readers opened in it open their videos again."""
+        if self._proc is not None:
+            self.generation += 1
+            if self._proc.poll() is None:
+                self._proc.kill()
+                try:
+                    self._proc.wait(KILL_WAIT_S)
+                except subprocess.TimeoutExpired:  # uninterruptible (a hung network mount): leave it behind
+                    log.warning("decode process %d did not exit %g s after SIGKILL; left behind", self.pid, KILL_WAIT_S)
+        for connection in (self._send, self._receive):
+            if connection is not None:
+                connection.close()
+        # the buffer is not closed: borrowed frames may still view it (garbage not yet collected); it is unmapped
+        # when the last of them goes
+        self._proc = self._send = self._receive = self._buffer = None
+
+    def close(self) -> None:
+        """End the decode process: it exits when its pipe closes (killed if it does not within KILL_WAIT_S)."""
+        if os.getpid() != self.owner:  # a copy inherited through fork: the process belongs to the parent
+            return
+        with self._lock:
+            if self._send is not None:
+                self._send.close()
+                self._send = None
+            if self._proc is not None:
+                try:
+                    self._proc.wait(KILL_WAIT_S)
+                except subprocess.TimeoutExpired:
+                    pass
+            self._discard()
+
+
+_local = threading.local()
+_handles = itertools.count()
+
+
+def decode_process(backend: str = "pyav") -> DecodeProcess:
+    """The decode process of the calling process and thread (a forked DataLoader worker gets its own) for
+    `backend`: torchcodec has one of its own, since the system FFmpeg it loads would stand in for PyAV's."""
+    kind = "torchcodec" if backend == "torchcodec" else "bundled FFmpeg"
+    processes = _local.__dict__.setdefault("processes", {})
+    process = processes.get(kind)
+    if process is None or process.owner != os.getpid():
+        process = processes[kind] = DecodeProcess()
+    return process
+
+
+class TimedReader(VideoReader):
+    """A video opened in the decode process; every call waits at most `timeout_s` (see the module's docstring)."""
+
+    def __init__(self, process: DecodeProcess, path: str, backend: str, timeout_s: float) -> None:
+        self.path, self.backend, self.timeout_s = path, backend, timeout_s
+        self._process = process
+        self._handle = next(_handles)
+        self._open()
+
+    def _open(self) -> None:
+        # the decode process may have started in another working directory: it gets the absolute path
+        request = ("open", self._handle, os.path.abspath(self.path), self.backend)
+        reply = self._process.call(request, self.timeout_s, self.path, self.backend)
+        self._generation = self._process.generation
+        self.info = VideoInfo(*reply[1:])
+
+    def _call(self, request: tuple, alloc: Alloc | None = None) -> tuple:
+        self._process.ensure_running()
+        if self._generation != self._process.generation:  # replaced since (another video hung): open it again
+            self._open()
+        return self._process.call(request, self.timeout_s, self.path, self.backend, alloc)
+
+    def get_frames(self, indices: Sequence[int], alloc: Alloc | None = None) -> np.ndarray:
+        return self._call(("frames", self._handle, [int(i) for i in indices]), alloc)[1]
+
+    def frames(self, chunk: int = 32) -> Iterator[np.ndarray]:
+        """Every frame in order, as the backend's own `frames` gives them, `chunk` frames per request (after a
+        replacement of the decode process the iteration starts again there, past the frames already given)."""
+        done = 0
+        while True:
+            reply = self._call(("next", self._handle, chunk, done))
+            if reply[0] == "end":
+                return
+            done += len(reply[1])
+            yield from reply[1]
+
+    def close(self) -> None:
+        if self._generation == self._process.generation:
+            self._process.call(("close", self._handle), self.timeout_s, self.path, self.backend)
+
+
+def open_timed(path: str | os.PathLike, backend: str = "decord", timeout_s: float = 60.0) -> TimedReader:
+    """`open_video` in the decode process of this process and thread: each call waits at most `timeout_s`."""
+    backend = resolve_backend(backend)
+    return TimedReader(decode_process(backend), os.fspath(path), backend, timeout_s)
+
+
+def read_timed(
+    path: str | os.PathLike,
+    indices_for: Callable[[VideoInfo], Sequence[int]],
+    backend: str = "decord",
+    timeout_s: float = 60.0,
+    borrow: bool = False,
+) -> tuple[np.ndarray, VideoInfo]:
+    """`read_frames` in the decode process, in one request (open, choose the frames, decode them, close) that
+    waits at most `timeout_s`: (frames (T, H, W, 3) uint8, info). `indices_for` is sent there, so it must pickle
+    (a `videogn.data.sampling.TrainWindow`, say; not a lambda). With `borrow` the frames are the decode process's
+    shared buffer, valid until this thread's next request to it (no copy: read them at once)."""
+    path, backend = os.fspath(path), resolve_backend(backend)
+    request = ("read", os.path.abspath(path), backend, indices_for)
+    _, frames, (num_frames, fps) = decode_process(backend).call(request, timeout_s, path, backend, borrow=borrow)
+    return frames, VideoInfo(num_frames, fps)
+
+
+# ---------------------------------------------------------------------- the decode process's side
+def serve(from_parent: str, to_parent: str, parent: str) -> None:
+    """The decode process: answer requests until the parent closes the pipe."""
+    _die_with_parent(int(parent))
+    for name in ("SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGHUP"):  # the parent handles these; we die with it
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    inbox = Connection(int(from_parent), writable=False)
+    outbox = Connection(int(to_parent), readable=False)
+    server = _Server()
+    outbox.send(("ready",))
+    while True:
+        try:
+            request = inbox.recv()
+        except EOFError:
+            return
+        outbox.send(server.handle(request))
+
+
+class _Server:
+    def __init__(self) -> None:
+        self.readers: dict[int, VideoReader] = {}
+        self.iterators: dict[int, Iterator[np.ndarray]] = {}
+        self.buffer: mmap.mmap | None = None
+        self.pending: np.ndarray | None = None
+
+    def handle(self, request: tuple) -> tuple:
+        op, *args = request
+        try:
+            return getattr(self, f"op_{op}")(*args)
+        except DecodeError as exc:
+            return ("bad", exc.reason)
+        except Exception as exc:  # noqa: BLE001 - not swallowed: sent to the parent, which raises it
+            return ("error", _pickled(exc), "".join(traceback.format_exception(exc)))
+
+    def op_load(self, backend: str) -> tuple:
+        """Import the backend now, outside the time limit of the first decode (torchcodec imports torch)."""
+        if backend == "pyav":
+            import av  # noqa: F401
+        else:
+            module, reason = (decord_status if backend == "decord" else torchcodec_status)()
+            if module is None:
+                raise RuntimeError(reason)
+            if backend == "torchcodec":  # one thread, as a DataLoader worker: the workers are the parallelism
+                import torch
+
+                torch.set_num_threads(1)
+        return ("ok",)
+
+    def op_open(self, handle: int, path: str, backend: str) -> tuple:
+        video = self.readers[handle] = open_video(path, backend)
+        return ("info", video.info.num_frames, video.info.fps)
+
+    def op_read(self, path: str, backend: str, indices_for: Callable[[VideoInfo], Sequence[int]]) -> tuple:
+        with open_video(path, backend) as video:
+            frames = sampled_frames(video, indices_for, self._alloc)
+        return self._ship(frames, (video.info.num_frames, video.info.fps))
+
+    def op_frames(self, handle: int, indices: list[int]) -> tuple:
+        return self._ship(self.readers[handle].get_frames(indices, alloc=self._alloc))
+
+    def op_next(self, handle: int, chunk: int, skip: int) -> tuple:
+        if handle not in self.iterators:  # the first request (skip: frames given before a replacement)
+            self.iterators[handle] = itertools.islice(self.readers[handle].frames(chunk), skip, None)
+        frames = list(itertools.islice(self.iterators[handle], chunk))
+        if not frames:
+            return ("end",)
+        return self._ship(np.stack(frames, out=self._alloc((len(frames), *frames[0].shape))))
+
+    def op_close(self, handle: int) -> tuple:
+        self.iterators.pop(handle, None)
+        reader = self.readers.pop(handle, None)
+        if reader is not None:
+            reader.close()
+        return ("ok",)
+
+    def op_buffer(self, name: str, size: int) -> tuple:
+        with open(name, "r+b") as f:
+            buffer = mmap.mmap(f.fileno(), size)
+        if self.buffer is not None:
+            self.buffer.close()
+        self.buffer = buffer
+        pending, self.pending = self.pending, None
+        return self._ship(*pending) if pending is not None else ("ok",)
+
+    def _alloc(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Where a reader writes frames of `shape`: the shared buffer if they fit, else a new array (`_ship` then
+        asks for a larger buffer)."""
+        size = int(np.prod(shape))
+        if self.buffer is not None and size <= len(self.buffer):
+            return np.frombuffer(self.buffer, np.uint8, size).reshape(shape)
+        return np.empty(shape, np.uint8)
+
+    def _ship(self, frames: np.ndarray, extra: Any = None) -> tuple:
+        """The answer for `frames` (uint8), which are in the shared buffer (written there by the reader, or copied
+        now), or a request for a buffer that holds them."""
+        if frames.dtype != np.uint8:
+            raise TypeError(f"decoders return uint8 frames, got {frames.dtype}")
+        if self.buffer is None or frames.nbytes > len(self.buffer):
+            self.pending = (frames, extra)
+            return ("need", frames.nbytes)
+        shared = np.frombuffer(self.buffer, np.uint8, frames.size).reshape(frames.shape)
+        if not np.may_share_memory(shared, frames):  # not written there by the reader
+            np.copyto(shared, frames)
+        return ("frames", frames.shape, extra)
+
+
+def _die_with_parent(parent: int) -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: killed when the parent (thread) ends
+    if os.getppid() != parent:  # the parent ended before that took effect
+        os._exit(0)
+
+
+def _pickled(exc: BaseException) -> bytes | None:
+    try:
+        data = pickle.dumps(exc)
+        pickle.loads(data)
+    except Exception:  # noqa: BLE001 - an exception that does not survive pickling is sent as text only
+        return None
+    return data
+
+
+def _unpickled(data: bytes | None) -> BaseException | None:
+    return pickle.loads(data) if data is not None else None

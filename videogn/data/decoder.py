@@ -1,0 +1,137 @@
+"""`Decoder`: how the pipeline reads a video — its backend, a time limit on every decode, PyAV for what the backend
+cannot read.
+
+Training, evaluation, precise BN (`KineticsClips`), `videogn-infer` and `data_prep/check_videos.py` all read videos
+through it:
+
+    decoder = Decoder("decord", timeout_s=60)
+    frames, info = decoder.read_frames(path, TrainWindow(32, 2, None, seed))  # one request: open, decode, close
+    views = decoder.read(path, lambda video: make_views(video))  # anything on the opened video
+
+- every call to the decoder (open, read frames, close) runs in the decode process of `videogn.data.decode_process`
+  and waits at most `timeout_s`; a decoder that does not finish is killed, and the video is bad ("the decoder did
+  not finish in 60 s (decord)"), counted and replaced like any other;
+- when the backend (decord or torchcodec) fails on a file, or does not finish, the whole read is done again with
+  PyAV (the same pixels: tests compare them frame for frame). The file is remembered (`fallbacks`: path → what the
+  backend said), so later reads go to PyAV at once, and reported once; a file neither reads is bad, with both
+  reasons;
+- `timeout_s=None` decodes in the calling process with no time limit (a hung decoder then hangs the caller), as
+  does Windows, where the decode process is not available.
+
+The default limit, 60 s, is ten times the slowest honest decode call measured on Kinetics-like videos
+(`benchmarks/decode_time.py`: 1080p, one keyframe in 250 frames, 4 clips read ahead at test time, one core).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+
+from videogn.data.decode_process import open_timed, read_timed
+from videogn.data.decoding import DecodeError, VideoInfo, VideoReader, open_video, resolve_backend, sampled_frames
+
+__all__ = ["DEFAULT_DECODE_TIMEOUT_S", "Decoder", "log_fallback"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DECODE_TIMEOUT_S = 60.0
+
+T = TypeVar("T")
+
+
+@dataclass
+class Decoder:
+    """Reads videos with `backend`, each decode call bounded by `timeout_s` seconds (None: in-process, no limit).
+
+    `fallbacks` holds the files read with PyAV because the backend could not (path → the backend's reason);
+    `pop_new_fallbacks` gives those found since its last call (what a DataLoader worker sends with its batch).
+    """
+
+    backend: str = "decord"
+    timeout_s: float | None = DEFAULT_DECODE_TIMEOUT_S
+    fallbacks: dict[str, str] = field(default_factory=dict)
+    _new: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise ValueError(f"the decode time limit must be positive (or None: no limit), got {self.timeout_s}")
+        self._resolved = resolve_backend(self.backend)  # here, once: loader workers inherit the answer
+
+    def open(self, path: str, backend: str) -> VideoReader:
+        """`path` opened with `backend`: in the decode process with the time limit, or here without one."""
+        if self.timeout_s is None or os.name == "nt":
+            if self.timeout_s is not None:
+                _warn_no_time_limit()
+            return open_video(path, backend)
+        return open_timed(path, backend, self.timeout_s)
+
+    def read(self, path: str | os.PathLike, read: Callable[[VideoReader], T]) -> T:
+        """`read(video)` on `path` opened with the backend, or with PyAV where the backend fails (see the module's
+        docstring); `read` may run twice, so it must not keep state between calls. Raises `DecodeError` for a video
+        neither reads."""
+
+        def attempt(backend: str) -> T:
+            with self.open(path, backend) as video:
+                return read(video)
+
+        return self._with_fallback(os.fspath(path), attempt)
+
+    def read_frames(
+        self, path: str | os.PathLike, indices_for: Callable[[VideoInfo], Sequence[int]], borrow: bool = False
+    ) -> tuple[np.ndarray, VideoInfo]:
+        """The frames (T, H, W, 3) uint8 at the indices `indices_for` chooses from the video's `VideoInfo`, and the
+        info: with a time limit, one request to the decode process (`indices_for` must pickle there); PyAV where
+        the backend fails, as `read`. `borrow`: the frames may be the decode process's buffer, valid until the
+        next read of this thread (`read_timed`): use them at once, and keep nothing that shares their memory."""
+
+        def attempt(backend: str) -> tuple[np.ndarray, VideoInfo]:
+            if self.timeout_s is None or os.name == "nt":
+                with self.open(path, backend) as video:
+                    return sampled_frames(video, indices_for), video.info
+            return read_timed(path, indices_for, backend, self.timeout_s, borrow)
+
+        return self._with_fallback(os.fspath(path), attempt)
+
+    def _with_fallback(self, path: str, attempt: Callable[[str], T]) -> T:
+        backend = self._resolved
+        first: str | None = None  # the backend's reason (not its exception: its traceback would hold this frame)
+        if backend != "pyav" and path not in self.fallbacks:
+            try:
+                return attempt(backend)
+            except DecodeError as exc:
+                first = exc.reason
+        try:
+            result = attempt("pyav")
+        except DecodeError as exc:
+            if first is None:
+                raise
+            raise DecodeError(path, f"{first}; PyAV: {exc.reason}") from exc
+        if first is not None:
+            self.fallbacks[path] = self._new[path] = first
+        return result
+
+    def pop_new_fallbacks(self) -> dict[str, str]:
+        """Files read with PyAV since the last call (path → the backend's reason)."""
+        new, self._new = self._new, {}
+        return new
+
+
+_logged: set[str] = set()
+
+
+def log_fallback(path: str, reason: str) -> None:
+    """Say once per process that a file is read with PyAV, and why."""
+    if path not in _logged:
+        _logged.add(path)
+        log.warning("%s: %s; reading it with PyAV", path, reason)
+
+
+@functools.cache
+def _warn_no_time_limit() -> None:
+    log.warning("no decode process on Windows: videos are decoded without a time limit")
