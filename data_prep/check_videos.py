@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.list.is_file():
         parser.error(f"list file not found: {args.list}")
-    if args.timeout < 0:
-        parser.error(f"--timeout must be positive, or 0 for no limit; got {args.timeout}")
+    if not 0 <= args.timeout < float("inf"):
+        parser.error(f"--timeout must be a positive number of seconds, or 0 for no limit; got {args.timeout}")
     root = args.root if args.root is not None else args.list.parent
     lines = args.list.read_text(encoding="utf-8").splitlines(keepends=True)
     entries: list[tuple[int, str]] = []  # (line number, resolved path)

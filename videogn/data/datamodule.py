@@ -8,12 +8,14 @@ epoch, no padding of evaluation shards, mid-epoch resume); the Trainer must keep
 
 Batches are `ClipBatch(clips, labels, video_index, view_index, failures, split, fallbacks)`; the loaders ship
 uint8 clips, normalised on the device after the transfer (`on_after_batch_transfer`). Every decode call has a time
-limit (`decode_timeout_s`): a decoder that hangs is killed and its video is bad. Bad videos found in the worker
-processes arrive with the batches and are merged here: each is logged once, kept in `failures` (saved in
-checkpoints), appended to `quarantine_file` (under DDP gathered on rank 0 at every epoch end), and counted; the
-videos read with PyAV because decord could not (`fallbacks`) are logged once and kept too. Loaders made later skip
-the known bad videos of their list (from the checkpoint, and those already in `quarantine_file`) and read the
-fallbacks with PyAV at once, so no video costs its time limit twice.
+limit (`decode_timeout_s`): a decoder that hangs is killed, the video read with PyAV, and bad if PyAV fails too.
+Bad videos found in the worker processes arrive with the batches and are merged here: each is logged once, kept in
+`failures` (saved in checkpoints), appended to `quarantine_file` (under DDP gathered on rank 0 at every epoch end),
+and counted; the videos read with PyAV because decord could not (`fallbacks`) are logged once and kept too (under
+DDP gathered from every rank). A loader's workers start knowing what was known when it was made: the bad videos of
+its list (from the checkpoint of a resumed run, and those listed in `skip_videos`) are skipped, counted as bad,
+and the fallbacks read with PyAV at once. A worker also remembers what it meets itself; what another worker met
+after its start it meets once more (a hung file then costs its time limit once per worker that draws it).
 More than `max_bad_fraction` of a list bad stops the run with the most common reason (`TooManyBadVideos`); under
 DDP the bad videos are counted over all ranks against the whole list, and every rank stops alike (`check_batch`).
 """
@@ -21,6 +23,7 @@ DDP the bad videos are counted over all ranks against the whole list, and every 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import defaultdict
 from dataclasses import replace
 from functools import cached_property
@@ -82,11 +85,14 @@ class KineticsDataModule(LightningDataModule):
         max_retries: decode attempts on other videos after a bad one, per item.
         fail_fast_attempts: stop when a process's first this-many decode attempts all fail (0: never).
         max_bad_fraction: stop when more than this fraction of a list's videos is bad (1: never).
-        quarantine_file: append `path<TAB>reason` for every bad video met, each once; videos already listed there
-            are skipped without decoding, counted as bad (None: kept in memory and in checkpoints only).
-        decode_timeout_s: time limit in seconds of every decode call (open, read a clip's frames): past it the
-            decoder is killed and the video is bad. The default is ten times the slowest honest call measured on
-            Kinetics-like videos (`benchmarks/decode_time.py`). None: decode in the loader processes, no limit.
+        quarantine_file: append `path<TAB>reason` for every bad video met, each once (None: kept in memory and in
+            checkpoints only).
+        skip_videos: a file of videos to skip without decoding, counted as bad: one path per line, optionally
+            followed by a tab and a reason (a quarantine file of an earlier run, check_videos's bad list).
+        decode_timeout_s: time limit in seconds of every decode call (a training clip: open, decode, close; in
+            evaluation each read): past it the decoder is killed, the video read with PyAV, and bad if PyAV fails
+            too. The default is 7 × the slowest honest call measured on Kinetics-like videos
+            (`benchmarks/decode_time.py`). None: decode in the loader processes, no limit.
         seed: seed of the training order (each epoch is shuffled by seed and epoch number).
         eval_clips_per_gpu: the former name of eval_views_per_batch (its configs still parse; a value is an error
             naming the new setting).
@@ -112,6 +118,7 @@ class KineticsDataModule(LightningDataModule):
         fail_fast_attempts: int = 32,
         max_bad_fraction: float = 0.1,
         quarantine_file: str | None = None,
+        skip_videos: str | None = None,
         decode_timeout_s: float | None = DEFAULT_DECODE_TIMEOUT_S,
         seed: int = 0,
         eval_clips_per_gpu: int | None = None,
@@ -130,8 +137,10 @@ class KineticsDataModule(LightningDataModule):
             raise ConfigError(f"data.num_workers must be ≥ 0, got {num_workers}")
         if not 0 < max_bad_fraction <= 1:
             raise ConfigError(f"data.max_bad_fraction must be in (0, 1], got {max_bad_fraction}")
-        if decode_timeout_s is not None and not decode_timeout_s > 0:
-            raise ConfigError(f"data.decode_timeout_s must be positive (or null: no limit), got {decode_timeout_s}")
+        if decode_timeout_s is not None and not 0 < decode_timeout_s < math.inf:
+            raise ConfigError(
+                f"data.decode_timeout_s must be positive and finite (or null: no limit), got {decode_timeout_s}"
+            )
         self.save_hyperparameters()
         self.train_list, self.val_list, self.test_list = train_list, val_list, test_list
         self.root = root
@@ -142,10 +151,11 @@ class KineticsDataModule(LightningDataModule):
         self.seed = seed
         self.failures: dict[str, str] = {}  # path → reason, every bad video met (over all ranks after a sync)
         self.fallbacks: dict[str, str] = {}  # path → why decord could not read it: read with PyAV
-        self._quarantined: dict[str, str] = {}  # already in quarantine_file when the run started
+        self._skipped: dict[str, str] | None = None  # data.skip_videos, read once (rank 0's under DDP)
         self.datasets: dict[str, KineticsClips] = {}
         self._bad_by_split: dict[str, set[str]] = defaultdict(set)  # split → its bad videos (over all ranks)
         self._unsynced: dict[str, dict[str, str]] = defaultdict(dict)  # split → found on this rank since the last sync
+        self._unsynced_fallbacks: dict[str, str] = {}  # read with PyAV on this rank since the last sync
         self._stops: list[str] = []  # DataStop messages not yet decided on all ranks
         self._written: set[str] = set()  # already in the quarantine file
         self._train_loader: TrainLoader | None = None
@@ -213,7 +223,6 @@ class KineticsDataModule(LightningDataModule):
         )
 
     def setup(self, stage: str | None = None) -> None:
-        self._read_quarantine()
         if stage == "predict":
             self.datasets["predict"] = self.make_dataset(self.lists_for("predict")[0], "test")
             return
@@ -343,9 +352,7 @@ class KineticsDataModule(LightningDataModule):
         else:
             return batch
         self.record_failures(batch.failures, split)
-        for path, reason in getattr(batch, "fallbacks", {}).items():
-            log_fallback(path, reason)
-            self.fallbacks[path] = reason
+        self.record_fallbacks(getattr(batch, "fallbacks", {}))
         self._stops.extend([stop] if stop else [])
         if not is_distributed():
             self._decide()
@@ -353,29 +360,47 @@ class KineticsDataModule(LightningDataModule):
             self._exchange()
         return batch
 
-    def _read_quarantine(self) -> None:
-        """The videos already in `quarantine_file` (from this run before a resume, or an earlier run) are known bad."""
-        path = self.hparams.quarantine_file
-        if not path or not Path(path).is_file():
-            return
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
-            video, _, reason = line.partition("\t")
-            if video:
-                self._quarantined[video] = reason or "listed in data.quarantine_file"
-                self._written.add(video)
+    def _skip_list(self) -> dict[str, str]:
+        """`skip_videos` read (path → reason), once; under DDP rank 0's copy, so that every rank counts alike."""
+        if self._skipped is None:
+            skipped: dict[str, str] = {}
+            name = self.hparams.skip_videos
+            if name is not None and (not is_distributed() or self._rank_and_world()[0] == 0):
+                check_file(name, "data.skip_videos")
+                for line in Path(name).read_text(encoding="utf-8").splitlines():
+                    video, _, reason = line.strip("\r").partition("\t")
+                    if video.strip() and not video.startswith("#"):
+                        skipped[video.strip()] = reason.strip() or "listed in data.skip_videos"
+            self._skipped = gather_objects(skipped)[0] if is_distributed() else skipped
+        return self._skipped
 
     def _share_known(self, dataset: KineticsClips, split: str) -> None:
         """Before a loader's workers start: its dataset skips the known bad videos of its list (they count as bad)
-        and reads the known fallbacks with PyAV at once."""
+        and reads the known fallbacks with PyAV at once; too many known bad stops the run here (alike on every
+        rank: they know the same)."""
+        skipped = self._skip_list()
         known = {
-            p: self.failures.get(p) or self._quarantined[p]
+            p: self.failures[p] if p in self.failures else skipped[p]
             for p in dataset.paths
-            if p in self.failures or p in self._quarantined
+            if p in self.failures or p in skipped
         }
         self.failures.update(known)
+        self._written.update(known)  # already known: not quarantined again
         dataset.failures.update(known)
         self._bad_by_split[split if split != "predict" else "test"].update(known)
         dataset.decoder.fallbacks.update(self.fallbacks)
+        self._decide()
+
+    def record_fallbacks(self, fallbacks: dict[str, str]) -> None:
+        """Videos a worker read with PyAV: logged once, kept (and given to loaders made later, and to this
+        process's datasets, which the workers of non-persistent loaders copy)."""
+        for path, reason in fallbacks.items():
+            log_fallback(path, reason)
+        self.fallbacks.update(fallbacks)
+        for dataset in self.datasets.values():
+            dataset.decoder.fallbacks.update(fallbacks)
+        if is_distributed():
+            self._unsynced_fallbacks.update(fallbacks)
 
     def record_failures(self, failures: dict[str, str], split: str = "train") -> dict[str, str]:
         """Merge a batch's failures (of `split`); returns those not seen before."""
@@ -383,6 +408,8 @@ class KineticsDataModule(LightningDataModule):
         for path, reason in new.items():
             log_bad_video(path, reason)
         self.failures.update(new)
+        if split in self.datasets:  # what later workers of this split's loader copy
+            self.datasets[split].failures.update(failures)
         self._bad_by_split[split].update(failures)
         if is_distributed():
             self._unsynced[split].update(failures)  # for the next exchange (`_exchange`)
@@ -407,15 +434,17 @@ class KineticsDataModule(LightningDataModule):
     def _exchange(self) -> None:
         """(A collective: every rank calls it at the same point.) Every rank's new bad videos and stops, merged on
         every rank; then the same decision everywhere."""
-        if sum_over_ranks(sum(len(f) for f in self._unsynced.values()) + len(self._stops)) == 0:
+        new = sum(len(f) for f in self._unsynced.values()) + len(self._stops) + len(self._unsynced_fallbacks)
+        if sum_over_ranks(new) == 0:
             return
-        gathered = gather_objects((dict(self._unsynced), self._stops))
-        self._unsynced, self._stops = defaultdict(dict), []
-        for rank, (unsynced, stops) in enumerate(gathered):
+        gathered = gather_objects((dict(self._unsynced), self._stops, self._unsynced_fallbacks))
+        self._unsynced, self._stops, self._unsynced_fallbacks = defaultdict(dict), [], {}
+        for rank, (unsynced, stops, fallbacks) in enumerate(gathered):
             for split, failures in unsynced.items():
                 self.failures.update(failures)
                 self._bad_by_split[split].update(failures)
             self._stops.extend(f"{stop} (rank {rank})" for stop in stops)
+            self.fallbacks.update(fallbacks)
         self._quarantine(self.failures)
         self._decide()
 
@@ -425,8 +454,8 @@ class KineticsDataModule(LightningDataModule):
         if new and self.hparams.quarantine_file and (self.trainer is None or self.trainer.is_global_zero):
             path = Path(self.hparams.quarantine_file)
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as f:
-                f.writelines(f"{p}\t{r}\n" for p, r in new.items())
+            with open(path, "a", encoding="utf-8") as f:  # one line each: a reason's tabs and newlines as spaces
+                f.writelines(f"{p}\t{' '.join(r.split())}\n" for p, r in new.items())
 
     def sync_failures(self) -> int:
         """At an epoch end (a collective under DDP: all ranks call it): gather every rank's new bad videos and stops,

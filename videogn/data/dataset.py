@@ -16,7 +16,8 @@ Bad videos never end an epoch quietly, and never hide a bug:
 
 A stop found inside a DataLoader worker (`TooManyBadVideos`, or `DecoderStuck`: no decode process could replace a
 hung one) reaches the main process as an exception carrying the worker's traceback as its text. The data module
-asks for `defer_stops`: the batch then *is* the stop (`DataStop`, its one-line message),
+asks for `defer_stops`: the batch then *is* the stop (`DataStop`, its one-line message, raised in the main process
+as a `TooManyBadVideos` whichever it was),
 so the data module can decide it on every DDP rank at the same point (`KineticsDataModule.check_batch`).
 """
 
@@ -235,9 +236,8 @@ class KineticsClips(Dataset):
                     break
                 continue
             self._decoded += 1
-            if get_worker_info() is None:  # in a worker, the data module logs what the batch carries, once
-                for fallback, reason in self.decoder.fallbacks.items():
-                    log_fallback(fallback, reason)
+            if path in self.decoder.fallbacks and get_worker_info() is None:  # a worker's go with the batch
+                log_fallback(path, self.decoder.fallbacks[path])
             stand_in = candidate != video_index and self.mode != "train"  # metrics skip view -1
             label = self.labels[candidate]
             return [(clip, label, candidate, -1 if stand_in else view) for clip, view in zip(clips, views, strict=True)]

@@ -4,13 +4,17 @@ A decoder can hang inside native code, with no exception: decord 0.6.0's `get_ba
 an H.264 Matroska file whose timestamps are all 0 (decord #373 reports the same for an over-reported frame count;
 decord2 deadlocks there). Python cannot interrupt native code, so a DataLoader worker stuck there would stop a run
 without a word. Here each decoding process (and thread) starts one decode process on first use and keeps it;
-every request to it (open a video, read frames, close) waits at most `timeout_s` for the answer:
+every request to it (open a video, read frames, close; or all of that at once for a training clip) waits at most
+`timeout_s` for the answer (starting it and importing a backend have their own limit, `START_TIMEOUT_S`):
 
 - past the limit the decode process is killed (SIGKILL), a new one is started, and the request raises
-  `DecodeError` "the decoder did not finish in N s (backend)": a bad video like any other;
-- a decode process that dies while reading (a segfault in the decoder) is a `DecodeError` naming the signal;
-- any other exception in the decode process is raised here with its own type, the decode process's traceback as
-  its cause (a bug stays a bug); one that does not start is a `DecodeProcessError`;
+  `DecodeError` "the decoder did not finish in N s (backend)" (`videogn.data.decoder.Decoder` then tries PyAV);
+- a decode process that crashes while reading (SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL in the decoder) is a
+  `DecodeError` naming the signal; one that ends otherwise (killed from outside, the out-of-memory killer, an
+  exit) is a `DecodeProcessError`: the decoder did not say the video is bad;
+- any other exception in the decode process (a request it cannot unpickle included) is raised here with its own
+  type, the decode process's traceback as its cause: a bug stays a bug; a decode process that does not start, or
+  cannot import its backend, is a `DecodeProcessError`;
 - when no new decode process can be started after a kill, `DecoderStuck` (a `RunStopped`) stops the run with one
   line naming the file.
 
@@ -18,13 +22,16 @@ torchcodec decodes in a decode process of its own: it loads the system's FFmpeg 
 stand in for those of PyAV's own FFmpeg (the PyAV fallback) in the same process.
 
 Frames come back through shared memory (a file in /dev/shm, or the temporary folder, mapped by both and unlinked
-at once): one copy into it there, one out of it here. The decode process imports NumPy and the decoders only
-(torch too for torchcodec), ignores the signals its parent handles (SIGINT, SIGTERM, SIGUSR1), and dies with its
-parent (on Linux by PR_SET_PDEATHSIG, which follows the thread that started it; elsewhere when its pipe closes).
+at once): the decoder writes them there, and this side copies them out, or reads them in place (`borrow`: a
+training clip, used at once). The buffer grows to the largest read and stays. The decode process imports NumPy and
+the decoders only (torch too for torchcodec), ignores the signals its parent handles (SIGINT, SIGTERM, SIGUSR1),
+and dies with its parent (on Linux by PR_SET_PDEATHSIG, which follows the thread that started it; elsewhere when
+every copy of its pipe is closed: forked DataLoader workers hold copies of their parent's until they end).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import mmap
@@ -38,7 +45,6 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
-from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
@@ -143,18 +149,21 @@ class DecodeProcess:
         """Send `request`, wait at most `timeout_s` for the answer. A "frames" answer is ("frames", array, extra):
         the frames copied out of the shared buffer (into `alloc(shape)` if given), or with `borrow` the buffer
         itself, valid until the next request to this decode process."""
+        if os.getpid() != self.owner:
+            raise DecodeProcessError(
+                f"{path}: opened in process {self.owner}, read in process {os.getpid()} (a fork): open it again here"
+            )
         self.ensure_running()
         with self._lock:
             if backend not in self._backends:  # its imports (torch for torchcodec) outside the decode's time limit
-                self._exchange(("load", backend), START_TIMEOUT_S, path, backend)
+                try:
+                    self._exchange(("load", backend), START_TIMEOUT_S, path, backend)
+                except DecodeError as exc:  # not the video's doing
+                    raise DecodeProcessError(f"the decode process could not load {backend}: {exc.reason}") from exc
                 self._backends.add(backend)
             reply = self._exchange(request, timeout_s, path, backend)
             while reply[0] == "need":  # the frames do not fit the shared buffer: a larger one, then the frames
-                name, size = self._new_buffer(reply[1])
-                try:
-                    reply = self._exchange(("buffer", name, size), timeout_s, path, backend)
-                finally:
-                    os.unlink(name)  # both have it mapped (or the decode process is gone)
+                reply = self._grow(reply[1], timeout_s, path, backend)
             if reply[0] == "frames":
                 _, shape, extra = reply
                 view = np.frombuffer(self._buffer, np.uint8, int(np.prod(shape))).reshape(shape)
@@ -164,7 +173,8 @@ class DecodeProcess:
             return reply
 
     def _exchange(self, request: tuple, timeout_s: float, path: str, backend: str) -> tuple:
-        payload = ForkingPickler.dumps(request)  # a request that does not pickle is a bug here, the process unharmed
+        # plain pickle (no torch reducers): a request that does not pickle is a bug here, the process unharmed
+        payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self._send.send_bytes(payload)
             if not self._receive.poll(timeout_s):
@@ -173,10 +183,15 @@ class DecodeProcess:
         except _NoAnswer:
             self._replace(path, backend, timeout_s)
             raise DecodeError(path, f"the decoder did not finish in {timeout_s:g} s ({backend})") from None
-        except (EOFError, OSError) as exc:  # the pipe closed: the decode process died
-            status = self._exit_status()
+        except (EOFError, OSError) as exc:  # the pipe closed: the decode process ended
+            code, status = self._exit_status()
             self._discard()
-            raise DecodeError(path, f"the decode process died while reading it ({status}; {backend})") from exc
+            if code is not None and -code in _CRASHES:  # the decoder crashed on this video
+                raise DecodeError(path, f"the decode process died while reading it ({status}; {backend})") from exc
+            raise DecodeProcessError(
+                f"{path}: the decode process ended while reading it ({status}; {backend}): not the decoder's verdict "
+                "(killed from outside, or out of memory?)"
+            ) from exc
         except BaseException:  # KeyboardInterrupt while waiting: the answer may still come; start afresh next time
             self._discard()
             raise
@@ -188,9 +203,23 @@ class DecodeProcess:
             raise error from _RemoteTraceback(text)
         return reply
 
-    def _new_buffer(self, nbytes: int) -> tuple[str, int]:
-        """A shared file of at least `nbytes` (rounded up to MiB), mapped here: (its path, its size) for the decode
-        process to map; the caller unlinks it once that process has answered."""
+    def _grow(self, nbytes: int, timeout_s: float, path: str, backend: str) -> tuple:
+        """A larger shared buffer for frames of `nbytes` that the decode process holds: the answer to "need". Both
+        sides take the new buffer, or (whatever went wrong) the decode process is discarded with it."""
+        name, buffer = self._new_buffer(nbytes)
+        try:
+            reply = self._exchange(("buffer", name, len(buffer)), timeout_s, path, backend)
+        except BaseException:
+            self._discard()  # it may or may not have taken the new buffer: start afresh
+            raise
+        finally:
+            os.unlink(name)  # both have it mapped (or the decode process is gone)
+        self._buffer = buffer  # the old one is unmapped when the last array viewing it goes (see `_discard`)
+        return reply
+
+    def _new_buffer(self, nbytes: int) -> tuple[str, mmap.mmap]:
+        """A shared file of at least `nbytes` (rounded up to MiB), mapped here: (its path, the mapping); the caller
+        unlinks it once the decode process has mapped it."""
         size = -(-nbytes // 2**20) * 2**20
         for folder in ("/dev/shm", tempfile.gettempdir()):
             if not os.path.isdir(folder):
@@ -201,15 +230,15 @@ class DecodeProcess:
                     os.posix_fallocate(fd, 0, size)  # reserve the pages: a full tmpfs is an error here, not a SIGBUS
                 else:
                     os.ftruncate(fd, size)
-                buffer = mmap.mmap(fd, size)
+                return name, mmap.mmap(fd, size)
             except OSError as exc:
                 os.unlink(name)
-                log.debug("no room for a %d-byte frame buffer in %s: %s", size, folder, exc)
-                continue
+                _warn_once(f"no room for a {size}-byte frame buffer in {folder} ({exc}); trying the next folder")
+            except BaseException:
+                os.unlink(name)
+                raise
             finally:
                 os.close(fd)
-            self._buffer = buffer  # the old one is unmapped when the last array viewing it goes (see `_discard`)
-            return name, size
         raise DecodeProcessError(f"no room for a {size}-byte frame buffer in /dev/shm or {tempfile.gettempdir()}")
 
     # ------------------------------------------------------------------ the process
@@ -233,7 +262,7 @@ class DecodeProcess:
                 raise DecodeProcessError(f"the decode process did not start in {START_TIMEOUT_S:g} s")
             self._receive.recv()  # ("ready",)
         except (EOFError, OSError) as exc:
-            status = self._exit_status()
+            _, status = self._exit_status()
             self._discard()
             raise DecodeProcessError(
                 f"the decode process ended before it was ready ({status}; its error is above)"
@@ -252,20 +281,21 @@ class DecodeProcess:
         except (OSError, DecodeProcessError) as exc:
             raise DecoderStuck(
                 f"{path}: the decoder did not finish in {timeout_s:g} s ({backend}), and no new decode process "
-                f"could be started in its place ({exc}). Skip the file: add the line '{path}<TAB>decoder hung' to "
-                "the file data.quarantine_file names (its videos are skipped), then resume (--ckpt_path last)"
+                f"could be started in its place ({exc}). Skip the file: add its path as a line of the file "
+                "data.skip_videos names, then resume (--ckpt_path last)"
             ) from exc
 
-    def _exit_status(self) -> str:
+    def _exit_status(self) -> tuple[int | None, str]:
+        """(its return code, in words) once it has ended (None: it has not, within KILL_WAIT_S)."""
         if self._proc is None:
-            return "not started"
+            return None, "not started"
         try:
             code = self._proc.wait(KILL_WAIT_S)
         except subprocess.TimeoutExpired:
-            return "no exit status"
+            return None, "no exit status"
         if code < 0:
-            return f"killed by {signal.Signals(-code).name}"
-        return f"exit status {code}"
+            return code, f"killed by {signal.Signals(-code).name}"
+        return code, f"exit status {code}"
 
     def _discard(self) -> None:
         """Kill the decode process (if any) and forget it; readers opened in it open their videos again."""
@@ -302,6 +332,13 @@ class DecodeProcess:
 
 _local = threading.local()
 _handles = itertools.count()
+# signals a decoder's crash raises (a video that crashes it is bad); a kill from outside is not among them
+_CRASHES = {s for s in (getattr(signal, n, None) for n in ("SIGSEGV", "SIGABRT", "SIGBUS", "SIGFPE", "SIGILL")) if s}
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    log.warning(message)
 
 
 def decode_process(backend: str = "pyav") -> DecodeProcess:
@@ -392,22 +429,25 @@ def serve(from_parent: str, to_parent: str, parent: str) -> None:
     outbox.send(("ready",))
     while True:
         try:
-            request = inbox.recv()
+            payload = inbox.recv_bytes()
         except EOFError:
             return
-        outbox.send(server.handle(request))
+        outbox.send(server.handle(payload))
 
 
 class _Server:
     def __init__(self) -> None:
         self.readers: dict[int, VideoReader] = {}
         self.iterators: dict[int, Iterator[np.ndarray]] = {}
+        self.held: dict[int, list[np.ndarray]] = {}  # a frame of another size than its chunk: the next chunk's
         self.buffer: mmap.mmap | None = None
         self.pending: np.ndarray | None = None
 
-    def handle(self, request: tuple) -> tuple:
-        op, *args = request
+    def handle(self, payload: bytes) -> tuple:
         try:
+            op, *args = pickle.loads(payload)  # a request that does not unpickle here is a bug, sent back as one
+            if op != "buffer":
+                self.pending = None  # frames waiting for a larger buffer that did not come
             return getattr(self, f"op_{op}")(*args)
         except DecodeError as exc:
             return ("bad", exc.reason)
@@ -443,13 +483,21 @@ class _Server:
     def op_next(self, handle: int, chunk: int, skip: int) -> tuple:
         if handle not in self.iterators:  # the first request (skip: frames given before a replacement)
             self.iterators[handle] = itertools.islice(self.readers[handle].frames(chunk), skip, None)
-        frames = list(itertools.islice(self.iterators[handle], chunk))
+        frames = self.held.pop(handle, [])
+        for frame in self.iterators[handle]:  # up to `chunk` frames of one size (a stream may change its size)
+            if frames and frame.shape != frames[0].shape:
+                self.held[handle] = [frame]
+                break
+            frames.append(frame)
+            if len(frames) == chunk:
+                break
         if not frames:
             return ("end",)
         return self._ship(np.stack(frames, out=self._alloc((len(frames), *frames[0].shape))))
 
     def op_close(self, handle: int) -> tuple:
         self.iterators.pop(handle, None)
+        self.held.pop(handle, None)
         reader = self.readers.pop(handle, None)
         if reader is not None:
             reader.close()
@@ -457,10 +505,7 @@ class _Server:
 
     def op_buffer(self, name: str, size: int) -> tuple:
         with open(name, "r+b") as f:
-            buffer = mmap.mmap(f.fileno(), size)
-        if self.buffer is not None:
-            self.buffer.close()
-        self.buffer = buffer
+            self.buffer = mmap.mmap(f.fileno(), size)  # the old one is unmapped with its last view
         pending, self.pending = self.pending, None
         return self._ship(*pending) if pending is not None else ("ok",)
 

@@ -8,13 +8,14 @@ through it:
     frames, info = decoder.read_frames(path, TrainWindow(32, 2, None, seed))  # one request: open, decode, close
     views = decoder.read(path, lambda video: make_views(video))  # anything on the opened video
 
-- every call to the decoder (open, read frames, close) runs in the decode process of `videogn.data.decode_process`
-  and waits at most `timeout_s`; a decoder that does not finish is killed, and the video is bad ("the decoder did
-  not finish in 60 s (decord)"), counted and replaced like any other;
+- every call to the decoder runs in the decode process of `videogn.data.decode_process` and waits at most
+  `timeout_s`: a training clip is one call (`read_frames`: open, decode, close), anything else on an opened video
+  (`read`) one call per request (open, each read of frames, close). A decoder that does not finish is killed
+  ("the decoder did not finish in 60 s (decord)");
 - when the backend (decord or torchcodec) fails on a file, or does not finish, the whole read is done again with
   PyAV (the same pixels: tests compare them frame for frame). The file is remembered (`fallbacks`: path → what the
-  backend said), so later reads go to PyAV at once, and reported once; a file neither reads is bad, with both
-  reasons;
+  backend said), so this decoder's later reads go to PyAV at once; a file neither reads is bad, with both reasons
+  (the dataset counts it, replaces it, quarantines it);
 - `timeout_s=None` decodes in the calling process with no time limit (a hung decoder then hangs the caller), as
   does Windows, where the decode process is not available.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -59,8 +61,8 @@ class Decoder:
     _new: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.timeout_s is not None and not self.timeout_s > 0:
-            raise ValueError(f"the decode time limit must be positive (or None: no limit), got {self.timeout_s}")
+        if self.timeout_s is not None and not 0 < self.timeout_s < math.inf:
+            raise ValueError(f"the decode time limit must be positive and finite (or None), got {self.timeout_s}")
         self._resolved = resolve_backend(self.backend)  # here, once: loader workers inherit the answer
 
     def open(self, path: str, backend: str) -> VideoReader:

@@ -129,8 +129,16 @@ def torchcodec_available() -> tuple[bool, str | None]:
         return False, "torchcodec is not installed"
     if "torchcodec" in sys.modules:  # loaded here already (the decode process that decodes with it)
         return torchcodec_status()[0] is not None, torchcodec_status()[1]
-    code = "from videogn.data.decoding import torchcodec_status; print(torchcodec_status()[1] or '')"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the folder of `videogn`
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from videogn.data.decoding import torchcodec_status; print(torchcodec_status()[1] or '')"
+    )
+    probe = subprocess.run([sys.executable, "-c", code, root], capture_output=True, text=True)
+    if probe.returncode != 0:  # it crashed loading (a segfault in a library, say)
+        last = (probe.stderr.strip().splitlines() or [f"exit status {probe.returncode}"])[-1]
+        return False, f"loading torchcodec ended the process that tried ({last})"
+    out = probe.stdout.strip()
     return (not out), out or None
 
 

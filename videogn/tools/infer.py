@@ -9,7 +9,7 @@ lines as for training, or path-only lines). For a labelled list it also reports 
 video-level top-1/top-5 and the most frequent confusions, and the JSON holds each video's true label.
 A file the decoder cannot read gets one line naming it and the reason; the others are still processed, and the
 exit status is 1 if any failed. Every decode call has a time limit (`--decode-timeout`, 60 s): a decoder that hangs
-is killed and the video fails with "the decoder did not finish"; what decord cannot read is read with PyAV. Any
+is killed; what decord cannot read, or does not finish, is read with PyAV, and fails if PyAV cannot either. Any
 other error is a bug and stops with its traceback. Clip length, frame interval, scale and normalisation come from
 the checkpoint (override with --frames, --interval, --scale). The views are those of `lightning test`
 (`videogn.data.views`): each frame decoded once, a few clip windows of frames held at a time, so memory does not
@@ -407,8 +407,10 @@ def main(argv: list[str] | None = None) -> int:
     args.clips = 10 if args.clips is None else args.clips
     if args.clips < 1 or args.topk < 1 or args.batch_size < 1:
         parser.error("--clips, --topk and --batch-size must be at least 1")
-    if args.decode_timeout < 0:
-        parser.error(f"--decode-timeout must be positive, or 0 for no limit; got {args.decode_timeout}")
+    if not 0 <= args.decode_timeout < float("inf"):
+        parser.error(
+            f"--decode-timeout must be a positive number of seconds, or 0 for no limit; got {args.decode_timeout}"
+        )
     if args.stride is not None and not args.stride > 0:
         parser.error(f"--stride must be a positive number of seconds, got {args.stride}")
     if args.out_size is not None and args.out_size < 2:
