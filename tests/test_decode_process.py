@@ -130,16 +130,23 @@ def test_a_file_neither_reads_is_bad_with_both_reasons(malformed):
     assert "Invalid data" in caught.value.reason
 
 
-@needs_decord
-def test_a_decoder_that_crashes_is_a_bad_video(malformed, index_video):
-    process = decode_process()
+def signal_while_spinning(malformed, sig: signal.Signals) -> None:
+    """Send `sig` to the decode process half a second into decord's endless loop on the malformed file."""
+    process = decode_process("decord")
     process.ensure_running()
-    crash = threading.Timer(0.5, lambda: os.kill(process.pid, signal.SIGSEGV))  # while it spins
-    crash.start()
-    with pytest.raises(DecodeError, match=r"the decode process died while reading it \(killed by SIGSEGV; decord\)"):
+    sender = threading.Timer(0.5, lambda: os.kill(process.pid, sig))
+    sender.start()
+    try:
         with open_timed(malformed["decord_hangs"], "decord", 30) as video:
             video.get_frames(late_window(video.info))
-    crash.join()
+    finally:
+        sender.join()
+
+
+@needs_decord
+def test_a_decoder_that_crashes_is_a_bad_video(malformed, index_video):
+    with pytest.raises(DecodeError, match=r"the decode process died while reading it \(killed by SIGSEGV; decord\)"):
+        signal_while_spinning(malformed, signal.SIGSEGV)
     with open_timed(index_video, "pyav", LIMIT) as video:  # and the next video decodes
         assert frame_indices(video.get_frames([5])) == [5]
 
@@ -454,14 +461,9 @@ class MiddleFrame:
 def test_a_decode_process_killed_from_outside_is_not_a_bad_video(malformed, index_video):
     # SIGKILL (the out-of-memory killer, an operator) is not the decoder's verdict on the video: an error; killed
     # while idle, it is replaced without a word and the open video read on
-    process = decode_process("decord")
-    process.ensure_running()
-    kill = threading.Timer(0.5, lambda: os.kill(process.pid, signal.SIGKILL))  # while it spins
-    kill.start()
     with pytest.raises(DecodeProcessError, match=r"ended while reading it \(killed by SIGKILL; decord\)"):
-        with open_timed(malformed["decord_hangs"], "decord", 30) as video:
-            video.get_frames(late_window(video.info))
-    kill.join()
+        signal_while_spinning(malformed, signal.SIGKILL)
+    process = decode_process("decord")
     with open_timed(index_video, "decord", LIMIT) as video:
         os.kill(process.pid, signal.SIGKILL)
         time.sleep(0.2)

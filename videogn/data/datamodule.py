@@ -91,7 +91,7 @@ class KineticsDataModule(LightningDataModule):
             followed by a tab and a reason (a quarantine file of an earlier run, check_videos's bad list).
         decode_timeout_s: time limit in seconds of every decode call (a training clip: open, decode, close; in
             evaluation each read): past it the decoder is killed, the video read with PyAV, and bad if PyAV fails
-            too. The default is 7 × the slowest honest call measured on Kinetics-like videos
+            too. The default is 7–12 × the slowest honest call measured on Kinetics-like videos, 5–8 s
             (`benchmarks/decode_time.py`). None: decode in the loader processes, no limit.
         seed: seed of the training order (each epoch is shuffled by seed and epoch number).
         eval_clips_per_gpu: the former name of eval_views_per_batch (its configs still parse; a value is an error

@@ -19,8 +19,9 @@ through it:
 - `timeout_s=None` decodes in the calling process with no time limit (a hung decoder then hangs the caller), as
   does Windows, where the decode process is not available.
 
-The default limit, 60 s, is ten times the slowest honest decode call measured on Kinetics-like videos
-(`benchmarks/decode_time.py`: 1080p, one keyframe in 250 frames, 4 clips read ahead at test time, one core).
+The default limit, 60 s, is 7–12 × the slowest honest decode call measured on Kinetics-like videos, 5–8 s
+(`benchmarks/decode_time.py`: decord reading 4 test windows of a 1080p video with one keyframe in 250 frames at
+once, on one core).
 """
 
 from __future__ import annotations
