@@ -478,3 +478,17 @@ def test_a_time_limit_must_be_positive_and_finite(limit):
         Decoder("pyav", limit)
     with pytest.raises(ConfigError, match="data.decode_timeout_s"):
         KineticsDataModule(decode_timeout_s=limit)
+
+
+@needs_decord
+def test_the_circuit_breaker_counts_videos_that_hang(malformed, tmp_path):
+    # a list whose videos all hang decord and fail in PyAV: the first attempts all fail, the run stops
+    from videogn.data.dataset import KineticsClips, TooManyBadVideos
+    from videogn.data.settings import ClipSettings
+
+    copies = [shutil.copy(malformed["decord_hangs_pyav_fails"], tmp_path / f"hang{i}.mkv") for i in range(3)]
+    (tmp_path / "list.csv").write_text("".join(f"{p} 0\n" for p in copies))
+    clip = ClipSettings(num_frames=8, frame_interval=20, crop_size=32, train_scale=(32, 32), test_scale=32)
+    dataset = KineticsClips(tmp_path / "list.csv", "train", clip, fail_fast_attempts=2, decode_timeout_s=LIMIT)
+    with pytest.raises(TooManyBadVideos, match=r"the first 2 decode attempts all failed.*did not finish in 2 s"):
+        dataset[0]
