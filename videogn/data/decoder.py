@@ -66,13 +66,16 @@ class Decoder:
             raise ValueError(f"the decode time limit must be positive and finite (or None), got {self.timeout_s}")
         self._resolved = resolve_backend(self.backend)  # here, once: loader workers inherit the answer
 
+    @property
+    def in_process(self) -> bool:
+        """Whether videos are decoded here, without a time limit (`timeout_s` None, or Windows)."""
+        if self.timeout_s is not None and os.name == "nt":
+            _warn_no_time_limit()
+        return self.timeout_s is None or os.name == "nt"
+
     def open(self, path: str, backend: str) -> VideoReader:
         """`path` opened with `backend`: in the decode process with the time limit, or here without one."""
-        if self.timeout_s is None or os.name == "nt":
-            if self.timeout_s is not None:
-                _warn_no_time_limit()
-            return open_video(path, backend)
-        return open_timed(path, backend, self.timeout_s)
+        return open_video(path, backend) if self.in_process else open_timed(path, backend, self.timeout_s)
 
     def read(self, path: str | os.PathLike, read: Callable[[VideoReader], T]) -> T:
         """`read(video)` on `path` opened with the backend, or with PyAV where the backend fails (see the module's
@@ -94,8 +97,8 @@ class Decoder:
         next read of this thread (`read_timed`): use them at once, and keep nothing that shares their memory."""
 
         def attempt(backend: str) -> tuple[np.ndarray, VideoInfo]:
-            if self.timeout_s is None or os.name == "nt":
-                with self.open(path, backend) as video:
+            if self.in_process:
+                with open_video(path, backend) as video:
                     return sampled_frames(video, indices_for), video.info
             return read_timed(path, indices_for, backend, self.timeout_s, borrow)
 

@@ -134,7 +134,10 @@ def torchcodec_available() -> tuple[bool, str | None]:
         "import sys; sys.path.insert(0, sys.argv[1]); "
         "from videogn.data.decoding import torchcodec_status; print(torchcodec_status()[1] or '')"
     )
-    probe = subprocess.run([sys.executable, "-c", code, root], capture_output=True, text=True)
+    try:
+        probe = subprocess.run([sys.executable, "-c", code, root], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return False, "loading torchcodec did not finish in 120 s"
     if probe.returncode != 0:  # it crashed loading (a segfault in a library, say)
         last = (probe.stderr.strip().splitlines() or [f"exit status {probe.returncode}"])[-1]
         return False, f"loading torchcodec ended the process that tried ({last})"
