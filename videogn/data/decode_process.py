@@ -31,6 +31,7 @@ every copy of its pipe is closed: forked DataLoader workers hold copies of their
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
@@ -100,12 +101,17 @@ class _RemoteTraceback(Exception):
         return "in the decode process:\n" + self.args[0]
 
 
-class _NoAnswer(Exception):
-    pass
-
-
-class _Died(Exception):
-    pass
+@contextlib.contextmanager
+def _undone_by(undo: Callable[[], object]) -> Iterator[None]:
+    """Run `undo` when the block raises, whatever it raises (an interrupt included), then let it go on: a half-done
+    step undone, the error itself unchanged."""
+    done = False
+    try:
+        yield
+        done = True
+    finally:
+        if not done:
+            undo()
 
 
 class DecodeProcess:
@@ -175,26 +181,28 @@ class DecodeProcess:
     def _exchange(self, request: tuple, timeout_s: float, path: str, backend: str) -> tuple:
         # plain pickle (no torch reducers): a request that does not pickle is a bug here, the process unharmed
         payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
-        try:
-            self._send.send_bytes(payload)
-            if not self._receive.poll(timeout_s):
-                raise _NoAnswer
-            reply = self._receive.recv()
-        except _NoAnswer:
-            self._replace(path, backend, timeout_s)
-            raise DecodeError(path, f"the decoder did not finish in {timeout_s:g} s ({backend})") from None
-        except (EOFError, OSError) as exc:  # the pipe closed: the decode process ended
-            code, status = self._exit_status()
-            self._discard()
-            if code is not None and -code in _CRASHES:  # the decoder crashed on this video
-                raise DecodeError(path, f"the decode process died while reading it ({status}; {backend})") from exc
-            raise DecodeProcessError(
-                f"{path}: the decode process ended while reading it ({status}; {backend}): not the decoder's verdict "
-                "(killed from outside, or out of memory?)"
-            ) from exc
-        except BaseException:  # KeyboardInterrupt while waiting: the answer may still come; start afresh next time
-            self._discard()
-            raise
+        talking_to = self._proc
+
+        def start_afresh() -> None:  # interrupted while waiting (Ctrl-C): the answer may still come
+            if self._proc is talking_to:  # not already replaced or discarded below
+                self._discard()
+
+        with _undone_by(start_afresh):
+            try:
+                self._send.send_bytes(payload)
+                reply = self._receive.recv() if self._receive.poll(timeout_s) else None
+            except (EOFError, OSError) as exc:  # the pipe closed: the decode process ended
+                code, status = self._exit_status()
+                self._discard()
+                if code is not None and -code in _CRASHES:  # the decoder crashed on this video
+                    raise DecodeError(path, f"the decode process died while reading it ({status}; {backend})") from exc
+                raise DecodeProcessError(
+                    f"{path}: the decode process ended while reading it ({status}; {backend}): not the decoder's "
+                    "verdict (killed from outside, or out of memory?)"
+                ) from exc
+            if reply is None:  # no answer in time
+                self._replace(path, backend, timeout_s)
+                raise DecodeError(path, f"the decoder did not finish in {timeout_s:g} s ({backend})")
         if reply[0] == "bad":
             raise DecodeError(path, reply[1])
         if reply[0] == "error":
@@ -208,10 +216,8 @@ class DecodeProcess:
         sides take the new buffer, or (whatever went wrong) the decode process is discarded with it."""
         name, buffer = self._new_buffer(nbytes)
         try:
-            reply = self._exchange(("buffer", name, len(buffer)), timeout_s, path, backend)
-        except BaseException:
-            self._discard()  # it may or may not have taken the new buffer: start afresh
-            raise
+            with _undone_by(self._discard):  # it may or may not have taken the new buffer: start afresh
+                reply = self._exchange(("buffer", name, len(buffer)), timeout_s, path, backend)
         finally:
             os.unlink(name)  # both have it mapped (or the decode process is gone)
         self._buffer = buffer  # the old one is unmapped when the last array viewing it goes (see `_discard`)
@@ -226,17 +232,14 @@ class DecodeProcess:
                 continue
             fd, name = tempfile.mkstemp(prefix="videogn-frames-", dir=folder)
             try:
-                if hasattr(os, "posix_fallocate"):
-                    os.posix_fallocate(fd, 0, size)  # reserve the pages: a full tmpfs is an error here, not a SIGBUS
-                else:
-                    os.ftruncate(fd, size)
-                return name, mmap.mmap(fd, size)
+                with _undone_by(functools.partial(os.unlink, name)):  # no file left behind, whatever stops us
+                    if hasattr(os, "posix_fallocate"):
+                        os.posix_fallocate(fd, 0, size)  # reserve the pages: a full tmpfs is an error, not a SIGBUS
+                    else:
+                        os.ftruncate(fd, size)
+                    return name, mmap.mmap(fd, size)
             except OSError as exc:
-                os.unlink(name)
                 _warn_once(f"no room for a {size}-byte frame buffer in {folder} ({exc}); trying the next folder")
-            except BaseException:
-                os.unlink(name)
-                raise
             finally:
                 os.close(fd)
         raise DecodeProcessError(f"no room for a {size}-byte frame buffer in /dev/shm or {tempfile.gettempdir()}")
@@ -246,30 +249,23 @@ class DecodeProcess:
         requests_in, requests_out = os.pipe()  # parent → decode process
         replies_in, replies_out = os.pipe()  # decode process → parent
         args = [sys.executable, "-c", _CHILD, _PACKAGE_ROOT, str(requests_in), str(replies_out), str(os.getpid())]
-        try:
+        with _undone_by(lambda: [os.close(fd) for fd in (requests_in, requests_out, replies_in, replies_out)]):
             proc = subprocess.Popen(args, pass_fds=(requests_in, replies_out), stdin=subprocess.DEVNULL)
-        except BaseException:
-            for fd in (requests_in, requests_out, replies_in, replies_out):
-                os.close(fd)
-            raise
         os.close(requests_in)
         os.close(replies_out)
         self._proc, self._backends = proc, set()
         self._send = Connection(requests_out, readable=False)
         self._receive = Connection(replies_in, writable=False)
-        try:
-            if not self._receive.poll(START_TIMEOUT_S):
-                raise DecodeProcessError(f"the decode process did not start in {START_TIMEOUT_S:g} s")
-            self._receive.recv()  # ("ready",)
-        except (EOFError, OSError) as exc:
-            _, status = self._exit_status()
-            self._discard()
-            raise DecodeProcessError(
-                f"the decode process ended before it was ready ({status}; its error is above)"
-            ) from exc
-        except BaseException:
-            self._discard()
-            raise
+        with _undone_by(self._discard):  # not ready, whatever the reason: no half-started process kept
+            try:
+                if not self._receive.poll(START_TIMEOUT_S):
+                    raise DecodeProcessError(f"the decode process did not start in {START_TIMEOUT_S:g} s")
+                self._receive.recv()  # ("ready",)
+            except (EOFError, OSError) as exc:
+                _, status = self._exit_status()
+                raise DecodeProcessError(
+                    f"the decode process ended before it was ready ({status}; its error is above)"
+                ) from exc
 
     def _replace(self, path: str, backend: str, timeout_s: float) -> None:
         """After a request got no answer: kill the decode process and start another, or stop the run."""
@@ -541,10 +537,11 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _pickled(exc: BaseException) -> bytes | None:
+    """The exception pickled, if it survives the round trip (else it is sent as its traceback's text only)."""
     try:
         data = pickle.dumps(exc)
         pickle.loads(data)
-    except Exception:  # noqa: BLE001 - an exception that does not survive pickling is sent as text only
+    except (pickle.PickleError, TypeError, AttributeError, ValueError, ImportError):
         return None
     return data
 
