@@ -310,21 +310,6 @@ class DecodeProcess:
         # when the last of them goes
         self._proc = self._send = self._receive = self._buffer = None
 
-    def close(self) -> None:
-        """End the decode process: it exits when its pipe closes (killed if it does not within KILL_WAIT_S)."""
-        if os.getpid() != self.owner:  # a copy inherited through fork: the process belongs to the parent
-            return
-        with self._lock:
-            if self._send is not None:
-                self._send.close()
-                self._send = None
-            if self._proc is not None:
-                try:
-                    self._proc.wait(KILL_WAIT_S)
-                except subprocess.TimeoutExpired:
-                    pass
-            self._discard()
-
 
 _local = threading.local()
 _handles = itertools.count()
