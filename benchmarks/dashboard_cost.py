@@ -35,8 +35,8 @@ def main() -> None:
         )
 
     from videogn.data.datamodule import KineticsDataModule
-    from videogn.train.callbacks import TensorBoardDashboards
     from videogn.train.cli import VideoGNCLI
+    from videogn.train.dashboards import TensorBoardDashboards
     from videogn.train.module import VideoClassifier
 
     with tempfile.TemporaryDirectory() as root:

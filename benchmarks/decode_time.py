@@ -31,9 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import table, write_json  # noqa: E402
 
+from videogn.data.backends import torchcodec_available  # noqa: E402
 from videogn.data.decode_process import open_timed  # noqa: E402
 from videogn.data.decoder import DEFAULT_DECODE_TIMEOUT_S  # noqa: E402
-from videogn.data.decoding import decode_clips, open_video, torchcodec_available  # noqa: E402
+from videogn.data.decoding import decode_clips, open_video  # noqa: E402
 from videogn.data.sampling import clip_indices, clip_step, eval_clip_indices, window_length  # noqa: E402
 
 FRAMES, INTERVAL = 32, 2

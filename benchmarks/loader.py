@@ -51,9 +51,9 @@ sys.path.insert(0, str(ROOT / "data_prep"))
 from common import interleaved, median, table, write_json  # noqa: E402
 
 from videogn.data import ClipSettings, KineticsClips, open_video, read_video_list  # noqa: E402
+from videogn.data.backends import torchcodec_available  # noqa: E402
 from videogn.data.decode_process import open_timed  # noqa: E402
 from videogn.data.decoder import Decoder  # noqa: E402
-from videogn.data.decoding import torchcodec_available  # noqa: E402
 from videogn.data.sampling import TrainWindow, clip_step, train_clip_indices  # noqa: E402
 from videogn.data.transforms import TrainTransform  # noqa: E402
 
@@ -219,7 +219,7 @@ def decoders(list_file: Path, clips: int, repeats: int) -> dict:
     """Clips/s of each backend on one core, in this process and through the decode process; pixels compared.
 
     torchcodec runs through its decode process only: loaded here, the system FFmpeg it brings would stand in for
-    PyAV's (`videogn.data.decoding.torchcodec_status`)."""
+    PyAV's (`videogn.data.backends.torchcodec_status`)."""
     available, why = torchcodec_available()
     backends = ["decord", "pyav"] + (["torchcodec"] if available else [])
     if not available:

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from videogn.tools.compare import Grid
-from videogn.tools.compare.report import run_scalars
+from videogn.tools.compare.logs import run_scalars
 
 STAGES = ("stem", "res2", "res3", "res4", "res5", "head")
 

@@ -29,9 +29,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from videogn.data.dataset import most_common_reason
+from videogn.data.backends import BACKENDS
 from videogn.data.decoder import DEFAULT_DECODE_TIMEOUT_S, Decoder
-from videogn.data.decoding import BACKENDS, DecodeError, sampled_frames
+from videogn.data.decoding import DecodeError, sampled_frames
+from videogn.data.failures import most_common_reason
 from videogn.data.lists import split_list_line  # the loader's own list-line parser
 from videogn.errors import ConfigError
 

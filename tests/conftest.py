@@ -55,7 +55,16 @@ def synthetic_set(tmp_path_factory) -> Path:
     return out
 
 
-TRAINED_RUN = "i3d_gn_2clips"
+TRAINED_RUN = "i3d_gn_2clips"  # configs/demo.yaml's default run name at 2 clips per GPU (`default_run_name`)
+
+
+def trained_checkpoint(trained: Path) -> Path:
+    """The last checkpoint of the `trained` fixture's run (what `--ckpt_path last` resumes)."""
+    from videogn.checkpoints import RunDir
+
+    last = RunDir(trained, TRAINED_RUN).last()
+    assert last is not None, f"no last checkpoint in {RunDir(trained, TRAINED_RUN).checkpoints}"
+    return last
 
 
 @pytest.fixture(scope="session")

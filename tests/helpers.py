@@ -151,7 +151,7 @@ class RecordShards(Callback):
             "train_videos": self.train_videos,
             "val_views": self.val_views,
             "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
-            "failures": sorted(getattr(trainer.datamodule, "failures", {})),
+            "failures": sorted(trainer.datamodule.bad_videos.failures),
         }
         Path(self.out_dir, f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
 
@@ -203,9 +203,9 @@ def write_videogn_checkpoint(
     a wrong copy shows."""
     import torch
 
+    from videogn.checkpoints import checkpoint_of
     from videogn.data.settings import ClipSettings
     from videogn.models import NetSettings
-    from videogn.models.weights import checkpoint_of
     from videogn.train.module import VideoClassifier
 
     options = {"num_groups": 4} if norm == "gn" else {}

@@ -9,11 +9,12 @@ from conftest import DEMO
 from numerics import assert_same_function, fan_in_sum
 from torch import nn
 
+from videogn.checkpoints import RunDir
 from videogn.models import NetSettings
 from videogn.models.formats import CONVENTIONS, DEFAULT_NETS, LEAVES, FormatError, source_key
 from videogn.models.inflate import map_2d_keys
 from videogn.tools.convert import KINETICS400, kinetics400_classes, main
-from videogn.tools.infer import load_model
+from videogn.train.loading import load_model
 
 
 def random_network(net: NetSettings, num_classes: int) -> nn.Module:
@@ -152,8 +153,8 @@ def test_a_config_whose_network_the_sources_code_does_not_build_is_refused(tmp_p
 def test_a_checkpoint_converted_before_pool1_was_a_setting_is_refused(tmp_path):
     """mmaction2 and video-nonlocal-net checkpoints converted by an older videogn hold the paper's pool1, not the
     source's: every reader refuses them by name (convert again) instead of computing other logits."""
+    from videogn.checkpoints import read_checkpoint
     from videogn.files import FileError
-    from videogn.models.weights import read_checkpoint
 
     net = NetSettings(norm="bn", width=32, **DEFAULT_NETS["mmaction"])
     src = save("mmaction", export(random_network(net, 400), "mmaction"), tmp_path)
@@ -239,7 +240,7 @@ def test_a_converted_checkpoint_works_with_every_command(synthetic_set, tmp_path
     fit = [*data_args(synthetic_set, tmp_path / "runs"), "--data.num_workers", "0", "--data.clips_per_gpu", "4"]
     fit += ["--model.base_lr", "0"]
     lightning(["fit", *fit, "--model.init_from", str(ckpt), "--trainer.max_steps", "2", "--trainer.max_epochs", "-1"])
-    run = tmp_path / "runs" / "i3d_gn_4clips" / "checkpoints" / "last.ckpt"
+    run = RunDir(tmp_path / "runs", "i3d_gn_4clips").last_file
     converted = torch.load(ckpt, weights_only=True)["state_dict"]
     trained = torch.load(run, weights_only=True)["state_dict"]
     assert all(torch.equal(trained[k], v) for k, v in converted.items()), "init_from was not loaded"

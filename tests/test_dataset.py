@@ -18,7 +18,7 @@ from videogn.data import (
     read_video_list,
     sampling,
 )
-from videogn.data.decoding import has_decord
+from videogn.data.backends import has_decord
 from videogn.data.transforms import Normalize
 from videogn.errors import ConfigError
 
@@ -218,7 +218,7 @@ def test_datamodule_loaders_classes_and_quarantine(mixed_list, tmp_path):
     assert sum(len(b.labels) for b in val) == 10 * 2  # every view of every entry, bad ones replaced
     views = torch.cat([b.view_index for b in val])
     assert (views == -1).sum() == 4 * 2  # the stand-ins for the 4 bad entries are marked
-    assert set(dm.failures) == bad_paths
+    assert set(dm.bad_videos.failures) == bad_paths
     lines = quarantine.read_text().splitlines()
     assert {line.split("\t")[0] for line in lines} == bad_paths and len(lines) == len(bad_paths)
 

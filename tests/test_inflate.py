@@ -141,8 +141,8 @@ def test_bad_checkpoint_files_give_clear_errors(tmp_path):
 
 
 def _checkpoint_net(path):
+    from videogn.checkpoints import read_checkpoint
     from videogn.models import NetSettings
-    from videogn.models.weights import read_checkpoint
 
     raw = read_checkpoint(path, "test")
     net = NetSettings(**raw["hyper_parameters"]["net"]).build(num_classes=4, zero_init_residual=False)

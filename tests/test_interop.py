@@ -21,7 +21,7 @@ from numerics import assert_same_function, fan_in_sum
 
 from videogn.models.formats import CONVENTIONS, DEFAULT_NETS
 from videogn.tools.convert import main
-from videogn.tools.infer import load_model
+from videogn.train.loading import load_model
 
 I3D_CONFIG = "recognition/i3d/i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb.py"
 

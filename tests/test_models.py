@@ -66,7 +66,7 @@ def test_every_norm_kind_is_a_norm_layer_to_the_dashboard_init_and_inflation(nor
     from types import SimpleNamespace
 
     from videogn.models.norm import NORM_LAYERS
-    from videogn.train.callbacks import NormStatistics
+    from videogn.train.norm_stats import NormStatistics
 
     model = build_model("i3d", norm=norm, norm_options=tiny_norm_options(norm), **TINY)
     norms = [name for name, m in model.named_modules() if isinstance(m, NORM_LAYERS)]

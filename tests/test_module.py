@@ -127,8 +127,8 @@ def test_the_classifier_takes_the_typed_settings_of_classifier_settings(tmp_path
     net = NetSettings(width=8, norm_options={"num_groups": 4})
     model = VideoClassifier(net=net, num_classes=3, test_head="fully_conv")
     assert model.hparams.net == net.to_dict() and model.net == net and model.hparams.test_head == "fully_conv"
+    from videogn.checkpoints import checkpoint_of
     from videogn.data.settings import ClipSettings
-    from videogn.models.weights import checkpoint_of
 
     torch.save(checkpoint_of(model.model, model.hparams, ClipSettings()), tmp_path / "m.ckpt")
     loaded = VideoClassifier.load_from_checkpoint(tmp_path / "m.ckpt", weights_only=True)

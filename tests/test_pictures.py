@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from videogn.data.transforms import Normalize
-from videogn.train.pictures import captioned, confusion_image, gif_summary, shown_classes, to_uint8_frames
+from videogn.train.dashboards import captioned, confusion_image, gif_summary, shown_classes, to_uint8_frames
 
 
 def test_a_normalised_clip_comes_back_as_its_decoded_frames():

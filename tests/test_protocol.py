@@ -13,8 +13,8 @@ from videogn.data.settings import ClipSettings
 from videogn.data.transforms import Normalize
 from videogn.errors import ConfigError
 from videogn.models import NetSettings
-from videogn.train.callbacks import PreciseBN
 from videogn.train.module import VideoClassifier
+from videogn.train.precise_bn import PreciseBN
 
 NET = NetSettings(norm="gn", norm_options={"num_groups": 4}, width=8, stem_temporal_stride=1, dropout=0.5)
 CLIP = ClipSettings(num_frames=8, crop_size=64, train_scale=(64, 80), test_scale=96, test_crop_size=96)

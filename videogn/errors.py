@@ -4,7 +4,7 @@
   divide a width, a resume whose settings changed). The command line prints it as one line, without a traceback.
   It is a `ValueError`, so code that catches bad values keeps working.
 - `RunStopped`: a run stopped on purpose, for a reason outside the code: too many videos the decoder cannot read
-  (`videogn.data.dataset.TooManyBadVideos`), a preemption signal (`videogn.train.preemption.Preempted`), a
+  (`videogn.data.failures.TooManyBadVideos`), a preemption signal (`videogn.train.preemption.Preempted`), a
   checkpoint that cannot be written (`CheckpointWriteError`: disk full, quota). The command line prints its
   message as one line and exits with its `exit_code`. Under DDP bad data and preemption stop every rank with the
   same message; a checkpoint is written by rank 0 alone, so its failure stops rank 0, and the other ranks wait in

@@ -1,6 +1,6 @@
 """The files a user names, read in one place each, and the one way videogn writes a file.
 
-Every path a setting gives goes through a reader here, or one built on these: `videogn.models.weights` for videogn
+Every path a setting gives goes through a reader here, or one built on these: `videogn.checkpoints` for videogn
 checkpoints, `videogn.models.formats` for 2D and zoo weights, `videogn.data.lists` for list and class-names files.
 A file that is not what the setting needs — missing, a folder, unreadable, empty, text, random bytes, a truncated or
 foreign zip, a PyTorch file of the wrong type, a pickle that would run code — is a `FileError`: one line naming the

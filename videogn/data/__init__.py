@@ -1,10 +1,11 @@
 """Video data: which frames (sampling), decode them (decoding), augment them (transforms), datasets.
 
 Keep the concerns apart: `settings` says what a clip is (`ClipSettings`), `lists` reads list files, `sampling` is
-pure index arithmetic, `decoding` turns a path and indices into uint8 frames with decord, PyAV or torchcodec,
-`decode_process` runs a decoder in a child process with a time limit, `decoder` is the pipeline's way to read a
-video (backend, time limit, PyAV for what the backend cannot read), `transforms` turns frames into a clip tensor,
-`dataset` puts them together and handles bad videos.
+pure index arithmetic, `backends` says which decoders work here, `decoding` turns a path and indices into uint8
+frames with decord, PyAV or torchcodec, `decode_process` runs a decoder in a child process with a time limit (its
+child's side: `decode_server`), `decoder` is the pipeline's way to read a video (backend, time limit, PyAV for what
+the backend cannot read), `transforms` turns frames into a clip tensor, `dataset` puts them together, `failures`
+keeps the record of bad videos and decides when they stop a run, `datamodule` is the Lightning side.
 
 The names below are imported when first used: `videogn.data.decoding` (and the decode process, which imports it)
 must not pull in torch or Lightning.
@@ -19,12 +20,14 @@ _HOMES = {
     "ClipBatch": "dataset",
     "ClipCollate": "dataset",
     "KineticsClips": "dataset",
-    "TooManyBadVideos": "dataset",
+    "BadVideos": "failures",
+    "DataStop": "failures",
+    "TooManyBadVideos": "failures",
     "DecodeError": "decoding",
     "VideoInfo": "decoding",
     "open_video": "decoding",
     "read_frames": "decoding",
-    "resolve_backend": "decoding",
+    "resolve_backend": "backends",
     "DEFAULT_DECODE_TIMEOUT_S": "decoder",
     "Decoder": "decoder",
     "write_video": "encoding",

@@ -9,22 +9,18 @@ epoch, no padding of evaluation shards, mid-epoch resume); the Trainer must keep
 Batches are `ClipBatch(clips, labels, video_index, view_index, failures, split, fallbacks)`; the loaders ship
 uint8 clips, normalised on the device after the transfer (`on_after_batch_transfer`). Every decode call has a time
 limit (`decode_timeout_s`): a decoder that hangs is killed, the video read with PyAV, and bad if PyAV fails too.
-Bad videos found in the worker processes arrive with the batches and are merged here: each is logged once, kept in
-`failures` (saved in checkpoints), appended to `quarantine_file` (under DDP gathered on rank 0 at every epoch end),
-and counted; the videos read with PyAV because decord could not (`fallbacks`) are logged once and kept too (under
-DDP gathered from every rank). A loader's workers start knowing what was known when it was made: the bad videos of
-its list (from the checkpoint of a resumed run, and those listed in `skip_videos`) are skipped, counted as bad,
-and the fallbacks read with PyAV at once. A worker also remembers what it meets itself; what another worker met
-after its start it meets once more (a hung file then costs its time limit once per worker that draws it).
-More than `max_bad_fraction` of a list bad stops the run with the most common reason (`TooManyBadVideos`); under
-DDP the bad videos are counted over all ranks against the whole list, and every rank stops alike (`check_batch`).
+Bad videos found in the worker processes arrive with the batches; the run's record of them is `bad_videos`
+(`videogn.data.failures.BadVideos`: logged once, quarantined, saved in checkpoints, exchanged over DDP ranks, and
+the decision to stop). A loader's workers start knowing what was known when it was made: the bad videos of its
+list (from the checkpoint of a resumed run, and those listed in `skip_videos`) are skipped, counted as bad, and the
+fallbacks read with PyAV at once. A worker also remembers what it meets itself; what another worker met after its
+start it meets once more (a hung file then costs its time limit once per worker that draws it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections import defaultdict
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -34,23 +30,14 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
-from videogn.data.dataset import (
-    ClipBatch,
-    ClipCollate,
-    DataStop,
-    KineticsClips,
-    Mode,
-    TooManyBadVideos,
-    log_bad_video,
-    most_common_reason,
-)
-from videogn.data.decoder import DEFAULT_DECODE_TIMEOUT_S, log_fallback
+from videogn.data.dataset import ClipBatch, ClipCollate, KineticsClips, Mode
+from videogn.data.decoder import DEFAULT_DECODE_TIMEOUT_S
+from videogn.data.failures import BadVideos, DataStop
 from videogn.data.lists import read_class_names, read_video_list
 from videogn.data.loaders import ShardedLoader, StoppingLoader, TrainLoader
 from videogn.data.samplers import ShardedSampler
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import Normalize
-from videogn.distributed import gather_objects, is_distributed, sum_over_ranks, world_size
 from videogn.errors import ConfigError
 from videogn.files import check_file
 
@@ -149,15 +136,8 @@ class KineticsDataModule(LightningDataModule):
         self.clip = clip
         self.normalize = Normalize(clip.mean, clip.std)  # on the device, after the transfer
         self.seed = seed
-        self.failures: dict[str, str] = {}  # path → reason, every bad video met (over all ranks after a sync)
-        self.fallbacks: dict[str, str] = {}  # path → why decord could not read it: read with PyAV
-        self._skipped: dict[str, str] | None = None  # data.skip_videos, read once (rank 0's under DDP)
         self.datasets: dict[str, KineticsClips] = {}
-        self._bad_by_split: dict[str, set[str]] = defaultdict(set)  # split → its bad videos (over all ranks)
-        self._unsynced: dict[str, dict[str, str]] = defaultdict(dict)  # split → found on this rank since the last sync
-        self._unsynced_fallbacks: dict[str, str] = {}  # read with PyAV on this rank since the last sync
-        self._stops: list[str] = []  # DataStop messages not yet decided on all ranks
-        self._written: set[str] = set()  # already in the quarantine file
+        self.bad_videos = BadVideos(self.datasets, self._rank, max_bad_fraction, quarantine_file, skip_videos)
         self._train_loader: TrainLoader | None = None
 
     # ------------------------------------------------------------------ lists and classes
@@ -243,11 +223,14 @@ class KineticsDataModule(LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
+    def _rank(self) -> int:
+        return self._rank_and_world()[0]
+
     def _loader(
         self, split: str, train: bool = False, cls: type[DataLoader] = ShardedLoader, persistent_workers: bool = True
     ) -> DataLoader:
         dataset = self.datasets[split]
-        self._share_known(dataset, split)
+        self.bad_videos.share_known(dataset, split)
         rank, world = self._rank_and_world()
         if not train and len(dataset.paths) < world:
             videos = f"{len(dataset.paths)} video" + ("s" if len(dataset.paths) != 1 else "")
@@ -317,16 +300,14 @@ class KineticsDataModule(LightningDataModule):
         # irrelevant, every prediction carries its video and view index), but one that ends after a DataStop
         return self._loader("predict", cls=StoppingLoader)
 
-    # ------------------------------------------------------------------ bad videos
+    # ------------------------------------------------------------------ batches
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        batch = self.check_batch(batch)
-        if (
-            isinstance(batch, ClipBatch)
-            and batch.split == "train"
-            and self._train_loader is not None
-            and self.trainer is not None
-            and self.trainer.training
-        ):
+        """Each batch's bad videos go to the record (`BadVideos.check_batch`: it may stop the run); a training batch
+        moves the loader's resume position."""
+        training = self.trainer is not None and self.trainer.training
+        if isinstance(batch, (ClipBatch, DataStop)):
+            self.bad_videos.check_batch(batch, training=training)
+        if isinstance(batch, ClipBatch) and batch.split == "train" and self._train_loader is not None and training:
             self._train_loader.count_batch()  # the loader's resume position counts batches taken
         return batch
 
@@ -336,140 +317,10 @@ class KineticsDataModule(LightningDataModule):
             return batch._replace(clips=self.normalize(batch.clips))
         return batch
 
-    def check_batch(self, batch: Any) -> Any:
-        """Take in a batch's bad videos and decide whether the run stops (`TooManyBadVideos`), alike on all ranks.
-
-        A `DataStop` (the dataset gave up while making the batch) or more than `max_bad_fraction` of a list bad stops
-        the run. One process decides at once. Under DDP the ranks decide together: in training, where every rank
-        takes its batches in step, at every batch (a flag summed over ranks, then what each rank found, gathered);
-        in evaluation, where ranks may hold different numbers of batches, at the epoch end (`sync_failures`), a rank
-        that stopped ending its epoch there (its loader ends after a `DataStop`).
-        """
-        if isinstance(batch, DataStop):
-            split, stop = batch.split, batch.message
-        elif isinstance(batch, ClipBatch):
-            split, stop = batch.split, None
-        else:
-            return batch
-        self.record_failures(batch.failures, split)
-        self.record_fallbacks(getattr(batch, "fallbacks", {}))
-        self._stops.extend([stop] if stop else [])
-        if not is_distributed():
-            self._decide()
-        elif split == "train" and self.trainer is not None and self.trainer.training:
-            self._exchange()
-        return batch
-
-    def _skip_list(self) -> dict[str, str]:
-        """`skip_videos` read (path → reason), once; under DDP rank 0's copy, so that every rank counts alike."""
-        if self._skipped is None:
-            skipped: dict[str, str] = {}
-            name = self.hparams.skip_videos
-            if name is not None and (not is_distributed() or self._rank_and_world()[0] == 0):
-                check_file(name, "data.skip_videos")
-                for line in Path(name).read_text(encoding="utf-8").splitlines():
-                    video, _, reason = line.strip("\r").partition("\t")
-                    if video.strip() and not video.startswith("#"):
-                        skipped[video.strip()] = reason.strip() or "listed in data.skip_videos"
-            self._skipped = gather_objects(skipped)[0] if is_distributed() else skipped
-        return self._skipped
-
-    def _share_known(self, dataset: KineticsClips, split: str) -> None:
-        """Before a loader's workers start: its dataset skips the known bad videos of its list (they count as bad)
-        and reads the known fallbacks with PyAV at once; too many known bad stops the run here (alike on every
-        rank: they know the same)."""
-        skipped = self._skip_list()
-        known = {
-            p: self.failures[p] if p in self.failures else skipped[p]
-            for p in dataset.paths
-            if p in self.failures or p in skipped
-        }
-        self.failures.update(known)
-        self._written.update(known)  # already known: not quarantined again
-        dataset.failures.update(known)
-        self._bad_by_split[split if split != "predict" else "test"].update(known)
-        dataset.decoder.fallbacks.update(self.fallbacks)
-        self._decide()
-
-    def record_fallbacks(self, fallbacks: dict[str, str]) -> None:
-        """Videos a worker read with PyAV: logged once, kept (and given to loaders made later, and to this
-        process's datasets, which the workers of non-persistent loaders copy)."""
-        for path, reason in fallbacks.items():
-            log_fallback(path, reason)
-        self.fallbacks.update(fallbacks)
-        for dataset in self.datasets.values():
-            dataset.decoder.fallbacks.update(fallbacks)
-        if is_distributed():
-            self._unsynced_fallbacks.update(fallbacks)
-
-    def record_failures(self, failures: dict[str, str], split: str = "train") -> dict[str, str]:
-        """Merge a batch's failures (of `split`); returns those not seen before."""
-        new = {p: r for p, r in failures.items() if p not in self.failures}
-        for path, reason in new.items():
-            log_bad_video(path, reason)
-        self.failures.update(new)
-        if split in self.datasets:  # what later workers of this split's loader copy
-            self.datasets[split].failures.update(failures)
-        self._bad_by_split[split].update(failures)
-        if is_distributed():
-            self._unsynced[split].update(failures)  # for the next exchange (`_exchange`)
-        else:
-            self._quarantine(new)
-        return new
-
-    def _decide(self) -> None:
-        """Raise `TooManyBadVideos` for the first stop, or for a list with more than `max_bad_fraction` bad."""
-        if self._stops:
-            raise TooManyBadVideos(self._stops[0])
-        for split, bad in self._bad_by_split.items():
-            dataset = self.datasets.get(split if split in self.datasets else "predict")
-            if dataset is not None and len(bad) > self.hparams.max_bad_fraction * len(dataset.paths):
-                ranks = f" (over {world_size()} ranks)" if is_distributed() else ""
-                raise TooManyBadVideos(
-                    f"{dataset.list_file}: {len(bad)} of {len(dataset.paths)} videos could not be decoded{ranks}, "
-                    f"more than data.max_bad_fraction ({self.hparams.max_bad_fraction:g}). Most common reason "
-                    f"{most_common_reason({p: self.failures[p] for p in sorted(bad)})}"  # alike on every rank
-                )
-
-    def _exchange(self) -> None:
-        """(A collective: every rank calls it at the same point.) Every rank's new bad videos and stops, merged on
-        every rank; then the same decision everywhere."""
-        new = sum(len(f) for f in self._unsynced.values()) + len(self._stops) + len(self._unsynced_fallbacks)
-        if sum_over_ranks(new) == 0:
-            return
-        gathered = gather_objects((dict(self._unsynced), self._stops, self._unsynced_fallbacks))
-        self._unsynced, self._stops, self._unsynced_fallbacks = defaultdict(dict), [], {}
-        for rank, (unsynced, stops, fallbacks) in enumerate(gathered):
-            for split, failures in unsynced.items():
-                self.failures.update(failures)
-                self._bad_by_split[split].update(failures)
-            self._stops.extend(f"{stop} (rank {rank})" for stop in stops)
-            self.fallbacks.update(fallbacks)
-        self._quarantine(self.failures)
-        self._decide()
-
-    def _quarantine(self, failures: dict[str, str]) -> None:
-        new = {p: r for p, r in failures.items() if p not in self._written}
-        self._written.update(new)
-        if new and self.hparams.quarantine_file and (self.trainer is None or self.trainer.is_global_zero):
-            path = Path(self.hparams.quarantine_file)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as f:  # one line each: a reason's tabs and newlines as spaces
-                f.writelines(f"{p}\t{' '.join(r.split())}\n" for p, r in new.items())
-
-    def sync_failures(self) -> int:
-        """At an epoch end (a collective under DDP: all ranks call it): gather every rank's new bad videos and stops,
-        decide (`check_batch`), and return the count of bad videos over all ranks."""
-        if is_distributed():
-            self._exchange()
-        return len(self.failures)
-
     def state_dict(self) -> dict[str, Any]:
-        """Saved in every checkpoint: the bad videos met so far and the videos read with PyAV (the loader saves its
-        own position)."""
-        return {"failures": dict(self.failures), "fallbacks": dict(self.fallbacks)}
+        """Saved in every checkpoint: the bad videos met so far and the videos read with PyAV (`BadVideos`; the
+        loader saves its own position)."""
+        return self.bad_videos.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.failures.update(state_dict.get("failures", {}))
-        self._written.update(state_dict.get("failures", {}))
-        self.fallbacks.update(state_dict.get("fallbacks", {}))
+        self.bad_videos.load_state_dict(state_dict)

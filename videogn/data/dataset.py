@@ -18,15 +18,13 @@ A stop found inside a DataLoader worker (`TooManyBadVideos`, or `DecoderStuck`: 
 hung one) reaches the main process as an exception carrying the worker's traceback as its text. The data module
 asks for `defer_stops`: the batch then *is* the stop (`DataStop`, its one-line message, raised in the main process
 as a `TooManyBadVideos` whichever it was),
-so the data module can decide it on every DDP rank at the same point (`KineticsDataModule.check_batch`).
+so the data module can decide it on every DDP rank at the same point (`videogn.data.failures.BadVideos`).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import random
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Literal, NamedTuple
 
@@ -37,61 +35,17 @@ from torch.utils.data import Dataset, default_collate, get_worker_info
 from videogn.data.decode_process import DecoderStuck
 from videogn.data.decoder import DEFAULT_DECODE_TIMEOUT_S, Decoder, log_fallback
 from videogn.data.decoding import DecodeError, VideoInfo, VideoReader
+from videogn.data.failures import DataStop, TooManyBadVideos, log_bad_video, most_common_reason
 from videogn.data.lists import read_video_list
 from videogn.data.sampling import TrainWindow
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import EvalTransform, TrainTransform
 from videogn.data.views import eval_clips, video_views
-from videogn.errors import RunStopped
 
-__all__ = [
-    "ClipBatch",
-    "ClipCollate",
-    "DataStop",
-    "KineticsClips",
-    "Mode",
-    "TooManyBadVideos",
-    "log_bad_video",
-    "most_common_reason",
-]
-
-log = logging.getLogger(__name__)
+__all__ = ["ClipBatch", "ClipCollate", "KineticsClips", "Mode"]
 
 Mode = Literal["train", "val", "test"]
 Item = tuple[torch.Tensor, int, int, int]  # (clip, label, video_index, view_index)
-
-
-class TooManyBadVideos(RunStopped):
-    """So many videos fail to decode that the data or the decoder setup, not single files, must be wrong."""
-
-
-class DataStop(NamedTuple):
-    """In place of a batch: the dataset stopped (`TooManyBadVideos`) while making it (see `defer_stops`)."""
-
-    message: str
-    split: str
-    failures: dict[str, str] = {}  # noqa: RUF012 - a NamedTuple field: never changed in place
-
-    def error(self) -> TooManyBadVideos:
-        return TooManyBadVideos(self.message)
-
-
-_logged: set[str] = set()  # paths already logged by this process
-
-
-def log_bad_video(path: str, reason: str) -> None:
-    """Log a bad video once per process (the data module logs what its workers found, once)."""
-    if path not in _logged:
-        _logged.add(path)
-        log.warning("skipping unreadable video %s: %s", path, reason)
-
-
-def most_common_reason(failures: dict[str, str]) -> str:
-    """'N×: reason (e.g. path)' for the most frequent reason, paths taken out so that reasons group."""
-    reasons = Counter(reason.replace(path, "<file>") for path, reason in failures.items())
-    reason, count = reasons.most_common(1)[0]
-    example = next(p for p, r in failures.items() if r.replace(p, "<file>") == reason)
-    return f"{count}×: {reason} (e.g. {example})"
 
 
 class KineticsClips(Dataset):

@@ -36,8 +36,9 @@ from typing import TypeVar
 
 import numpy as np
 
+from videogn.data.backends import resolve_backend
 from videogn.data.decode_process import open_timed, read_timed
-from videogn.data.decoding import DecodeError, VideoInfo, VideoReader, open_video, resolve_backend, sampled_frames
+from videogn.data.decoding import DecodeError, VideoInfo, VideoReader, open_video, sampled_frames
 
 __all__ = ["DEFAULT_DECODE_TIMEOUT_S", "Decoder", "log_fallback"]
 

@@ -19,43 +19,29 @@ a time limit (`videogn.data.decode_process`).
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from videogn.errors import ConfigError
+from videogn.data.backends import Backend, decord_status, resolve_backend, torchcodec_status
 
 __all__ = [
     "Alloc",
-    "BACKENDS",
-    "Backend",
     "DecodeError",
     "VideoInfo",
     "VideoReader",
     "decode_clips",
-    "decord_status",
     "frames_into",
-    "has_decord",
     "open_video",
     "read_frames",
-    "resolve_backend",
     "sampled_frames",
-    "torchcodec_available",
-    "torchcodec_status",
     "VIDEO_EXTENSIONS",
 ]
 
-log = logging.getLogger(__name__)
-
-Backend = Literal["decord", "pyav", "torchcodec", "auto"]
-BACKENDS = ("decord", "pyav", "torchcodec", "auto")
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
 
@@ -78,96 +64,6 @@ class VideoInfo:
     def duration(self) -> float:
         """Seconds, from the frame count and the average frame rate."""
         return self.num_frames / self.fps if self.fps else 0.0
-
-
-@functools.cache
-def decord_status() -> tuple[Any, str | None]:
-    """(the decord module, None) if decord imports here, else (None, why not); imported once per process."""
-    if importlib.util.find_spec("decord") is None:
-        return None, "decord is not installed"
-    try:
-        import decord
-    except (ImportError, OSError) as exc:  # an installed decord whose native library does not load
-        return None, f"decord is installed but does not load: {type(exc).__name__}: {exc}"
-    return decord, None
-
-
-def has_decord() -> bool:
-    return decord_status()[0] is not None
-
-
-TORCHCODEC_INSTALL = (
-    "pip install 'videogn[torchcodec]', and FFmpeg's shared libraries (4 to 8; on Debian 12: apt-get install "
-    "--no-install-recommends libavdevice59)"
-)
-
-
-@functools.cache
-def torchcodec_status() -> tuple[Any, str | None]:
-    """(torchcodec.decoders, None) if torchcodec and the FFmpeg libraries it loads work here, else (None, why not).
-
-    This imports torchcodec into the calling process, and with it the system's FFmpeg libraries, whose symbols then
-    stand in for those of PyAV's own FFmpeg: PyAV's encoders change their output (VP9 fails on small frames). Only
-    the process that decodes with torchcodec calls it; others ask `torchcodec_available`."""
-    if importlib.util.find_spec("torchcodec") is None:
-        return None, "torchcodec is not installed"
-    try:
-        from torchcodec import decoders
-    except (ImportError, OSError, RuntimeError) as exc:  # its native core, or FFmpeg's libraries, do not load
-        return None, f"torchcodec is installed but does not load: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-    return decoders, None
-
-
-@functools.cache
-def torchcodec_available() -> tuple[bool, str | None]:
-    """(True, None) if torchcodec loads here, else (False, why not): asked of a new interpreter (a few seconds, once
-    per process), so that this process keeps its FFmpeg libraries apart from torchcodec's (`torchcodec_status`)."""
-    import subprocess
-    import sys
-
-    if importlib.util.find_spec("torchcodec") is None:
-        return False, "torchcodec is not installed"
-    if "torchcodec" in sys.modules:  # loaded here already (the decode process that decodes with it)
-        return torchcodec_status()[0] is not None, torchcodec_status()[1]
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the folder of `videogn`
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); "
-        "from videogn.data.decoding import torchcodec_status; print(torchcodec_status()[1] or '')"
-    )
-    try:
-        probe = subprocess.run([sys.executable, "-c", code, root], capture_output=True, text=True, timeout=120)
-    except subprocess.TimeoutExpired:
-        return False, "loading torchcodec did not finish in 120 s"
-    if probe.returncode != 0:  # it crashed loading (a segfault in a library, say)
-        last = (probe.stderr.strip().splitlines() or [f"exit status {probe.returncode}"])[-1]
-        return False, f"loading torchcodec ended the process that tried ({last})"
-    out = probe.stdout.strip()
-    return (not out), out or None
-
-
-@functools.cache
-def _warn_fallback(reason: str) -> None:
-    log.warning("%s; decoding with PyAV instead", reason)
-
-
-def resolve_backend(backend: Backend | str) -> str:
-    """The backend to use: "decord" falls back to "pyav" (with one warning saying why) where decord cannot load;
-    "torchcodec" where it cannot load is a `ConfigError` saying what to install."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "pyav":
-        return "pyav"
-    if backend == "torchcodec":
-        available, reason = torchcodec_available()
-        if not available:
-            raise ConfigError(f"video backend 'torchcodec': {reason}; it needs {TORCHCODEC_INSTALL}")
-        return "torchcodec"
-    decord, reason = decord_status()
-    if decord is not None:
-        return "decord"
-    if backend == "decord":
-        _warn_fallback(reason)
-    return "pyav"
 
 
 def _to_numpy(frames: Any) -> np.ndarray:

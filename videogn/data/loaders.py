@@ -17,7 +17,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-from videogn.data.dataset import DataStop
+from videogn.data.failures import DataStop
 from videogn.data.samplers import ShardedSampler
 from videogn.errors import ConfigError
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from videogn.data.decoding import BACKENDS, Backend
+from videogn.data.backends import BACKENDS, Backend
 from videogn.data.sampling import ClipStarts
 from videogn.errors import ConfigError
 

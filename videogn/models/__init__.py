@@ -1,33 +1,40 @@
-"""Video ResNets: I3D / C2D built with pytorchvideo's builders, and 2D→3D inflation."""
+"""Video ResNets: I3D / C2D built with pytorchvideo's builders (`resnet`), norm layers (`norm`), test heads
+(`heads`), the zoos' formats (`formats`), 2D→3D inflation (`inflate`) and starting weights (`weights`).
 
+The names below are imported when first used, so that importing one module (`videogn.checkpoints` reading a
+checkpoint's `NetSettings`) does not import them all.
+"""
+
+import importlib
 import warnings
+from typing import Any
 
 with warnings.catch_warnings():  # pytorchvideo imports fvcore, which calls the deprecated torch.jit.script
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     import pytorchvideo.models  # noqa: F401
 
-from videogn.models.inflate import InflationError, InflationReport, inflate_from_2d  # noqa: E402
-from videogn.models.resnet import (  # noqa: E402
-    NetSettings,
-    build_model,
-    c2d_r50,
-    count_parameters,
-    fuse_norm_activations,
-    i3d_r50,
-    init_weights,
-    zero_init_last_norms,
-)
+_HOMES = {
+    "InflationError": "inflate",
+    "InflationReport": "inflate",
+    "inflate_from_2d": "inflate",
+    "NetSettings": "resnet",
+    "build_model": "resnet",
+    "c2d_r50": "resnet",
+    "count_parameters": "resnet",
+    "fuse_norm_activations": "resnet",
+    "i3d_r50": "resnet",
+    "init_weights": "resnet",
+    "zero_init_last_norms": "resnet",
+}
 
-__all__ = [
-    "InflationError",
-    "InflationReport",
-    "NetSettings",
-    "build_model",
-    "c2d_r50",
-    "count_parameters",
-    "i3d_r50",
-    "inflate_from_2d",
-    "init_weights",
-    "zero_init_last_norms",
-    "fuse_norm_activations",
-]
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'videogn.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"videogn.models.{_HOMES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

@@ -36,13 +36,13 @@ from pytorchvideo.models.resnet import ResStage
 from pytorchvideo.models.stem import ResNetBasicStem
 from torch import nn
 
-from videogn.data.settings import KINETICS_MEAN, KINETICS_STD, ClipSettings
+from videogn.checkpoints import check_normalisation, clip_of, is_videogn_checkpoint
+from videogn.data.settings import KINETICS_MEAN, KINETICS_STD
 from videogn.errors import ConfigError
 from videogn.files import FileError, load_torch_file
 from videogn.models.formats import detectron_to_2d, read_caffe2_pickle, read_state_dict, tensors_of
 from videogn.models.norm import NORM_LAYERS
 from videogn.models.resnet import NetSettings
-from videogn.models.weights import check_normalisation, is_videogn_checkpoint
 
 __all__ = ["InflationError", "InflationReport", "inflate_from_2d", "map_2d_keys", "network_2d_of_checkpoint"]
 
@@ -125,8 +125,8 @@ def network_2d_of_checkpoint(
         net = hparams["net"] if isinstance(hparams["net"], NetSettings) else NetSettings(**hparams["net"])
     except (TypeError, ConfigError) as exc:  # settings of another videogn version, or not settings at all
         raise FileError(setting, path, f"a checkpoint whose network settings this videogn cannot read: {exc}") from exc
-    clip = (raw.get("datamodule_hyper_parameters") or {}).get("clip") or {}
-    clip = clip.to_dict() if isinstance(clip, ClipSettings) else clip
+    clip = clip_of(raw) or {}
+    clip = clip if isinstance(clip, Mapping) else clip.to_dict()  # a pickled ClipSettings
     if clip:
         check_normalisation(SimpleNamespace(mean=input_mean, std=input_std), clip, path)
     frames = clip.get("num_frames")

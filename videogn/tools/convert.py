@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from videogn.checkpoints import checkpoint_of
 from videogn.data.lists import read_class_names
 from videogn.data.settings import KINETICS_MEAN, KINETICS_STD, ClipSettings
 from videogn.download import local_file
@@ -56,7 +57,6 @@ from videogn.models.formats import (
     source_key,
 )
 from videogn.models.inflate import map_2d_keys
-from videogn.models.weights import checkpoint_of
 from videogn.train.settings import classifier_settings, read_settings
 
 __all__ = ["KINETICS400", "convert", "kinetics400_classes", "main", "to_videogn"]

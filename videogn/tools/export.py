@@ -30,6 +30,7 @@ from videogn.data.transforms import Normalize
 from videogn.errors import ConfigError
 from videogn.files import atomic_output
 from videogn.models.heads import fully_conv
+from videogn.train.loading import load_model
 
 __all__ = ["DeployedClassifier", "export", "main"]
 
@@ -52,8 +53,6 @@ class DeployedClassifier(nn.Module):
 
 def export(ckpt: str, fmt: str, out: Path, frames: int | None = None, size: int | None = None) -> dict[str, Any]:
     """Write the deployable file and `<out>.json`; returns the description written."""
-    from videogn.tools.infer import load_model
-
     model, clip = load_model(ckpt, torch.device("cpu"))
     if clip is None:
         raise ConfigError(f"--ckpt {ckpt}: it holds no clip settings (mean, std, frames): export a checkpoint of fit")

@@ -1,4 +1,4 @@
-"""Checkpoints that survive being killed, and the run folder they live in.
+"""Checkpoints that survive being killed.
 
 `AtomicCheckpointIO` is a Lightning CheckpointIO plugin: each checkpoint is written to a temporary file *beside*
 its target, flushed to disk, and `os.replace`d over it (`videogn.files.atomic_output`). A rename within one
@@ -7,16 +7,13 @@ checkpoint intact. (Lightning's own writer goes through a temporary file in $TMP
 is a copy, then a delete.) A write the file system refuses (disk full, quota, permissions) stops the run with
 `CheckpointWriteError`, one line naming the file and the reason.
 
-A run's folder is `<default_root_dir>/<run_name>/`: TensorBoard's `version_N/` folders and `checkpoints/`.
-`find_last` resolves `--ckpt_path last`; `read_checkpoint_info` reads what the CLI needs from a checkpoint
-(step, hyper-parameters, TensorBoard version) without loading its tensors.
+The run folder the checkpoints live in, which of them is a run's last, and reading them: `videogn.checkpoints`.
 """
 
 from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,9 +21,8 @@ from lightning.fabric.plugins import TorchCheckpointIO
 
 from videogn.errors import CheckpointWriteError
 from videogn.files import atomic_output
-from videogn.models.weights import read_checkpoint
 
-__all__ = ["AtomicCheckpointIO", "find_last", "read_checkpoint_info"]
+__all__ = ["AtomicCheckpointIO"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -63,24 +59,3 @@ class _Writer(io.RawIOBase):
         except OSError as exc:
             self.error = exc
             raise
-
-
-def find_last(checkpoints: str | os.PathLike) -> Path | None:
-    """The newest `last*.ckpt` in a checkpoint folder (what `--ckpt_path last` means), or None."""
-    found = sorted(Path(checkpoints).glob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
-
-
-def read_checkpoint_info(path: str | os.PathLike, setting: str = "--ckpt_path") -> dict[str, Any]:
-    """{global_step, hyper_parameters, clip, log_version, preempted} of a videogn checkpoint, read without loading
-    its tensors (clip: the data module's clip settings as a dict, or None; preempted: a signal stopped the run).
-    A file that is not one is a `FileError`."""
-    checkpoint = read_checkpoint(path, setting, mmap=True)
-    guard = checkpoint.get("callbacks", {}).get("ResumeGuard", {})
-    return {
-        "global_step": checkpoint.get("global_step", 0),
-        "hyper_parameters": checkpoint.get("hyper_parameters", {}),
-        "clip": (checkpoint.get("datamodule_hyper_parameters") or {}).get("clip"),
-        "log_version": guard.get("log_version"),
-        "preempted": (checkpoint.get("callbacks", {}).get("Preemption") or {}).get("stopped_at") is not None,
-    }

@@ -6,7 +6,8 @@ defaults it
 - links `data.num_classes` and `data.class_names` into the model; for validate / test / predict with a checkpoint
   the class names come from the checkpoint, so those need only their own list;
 - logs to TensorBoard under `<default_root_dir>/<run_name>/version_N`, run_name = `{arch}_{norm}_{clips}clips`
-  unless `--run_name` says otherwise; a resumed fit goes on in the same version folder;
+  unless `--run_name` says otherwise (the run folder: `videogn.checkpoints.RunDir`); a resumed fit goes on in the
+  same version folder;
 - checkpoints into `<default_root_dir>/<run_name>/checkpoints/` (Lightning's ModelCheckpoint, written atomically
   by `AtomicCheckpointIO`): the best by val/video_top1 and `last.ckpt` (every `--checkpoint_every_n_steps`
   iterations and at every epoch end), so `fit --ckpt_path last` resumes; a new fit refuses a run folder that
@@ -27,7 +28,6 @@ import copy
 import os
 import sys
 import warnings
-from pathlib import Path
 from typing import Any
 
 from jsonargparse import ArgumentError, Namespace
@@ -38,33 +38,21 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
+from videogn.checkpoints import LAST_NAME, RunDir, check_normalisation, read_checkpoint_info
 from videogn.data.datamodule import KineticsDataModule
 from videogn.errors import ConfigError, RunStopped
-from videogn.models.weights import check_initial_weights, check_normalisation
-from videogn.train.callbacks import (
-    BadVideoMonitor,
-    ClipThroughput,
-    ComputeMemory,
-    DataWaitMonitor,
-    NormStatistics,
-    PreciseBN,
-    ResumeGuard,
-    TensorBoardDashboards,
-    ValidationReport,
-)
-from videogn.train.checkpointing import AtomicCheckpointIO, find_last, read_checkpoint_info
+from videogn.models.weights import check_initial_weights
+from videogn.names import TRAIN, VAL, VAL_VIDEO_TOP1, stage_prefix
+from videogn.train.checkpointing import AtomicCheckpointIO
+from videogn.train.dashboards import TensorBoardDashboards
 from videogn.train.module import VideoClassifier
+from videogn.train.monitors import BadVideoMonitor, ClipThroughput, ComputeMemory, DataWaitMonitor, ValidationReport
+from videogn.train.norm_stats import NormStatistics
+from videogn.train.precise_bn import PreciseBN
 from videogn.train.preemption import Preemption
+from videogn.train.resume import ResumeGuard
 
-__all__ = ["VideoGNCLI", "run", "run_name"]
-
-
-def run_name(settings: Namespace) -> str:
-    """The run folder's name for a subcommand's config: `--run_name`, else `{arch}_{norm}_{clips}clips`."""
-    if settings.get("run_name"):
-        return settings.run_name
-    net = settings.model.net
-    return f"{net.arch}_{net.norm}_{settings.data.clips_per_gpu}clips"
+__all__ = ["VideoGNCLI", "run"]
 
 
 def _requeued() -> bool:
@@ -99,7 +87,7 @@ DEFAULT_CALLBACKS: dict[str, tuple[type, dict[str, Any]]] = {
         ModelCheckpoint,
         {
             "filename": "best-epoch{epoch}-step{step}",
-            "monitor": "val/video_top1",
+            "monitor": VAL_VIDEO_TOP1,
             "mode": "max",
             "save_top_k": 1,
             "auto_insert_metric_name": False,
@@ -108,7 +96,7 @@ DEFAULT_CALLBACKS: dict[str, tuple[type, dict[str, Any]]] = {
     "checkpoint_last": (
         ModelCheckpoint,
         {
-            "filename": "last",
+            "filename": LAST_NAME,
             "save_top_k": 1,
             "every_n_epochs": 1,
             "save_on_train_epoch_end": True,
@@ -140,7 +128,7 @@ class VideoGNCLI(LightningCLI):
             "--norm_stats_every_n_steps",
             type=int,
             default=0,
-            help="log norm-layer statistics every N iterations (videogn.train.callbacks.NormStatistics; 0: off)",
+            help="log norm-layer statistics every N iterations (videogn.train.norm_stats.NormStatistics; 0: off)",
         )
         parser.add_lightning_class_args(ResumeGuard, "resume")
         for key, (cls, init_args) in DEFAULT_CALLBACKS.items():
@@ -155,10 +143,10 @@ class VideoGNCLI(LightningCLI):
         if self.config.subcommand == "fit" and settings.get("ckpt_path") is None and _requeued():
             settings.ckpt_path = "last"  # a requeued SLURM job goes on from its last checkpoint
         if settings.get("ckpt_path") == "last":  # resolved here, so a resume knows its run folder and version
-            folder = self._run_dir(settings) / "checkpoints"
-            last = find_last(folder)
+            run = RunDir.of(settings)
+            last = run.last()
             if last is None:
-                rank_zero_warn(f"--ckpt_path last: no last checkpoint in {folder}; starting a new run")
+                rank_zero_warn(f"--ckpt_path last: no last checkpoint in {run.checkpoints}; starting a new run")
             settings.ckpt_path = str(last) if last else None
         # read here, before Lightning's own reading of the file (`_parse_ckpt_path`): a wrong file is one clear line
         ckpt = settings.get("ckpt_path")
@@ -168,10 +156,6 @@ class VideoGNCLI(LightningCLI):
         # right after `parse_arguments`; no public hook comes between): keep what was given, to compare.
         # tests/test_resume.py fails if that order changes (a changed setting must be refused by name)
         self._given_model = copy.deepcopy(settings.model)
-
-    @staticmethod
-    def _run_dir(settings: Namespace) -> Path:
-        return Path(settings.trainer.get("default_root_dir") or ".") / run_name(settings)
 
     def before_instantiate_classes(self) -> None:
         settings = self.config[self.subcommand]
@@ -189,10 +173,11 @@ class VideoGNCLI(LightningCLI):
                     "BatchNorm statistics are taken over sub-batches of bn_clips clips"
                 )
             if info is None and settings.trainer.get("enable_checkpointing") is not False:
-                last = find_last(self._run_dir(settings) / "checkpoints")
+                run = RunDir.of(settings)
+                last = run.last()
                 if last is not None:
                     raise ConfigError(
-                        f"{last.parent.parent} already holds a run ({last.name}): resume it with --ckpt_path last, "
+                        f"{run.path} already holds a run ({last.name}): resume it with --ckpt_path last, "
                         "or start a new one with --run_name NAME (or remove that folder)"
                     )
             if info is not None:
@@ -219,18 +204,17 @@ class VideoGNCLI(LightningCLI):
         self.datamodule.lists_for(self.subcommand)  # a missing list file ends the command before it starts
         settings = self.config[self.subcommand]
         trainer_config = settings.trainer
-        root = Path(trainer_config.get("default_root_dir") or ".")
-        name = run_name(settings)
+        run = RunDir.of(settings)
         if trainer_config.get("logger") in (None, True):
             info = self._checkpoint_info if self.subcommand == "fit" else None
             version = info["log_version"] if info else None
             extra = {"purge_step": info["global_step"]} if version is not None else {}
             kwargs["logger"] = TensorBoardLogger(
-                save_dir=str(root), name=name, version=version, default_hp_metric=False, **extra
+                save_dir=str(run.root), name=run.name, version=version, default_hp_metric=False, **extra
             )
         configured = self.config_init[self.subcommand].trainer
         checkpointing = trainer_config.get("enable_checkpointing") is not False
-        folder, every = root / name / "checkpoints", settings.get("checkpoint_every_n_steps") or None
+        folder, every = run.checkpoints, settings.get("checkpoint_every_n_steps") or None
         callbacks = list(configured.get("callbacks") or [])
         for key in DEFAULT_CALLBACKS:  # each one its own setting (`--KEY null` turns it off)
             callback = self.config_init[self.subcommand].get(key)
@@ -248,7 +232,9 @@ class VideoGNCLI(LightningCLI):
         if settings.get("norm_stats_every_n_steps"):
             callbacks.append(NormStatistics(settings.norm_stats_every_n_steps))
         if checkpointing and every:
-            callbacks.append(ModelCheckpoint(folder, "last", every_n_train_steps=every, enable_version_counter=False))
+            callbacks.append(
+                ModelCheckpoint(folder, LAST_NAME, every_n_train_steps=every, enable_version_counter=False)
+            )
         if checkpointing and not any(isinstance(c, ModelCheckpoint) for c in callbacks):
             kwargs["enable_checkpointing"] = False  # all turned off: not Lightning's default one elsewhere
         kwargs["callbacks"] = [*callbacks, _ReportStops()]
@@ -270,11 +256,11 @@ class VideoGNCLI(LightningCLI):
         info = self._checkpoint_info
         if info is not None and info["global_step"] == trainer.global_step and not info.get("preempted"):
             return  # a finished run run again (a grid's command re-run): nothing trained, nothing new to report
-        final = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+        final = {k: v for k, v in trainer.callback_metrics.items() if k.startswith(stage_prefix(TRAIN))}
         report = next((c for c in trainer.callbacks if isinstance(c, ValidationReport)), None)
         if trainer.enable_validation and (report is None or report.validated_step != trainer.global_step):
             trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
-        final.update({k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")})
+        final.update({k: v for k, v in trainer.callback_metrics.items() if k.startswith(stage_prefix(VAL))})
         for dashboards in (c for c in trainer.callbacks if isinstance(c, TensorBoardDashboards)):
             dashboards.log_final(trainer, self.model, final)
 

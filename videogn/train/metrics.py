@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torchmetrics import Metric, MetricCollection
 
+from videogn.names import TOP1, TOP5, VIDEO_TOP1, VIDEO_TOP5, stage_prefix
+
 __all__ = ["VideoAccuracy", "video_accuracy"]
 
 
@@ -69,10 +71,12 @@ class VideoAccuracy(Metric):
 
 def video_accuracy(num_videos: int, num_classes: int, views_per_video: int, prefix: str = "") -> MetricCollection:
     """`{prefix}video_top1` and `{prefix}video_top5`, sharing one set of states."""
+
+    def top(k: int) -> VideoAccuracy:
+        return VideoAccuracy(num_videos, num_classes, views_per_video, top_k=k)
+
     return MetricCollection(
-        {f"video_top{k}": VideoAccuracy(num_videos, num_classes, views_per_video, top_k=k) for k in (1, 5)},
-        prefix=prefix,
-        compute_groups=[["video_top1", "video_top5"]],
+        {VIDEO_TOP1: top(1), VIDEO_TOP5: top(5)}, prefix=prefix, compute_groups=[[VIDEO_TOP1, VIDEO_TOP5]]
     )
 
 
@@ -85,6 +89,6 @@ def clip_metrics(num_classes: int, stages: tuple[str, ...]) -> tuple[nn.ModuleDi
         return MulticlassAccuracy(num_classes, top_k=min(k, num_classes), average="micro")
 
     accuracy = nn.ModuleDict(
-        {s: MetricCollection({"top1": top(1), "top5": top(5)}, prefix=f"{s}/") for s in stages}
+        {s: MetricCollection({TOP1: top(1), TOP5: top(5)}, prefix=stage_prefix(s)) for s in stages}
     )  # fmt: skip
     return accuracy, nn.ModuleDict({s: MeanMetric() for s in stages})

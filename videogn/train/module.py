@@ -5,7 +5,7 @@ checkpoint rebuilds the model (class names included) on its own. Where each part
 - the network: `net` (`videogn.models.NetSettings`), initialised from a 2D ImageNet checkpoint (`pretrained_2d`,
   inflated) or a videogn checkpoint (`init_from`, e.g. a converted zoo model) when a run starts from scratch;
 - the test protocol: `test_head` (fully convolutional as in the references, or global pooling) and precise BN
-  (`precise_bn_batches`, done by `videogn.train.callbacks.PreciseBN`, which the CLI adds);
+  (`precise_bn_batches`, done by `videogn.train.precise_bn.PreciseBN`, which the CLI adds);
 - optimisation: `videogn.train.optim` (parameter groups, `LRSchedule`, linear LR scaling with the total batch
   clips_per_gpu × devices × nodes × accumulate_grad_batches);
 - metrics: clip-level top-1/top-5 on every view, and video-level top-1/top-5 (`videogn.train.metrics`) from the
@@ -23,11 +23,13 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from videogn.data.dataset import ClipBatch, DataStop
+from videogn.data.dataset import ClipBatch
+from videogn.data.failures import DataStop
 from videogn.data.settings import ClipSettings
 from videogn.errors import ConfigError
 from videogn.models.heads import fully_conv, res5_features
 from videogn.models.weights import initial_weights
+from videogn.names import LOSS, TRAIN_LOSS, TRAIN_TOP1, metric, stage_prefix
 from videogn.train.metrics import clip_metrics, video_accuracy
 from videogn.train.optim import LRSchedule, follow_schedule, run_length, sgd_with_schedule
 from videogn.train.settings import CompileMode, classifier_settings, network_of, takes_settings_of
@@ -93,7 +95,7 @@ class VideoClassifier(LightningModule):
         for split, ds in getattr(self.trainer.datamodule, "datasets", {}).items():
             if split in ("val", "test"):
                 classes, views = self.hparams.num_classes, ds.views_per_video
-                self.video_metrics[split] = video_accuracy(len(ds.paths), classes, views, prefix=f"{split}/")
+                self.video_metrics[split] = video_accuracy(len(ds.paths), classes, views, prefix=stage_prefix(split))
 
     def load_initial_weights(self, clip: ClipSettings | None = None) -> None:
         """Inflate `pretrained_2d`, or load the network of `init_from` (`videogn.models.weights.initial_weights`)."""
@@ -150,8 +152,8 @@ class VideoClassifier(LightningModule):
         logits = self.train_forward(batch.clips)
         loss = F.cross_entropy(logits, batch.labels, label_smoothing=self.hparams.label_smoothing)
         self.train_top1(logits, batch.labels)
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/top1", self.train_top1, prog_bar=True)
+        self.log(TRAIN_LOSS, loss, prog_bar=True)
+        self.log(TRAIN_TOP1, self.train_top1, prog_bar=True)
         return loss
 
     def _eval_step(self, batch: ClipBatch | DataStop, stage: str) -> torch.Tensor | None:
@@ -167,7 +169,7 @@ class VideoClassifier(LightningModule):
                 self.video_metrics[stage].update(probs, batch.labels, batch.video_index, batch.view_index)
         # logged at every step, also without a kept view or with a `DataStop` (under DDP the dataset gave up on this
         # rank: its last batch; the epoch end stops every rank), so that every rank takes part in the epoch-end sync
-        self.log(f"{stage}/loss", self.losses[stage], on_epoch=True)
+        self.log(metric(stage, LOSS), self.losses[stage], on_epoch=True)
         self.log_dict(self.clip_metrics[stage], on_epoch=True)
         if stage in self.video_metrics:
             self.log_dict(self.video_metrics[stage], on_epoch=True)
@@ -219,20 +221,24 @@ class VideoClassifier(LightningModule):
         )
         return sgd_with_schedule(self.model, self.lr_schedule, **self.optimizer_settings())
 
-    def _decide_data_stops(self) -> None:
-        """At an evaluation epoch's end, every rank stops alike if any rank's data did (a collective under DDP)."""
-        sync = getattr(self.trainer.datamodule, "sync_failures", None)
-        if sync is not None:
-            sync()
+    def _sync_bad_videos(self) -> None:
+        """At an epoch end, the one place the data's record of bad videos is synced (a collective under DDP): every
+        rank stops alike if any rank's data did (`videogn.data.failures.BadVideos.sync`)."""
+        record = getattr(self.trainer.datamodule, "bad_videos", None)
+        if record is not None:
+            record.sync()
+
+    def on_train_epoch_end(self) -> None:
+        self._sync_bad_videos()
 
     def on_validation_epoch_end(self) -> None:
-        self._decide_data_stops()
+        self._sync_bad_videos()
 
     def on_test_epoch_end(self) -> None:
-        self._decide_data_stops()
+        self._sync_bad_videos()
 
     def on_predict_epoch_end(self) -> None:
-        self._decide_data_stops()
+        self._sync_bad_videos()
 
     def on_train_start(self) -> None:
         # after a resume: the restored scheduler and optimizer follow this run's schedule and settings

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from videogn.errors import ConfigError
+from videogn.names import LR
 
 __all__ = ["LRSchedule", "follow_schedule", "parameter_groups", "run_length"]
 
@@ -24,7 +25,7 @@ class LRSchedule:
     the second scheduler at the end of the warm-up, so milestones and the cosine length would count from there,
     while the recipe's warm-up multiplies the first iterations of the schedule itself; (2) those schedulers keep
     their milestones and T_max in their state, so a checkpoint would bring back the old run length into a resumed
-    run with a new one (exactly what `videogn.train.callbacks.ResumeGuard` exists to prevent). A closed form of the
+    run with a new one (exactly what `videogn.train.resume.ResumeGuard` exists to prevent). A closed form of the
     step is exact at every step, and on resume the checkpoint only has to give the step (`follow_schedule`).
     """
 
@@ -135,4 +136,4 @@ def sgd_with_schedule(
     optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov)
     # a plain function, not the schedule object: LambdaLR then saves no schedule settings in checkpoints
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step))
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"}}
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": LR}}

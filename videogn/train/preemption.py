@@ -36,6 +36,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
+from videogn.checkpoints import LAST_FILE
 from videogn.distributed import max_over_ranks
 from videogn.errors import ConfigError, RunStopped
 
@@ -131,7 +132,7 @@ class Preemption(Callback):
         name, step = signal.Signals(signum).name, trainer.global_step
         if self.dirpath is None:
             raise Preempted(f"{name} at step {step}: no checkpoint saved (checkpointing is off)", signum)
-        path = Path(self.dirpath) / "last.ckpt"
+        path = Path(self.dirpath) / LAST_FILE  # what `--ckpt_path last` resumes (`videogn.checkpoints.find_last`)
         self.stopped_at = step  # in the checkpoint: this run did not end, whatever its step
         trainer.save_checkpoint(path)  # every rank: rank 0 writes, the others wait for it
         then = "resume with --ckpt_path last"

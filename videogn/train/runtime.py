@@ -7,7 +7,7 @@ time grows as large as the user time. Inside `compute_memory()` large blocks com
 the heap is not trimmed, so the next pass reuses the memory, as PyTorch's caching allocator does on the GPU.
 
 It is scoped to the passes that gain from it: `videogn-infer` wraps each forward pass, and the CLI each validation
-/ test / predict step (`videogn.train.callbacks.ComputeMemory`); not the training steps, where glibc's defaults measured
+/ test / predict step (`videogn.train.monitors.ComputeMemory`); not the training steps, where glibc's defaults measured
 faster. Decoders and the DataLoader workers (forked outside the block) keep glibc's defaults.
 `benchmarks/malloc.py` measures it (forward passes about 1.5× faster on the 2-core CPU, system time from ~30 % to
 ~0); `VIDEOGN_MALLOC=default` turns it off.

@@ -186,7 +186,7 @@ def read_settings(
     args = ["--model", json.dumps(loaded.get("model") or {}), f"--{section}", json.dumps(values)]
     args += _overrides_of(overrides, ("--model.", f"--{section}."))
     try:
-        return parser.instantiate_classes(parser.parse_args(args))  # NetSettings, ClipSettings (and `data`)
+        return parser.instantiate(parser.parse_args(args))  # NetSettings, ClipSettings (and `data`)
     except ArgumentError as exc:
         raise FileError(setting, path, f"not a videogn config: {' '.join(str(exc).split())}") from exc
 

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from videogn.checkpoints import RunDir, read_checkpoint_info
 from videogn.errors import ConfigError
+from videogn.names import TEST_METRICS
+from videogn.tools.compare.logs import run_scalars
 
 __all__ = ["Column", "Grid", "run_grid"]
 
-METRICS = ("val/top1", "val/top5", "val/video_top1", "val/video_top5")
-TEST_METRICS = ("test/top1", "test/top5", "test/video_top1", "test/video_top5")  # the same, by `final_test`
-METRIC_NAMES = ("clip_top1", "clip_top5", "video_top1", "video_top5")  # their names in the CSV files
+METRIC_NAMES = ("clip_top1", "clip_top5", "video_top1", "video_top5")  # `videogn.names.VAL_METRICS` in the CSV files
 BN_NORMS = ("bn", "syncbn")
 # GN's Table 3 axes: Grid field -> (prefix of its rows' names, the GN option it sets)
 GN_AXES = {"groups": ("gn_g", "num_groups"), "channels_per_group": ("gn_cpg", "channels_per_group")}
@@ -66,10 +67,6 @@ class Column:
     def run_name(self, norm: str) -> str:
         clip = f"_{self.frames}x{self.interval}" if self.frames else ""
         return f"{norm}{clip}_{self.clips}clips"
-
-
-FINISHED_TAG = "final/train/loss"  # written once, when a fit has run to its end (TensorBoardDashboards.log_final)
-LR_TAG = "train/lr/decay"  # LearningRateMonitor's tag for the LR of the conv / fc weights
 
 
 @dataclass
@@ -243,8 +240,10 @@ class Grid:
         return self._last_of(self.run_name(variant, column, seed))
 
     def _last_of(self, run: str) -> Path:
-        """The last.ckpt of a run under `out` (what `--ckpt_path last` resumes)."""
-        return Path(self.out) / run / "checkpoints" / "last.ckpt"
+        """The last checkpoint of a run under `out` (what `--ckpt_path last` resumes: `RunDir.last`), or where its
+        fit writes it (`RunDir.last_file`) when it has none yet."""
+        folder = RunDir(Path(self.out), run)
+        return folder.last() or folder.last_file
 
     def test_command(self, variant: str, column: Column, seed: int | None = None) -> list[str]:
         """The `test` command of one run's last checkpoint (`final_test`): its `fit` command, tested on its
@@ -260,9 +259,7 @@ class Grid:
 
     def test_scalars(self, variant: str, column: Column, seed: int | None = None) -> dict[str, dict[int, float]]:
         """The final test's metrics of a run, logged after its last checkpoint was written (none: not tested)."""
-        from videogn.tools.compare.report import run_scalars
-
-        run = Path(self.out) / self.run_name(variant, column, seed)
+        run = RunDir(self.out, self.run_name(variant, column, seed)).path
         return run_scalars(run, set(TEST_METRICS), newer_than=self.last_checkpoint(variant, column, seed))
 
     def tested(self, variant: str, column: Column, seed: int | None = None) -> bool:
@@ -295,13 +292,10 @@ class Grid:
 
     def pretrain_finished(self, variant: str) -> bool:
         """Whether a row's stage 1 has a checkpoint of its last epoch."""
-        from videogn.models.weights import read_checkpoint
-
         path = self.pretrained(variant)
         if not path.is_file():
             return False
-        epoch = read_checkpoint(path, "stage 1", mmap=True).get("epoch", -1)
-        return epoch + 1 >= (self.pretrain_epochs or 0)
+        return read_checkpoint_info(path, "stage 1")["epoch"] + 1 >= (self.pretrain_epochs or 0)
 
     def missing_data(self) -> list[str]:
         """The list files the runs would read (base config, then overrides; stage 1's too) that do not exist here."""

@@ -12,18 +12,20 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from videogn.tools.compare.grid import (
+from videogn.names import (
     FINISHED_TAG,
     LR_TAG,
-    METRIC_NAMES,
-    METRICS,
-    PAPER_TABLE8,
     TEST_METRICS,
-    Column,
-    Grid,
+    VAL_METRICS,
+    VAL_TOP1,
+    VAL_TOP5,
+    VAL_VIDEO_TOP1,
+    VAL_VIDEO_TOP5,
 )
+from videogn.tools.compare.grid import METRIC_NAMES, PAPER_TABLE8, Column, Grid
+from videogn.tools.compare.logs import run_scalars
 
-__all__ = ["RunResult", "collect", "run_scalars", "write_report"]
+__all__ = ["RunResult", "collect", "write_report"]
 
 
 @dataclass
@@ -41,42 +43,16 @@ class RunResult:
         return self.column.clips
 
 
-def _event_files(run_dir: Path) -> list[Path]:
-    """Every event file of a run, oldest version first (a resumed run logs to a new version)."""
-    versions = sorted(run_dir.glob("version_*"), key=lambda p: int(p.name.split("_")[-1]))
-    return [events for version in versions for events in sorted(version.glob("events.out.tfevents.*"))]
-
-
-def run_scalars(
-    run_dir: Path, tags: set[str] | None = None, newer_than: Path | None = None
-) -> dict[str, dict[int, float]]:
-    """tag -> step -> value of a run's TensorBoard events (`tags`, default all; later versions win: resumed runs);
-    with `newer_than`, only of the event files written after that file (a test of the current last checkpoint)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    scalars: dict[str, dict[int, float]] = {}
-    files = _event_files(run_dir)
-    if newer_than is not None:
-        since = newer_than.stat().st_mtime if newer_than.is_file() else float("inf")
-        files = [events for events in files if events.stat().st_mtime > since]
-    for events in files:
-        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        accumulator.Reload()
-        for tag in set(accumulator.Tags()["scalars"]) & (set(accumulator.Tags()["scalars"]) if tags is None else tags):
-            scalars.setdefault(tag, {}).update({e.step: e.value for e in accumulator.Scalars(tag)})
-    return scalars
-
-
 def collect(grid: Grid) -> list[RunResult]:
     """Read each run's TensorBoard events: the validation metrics of every epoch and their last values."""
     results = []
     for norm, column, seed in grid.seed_runs():
-        scalars = run_scalars(Path(grid.out) / grid.run_name(norm, column, seed), {*METRICS, LR_TAG, FINISHED_TAG})
-        per_epoch = {m: [v for _, v in sorted(scalars[m].items())] for m in METRICS if m in scalars}
+        scalars = run_scalars(Path(grid.out) / grid.run_name(norm, column, seed), {*VAL_METRICS, LR_TAG, FINISHED_TAG})
+        per_epoch = {m: [v for _, v in sorted(scalars[m].items())] for m in VAL_METRICS if m in scalars}
         final = {m: v[-1] for m, v in per_epoch.items()}
         if grid.final_test:  # the test of the last checkpoint; a run not (yet) tested has no final numbers
             tests = grid.test_scalars(norm, column, seed)
-            final = {m: max(tests[t].items())[1] for m, t in zip(METRICS, TEST_METRICS, strict=True) if t in tests}
+            final = {m: max(tests[t].items())[1] for m, t in zip(VAL_METRICS, TEST_METRICS, strict=True) if t in tests}
         if not per_epoch and not final:
             continue
         lr = max(scalars[LR_TAG].values()) if LR_TAG in scalars else None
@@ -134,8 +110,8 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
                     grid.seed_list[0] if r.seed is None else r.seed,
                     f"{r.column.frames}x{r.column.interval}" if r.column.frames else "base",
                     r.lr,
-                    len(r.per_epoch.get("val/top1", [])),
-                    *(f"{r.final.get(m, float('nan')):.4f}" for m in METRICS),
+                    len(r.per_epoch.get(VAL_TOP1, [])),
+                    *(f"{r.final.get(m, float('nan')):.4f}" for m in VAL_METRICS),
                     "yes" if r.finished else "no",
                 ]
             )
@@ -154,7 +130,7 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
             )
             for norm, column in grid.runs():
                 runs = by_cell.get((norm, column), [])
-                spreads = [_spread(runs, m) for m in METRICS]
+                spreads = [_spread(runs, m) for m in VAL_METRICS]
                 clip = f"{column.frames}x{column.interval}" if column.frames else "base"
                 n = max((sp[2] for sp in spreads), default=0)
                 writer.writerow([norm, column.clips, clip, n, *(f"{v:.2f}" for sp in spreads for v in sp[:2])])
@@ -181,8 +157,8 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
             "",
         ]
     for title, top1, top5 in (
-        ("Video level (softmax averaged over all views): top-1 / top-5 (%)", "val/video_top1", "val/video_top5"),
-        ("Clip level (every view on its own): top-1 / top-5 (%)", "val/top1", "val/top5"),
+        ("Video level (softmax averaged over all views): top-1 / top-5 (%)", VAL_VIDEO_TOP1, VAL_VIDEO_TOP5),
+        ("Clip level (every view on its own): top-1 / top-5 (%)", VAL_TOP1, VAL_TOP5),
     ):
         lines += [
             f"## {title}",
@@ -196,7 +172,7 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
                 + " | ".join(_cell(by_cell.get((variant, c), []), top1, top5, seeds) for c in columns)
                 + " |"
             )
-        if paper and top1 == "val/video_top1":
+        if paper and top1 == VAL_VIDEO_TOP1:
             for norm in grid.variants():
                 cells = [PAPER_TABLE8.get((norm, c.key)) for c in columns]
                 if any(cells):
@@ -232,8 +208,8 @@ def _stage1(grid: Grid) -> list[str]:
     """Markdown lines: each row's stage-1 2D network and its last validation (top-1 / top-5, %)."""
     cells = []
     for variant in grid.variants():
-        scalars = run_scalars(Path(grid.out) / grid.pretrain_name(variant), {"val/top1", "val/top5"})
-        last = [100 * max(scalars[t].items())[1] if t in scalars else float("nan") for t in ("val/top1", "val/top5")]
+        scalars = run_scalars(Path(grid.out) / grid.pretrain_name(variant), {VAL_TOP1, VAL_TOP5})
+        last = [100 * max(scalars[t].items())[1] if t in scalars else float("nan") for t in (VAL_TOP1, VAL_TOP5)]
         cells.append(f"{grid.label(variant)} {last[0]:.1f} / {last[1]:.1f}")
     return [
         f"Every run starts from its row's 2D network of stage 1 (`{grid.pretrain_config}`, {grid.pretrain_epochs} "
@@ -247,9 +223,7 @@ def _differences(grid: Grid, by_cell: dict[tuple[str, Column], list[RunResult]])
     from scipy import stats
 
     def values(variant: str, column: Column) -> list[float]:
-        return [
-            100 * r.final["val/video_top1"] for r in by_cell.get((variant, column), []) if "val/video_top1" in r.final
-        ]
+        return [100 * r.final[VAL_VIDEO_TOP1] for r in by_cell.get((variant, column), []) if VAL_VIDEO_TOP1 in r.final]
 
     variants, columns = grid.variants(), grid.table_columns()
     pairs = [((v, c), (variants[0], c)) for c in columns for v in variants[1:]]  # each row against the first
@@ -306,7 +280,7 @@ def _plots(
     colours.update({v: plt.get_cmap("autumn")(i / max(1, len(axis))) for i, v in enumerate(axis)})
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in results:
-        error = [100 * (1 - v) for v in r.per_epoch.get("val/top1", [])]
+        error = [100 * (1 - v) for v in r.per_epoch.get(VAL_TOP1, [])]
         ax.plot(
             range(1, len(error) + 1),
             error,
@@ -329,7 +303,7 @@ def _plots(
     for norm in grid.variants():
         for (frames, interval), marker in zip(clip_lengths, ("o-", "s--", "^:"), strict=False):
             cells = [
-                (column.clips, _spread(by_cell.get((norm, column), []), "val/video_top1"))
+                (column.clips, _spread(by_cell.get((norm, column), []), VAL_VIDEO_TOP1))
                 for column in grid.table_columns()
                 if (column.frames or 0, column.interval or 0) == (frames, interval)
             ]
@@ -356,7 +330,7 @@ def _plots(
             continue
         fig, ax = plt.subplots(figsize=(5, 4))
         for column, marker in zip(grid.table_columns(), ("o-", "s--", "^:", "d-."), strict=False):
-            cells = [(value, _spread(by_cell.get((name, column), []), "val/video_top1")) for name, value in rows]
+            cells = [(value, _spread(by_cell.get((name, column), []), VAL_VIDEO_TOP1)) for name, value in rows]
             points = sorted((x, mean, std) for x, (mean, std, n) in cells if n)
             if points:
                 x, mean, std = zip(*points, strict=True)

@@ -1,5 +1,5 @@
-"""Predictions drawn on a video, and a timeline of class probabilities (`videogn-infer --out-video`, `--out-dir`,
-`--timeline`).
+"""What `videogn-infer` writes besides its report: predictions drawn on a video, a timeline of class probabilities
+(`--out-video`, `--out-dir`, `--timeline`), and res5's features of every view (`--features`).
 
 Every frame of the input is written back, at its own frame rate and size (or `out_size` on the short side; H.264
 needs even sizes, so an odd one loses its last row or column), with the top-k classes of the clip window it falls
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import bisect
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +25,7 @@ from videogn.data.decoder import Decoder
 from videogn.data.decoding import VideoReader
 from videogn.data.encoding import write_video
 
-__all__ = ["Painter", "annotate_video", "nearest_window", "plot_timeline"]
+__all__ = ["Painter", "annotate_video", "nearest_window", "plot_timeline", "write_features"]
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
 
@@ -167,3 +169,33 @@ def plot_timeline(
         figure.savefig(tmp, format="png")
     plt.close(figure)
     return out
+
+
+def write_features(out: Path, results: Sequence[Any]) -> None:
+    """res5's pooled feature of every view of the videos that decoded (`results`: videogn-infer's `VideoResult`s),
+    with where it comes from (.npz: `--features`)."""
+    from videogn.files import atomic_output
+
+    if not any(r.ok and r.features is not None for r in results):
+        print(f"features: nothing to write to {out} (no video decoded)", file=sys.stderr)
+        return
+    rows: dict[str, list] = {k: [] for k in ("features", "video", "clip", "crop", "start_s", "end_s", "label")}
+    paths = []
+    for result in (r for r in results if r.ok and r.features is not None):
+        video = len(paths)
+        paths.append(result.path)
+        crops = len(result.features) // len(result.clips)
+        for view, feature in enumerate(result.features):
+            clip = result.clips[view // crops]
+            rows["features"].append(feature.numpy())
+            rows["video"].append(video)
+            rows["clip"].append(view // crops)
+            rows["crop"].append(view % crops)
+            rows["start_s"].append(clip["start_s"])
+            rows["end_s"].append(clip["end_s"])
+            rows["label"].append(-1 if result.label is None else result.label)
+    arrays = {k: np.asarray(v) for k, v in rows.items()}
+    arrays["features"] = arrays["features"].astype(np.float32).reshape(len(rows["video"]), -1)
+    with atomic_output(out) as tmp, open(tmp, "wb") as f:
+        np.savez(f, paths=np.asarray(paths, dtype=str), **arrays)
+    print(f"features: {out} ({arrays['features'].shape[0]} views × {arrays['features'].shape[1]} channels)")

@@ -19,7 +19,7 @@ What else it writes:
 - `--stride SECONDS`: instead of K evenly spaced clips, a clip window every S seconds over the whole video (a
   timeline of a long video), each window's top-k in the output and the JSON; memory stays that of a few windows;
 - `--out-video OUT.mp4` (one video) or `--out-dir DIR` (one per video): the video with the top-k classes of the
-  window each frame falls in and a bar of the video-level prediction drawn on it (`videogn.tools.annotate`);
+  window each frame falls in and a bar of the video-level prediction drawn on it (`videogn.tools.infer.annotate`);
 - `--timeline PLOT.png` (one video): class probability over time for the top classes (matplotlib);
 - `--features OUT.npz`: res5's pooled feature of every view (clip × crop) with its video, clip span and label.
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -42,19 +41,20 @@ import torch
 from torchmetrics.classification import MulticlassAccuracy
 from tqdm import tqdm
 
+from videogn.data.backends import BACKENDS
 from videogn.data.decoder import DEFAULT_DECODE_TIMEOUT_S, Decoder, log_fallback
-from videogn.data.decoding import BACKENDS, VIDEO_EXTENSIONS, DecodeError, VideoReader
+from videogn.data.decoding import VIDEO_EXTENSIONS, DecodeError, VideoReader
 from videogn.data.lists import read_video_list
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import EvalTransform, Normalize
 from videogn.data.views import eval_clips, sliding_clips, video_views
 from videogn.errors import ConfigError
 from videogn.files import FileError
-from videogn.models.weights import read_checkpoint, state_differences
+from videogn.train.loading import load_model, pick_device
 from videogn.train.metrics import video_accuracy
 from videogn.train.runtime import compute_memory
 
-__all__ = ["Predictor", "collect_videos", "load_model", "main"]
+__all__ = ["Predictor", "collect_videos", "main"]
 
 
 @dataclass
@@ -86,30 +86,6 @@ class VideoResult:
             "clips": self.clips,
             "video_topk": self.video_topk,
         }
-
-
-def load_model(ckpt: str | os.PathLike, device: torch.device):
-    """The VideoClassifier of a videogn checkpoint (in eval mode) and its clip settings (None if it has none).
-
-    The file is read once, with `weights_only=True` (no code from the checkpoint runs).
-    """
-    from videogn.train.module import VideoClassifier
-
-    raw = read_checkpoint(ckpt, "--ckpt")
-    hparams, state = raw["hyper_parameters"], raw["state_dict"]
-    settings = {k: v for k, v in hparams.items() if not k.startswith("_")}
-    settings["pretrained_2d"] = settings["init_from"] = None  # the weights are in the checkpoint
-    model = VideoClassifier(**settings)
-    differences = state_differences(model.state_dict(), state)
-    if differences:
-        raise FileError("--ckpt", ckpt, f"its weights do not fit its own network settings ({differences})")
-    model.load_state_dict(state)
-    clip = (raw.get("datamodule_hyper_parameters") or {}).get("clip")
-    if isinstance(clip, dict):
-        clip = ClipSettings.from_dict(clip)
-    if clip is not None:
-        model.use_clip_settings(clip)  # the training clip size, for the fully convolutional test head
-    return model.to(device).eval(), clip
 
 
 def collect_videos(inputs: Sequence[str], class_names: Sequence[str] | None = None) -> list[tuple[str, int | None]]:
@@ -285,12 +261,6 @@ def format_result(result: VideoResult, class_names: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def clip_settings(checkpoint_clip: ClipSettings | None, args: argparse.Namespace) -> ClipSettings:
     """The checkpoint's clip settings with the command line's overrides; an error when neither says enough."""
     if checkpoint_clip is None:
@@ -318,7 +288,7 @@ def clip_settings(checkpoint_clip: ClipSettings | None, args: argparse.Namespace
 
 def write_pictures(result: VideoResult, predictor: Predictor, args: argparse.Namespace, index: int) -> None:
     """The annotated video and the timeline plot of one video, where asked for."""
-    from videogn.tools.annotate import annotate_video, plot_timeline
+    from videogn.tools.infer.annotate import annotate_video, plot_timeline
 
     assert result.clip_probs is not None and result.view_probs is not None
     out = args.out_video
@@ -334,37 +304,6 @@ def write_pictures(result: VideoResult, predictor: Predictor, args: argparse.Nam
         spans = [(clip["start_s"], clip["end_s"]) for clip in result.clips]
         plot_timeline(spans, result.clip_probs, predictor.class_names, args.timeline, title=Path(result.path).name)
         print(f"  timeline: {args.timeline}")
-
-
-def write_features(out: Path, results: list[VideoResult]) -> None:
-    """res5's pooled feature of every view of the videos that decoded, with where it comes from (.npz)."""
-    import numpy as np
-
-    from videogn.files import atomic_output
-
-    if not any(r.ok and r.features is not None for r in results):
-        print(f"features: nothing to write to {out} (no video decoded)", file=sys.stderr)
-        return
-    rows: dict[str, list] = {k: [] for k in ("features", "video", "clip", "crop", "start_s", "end_s", "label")}
-    paths = []
-    for result in (r for r in results if r.ok and r.features is not None):
-        video = len(paths)
-        paths.append(result.path)
-        crops = len(result.features) // len(result.clips)
-        for view, feature in enumerate(result.features):
-            clip = result.clips[view // crops]
-            rows["features"].append(feature.numpy())
-            rows["video"].append(video)
-            rows["clip"].append(view // crops)
-            rows["crop"].append(view % crops)
-            rows["start_s"].append(clip["start_s"])
-            rows["end_s"].append(clip["end_s"])
-            rows["label"].append(-1 if result.label is None else result.label)
-    arrays = {k: np.asarray(v) for k, v in rows.items()}
-    arrays["features"] = arrays["features"].astype(np.float32).reshape(len(rows["video"]), -1)
-    with atomic_output(out) as tmp, open(tmp, "wb") as f:
-        np.savez(f, paths=np.asarray(paths, dtype=str), **arrays)
-    print(f"features: {out} ({arrays['features'].shape[0]} views × {arrays['features'].shape[1]} channels)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -470,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
             payload["accuracy"] = summary
         args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
     if args.features is not None:
+        from videogn.tools.infer.annotate import write_features
+
         write_features(args.features, results)
     failed = sum(not r.ok for r in results)
     if failed:
