@@ -26,16 +26,18 @@ $(VENV)/.torchcodec: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[test,torchcodec]' || echo "make: the torchcodec extra did not install here; its tests will skip"
 	touch $@
 
-# The linter (ruff: format and rules, line length 120; settings in pyproject.toml), then the whole suite.
+# The linter (ruff: format and rules, line length 120; settings in pyproject.toml), then the whole suite, in
+# parallel processes (pytest-xdist: one per core, at most 4; each test file's tests may go to any of them).
+PYTEST_PARALLEL := -n auto --maxprocesses 4 --dist worksteal
 test: venv $(VENV)/.interop $(VENV)/.torchcodec
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_PARALLEL)
 
 # The inner loop while developing: the tests not marked slow (no end-to-end runs, subprocesses or compilation);
 # the interop test runs where the extra is installed (make test installs it) and is skipped elsewhere.
 test-fast: venv
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_PARALLEL)
 
 # Conversion against the anchors' own code alone (mmaction2 builds its I3D).
 test-interop: venv $(VENV)/.interop
