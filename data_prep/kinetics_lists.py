@@ -12,7 +12,9 @@ writes OUT/classes.txt (the sorted class names of the first CSV: the official la
 split, `OUT/train.csv`, `OUT/val.csv`, ... with `path label` lines (paths relative to OUT, integer labels), and
 `OUT/missing_<split>.txt` naming each listed clip not found on disk. It prints how many are missing. Rows without
 a label (the official test CSV has none) go to `OUT/<split>.txt`, one video path per line: a list that
-`videogn-infer` takes (it predicts; there is nothing to train or score on).
+`videogn-infer` takes (it predicts; there is nothing to train or score on). `OUT/manifest.json` records the
+arguments, the classes and, per split, its list with its SHA-256 and how many clips the CSVs name, how many were
+found and how many are missing (videogn.data.manifest).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from videogn.data.decoding import VIDEO_EXTENSIONS
+from videogn.data.manifest import write_manifest
 
 SPLIT_NAMES = {
     "train": "train",
@@ -65,8 +68,11 @@ def clip_names(row: dict[str, str]) -> tuple[str, str]:
     return f"{row['youtube_id']}_{start:06d}_{end:06d}", row["youtube_id"]
 
 
-def write_lists(csv_paths: list[Path], videos: Path, out: Path) -> dict[str, tuple[int, int, int]]:
-    """Returns split → (clips listed, clips missing on disk, clips found without a label)."""
+def write_lists(
+    csv_paths: list[Path], videos: Path, out: Path, arguments: list[str] | None = None
+) -> dict[str, tuple[int, int, int]]:
+    """Returns split → (clips listed, clips missing on disk, clips found without a label); `arguments` (the command
+    line) goes into OUT/manifest.json."""
     tables = [(p, read_rows(p)) for p in csv_paths]
     first = tables[0][1]
     if not first or "label" not in first[0]:
@@ -80,12 +86,15 @@ def write_lists(csv_paths: list[Path], videos: Path, out: Path) -> dict[str, tup
     unlabelled: dict[str, list[str]] = {}
     missing: dict[str, list[str]] = {}
     listed: dict[str, int] = {}
+    named_unlabelled: dict[str, int] = {}  # rows without a label, found or not: the manifest's count of test.txt
     for csv_path, rows in tables:
         fallback = SPLIT_NAMES.get(csv_path.stem.lower(), csv_path.stem)  # validate.csv without a split column
         for row in tqdm(rows, desc=csv_path.name, unit="clip"):
             split = SPLIT_NAMES.get(row.get("split", "").strip().lower(), fallback)
             listed[split] = listed.get(split, 0) + 1
             lines.setdefault(split, [])
+            if not row.get("label"):
+                named_unlabelled[split] = named_unlabelled.get(split, 0) + 1
             trimmed, youtube_id = clip_names(row)
             path = on_disk.get(trimmed) or on_disk.get(youtube_id)
             if path is None:
@@ -107,7 +116,30 @@ def write_lists(csv_paths: list[Path], videos: Path, out: Path) -> dict[str, tup
         gone = missing.get(split, [])
         (out / f"missing_{split}.txt").write_text("".join(f"{m}\n" for m in gone), encoding="utf-8")
         summary[split] = (count, len(gone), len(unlabelled.get(split, [])))
+    splits = manifest_splits(listed, lines, unlabelled, named_unlabelled)
+    write_manifest(out, Path(__file__).name, arguments or [], "classes.txt", splits)
     return summary
+
+
+def manifest_splits(
+    listed: dict[str, int], lines: dict[str, list[str]], unlabelled: dict[str, list[str]], named: dict[str, int]
+) -> dict[str, dict]:
+    """The manifest's splits: `<split>.csv` (labelled rows), `<split>.txt` for rows without a label (under the
+    split's own name, or `<split>_unlabelled` when the split has both)."""
+    splits: dict[str, dict] = {}
+    for split, count in listed.items():
+        without = named.get(split, 0)
+        parts = [(".csv", count - without, lines[split]), (".txt", without, unlabelled.get(split, []))]
+        kept = [part for part in parts if part[1]]
+        for suffix, rows, found in kept:
+            key = f"{split}_unlabelled" if suffix == ".txt" and len(kept) == 2 else split
+            splits[key] = {
+                "list": f"{split}{suffix}" if found else None,
+                "videos_listed": rows,
+                "videos_found": len(found),
+                "videos_missing": rows - len(found),
+            }
+    return splits
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"--csv: file not found: {p}")
     if not args.videos.is_dir():
         raise SystemExit(f"--videos: folder not found: {args.videos}")
-    summary = write_lists(args.csv, args.videos, args.out)
+    summary = write_lists(args.csv, args.videos, args.out, sys.argv[1:] if argv is None else list(argv))
     for split, (listed, missing, without_label) in summary.items():
         print(
             f"{split}: {listed - missing} of {listed} clips found, {missing} missing "

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import DEMO, TRAINED_RUN, data_args, fit
+from conftest import DEMO, TRAINED_RUN, data_args, fit, trained_checkpoint
 from helpers import scalars, write_bad_files
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from videogn.checkpoints import read_checkpoint_info
 from videogn.cli import main
 from videogn.data.samplers import ShardedSampler
 from videogn.train.module import VideoClassifier
@@ -74,6 +75,15 @@ def test_fit_writes_tensorboard_tags_hparams_and_checkpoints(trained, synthetic_
     assert metrics[:2] == ["final/val/video_top1", "final/val/video_top5"]  # the first metric columns
     assert hparams["norm"] == "gn" and hparams["groups"] == 4 and hparams["clips_per_gpu"] == 2
     assert hparams["channels_last"] == "false"  # a word, not 0.0000
+    train_version = read_checkpoint_info(trained_checkpoint(trained))["data"]["train"]  # the data it trained on
+    assert train_version["source"] == "list" and train_version["list"] == "train.csv"  # no manifest beside it
+    assert hparams["data"] == f"list {train_version['sha256'][:12]}"
+    texts = set()
+    for events in run.rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        texts |= set(accumulator.summary_metadata)
+    assert "data/versions/text_summary" in texts  # TensorBoard's Text tab: the data version of each list
     assert not [k for k in hparams if k.startswith("_")]
     assert {"final/val/video_top1", "final/val/video_top5", "final/val/top1", "final/train/loss"} <= set(metrics)
     images = set()  # the pictures: what the network sees, the confusion matrix, the most confidently wrong views

@@ -43,7 +43,9 @@ def run(script: str, *args: str, check: bool = True) -> subprocess.CompletedProc
     return result
 
 
-@pytest.mark.parametrize("script", ["make_synthetic.py", "kinetics_lists.py", "resize_videos.py", "check_videos.py"])
+@pytest.mark.parametrize(
+    "script", ["make_synthetic.py", "kinetics_lists.py", "resize_videos.py", "check_videos.py", "folder_lists.py"]
+)
 def test_scripts_have_help(script):
     assert "usage" in run(script, "--help").stdout
 
@@ -194,6 +196,17 @@ def test_kinetics_lists_from_official_csv(tmp_path):
     assert train.labels == [0, 1] and all(Path(p).is_file() for p in train.paths)
     val = read_video_list(out / "val.csv")
     assert val.labels == [2] and val.paths[0].endswith("ccc.mp4")
+    from videogn.data.manifest import data_version, read_manifest
+
+    manifest = read_manifest(out / "train.csv")
+    assert manifest["tool"] == "kinetics_lists.py" and manifest["classes"]["count"] == 3
+    assert manifest["splits"] == {
+        "train": {"list": "train.csv", "sha256": data_version(out / "train.csv")["list_sha256"],
+                  "videos_listed": 3, "videos_found": 2, "videos_missing": 1},
+        "val": {"list": "val.csv", "sha256": hashlib.sha256((out / "val.csv").read_bytes()).hexdigest(),
+                "videos_listed": 2, "videos_found": 1, "videos_missing": 1},
+    }  # fmt: skip
+    assert data_version(out / "val.csv")["source"] == "manifest"
 
 
 def test_resize_videos_short_side_frames_and_resume(tmp_path):

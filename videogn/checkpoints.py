@@ -56,6 +56,9 @@ LAST_FILE = f"{LAST_NAME}.ckpt"  # the file videogn writes it to
 # The callbacks' state keys in a checkpoint's "callbacks" (Lightning's default `state_key`: the class name)
 RESUME_STATE = "ResumeGuard"  # videogn.train.resume.ResumeGuard: {"settings", "log_version"}
 PREEMPTION_STATE = "Preemption"  # videogn.train.preemption.Preemption: {"stopped_at"}
+DATA_STATE = (
+    "KineticsDataModule"  # the data module's state (Lightning's key: its class name): {"failures", "data", ...}
+)
 
 
 def default_run_name(arch: str, norm: str, clips_per_gpu: int) -> str:
@@ -178,9 +181,10 @@ def clip_of(checkpoint: Mapping[str, Any]) -> Any:
 
 
 def read_checkpoint_info(path: str | os.PathLike, setting: str = "--ckpt_path") -> dict[str, Any]:
-    """{global_step, epoch, hyper_parameters, clip, log_version, preempted} of a videogn checkpoint, read without
-    loading its tensors (epoch: -1 when it holds none; clip: `clip_of`; log_version: the TensorBoard version
-    `ResumeGuard` kept; preempted: a signal stopped the run). A file that is not one is a `FileError`."""
+    """{global_step, epoch, hyper_parameters, clip, log_version, preempted, data} of a videogn checkpoint, read
+    without loading its tensors (epoch: -1 when it holds none; clip: `clip_of`; log_version: the TensorBoard version
+    `ResumeGuard` kept; preempted: a signal stopped the run; data: the data versions of its lists by split,
+    `KineticsDataModule.data_versions`, empty when it holds none). A file that is not one is a `FileError`."""
     checkpoint = read_checkpoint(path, setting, mmap=True)
     guard = checkpoint.get("callbacks", {}).get(RESUME_STATE, {})
     return {
@@ -190,6 +194,7 @@ def read_checkpoint_info(path: str | os.PathLike, setting: str = "--ckpt_path") 
         "clip": clip_of(checkpoint),
         "log_version": guard.get("log_version"),
         "preempted": (checkpoint.get("callbacks", {}).get(PREEMPTION_STATE) or {}).get("stopped_at") is not None,
+        "data": (checkpoint.get(DATA_STATE) or {}).get("data") or {},
     }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 __all__ = [
     "BAD_VIDEOS",
     "COMPARED_FIRST",
+    "DATA_VERSIONS",
     "DATA_WAIT",
     "FINAL_METRICS",
     "FINAL_METRIC_ORDER",
@@ -80,6 +81,7 @@ LR = "train/lr"  # the LR scheduler's name: LearningRateMonitor logs `train/lr/<
 LR_TAG = f"{LR}/decay"  # the LR of the conv / fc weights
 DATA_WAIT = "train/data_wait_frac"  # DataWaitMonitor: the share of a step spent waiting for the loader
 BAD_VIDEOS = "data/bad_videos"  # BadVideoMonitor: distinct bad videos met so far over all ranks
+DATA_VERSIONS = "data/versions"  # TensorBoardDashboards' text: the data version of each list (manifest or list hash)
 
 # NormStatistics (`--norm_stats_every_n_steps`): each name is followed by "/" and what it is of
 NORM_INPUT = "norm/res5_last_input"  # /p01 ... /p99: percentiles of the features entering res5's last norm layer

@@ -19,7 +19,6 @@ start it meets once more (a hung file then costs its time limit once per worker 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import replace
 from functools import cached_property
@@ -28,6 +27,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from videogn.data.dataset import ClipBatch, ClipCollate, KineticsClips, Mode
@@ -35,6 +35,7 @@ from videogn.data.decoder import DEFAULT_DECODE_TIMEOUT_S
 from videogn.data.failures import BadVideos, DataStop
 from videogn.data.lists import read_class_names, read_video_list
 from videogn.data.loaders import ShardedLoader, StoppingLoader, TrainLoader
+from videogn.data.manifest import data_version, describe_version, list_fingerprint
 from videogn.data.samplers import ShardedSampler
 from videogn.data.settings import ClipSettings
 from videogn.data.transforms import Normalize
@@ -139,6 +140,8 @@ class KineticsDataModule(LightningDataModule):
         self.datasets: dict[str, KineticsClips] = {}
         self.bad_videos = BadVideos(self.datasets, self._rank, max_bad_fraction, quarantine_file, skip_videos)
         self._train_loader: TrainLoader | None = None
+        self._data_versions: dict[str, dict[str, Any]] | None = None  # of the lists given, read once
+        self.trained_on: dict[str, dict[str, Any]] = {}  # the data versions a loaded checkpoint's run saw
 
     # ------------------------------------------------------------------ lists and classes
     def _list(self, name: str) -> str:
@@ -216,7 +219,31 @@ class KineticsDataModule(LightningDataModule):
 
     def list_fingerprint(self, name: str = "train_list") -> str:
         """A short hash of a list file's bytes (part of what the training order depends on)."""
-        return hashlib.sha256(Path(self._list(name)).read_bytes()).hexdigest()[:16]
+        return list_fingerprint(self._list(name))[:16]
+
+    def data_versions(self) -> dict[str, dict[str, Any]]:
+        """The data version of each list given that exists, by split (`videogn.data.manifest.data_version`: its
+        manifest's hash and counts, else the list's own hash): saved in checkpoints, shown in TensorBoard, read by
+        `videogn compare --report`, and compared by `test` with the checkpoint's."""
+        if self._data_versions is None:
+            names = [n for n in ("train_list", "val_list", "test_list") if getattr(self, n) is not None]
+            self._data_versions = {
+                n.removesuffix("_list"): data_version(getattr(self, n))
+                for n in names
+                if Path(getattr(self, n)).is_file()
+            }
+        return self._data_versions
+
+    def _check_trained_on(self, split: str) -> None:
+        """Say (once) when the manifest of the list `split` reads is not the data the checkpoint's run trained on."""
+        trained, version = self.trained_on.get("train"), self.data_versions().get(split)
+        if not trained or not version or {trained.get("source"), version.get("source")} != {"manifest"}:
+            return  # a list without a manifest: only the list itself is known, and a test list differs by design
+        if trained["sha256"] != version["sha256"]:
+            rank_zero_warn(
+                f"data.{split}_list {getattr(self, f'{split}_list')}: its data ({describe_version(version)}) is not "
+                f"the data the checkpoint trained on ({describe_version(trained)})"
+            )
 
     # ------------------------------------------------------------------ loaders
     def _rank_and_world(self) -> tuple[int, int]:
@@ -293,6 +320,7 @@ class KineticsDataModule(LightningDataModule):
         return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
+        self._check_trained_on("test")
         return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
@@ -318,9 +346,10 @@ class KineticsDataModule(LightningDataModule):
         return batch
 
     def state_dict(self) -> dict[str, Any]:
-        """Saved in every checkpoint: the bad videos met so far and the videos read with PyAV (`BadVideos`; the
-        loader saves its own position)."""
-        return self.bad_videos.state_dict()
+        """Saved in every checkpoint: the bad videos met so far and the videos read with PyAV (`BadVideos`), and the
+        data versions of the lists (`data_versions`); the loader saves its own position."""
+        return {**self.bad_videos.state_dict(), "data": self.data_versions()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.bad_videos.load_state_dict(state_dict)
+        self.trained_on = dict(state_dict.get("data") or {})

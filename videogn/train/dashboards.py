@@ -25,9 +25,11 @@ from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
 from videogn.data.dataset import ClipBatch
+from videogn.data.manifest import describe_version
 from videogn.errors import ConfigError
 from videogn.names import (
     COMPARED_FIRST,
+    DATA_VERSIONS,
     DATA_WAIT,
     FINAL_METRIC_ORDER,
     FINAL_METRICS,
@@ -200,8 +202,25 @@ def comparison_hparams(trainer: pl.Trainer, pl_module: pl.LightningModule) -> di
         "seed": getattr(datamodule, "seed", "-"),
         "precision": str(trainer.precision),
         "channels_last": h.channels_last,
+        "data": _short_version(datamodule),
     }
     return {k: ("true" if v else "false") if isinstance(v, bool) else v for k, v in params.items()}
+
+
+def _short_version(datamodule: Any) -> str:
+    """The training list's data version, short (`KineticsDataModule.data_versions`), or "-"."""
+    versions = getattr(datamodule, "data_versions", None)
+    train = versions().get("train") if versions is not None else None
+    return f"{train['source']} {train['sha256'][:12]}" if train else "-"
+
+
+def data_versions_text(versions: dict[str, dict[str, Any]]) -> str:
+    """The data versions of a run's lists as a Markdown table (TensorBoard's Text tab)."""
+    rows = ["| split | data version | list | videos | note |", "|---|---|---|---|---|"]
+    for split, v in versions.items():
+        listed, videos, note = f"{v['list']} {v['list_sha256'][:12]}", v.get("videos_found", "–"), v.get("note", "")
+        rows.append(f"| {split} | {describe_version(v)} | {listed} | {videos} | {note} |")
+    return "\n".join(rows)
 
 
 # The HPARAMS tab's order: what a BN-vs-GN comparison varies (`COMPARED_FIRST`), then the rest; video top-1 / top-5
@@ -296,6 +315,9 @@ class TensorBoardDashboards(Callback):
         logger = self._tensorboard(trainer)
         if logger is not None:
             logger.experiment.add_custom_scalars(COMPARISON_LAYOUT)
+            versions = getattr(trainer.datamodule, "data_versions", None)
+            if versions is not None:
+                logger.experiment.add_text(DATA_VERSIONS, data_versions_text(versions()), trainer.global_step)
 
     def _clips(self, trainer: pl.Trainer, pl_module: Any, batch: Any, count: int, split: str) -> None:
         logger, clip = self._tensorboard(trainer), getattr(trainer.datamodule, "clip", None)

@@ -1,5 +1,6 @@
 """The report of `videogn compare`: runs read back from TensorBoard, tables (CSV, Table-8 markdown, Welch's t-test
-of differences over seeds) and plots. Reads logs only: no Lightning, no network.
+of differences over seeds) and plots. Reads logs, and the data versions the runs' last checkpoints recorded (a cell
+with a run on other data than most is marked ‡): no Lightning, no network.
 
 A run is finished when its fit ran to its end (it logged `final/train/loss`); a run that stopped early (killed,
 preempted, stopped on bad data, still running) is listed in results.csv and marked in results.md, and left out of
@@ -9,9 +10,14 @@ from __future__ import annotations
 
 import csv
 import statistics
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from videogn.checkpoints import read_checkpoint_info
+from videogn.data.manifest import describe_version
+from videogn.files import FileError
 from videogn.names import (
     FINISHED_TAG,
     LR_TAG,
@@ -37,6 +43,13 @@ class RunResult:
     lr: float | None = None
     seed: int | None = None
     finished: bool = True  # the fit ran to its end
+    data: dict[str, dict[str, Any]] | None = None  # the data versions of its lists (its last checkpoint's), by split
+
+    @property
+    def data_key(self) -> str | None:
+        """The version of the data it trained on (its training list's), None if unknown."""
+        train = (self.data or {}).get("train")
+        return train.get("sha256") if train else None
 
     @property
     def clips_per_gpu(self) -> int:
@@ -57,8 +70,39 @@ def collect(grid: Grid) -> list[RunResult]:
             continue
         lr = max(scalars[LR_TAG].values()) if LR_TAG in scalars else None
         finished = FINISHED_TAG in scalars
-        results.append(RunResult(norm, column, final, per_epoch, lr=lr, seed=seed, finished=finished))
+        data = _data_of(grid.last_checkpoint(norm, column, seed))
+        results.append(RunResult(norm, column, final, per_epoch, lr=lr, seed=seed, finished=finished, data=data))
     return results
+
+
+def _data_of(checkpoint: Path) -> dict[str, dict[str, Any]] | None:
+    """The data versions a run's last checkpoint recorded (None: no checkpoint, or one without them)."""
+    if not checkpoint.is_file():
+        return None
+    try:
+        return read_checkpoint_info(checkpoint, "compare --report")["data"] or None
+    except FileError:  # being written, or not a checkpoint: its data is unknown
+        return None
+
+
+def _data_lines(grid: Grid, results: list[RunResult]) -> tuple[str | None, list[str]]:
+    """The data version most runs trained on, and the report's lines saying it (and which runs used other data)."""
+    keys = Counter(r.data_key for r in results if r.data_key)
+    if not keys:
+        return None, ["Data: not recorded in the runs' checkpoints.", ""]
+    common = keys.most_common(1)[0][0]
+    example = next(r for r in results if r.data_key == common).data or {}
+    lines = [
+        "Data: " + "; ".join(f"{split} {describe_version(v)}" for split, v in example.items()) + ".",
+        "",
+    ]
+    others = [r for r in results if r.data_key not in (None, common)]
+    if others:
+        names = ", ".join(
+            f"`{grid.run_name(r.norm, r.column, r.seed)}` ({describe_version((r.data or {})['train'])})" for r in others
+        )
+        lines += [f"‡ marks a cell with a run that trained on other data: {names}.", ""]
+    return common, lines
 
 
 def _spread(runs: list[RunResult], metric: str) -> tuple[float, float, int]:
@@ -78,6 +122,12 @@ def _cell(runs: list[RunResult], top1: str, top5: str, seeds: int) -> str:
         return f"{mean1:.1f} / {mean5:.1f}"
     missing = f" of {seeds}" if n < seeds else ""
     return f"{mean1:.1f} ± {std1:.1f} / {mean5:.1f} (n={n}{missing})"
+
+
+def _marked(runs: list[RunResult], top1: str, top5: str, seeds: int, data: str | None) -> str:
+    """`_cell`, marked ‡ when one of its runs trained on other data than `data`."""
+    other = any(r.data_key not in (None, data) for r in runs)
+    return _cell(runs, top1, top5, seeds) + (" ‡" if other else "")
 
 
 def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
@@ -100,6 +150,7 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
                 "video_top1",
                 "video_top5",
                 "finished",
+                "data",
             ]
         )
         for r in results:
@@ -113,6 +164,7 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
                     len(r.per_epoch.get(VAL_TOP1, [])),
                     *(f"{r.final.get(m, float('nan')):.4f}" for m in VAL_METRICS),
                     "yes" if r.finished else "no",
+                    (r.data_key or "")[:12],
                 ]
             )
     by_cell: dict[tuple[str, Column], list[RunResult]] = {}  # the finished runs: what the means are of
@@ -140,6 +192,8 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
     kinds = " vs ".join(dict.fromkeys(grid.norm_setting(v)[0].upper() for v in grid.variants()))
     axes = "GN groups and " if grid.groups or grid.channels_per_group else ""
     lines = [f"# {kinds} by {axes}clips per GPU ({grid.base_config}, {seed_text})", ""]
+    common, data_lines = _data_lines(grid, results)
+    lines += data_lines
     if grid.pretrain_config is not None:
         lines += _stage1(grid)
     if grid.final_test:
@@ -169,7 +223,7 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
         for variant in grid.variants():
             lines.append(
                 f"| {grid.label(variant)} | "
-                + " | ".join(_cell(by_cell.get((variant, c), []), top1, top5, seeds) for c in columns)
+                + " | ".join(_marked(by_cell.get((variant, c), []), top1, top5, seeds, common) for c in columns)
                 + " |"
             )
         if paper and top1 == VAL_VIDEO_TOP1:
