@@ -5,7 +5,8 @@
 
 - --bad-out: one bad video path per line (as resolved against --root).
 - BAD_OUT.reasons.tsv beside it: `path<TAB>reason` for each bad video (the decoder's own words).
-- --clean-out (default: LIST with `.clean` before its suffix): the list without the bad lines.
+- --clean-out (default: LIST with `.clean` before its suffix): the list without the bad lines; when a manifest.json
+  describes LIST, the cleaned list is entered in it as a split of its own ("train.clean"), keeping its data version.
 
 It checks with the same decoders the loader uses (--backend decord|pyav|torchcodec), sampling --frames frames
 spread over each video (first, ..., last), so a file that passes here will also load in training. Like the loader,
@@ -34,6 +35,7 @@ from videogn.data.decoder import DEFAULT_DECODE_TIMEOUT_S, Decoder
 from videogn.data.decoding import DecodeError, sampled_frames
 from videogn.data.failures import most_common_reason
 from videogn.data.lists import split_list_line  # the loader's own list-line parser
+from videogn.data.manifest import add_list
 from videogn.errors import ConfigError
 
 
@@ -107,11 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     clean_out = args.clean_out or args.list.with_name(f"{args.list.stem}.clean{args.list.suffix}")
     bad_lines = {n for n, _, _ in bad}
     clean_out.write_text("".join(line for n, line in enumerate(lines) if n not in bad_lines), encoding="utf-8")
+    entered = add_list(clean_out, args.list, len(bad))  # the cleaned list in the data's manifest, if it has one
     for _, path, why in bad:
         print(f"BAD {path}: {why}", file=sys.stderr)
     print(
         f"{len(entries) - len(bad)} of {len(entries)} videos decode; bad paths in {args.bad_out}, "
         f"reasons in {reasons_out}, cleaned list in {clean_out}"
+        + (f" (split {entered} of {clean_out.parent / 'manifest.json'})" if entered else "")
     )
     return 1 if bad else 0
 

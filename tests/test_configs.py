@@ -15,7 +15,7 @@ from videogn.tools.compare import main as compare_main
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
-OVERLAYS = {"clips4.yaml": "i3d_gn.yaml"}  # a config added after a main one: the main one it goes with
+OVERLAYS = {"clips4.yaml": "i3d_gn.yaml", "finetune.yaml": "demo.yaml"}  # added after a main config: which one
 
 
 def is_grid(path: Path) -> bool:

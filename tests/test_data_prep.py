@@ -44,7 +44,15 @@ def run(script: str, *args: str, check: bool = True) -> subprocess.CompletedProc
 
 
 @pytest.mark.parametrize(
-    "script", ["make_synthetic.py", "kinetics_lists.py", "resize_videos.py", "check_videos.py", "folder_lists.py"]
+    "script",
+    [
+        "make_synthetic.py",
+        "kinetics_lists.py",
+        "resize_videos.py",
+        "check_videos.py",
+        "folder_lists.py",
+        "fetch_kinetics.py",
+    ],
 )
 def test_scripts_have_help(script):
     assert "usage" in run(script, "--help").stdout
@@ -255,6 +263,23 @@ def test_check_videos_finds_planted_bad_files(tmp_path):
     assert "empty file" in reasons and "file not found" in reasons
     clean = read_video_list(tmp_path / "list.clean.csv")
     assert [Path(p).name for p in clean.paths] == [p.name for p in good]
+
+
+def test_check_videos_enters_the_cleaned_list_in_the_manifest(tmp_path):
+    from videogn.data.manifest import data_version, read_manifest, write_manifest
+
+    good = write_index_video(tmp_path / "good.mp4", 12, codec="libx264")
+    (tmp_path / "classes.txt").write_text("a\nb\n")
+    (tmp_path / "train.csv").write_text(f"{good.name} 0\nmissing.mp4 1\n")
+    counts = {"videos_listed": 3, "videos_found": 2, "videos_missing": 1}
+    write_manifest(tmp_path, "kinetics_lists.py", [], "classes.txt", {"train": {"list": "train.csv", **counts}})
+    result = run("check_videos.py", str(tmp_path / "train.csv"), "--bad-out", str(tmp_path / "bad.txt"), check=False)
+    assert result.returncode == 1 and "split train.clean of" in result.stdout
+    entry = read_manifest(tmp_path / "train.csv")["splits"]["train.clean"]
+    assert entry["list"] == "train.clean.csv" and entry["derived_from"] == "train"
+    assert (entry["videos_listed"], entry["videos_found"], entry["videos_missing"]) == (3, 1, 2)
+    assert data_version(tmp_path / "train.clean.csv")["source"] == "manifest"  # runs on it have the data's version
+    assert data_version(tmp_path / "train.clean.csv")["sha256"] == data_version(tmp_path / "train.csv")["sha256"]
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ from videogn.files import atomic_output
 __all__ = [
     "MANIFEST_NAME",
     "ManifestWarning",
+    "add_list",
     "data_version",
     "describe_version",
     "file_sha256",
@@ -130,6 +131,34 @@ def read_manifest(list_file: str | os.PathLike) -> dict | None:
         warnings.warn(f"{path}: not a version {VERSION} manifest ({found!r}); ignored", ManifestWarning, stacklevel=2)
         return None
     return manifest
+
+
+def add_list(list_file: str | os.PathLike, derived_from: str | os.PathLike, videos_dropped: int) -> str | None:
+    """Enter `list_file` (a list written from `derived_from`, e.g. check_videos's cleaned list) in the manifest that
+    describes `derived_from`, as a split of its own ("<split>.clean"), so that runs on it have the manifest's data
+    version. Returns that split's name, or None when `derived_from` has no manifest (nothing is written)."""
+    list_file, derived_from = Path(list_file), Path(derived_from)
+    manifest = read_manifest(derived_from)
+    source = next(
+        (k for k, e in ((manifest or {}).get("splits") or {}).items() if (e or {}).get("list") == derived_from.name),
+        None,
+    )
+    if manifest is None or source is None or list_file.parent.resolve() != derived_from.parent.resolve():
+        return None
+    lines = [line for line in list_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    entry = manifest["splits"][source]
+    name = f"{source}.{list_file.stem.removeprefix(derived_from.stem).strip('.') or 'derived'}"
+    manifest["splits"][name] = {
+        "list": list_file.name,
+        "sha256": list_fingerprint(list_file),
+        "videos_listed": entry.get("videos_listed"),
+        "videos_found": len(lines),
+        "videos_missing": (entry.get("videos_missing") or 0) + videos_dropped,
+        "derived_from": source,
+    }
+    with atomic_output(derived_from.parent / MANIFEST_NAME) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return name
 
 
 def manifest_hash(manifest: Mapping[str, Any]) -> str:

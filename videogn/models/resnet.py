@@ -24,11 +24,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from pytorchvideo.models.net import Net
-from pytorchvideo.models.resnet import BottleneckBlock, ResBlock, _trivial_sum, create_resnet
+from pytorchvideo.models.resnet import BottleneckBlock, ResBlock, ResStage, _trivial_sum, create_resnet
 from pytorchvideo.models.stem import ResNetBasicStem, create_res_basic_stem
 from torch import nn
 
@@ -41,6 +41,9 @@ __all__ = [
     "i3d_r50",
     "c2d_r50",
     "count_parameters",
+    "STAGES",
+    "Stage",
+    "stage_blocks",
     "init_weights",
     "zero_init_last_norms",
     "fuse_norm_activations",
@@ -329,6 +332,20 @@ def zero_init_last_norms(model: nn.Module) -> int:
                 last.weight.zero_()
                 count += 1
     return count
+
+
+Stage = Literal["stem", "res2", "res3", "res4", "res5"]  # the network's stages, input first (then the head)
+STAGES: tuple[str, ...] = get_args(Stage)
+
+
+def stage_blocks(model: nn.Module, until: str) -> list[nn.Module]:
+    """The blocks of a built network (`build_model`) from its stem up to and including stage `until` (one of
+    `STAGES`; pools between stages included): what fine-tuning freezes with `model.freeze_until`."""
+    blocks = list(model.blocks)
+    stages = [i for i, block in enumerate(blocks) if isinstance(block, (ResNetBasicStem, ResStage))]
+    if len(stages) != len(STAGES) or until not in STAGES:
+        raise ValueError(f"{until!r}: expected one of {', '.join(STAGES)} in a network of {len(stages)} stages")
+    return blocks[: stages[STAGES.index(until)] + 1]
 
 
 def count_parameters(model: nn.Module) -> int:

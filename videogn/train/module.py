@@ -28,6 +28,7 @@ from videogn.data.failures import DataStop
 from videogn.data.settings import ClipSettings
 from videogn.errors import ConfigError
 from videogn.models.heads import fully_conv, res5_features
+from videogn.models.resnet import stage_blocks
 from videogn.models.weights import initial_weights
 from videogn.names import LOSS, TRAIN_LOSS, TRAIN_TOP1, metric, stage_prefix
 from videogn.train.metrics import clip_metrics, video_accuracy
@@ -84,6 +85,18 @@ class VideoClassifier(LightningModule):
         self.video_metrics = nn.ModuleDict()  # per stage, sized by the list in `setup`
         self.compiled = CompiledNetwork(self.model, h.compile_mode) if h.compile else None  # the training steps'
         self.uncompiled_step = False  # set by a callback that hooks into the next training step's network
+        # fine-tuning: the stages kept fixed (not trained; their norm layers in eval mode, see `train`)
+        self.frozen = stage_blocks(self.model, h.freeze_until) if h.freeze_until else []
+        for parameter in (p for block in self.frozen for p in block.parameters()):
+            parameter.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> VideoClassifier:
+        """As `nn.Module.train`, but the frozen stages (`freeze_until`) stay in eval mode: their BatchNorm
+        statistics are the initial network's."""
+        super().train(mode)
+        for block in self.frozen:
+            block.train(False)
+        return self
 
     def setup(self, stage: str) -> None:
         clip = getattr(self.trainer.datamodule, "clip", None)
@@ -200,14 +213,19 @@ class VideoClassifier(LightningModule):
 
     def optimizer_settings(self) -> dict[str, Any]:
         keys = ("momentum", "nesterov", "weight_decay", "decay_norm_and_bias")
-        return {"lr": self.scaled_lr(), **{k: self.hparams[k] for k in keys}}
+        settings = {"lr": self.scaled_lr(), **{k: self.hparams[k] for k in keys}}
+        if self.hparams.backbone_lr_mult != 1.0:  # only when set: checkpoints from before it resume unchanged
+            settings["backbone_lr_mult"] = self.hparams.backbone_lr_mult
+        return settings
 
     def run_settings(self) -> dict[str, Any]:
         """What the optimisation of this run depends on (compared on resume by `ResumeGuard`)."""
+        frozen = {"freeze_until": self.hparams.freeze_until} if self.hparams.freeze_until else {}
         return {
             **self.optimizer_settings(),
             **self.lr_schedule.settings(),
             "accumulate_grad_batches": self.trainer.accumulate_grad_batches,
+            **frozen,
         }
 
     def configure_optimizers(self) -> dict[str, Any]:

@@ -61,17 +61,25 @@ class LRSchedule:
         }
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False) -> list[dict[str, Any]]:
-    """Weight decay on conv / fc weights ("decay"); norm γ/β and biases exempt ("no_decay") unless asked for."""
-    decay, no_decay = [], []
+def parameter_groups(
+    model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False, backbone_lr_mult: float = 1.0
+) -> list[dict[str, Any]]:
+    """Weight decay on conv / fc weights ("decay"); norm γ/β and biases exempt ("no_decay") unless asked for. With a
+    `backbone_lr_mult` other than 1 the network below its classifier (`model.blocks[-1]`) has groups of its own,
+    "backbone_decay" and "backbone_no_decay", whose `lr_mult` scales their LR. Frozen parameters are left out."""
+    head = {id(p) for p in model.blocks[-1].parameters()} if backbone_lr_mult != 1.0 else None
+    found: dict[str, list[nn.Parameter]] = {}
     for p in model.parameters():
         if p.requires_grad:
-            (decay if p.ndim > 1 or decay_norm_and_bias else no_decay).append(p)
-    groups = [
-        {"name": "decay", "params": decay, "weight_decay": weight_decay},
-        {"name": "no_decay", "params": no_decay, "weight_decay": 0.0},
-    ]
-    return [g for g in groups if g["params"]]
+            kind = "decay" if p.ndim > 1 or decay_norm_and_bias else "no_decay"
+            found.setdefault(kind if head is None or id(p) in head else f"backbone_{kind}", []).append(p)
+    groups = []
+    for name in ("decay", "no_decay", "backbone_decay", "backbone_no_decay"):
+        if found.get(name):
+            decay = weight_decay if name.removeprefix("backbone_") == "decay" else 0.0
+            mult = backbone_lr_mult if name.startswith("backbone_") else 1.0
+            groups.append({"name": name, "params": found[name], "weight_decay": decay, "lr_mult": mult})
+    return groups
 
 
 def follow_schedule(
@@ -90,12 +98,15 @@ def follow_schedule(
     # LambdaLR has no public setter for its functions and base LRs (its state dict restores neither); the resume
     # tests (tests/test_resume.py) check the LRs that follow and fail if torch changes these attributes
     scheduler.lr_lambdas = [lambda step: schedule(step)] * len(optimizer.param_groups)
-    scheduler.base_lrs = [lr] * len(optimizer.param_groups)
+    backbone_mult = optimizer_settings.get("backbone_lr_mult", 1.0)
     for group in optimizer.param_groups:
-        group["initial_lr"] = lr
-        group["lr"] = lr * schedule(scheduler.last_epoch)
+        group["lr_mult"] = backbone_mult if str(group.get("name", "")).startswith("backbone_") else 1.0
+    scheduler.base_lrs = [lr * group["lr_mult"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["initial_lr"] = lr * group["lr_mult"]
+        group["lr"] = lr * group["lr_mult"] * schedule(scheduler.last_epoch)
         group["momentum"], group["nesterov"] = optimizer_settings["momentum"], optimizer_settings["nesterov"]
-        if group.get("name") == "decay":
+        if str(group.get("name", "")).removeprefix("backbone_") == "decay":
             group["weight_decay"] = optimizer_settings["weight_decay"]
 
 
@@ -129,10 +140,14 @@ def sgd_with_schedule(
     nesterov: bool,
     weight_decay: float,
     decay_norm_and_bias: bool,
+    backbone_lr_mult: float = 1.0,
 ) -> dict[str, Any]:
     """The recipe's SGD over `parameter_groups` and a per-iteration LambdaLR following `schedule`, as Lightning's
-    `configure_optimizers` returns them (the LR logged as train/lr/decay and train/lr/no_decay)."""
-    groups = parameter_groups(model, weight_decay, decay_norm_and_bias)
+    `configure_optimizers` returns them (the LR logged as train/lr/decay and train/lr/no_decay, and with a
+    `backbone_lr_mult` train/lr/backbone_decay and train/lr/backbone_no_decay)."""
+    groups = parameter_groups(model, weight_decay, decay_norm_and_bias, backbone_lr_mult)
+    for group in groups:
+        group["lr"] = lr * group["lr_mult"]
     optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov)
     # a plain function, not the schedule object: LambdaLR then saves no schedule settings in checkpoints
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step))

@@ -46,7 +46,9 @@ class PreciseBN(Callback):
 
     @torch.no_grad()
     def update(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        frozen = {id(m) for block in getattr(pl_module, "frozen", []) for m in block.modules()}  # `freeze_until`
         layers = [m for m in pl_module.modules() if isinstance(m, BATCH_NORMS) and m.track_running_stats]
+        layers = [m for m in layers if id(m) not in frozen]  # the frozen stages keep their statistics
         if not layers:
             return
         zero = torch.zeros((), dtype=torch.float64, device=pl_module.device)

@@ -8,6 +8,7 @@ signatures (jsonargparse) without importing Lightning.
 
 import inspect
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
@@ -17,7 +18,7 @@ from jsonargparse import ArgumentParser, Namespace
 from videogn.data.settings import ClipSettings
 from videogn.errors import ConfigError
 from videogn.files import FileError, check_file, type_name
-from videogn.models.resnet import NetSettings
+from videogn.models.resnet import STAGES, NetSettings, Stage
 
 __all__ = ["CompileMode", "check_settings", "classifier_settings", "network_of", "read_settings", "takes_settings_of"]
 
@@ -32,6 +33,8 @@ def classifier_settings(
     inflate_norm_conversion: bool = False,
     pretrained_2d_input: Literal["detectron", "as_is"] = "detectron",
     init_from: str | None = None,
+    freeze_until: Stage | None = None,
+    backbone_lr_mult: float = 1.0,
     zero_init_residual: bool = True,
     test_head: Literal["fully_conv", "global"] = "global",
     precise_bn_batches: int = 0,
@@ -65,6 +68,9 @@ def classifier_settings(
             converted to the clip's normalisation) or "as_is" (unchanged, as video-nonlocal-net used its ResNet-50).
         init_from: a videogn checkpoint (e.g. written by `videogn convert`) whose network weights start this run
             (fine-tuning); its classifier is used only when the class count matches. Read like pretrained_2d.
+        freeze_until: fine-tuning: keep the network fixed from its stem up to this stage (its weights not trained,
+            its norm layers in eval mode); "res5" trains the classifier alone (a linear probe). None: train all.
+        backbone_lr_mult: fine-tuning: the LR of the network below the classifier, as a multiple of the LR.
         zero_init_residual: start the last norm γ of every residual block at 0 (the paper's init; False: at 1).
             Inflated or loaded weights replace it.
         test_head: val / test / predict scores: "fully_conv" (the references: res5 pooled with the training clip's
@@ -93,14 +99,14 @@ def classifier_settings(
     settings["net"] = network_of(net).to_dict()  # a dict that is not a network's settings is an error here
     check_settings(
         num_classes, class_names, pretrained_2d, init_from, pretrained_2d_input, test_head, precise_bn_batches,
-        compile, compile_mode,
+        compile, compile_mode, freeze_until, backbone_lr_mult,
     )  # fmt: skip
     return settings
 
 
 def check_settings(
     num_classes, class_names, pretrained_2d, init_from, pretrained_2d_input, test_head, precise_bn_batches, compile,
-    compile_mode,
+    compile_mode, freeze_until, backbone_lr_mult,
 ) -> None:  # fmt: skip
     """The `VideoClassifier` settings checked beyond their types (which only the CLI checks), each a `ConfigError`
     naming the setting."""
@@ -121,6 +127,10 @@ def check_settings(
         raise ConfigError(f"model.compile_mode {compile_mode!r} is not a torch.compile mode")
     if compile_mode != "default" and not compile:
         raise ConfigError(f"model.compile_mode {compile_mode!r} needs model.compile true")
+    if freeze_until is not None and freeze_until not in STAGES:
+        raise ConfigError(f"model.freeze_until must be one of {', '.join(STAGES)} (or null), got {freeze_until!r}")
+    if not 0 <= backbone_lr_mult < math.inf:
+        raise ConfigError(f"model.backbone_lr_mult must be ≥ 0 and finite, got {backbone_lr_mult}")
 
 
 def network_of(net: NetSettings | Mapping[str, Any]) -> NetSettings:
