@@ -10,6 +10,11 @@ if not torch.cuda.is_available():
     # It is read when the kernels are defined: before any test imports videogn.
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # make test runs one test process per core (pytest-xdist): one thread each, or the processes' OpenMP threads
+    # wait on each other for the same cores
+    torch.set_num_threads(1)
+
 REPO = Path(__file__).resolve().parents[1]
 DATA_PREP = REPO / "data_prep"
 DEMO = str(REPO / "configs" / "demo.yaml")
