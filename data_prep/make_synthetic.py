@@ -24,6 +24,12 @@ Two tasks (`--task`):
                (`configs/compare_pretrained.yaml` pretrains its 2D networks on it). Its classes are in a single
                frame's shapes, not in its colours (a test checks mean colour classifies at chance).
 
+    objects10  5 kinds of the appearance task's patterns (checkerboard, dots, rings, sunburst, blobs) × 2 directions
+               (moving left / right, 0.8-1.4 pixels per frame), under the same nuisances: a Kinetics in miniature,
+               where one frame tells most of the label (the kind) and only motion tells the rest (the direction; a
+               video played backwards is its kind's other class, so a C2D can at best tell the kind). Stage 2 of
+               `configs/tune_objects.yaml`, whose stage 1 learns the kinds among the appearance task's 12.
+
 `--holdout-fraction F` also splits the training videos of every class into `train_part.csv` and `holdout.csv`
 (F of them): a validation set for choosing a recipe that is not the `val.csv` the reported numbers come from.
 
@@ -36,6 +42,7 @@ Output, deterministic by --seed (and --task):
     python data_prep/make_synthetic.py --out data/synthetic --classes 4 --videos-per-class 32
     python data_prep/make_synthetic.py --out data/motion10 --task motion10 --videos-per-class 50 --val-fraction 0.4
     python data_prep/make_synthetic.py --out data/appearance --task appearance --videos-per-class 100 --frames 8
+    python data_prep/make_synthetic.py --out data/objects10 --task objects10 --videos-per-class 60 --val-fraction 0.4
 """
 
 from __future__ import annotations
@@ -258,7 +265,39 @@ def render_appearance(class_index: int, rng: np.random.Generator, frames: int, h
     return (video.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
 
 
-ALL_TASKS = [*TASKS, "appearance"]
+KINDS = ["checkerboard", "dots", "rings", "sunburst", "blobs"]  # objects10's kinds: patterns of the appearance task
+DIRECTIONS = ["moving left", "moving right"]
+OBJECT_SPEED = (0.8, 1.4)  # pixels per frame
+OBJECTS10 = [f"{kind} {direction}" for kind in KINDS for direction in DIRECTIONS]
+
+
+def render_objects(class_index: int, rng: np.random.Generator, frames: int, height: int, width: int) -> np.ndarray:
+    """(frames, height, width, 3) uint8 video of class `class_index` of OBJECTS10: a pattern of the appearance task
+    (its kind, drawn as render_appearance draws it) that moves left or right at 0.8-1.4 pixels per frame (its
+    direction), with the appearance task's nuisances. One frame tells the kind, only the motion tells the direction:
+    a Kinetics in miniature, where appearance carries most of the label and motion the rest."""
+    kind, direction = divmod(class_index, len(DIRECTIONS))
+    speed = rng.uniform(*OBJECT_SPEED) * (-1 if direction else 1)  # of the window: content moves the other way
+    travel = int(math.ceil(OBJECT_SPEED[1] * frames)) + 2
+    canvas = width + travel  # the pattern is drawn on a wider canvas, the frame is a window that slides over it
+    mask = pattern_mask(PATTERNS.index(KINDS[kind]), rng, height, canvas)
+    colours = torch.from_numpy(rng.uniform(0.05, 0.95, (2, 3, 1, 1)).astype(np.float32))
+    side = max(height, canvas)
+    image = colours[0] * mask + colours[1] * (1 - mask) + 0.25 * (texture(rng, side)[:, :height, :canvas] - 0.5)
+    start = (travel - 1) / 2 - speed * (frames - 1) / 2  # centred, so both directions use the same part
+    offsets = start + speed * np.arange(frames)  # x of the window's left edge over the canvas, per frame
+    theta = np.zeros((frames, 2, 3), dtype=np.float32)
+    theta[:, 0, 0], theta[:, 1, 1] = width / canvas, 1.0
+    theta[:, 0, 2] = 2 * (offsets + width / 2) / canvas - 1  # the window's centre, in [-1, 1] over the canvas
+    grid = F.affine_grid(torch.from_numpy(theta), [frames, 3, height, width], align_corners=False)
+    video = F.grid_sample(
+        image.expand(frames, -1, -1, -1), grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
+    video = add_nuisances(video, rng)
+    return (video.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+ALL_TASKS = [*TASKS, "appearance", "objects10"]
 
 
 def build(
@@ -277,8 +316,9 @@ def build(
 ) -> dict[str, int]:
     if task not in ALL_TASKS:
         raise SystemExit(f"--task must be one of {', '.join(ALL_TASKS)}, got {task!r}")
-    names = PATTERNS if task == "appearance" else [m.name for m in TASKS[task].classes]
-    classes = (len(PATTERNS) if task == "appearance" else TASKS[task].default_classes) if classes is None else classes
+    names = {"appearance": PATTERNS, "objects10": OBJECTS10}.get(task) or [m.name for m in TASKS[task].classes]
+    if classes is None:
+        classes = TASKS[task].default_classes if task in TASKS else len(names)
     if not 1 <= classes <= len(names):
         raise SystemExit(f"--classes must be between 1 and {len(names)} for task {task}, got {classes}")
     if videos_per_class < 2:
@@ -304,6 +344,8 @@ def build(
         rel = f"videos/{folder}/{folder}_{i:04d}.mp4"
         if task == "appearance":
             video = render_appearance(c, rng, frames, height, width)
+        elif task == "objects10":
+            video = render_objects(c, rng, frames, height, width)
         else:
             video = render(c, rng, frames, height, width, task)
         write_video(out / rel, video, fps=fps, codec="libx264", gop=12, crf=20)
@@ -321,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--task", choices=ALL_TASKS, default="pan4", help="which classes (pan4)")
     parser.add_argument(
-        "--classes", type=int, help="number of classes (pan4: 4 of up to 8; motion10: 10; appearance: 12)"
+        "--classes", type=int, help="number of classes (pan4: 4 of up to 8; motion10: 10; appearance: 12; objects10: 10)"
     )
     parser.add_argument("--videos-per-class", type=int, default=48, help="videos per class, train + val (48)")
     parser.add_argument("--val-fraction", type=float, default=0.25, help="share of each class for val (0.25)")

@@ -230,15 +230,19 @@ def test_groups_axes_are_rows_with_their_options_and_plots(tmp_path):
         Grid(base_config=DEMO, groups=[0])
 
 
-def test_report_tests_differences_over_seeds(tmp_path):
-    grid = Grid(base_config=DEMO, clips_per_gpu=[8, 2], seeds=[0, 1, 2], out=str(tmp_path))
-    top1 = {("bn", 8): [90, 92, 94], ("gn", 8): [60, 62, 64], ("bn", 2): [89, 95, 91], ("gn", 2): [61, 62]}
-    results = [
+def seed_results(top1: dict[tuple[str, int], list[float]]) -> list[RunResult]:
+    """Runs with only a final video top-1: {(row, clips): [% for seed 0, seed 1, ...]}."""
+    return [
         RunResult(norm, Column(clips), {"val/video_top1": v / 100}, {"val/video_top1": [v / 100]}, seed=seed)
         for (norm, clips), values in top1.items()
         for seed, v in enumerate(values)
     ]
-    write_report(grid, results)
+
+
+def test_report_tests_differences_over_seeds(tmp_path):
+    grid = Grid(base_config=DEMO, clips_per_gpu=[8, 2], seeds=[0, 1, 2], out=str(tmp_path))
+    top1 = {("bn", 8): [90, 92, 94], ("gn", 8): [60, 62, 64], ("bn", 2): [89, 95, 91], ("gn", 2): [61, 62]}
+    write_report(grid, seed_results(top1))
     table = (tmp_path / "results.md").read_text()
     rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in table.splitlines() if " − " in line}
     assert set(rows) == {  # each row against BN in its column, each column against the first
@@ -251,6 +255,31 @@ def test_report_tests_differences_over_seeds(tmp_path):
     low, high = (float(x) for x in interval.strip("[]").split(", "))
     assert mean == "-0.3" and low < 0 < high and float(p) > 0.5  # noise: not significant
     assert rows["GN, 2 clips/GPU − GN, 8 clips/GPU"][3].startswith("2, 3")
+
+
+def test_c2d_rows_run_at_their_clips_from_their_norms_stage1_and_report_i3d_minus_c2d(tmp_path):
+    grid = Grid(base_config=DEMO, clips_per_gpu=[8, 2], seeds=[0, 1], out=str(tmp_path), c2d_clips=[8],
+                pretrain_config=DEMO, pretrain_epochs=1)  # fmt: skip
+    assert grid.variants() == ["bn", "gn", "bn_c2d", "gn_c2d"]
+    assert [(v, c.clips) for v, c in grid.runs()] == [("bn", 8), ("bn", 2), ("gn", 8), ("gn", 2), ("bn_c2d", 8),
+                                                       ("gn_c2d", 8)]  # fmt: skip
+    c2d, i3d = grid.command("gn_c2d", Column(8), 0), grid.command("gn", Column(8), 0)
+    assert c2d[c2d.index("--model.net.arch") + 1] == "c2d" and "--model.net.arch" not in i3d
+    assert c2d[c2d.index("--model.net.norm") + 1] == "gn" and c2d[c2d.index("--run_name") + 1] == "gn_c2d_8clips_seed0"
+    # the C2D row starts from the same 2D network as its I3D row: one stage 1 per norm
+    assert c2d[c2d.index("--model.pretrained_2d") + 1] == i3d[i3d.index("--model.pretrained_2d") + 1]
+    assert grid.i3d_variants() == ["bn", "gn"] and grid.label("bn_c2d") == "BN, C2D"
+    top1 = {("bn", 8): [70, 72], ("gn", 8): [68, 71], ("bn", 2): [50, 52], ("gn", 2): [69, 70],
+            ("bn_c2d", 8): [40, 41], ("gn_c2d", 8): [39, 43]}  # fmt: skip
+    write_report(grid, seed_results(top1))
+    table = (tmp_path / "results.md").read_text()
+    assert "| BN, C2D | 40.5 ± 0.7 / nan (n=2) | – |" in table
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1] for line in table.splitlines() if " − " in line}
+    assert rows["BN, 8 clips/GPU − BN, C2D, 8 clips/GPU"] == "+30.5"
+    assert rows["GN, C2D, 8 clips/GPU − BN, C2D, 8 clips/GPU"] == "+0.5"
+    assert not [row for row in rows if "C2D, 2 clips" in row]
+    with pytest.raises(ConfigError, match="c2d_clips"):
+        Grid(base_config=DEMO, clips_per_gpu=[8, 2], c2d_clips=[4])
 
 
 def test_the_report_and_the_help_load_no_lightning_torch_or_triton(tmp_path):
@@ -272,7 +301,7 @@ def test_the_report_and_the_help_load_no_lightning_torch_or_triton(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_stage_grid_pretrains_once_per_row_then_inflates(synthetic_set, tmp_path, capsys, monkeypatch):
+def test_two_stage_grid_pretrains_once_per_row_then_inflates(tmp_path, capsys, monkeypatch):
     # the commands run in this process (test_print_commands_run_as_printed... runs them as printed, in a shell)
     monkeypatch.setattr(subprocess, "run", run_in_this_process)
     sys.path.insert(0, str(REPO / "data_prep"))
@@ -284,8 +313,10 @@ def test_two_stage_grid_pretrains_once_per_row_then_inflates(synthetic_set, tmp_
     make_synthetic.build(appearance, 4, 4, 0.25, 4, 48, 64, task="appearance", progress=False)
     lists = ["--data.train_list", str(appearance / "train.csv"), "--data.val_list", str(appearance / "val.csv")]
     stage1 = [*lists, "--data.clips_per_gpu", "4", "--data.num_workers", "0", "--trainer.enable_progress_bar", "false"]
+    objects = tmp_path / "objects10"  # stage 2's task (configs/tune_objects.yaml), tiny
+    make_synthetic.build(objects, 10, 2, 0.5, 24, 48, 64, task="objects10", progress=False)
     out = tmp_path / "grid"
-    args = [*grid_args(synthetic_set, out), "--norms", '["gn"]', "--clips_per_gpu", "[4, 2]",
+    args = [*grid_args(objects, out), "--norms", '["gn"]', "--clips_per_gpu", "[4, 2]", "--c2d_clips", "[4]",
             "--pretrain_config", str(REPO / "configs" / "pretrain_appearance.yaml"), "--pretrain_epochs", "1",
             "--pretrain_overrides", json.dumps(stage1), "--final_test", "true"]  # fmt: skip
     # periodic validations with 1 clip of every video, the final test with demo.yaml's 3: their numbers differ
@@ -294,15 +325,18 @@ def test_two_stage_grid_pretrains_once_per_row_then_inflates(synthetic_set, tmp_
     printed = capsys.readouterr().out
     stage1_ckpt = out / "pretrain_gn" / "checkpoints" / "last.ckpt"
     assert stage1_ckpt.is_file() and printed.count("[compare] pretrain_gn: ") == 2  # its command, then "ok"
-    for run in ("gn_4clips", "gn_2clips"):  # both cells started from the inflated stage-1 network
+    for run in ("gn_4clips", "gn_2clips", "gn_c2d_4clips"):  # every cell started from the stage-1 network
         config = (next((out / run).glob("version_*")) / "config.yaml").read_text()
         assert f"pretrained_2d: {stage1_ckpt}" in config
+        assert ("arch: c2d" in config) == ("c2d" in run)
+    assert not (out / "gn_c2d_2clips").exists() and not (out / "pretrain_gn_c2d").exists()
     table = (out / "results.md").read_text()
     assert "Every run starts from its row's 2D network of stage 1" in table and "GN " in table.split("task: ")[1]
     assert "Cells: each run's final test" in table
     # the cells are the final tests (3 clips of every val video, as configs/demo.yaml tests), not the validations
+    assert "| GN, C2D |" in table and "GN, 4 clips/GPU − GN, C2D, 4 clips/GPU" not in table  # one seed: no t-test
     for row in csv.DictReader(open(out / "results.csv")):
-        logged = scalars(out / f"gn_{row['clips_per_gpu']}clips")
+        logged = scalars(out / f"{row['norm']}_{row['clips_per_gpu']}clips")
         assert float(row["video_top1"]) == pytest.approx(logged["test/video_top1"][-1][1], abs=1e-4)
         assert "val/video_top1" in logged  # the curves
     assert main([*args, "--run"]) == 0  # again: stage 1 is finished and the runs tested, so nothing runs again

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.print_commands:
         if grid.pretrain_config is not None:
             print("# stage 1: each row's 2D network; run these to the end first")
-            for variant in grid.variants():
+            for variant in grid.i3d_variants():
                 print(shlex.join(grid.pretrain_command(variant)))
             print("# stage 2: the grid, every run starting from its row's stage-1 network")
         for norm, column, seed in grid.seed_runs():

@@ -21,6 +21,7 @@ __all__ = ["Column", "Grid", "run_grid"]
 
 METRIC_NAMES = ("clip_top1", "clip_top5", "video_top1", "video_top5")  # `videogn.names.VAL_METRICS` in the CSV files
 BN_NORMS = ("bn", "syncbn")
+C2D = "_c2d"  # suffix of a C2D row's name: "bn_c2d" is BN's I3D row with 1 × k × k kernels
 # GN's Table 3 axes: Grid field -> (prefix of its rows' names, the GN option it sets)
 GN_AXES = {"groups": ("gn_g", "num_groups"), "channels_per_group": ("gn_cpg", "channels_per_group")}
 
@@ -100,6 +101,9 @@ class Grid:
         pretrain_epochs: stage 1's epochs (required with pretrain_config: how a finished stage 1 is recognised).
         pretrain_overrides: extra `fit` arguments of the stage-1 runs.
         expected_minutes: how long `--run` took for this grid on 2 CPU cores, printed at the start (None: unknown).
+        c2d_clips: also a C2D row per norm row ("BN, C2D": the same network with 1 × k × k kernels, `model.net.arch
+            c2d`; with stage 1, from the same 2D network), at these clips per GPU only: what single frames know,
+            beside what the I3D learns from motion (the non-local paper: C2D 71.8, I3D 73.3 % on Kinetics).
         final_test: after each run, `test` its last checkpoint on the validation list with the base config's test
             views (`data.clip.num_clips` × `num_crops`: the paper's 10-clip test, BN after precise BN) and report
             those numbers instead of the last periodic validation's (which may use fewer views,
@@ -126,6 +130,7 @@ class Grid:
     pretrain_overrides: list[str] = field(default_factory=list)
     expected_minutes: float | None = None
     final_test: bool = False
+    c2d_clips: list[int] | None = None
 
     def __post_init__(self) -> None:
         if self.final_test and Path(self.base_config).is_file():
@@ -141,6 +146,8 @@ class Grid:
             uneven = [c.clips for c in self.table_columns() if c.clips > self.fixed_batch or self.fixed_batch % c.clips]
             if uneven:
                 raise ConfigError(f"fixed_batch {self.fixed_batch}: every column's clips must divide it, not {uneven}")
+        if self.c2d_clips and not set(self.c2d_clips) <= {c.clips for c in self.table_columns() if not c.frames}:
+            raise ConfigError(f"c2d_clips {self.c2d_clips}: each must be one of the grid's clips per GPU")
 
     def table_columns(self) -> list[Column]:
         return [Column.parse(c) for c in self.columns] if self.columns else [Column(c) for c in self.clips_per_gpu]
@@ -151,7 +158,13 @@ class Grid:
         return [(f"{prefix}{value}", value) for value in getattr(self, axis) or []]
 
     def variants(self) -> list[str]:
-        """The rows of the table: each norm kind, GN once per value of the groups / channels-per-group axes."""
+        """The rows of the table: each norm kind, GN once per value of the groups / channels-per-group axes, then
+        their C2D rows (`c2d_clips`)."""
+        rows = self.i3d_variants()
+        return rows + [f"{row}{C2D}" for row in rows] if self.c2d_clips else rows
+
+    def i3d_variants(self) -> list[str]:
+        """The rows of the base config's network (each has its own stage 1; a C2D row shares its I3D row's)."""
         rows = []
         for norm in self.norms:
             axes = [name for axis in GN_AXES for name, _ in self.gn_rows(axis)] if norm == "gn" else []
@@ -160,6 +173,7 @@ class Grid:
 
     def norm_setting(self, variant: str) -> tuple[str, dict[str, Any] | None]:
         """The norm kind of a row and its `model.net.norm_options` (None: the base config's)."""
+        variant = variant.removesuffix(C2D)
         for axis, (_, option) in GN_AXES.items():
             for name, value in self.gn_rows(axis):
                 if name == variant:
@@ -170,6 +184,8 @@ class Grid:
 
     def label(self, variant: str) -> str:
         """A row's name in tables and plots: "BN", "GN", "GN, G=8", "GN, 16 ch/group"."""
+        if variant.endswith(C2D):
+            return f"{self.label(variant.removesuffix(C2D))}, C2D"
         norm, options = self.norm_setting(variant)
         if variant == norm:
             return norm.upper()
@@ -181,8 +197,13 @@ class Grid:
         )
 
     def runs(self) -> list[tuple[str, Column]]:
-        """The cells of the table: (row, column)."""
-        return [(variant, column) for variant in self.variants() for column in self.table_columns()]
+        """The cells of the table that run: (row, column); a C2D row only at `c2d_clips`."""
+        return [
+            (variant, column)
+            for variant in self.variants()
+            for column in self.table_columns()
+            if not variant.endswith(C2D) or (column.clips in (self.c2d_clips or []) and not column.frames)
+        ]
 
     @property
     def seed_list(self) -> list[int]:
@@ -221,6 +242,8 @@ class Grid:
             "--ckpt_path",
             "last",
         ]
+        if variant.endswith(C2D):
+            cmd += ["--model.net.arch", "c2d"]
         if column.frames:
             cmd += ["--data.clip.num_frames", str(column.frames), "--data.clip.frame_interval", str(column.interval)]
         if self.max_epochs is not None:
@@ -267,7 +290,7 @@ class Grid:
         return bool(self.test_scalars(variant, column, seed))
 
     def pretrain_name(self, variant: str) -> str:
-        return f"pretrain_{variant}"
+        return f"pretrain_{variant.removesuffix(C2D)}"
 
     def pretrained(self, variant: str) -> Path:
         """The stage-1 checkpoint a row's runs start from."""
@@ -334,7 +357,7 @@ def run_grid(grid: Grid) -> dict[str, str]:
         print(f"[compare] expected time: about {grid.expected_minutes:.0f} min (measured on 2 CPU cores)", flush=True)
     start, runs = time.monotonic(), len(grid.seed_runs())
     if grid.pretrain_config is not None:
-        for variant in grid.variants():
+        for variant in grid.i3d_variants():
             name = grid.pretrain_name(variant)
             try:
                 finished = grid.pretrain_finished(variant)

@@ -28,7 +28,7 @@ from videogn.names import (
     VAL_VIDEO_TOP1,
     VAL_VIDEO_TOP5,
 )
-from videogn.tools.compare.grid import METRIC_NAMES, PAPER_TABLE8, Column, Grid
+from videogn.tools.compare.grid import C2D, METRIC_NAMES, PAPER_TABLE8, Column, Grid
 from videogn.tools.compare.logs import run_scalars
 
 __all__ = ["RunResult", "collect", "write_report"]
@@ -261,7 +261,7 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
 def _stage1(grid: Grid) -> list[str]:
     """Markdown lines: each row's stage-1 2D network and its last validation (top-1 / top-5, %)."""
     cells = []
-    for variant in grid.variants():
+    for variant in grid.i3d_variants():
         scalars = run_scalars(Path(grid.out) / grid.pretrain_name(variant), {VAL_TOP1, VAL_TOP5})
         last = [100 * max(scalars[t].items())[1] if t in scalars else float("nan") for t in (VAL_TOP1, VAL_TOP5)]
         cells.append(f"{grid.label(variant)} {last[0]:.1f} / {last[1]:.1f}")
@@ -280,8 +280,10 @@ def _differences(grid: Grid, by_cell: dict[tuple[str, Column], list[RunResult]])
         return [100 * r.final[VAL_VIDEO_TOP1] for r in by_cell.get((variant, column), []) if VAL_VIDEO_TOP1 in r.final]
 
     variants, columns = grid.variants(), grid.table_columns()
-    pairs = [((v, c), (variants[0], c)) for c in columns for v in variants[1:]]  # each row against the first
+    i3d, c2d = grid.i3d_variants(), [v for v in variants if v.endswith(C2D)]
+    pairs = [((v, c), (rows[0], c)) for c in columns for rows in (i3d, c2d) for v in rows[1:]]  # against the first
     pairs += [((v, c), (v, columns[0])) for v in variants for c in columns[1:]]  # each column against the first
+    pairs += [((v, c), (v + C2D, c)) for v in grid.i3d_variants() for c in columns]  # each I3D against its C2D
     rows = []
     for (va, ca), (vb, cb) in pairs:
         a, b = values(va, ca), values(vb, cb)
@@ -330,7 +332,7 @@ def _plots(
         "frozen_bn": "tab:gray",
     }
     axis = [v for v in grid.variants() if v.startswith("gn_")]  # GN rows of the groups axes: shades of red
-    colours = {v: kinds.get(v, "black") for v in grid.variants()}
+    colours = {v: kinds.get(v.removesuffix(C2D), "black") for v in grid.variants()}
     colours.update({v: plt.get_cmap("autumn")(i / max(1, len(axis))) for i, v in enumerate(axis)})
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in results:
@@ -363,6 +365,7 @@ def _plots(
             ]
             points = sorted((clips, mean, std) for clips, (mean, std, n) in cells if n)
             label = grid.label(norm) + (f", {frames}×{interval} frames" if frames and len(clip_lengths) > 1 else "")
+            marker = "x" if norm.endswith(C2D) else marker  # a C2D row: crosses, its I3D row's colour
             if points:
                 x, mean, std = zip(*points, strict=True)
                 ax.errorbar(x, mean, yerr=std if grid.seeds else None, fmt=marker, capsize=3,
