@@ -363,7 +363,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--task", choices=ALL_TASKS, default="pan4", help="which classes (pan4)")
     parser.add_argument(
-        "--classes", type=int, help="number of classes (pan4: 4 of up to 8; motion10: 10; appearance: 12; objects10: 10)"
+        "--classes",
+        type=int,
+        help="number of classes (pan4: 4 of up to 8; motion10: 10; appearance: 12; objects10: 10)",
     )
     parser.add_argument("--videos-per-class", type=int, default=48, help="videos per class, train + val (48)")
     parser.add_argument("--val-fraction", type=float, default=0.25, help="share of each class for val (0.25)")
