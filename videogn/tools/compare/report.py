@@ -331,7 +331,8 @@ def _plots(
         "in": "tab:orange",
         "frozen_bn": "tab:gray",
     }
-    axis = [v for v in grid.variants() if v.startswith("gn_")]  # GN rows of the groups axes: shades of red
+    axis_rows = {name for key in ("groups", "channels_per_group") for name, _ in grid.gn_rows(key)}
+    axis = [v for v in grid.variants() if v.removesuffix(C2D) in axis_rows]  # GN's groups axes: shades of red
     colours = {v: kinds.get(v.removesuffix(C2D), "black") for v in grid.variants()}
     colours.update({v: plt.get_cmap("autumn")(i / max(1, len(axis))) for i, v in enumerate(axis)})
     fig, ax = plt.subplots(figsize=(6, 4))
