@@ -28,7 +28,7 @@ from videogn.names import (
     VAL_VIDEO_TOP1,
     VAL_VIDEO_TOP5,
 )
-from videogn.tools.compare.grid import C2D, METRIC_NAMES, PAPER_TABLE8, Column, Grid
+from videogn.tools.compare.grid import C2D, GN_AXES, METRIC_NAMES, PAPER_TABLE8, Column, Grid
 from videogn.tools.compare.logs import run_scalars
 
 __all__ = ["RunResult", "collect", "write_report"]
@@ -283,7 +283,7 @@ def _differences(grid: Grid, by_cell: dict[tuple[str, Column], list[RunResult]])
     i3d, c2d = grid.i3d_variants(), [v for v in variants if v.endswith(C2D)]
     pairs = [((v, c), (rows[0], c)) for c in columns for rows in (i3d, c2d) for v in rows[1:]]  # against the first
     pairs += [((v, c), (v, columns[0])) for v in variants for c in columns[1:]]  # each column against the first
-    pairs += [((v, c), (v + C2D, c)) for v in grid.i3d_variants() for c in columns]  # each I3D against its C2D
+    pairs += [((v, c), (v + C2D, c)) for v in i3d for c in columns if c2d]  # each I3D against its C2D
     rows = []
     for (va, ca), (vb, cb) in pairs:
         a, b = values(va, ca), values(vb, cb)
@@ -331,7 +331,7 @@ def _plots(
         "in": "tab:orange",
         "frozen_bn": "tab:gray",
     }
-    axis_rows = {name for key in ("groups", "channels_per_group") for name, _ in grid.gn_rows(key)}
+    axis_rows = {name for key in GN_AXES for name, _ in grid.gn_rows(key)}
     axis = [v for v in grid.variants() if v.removesuffix(C2D) in axis_rows]  # GN's groups axes: shades of red
     colours = {v: kinds.get(v.removesuffix(C2D), "black") for v in grid.variants()}
     colours.update({v: plt.get_cmap("autumn")(i / max(1, len(axis))) for i, v in enumerate(axis)})
