@@ -249,12 +249,24 @@ def pattern_mask(class_index: int, rng: np.random.Generator, height: int, width:
     return torch.sigmoid(field.float() / 0.7)  # ~1 pixel wide edges
 
 
+MIN_CONTRAST = 0.25  # of a pattern's two colours: the mean over R, G, B of their absolute difference
+
+
+def pattern_colours(rng: np.random.Generator) -> torch.Tensor:
+    """(2, 3, 1, 1): a pattern's foreground and background colours, any two, either way round, that differ by at
+    least MIN_CONTRAST (two near-equal colours would hide the pattern, and with it the label)."""
+    while True:
+        colours = rng.uniform(0.05, 0.95, (2, 3, 1, 1)).astype(np.float32)
+        if np.abs(colours[0] - colours[1]).mean() >= MIN_CONTRAST:
+            return torch.from_numpy(colours)
+
+
 def render_appearance(class_index: int, rng: np.random.Generator, frames: int, height: int, width: int) -> np.ndarray:
     """(frames, height, width, 3) uint8: a still pattern of family `class_index` (PATTERNS) in two random colours
     with a faint random texture over it, and motion10's nuisances (a moving distractor, contrast, a brightness
     drift, noise); each frame is a sample of the class."""
     mask = pattern_mask(class_index, rng, height, width)
-    colours = torch.from_numpy(rng.uniform(0.05, 0.95, (2, 3, 1, 1)).astype(np.float32))  # any two, either way round
+    colours = pattern_colours(rng)
     image = (
         colours[0] * mask
         + colours[1] * (1 - mask)
@@ -281,7 +293,7 @@ def render_objects(class_index: int, rng: np.random.Generator, frames: int, heig
     travel = int(math.ceil(OBJECT_SPEED[1] * frames)) + 2
     canvas = width + travel  # the pattern is drawn on a wider canvas, the frame is a window that slides over it
     mask = pattern_mask(PATTERNS.index(KINDS[kind]), rng, height, canvas)
-    colours = torch.from_numpy(rng.uniform(0.05, 0.95, (2, 3, 1, 1)).astype(np.float32))
+    colours = pattern_colours(rng)
     side = max(height, canvas)
     image = colours[0] * mask + colours[1] * (1 - mask) + 0.25 * (texture(rng, side)[:, :height, :canvas] - 0.5)
     start = (travel - 1) / 2 - speed * (frames - 1) / 2  # centred, so both directions use the same part

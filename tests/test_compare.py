@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import DEMO, REPO
 from helpers import scalars
 
@@ -313,30 +314,36 @@ def test_two_stage_grid_pretrains_once_per_row_then_inflates(tmp_path, capsys, m
     make_synthetic.build(appearance, 4, 4, 0.25, 4, 48, 64, task="appearance", progress=False)
     lists = ["--data.train_list", str(appearance / "train.csv"), "--data.val_list", str(appearance / "val.csv")]
     stage1 = [*lists, "--data.clips_per_gpu", "4", "--data.num_workers", "0", "--trainer.enable_progress_bar", "false"]
-    objects = tmp_path / "objects10"  # stage 2's task (configs/tune_objects.yaml), tiny
+    objects = tmp_path / "objects10"  # stage 2's task, tiny
     make_synthetic.build(objects, 10, 2, 0.5, 24, 48, 64, task="objects10", progress=False)
     out = tmp_path / "grid"
-    args = [*grid_args(objects, out), "--norms", '["gn"]', "--clips_per_gpu", "[4, 2]", "--c2d_clips", "[4]",
-            "--pretrain_config", str(REPO / "configs" / "pretrain_appearance.yaml"), "--pretrain_epochs", "1",
-            "--pretrain_overrides", json.dumps(stage1), "--final_test", "true"]  # fmt: skip
-    # periodic validations with 1 clip of every video, the final test with demo.yaml's 3: their numbers differ
-    args[args.index("--overrides") + 1] = args[args.index("--overrides") + 1][:-1] + ', "--data.val_num_clips", "1"]'
+    # the study of the README (configs/compare_objects.yaml), its recipe kept: only its lists, its size (1 epoch per
+    # stage, GN, two columns, one seed) and its validations (every epoch: there is one) differ
+    study = yaml.safe_load((REPO / "configs" / "compare_objects.yaml").read_text())
+    lists = {"--data.train_list": str(objects / "train.csv"), "--data.val_list": str(objects / "val.csv"),
+             "--trainer.check_val_every_n_epoch": "1"}  # fmt: skip
+    before = ["", *study["overrides"][:-1]]  # each override's previous item: the key its value belongs to
+    overrides = [lists.get(key, value) for key, value in zip(before, study["overrides"], strict=True)]
+    args = ["--config", str(REPO / "configs" / "compare_objects.yaml"), "--out", str(out), "--norms", '["gn"]',
+            "--clips_per_gpu", "[4, 2]", "--c2d_clips", "[4]", "--seeds", "[0]", "--max_epochs", "1",
+            "--pretrain_epochs", "1", "--pretrain_overrides", json.dumps(stage1),
+            "--overrides", json.dumps([*overrides, "--data.num_workers", "0"])]  # fmt: skip
     assert main([*args, "--run"]) == 0
     printed = capsys.readouterr().out
     stage1_ckpt = out / "pretrain_gn" / "checkpoints" / "last.ckpt"
     assert stage1_ckpt.is_file() and printed.count("[compare] pretrain_gn: ") == 2  # its command, then "ok"
-    for run in ("gn_4clips", "gn_2clips", "gn_c2d_4clips"):  # every cell started from the stage-1 network
+    for run in ("gn_4clips_seed0", "gn_2clips_seed0", "gn_c2d_4clips_seed0"):  # all from the stage-1 network
         config = (next((out / run).glob("version_*")) / "config.yaml").read_text()
         assert f"pretrained_2d: {stage1_ckpt}" in config
         assert ("arch: c2d" in config) == ("c2d" in run)
-    assert not (out / "gn_c2d_2clips").exists() and not (out / "pretrain_gn_c2d").exists()
+    assert not (out / "gn_c2d_2clips_seed0").exists() and not (out / "pretrain_gn_c2d").exists()
     table = (out / "results.md").read_text()
     assert "Every run starts from its row's 2D network of stage 1" in table and "GN " in table.split("task: ")[1]
     assert "Cells: each run's final test" in table
-    # the cells are the final tests (3 clips of every val video, as configs/demo.yaml tests), not the validations
+    # the cells are the final tests (3 clips of every val video, as the study tests), not the validations
     assert "| GN, C2D |" in table and "GN, 4 clips/GPU − GN, C2D, 4 clips/GPU" not in table  # one seed: no t-test
     for row in csv.DictReader(open(out / "results.csv")):
-        logged = scalars(out / f"{row['norm']}_{row['clips_per_gpu']}clips")
+        logged = scalars(out / f"{row['norm']}_{row['clips_per_gpu']}clips_seed{row['seed']}")
         assert float(row["video_top1"]) == pytest.approx(logged["test/video_top1"][-1][1], abs=1e-4)
         assert "val/video_top1" in logged  # the curves
     assert main([*args, "--run"]) == 0  # again: stage 1 is finished and the runs tested, so nothing runs again

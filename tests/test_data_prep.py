@@ -167,6 +167,16 @@ def test_appearance_classes_are_in_the_shapes_not_the_colours():
     assert _nearest_centroid_accuracy(np.array(shapes), labels) >= 0.18  # the class is in the spatial pattern
 
 
+def test_pattern_colours_differ_enough_to_show_the_pattern_either_way_round():
+    make_synthetic = import_make_synthetic()
+    rng = np.random.default_rng(0)
+    pairs = np.stack([make_synthetic.pattern_colours(rng).numpy()[:, :, 0, 0] for _ in range(400)])  # (400, 2, 3)
+    contrast = np.abs(pairs[:, 0] - pairs[:, 1]).mean(-1)
+    assert contrast.min() >= make_synthetic.MIN_CONTRAST  # uniform draws: 37 % of pairs below 0.25
+    assert 0.3 < np.mean(pairs[:, 0].mean(-1) > pairs[:, 1].mean(-1)) < 0.7  # the foreground lighter or darker
+    assert pairs.min() >= 0.05 and pairs.max() <= 0.95
+
+
 def _spectrum(frame: np.ndarray) -> np.ndarray:
     """A grey frame's power in 7 rings of spatial frequency (shares of the total): its pattern, not its colours."""
     grey = frame.mean(-1) - frame.mean()

@@ -1,0 +1,187 @@
+"""The two-stage miniature in memory, on the training videos only: how configs/compare_objects.yaml's recipe was
+chosen (README, "How the recipe was chosen"), several times faster than the pipeline, so that many recipes can be
+tried on 2 cores.
+
+Stage 1 trains a C2D (1-frame clips, batch 32) on the appearance task's 12 patterns, 150 images × 2 frames per
+class rendered by data_prep/make_synthetic.py; stage 2 inflates it (the same mean inflation as
+`videogn.models.inflate`) into the I3D (or keeps the C2D) and fine-tunes on objects10's train_part videos (render
+indices 36-59 of every class, the ones `make_synthetic.py --videos-per-class 60 --val-fraction 0.4
+--holdout-fraction 0.34` writes to train_part.csv), then tests on its holdout videos (indices 24-35: holdout.csv),
+3 clips per video. Never the val videos (indices 0-23). The renders are the files' frames before video encoding,
+resized to a short side of 64 (no scale jitter), normalised as the clips are (Kinetics' mean and std).
+
+    python benchmarks/pilot_two_stage.py norm=gn norm=bn norm=gn,arch=c2d norm=gn,lr=0.04,warm=60
+
+Each argument is one run: comma-separated key=value among norm (gn), arch (i3d / c2d), lr (0.02, at batch 8),
+steps (600), b (batch, 8), warm (warm-up steps, 12), seed (0), w (width, 8), g (GN groups, 4), s1 (stage-1 steps,
+2000; 0: from scratch). Prints the holdout video top-1 and the share of videos whose kind is right. The stage-1
+networks are kept in $VIDEOGN_PILOT_CACHE (default /tmp/videogn_pilot) for the next runs.
+"""
+
+import math
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "data_prep"))
+import make_synthetic as synth  # noqa: E402
+
+from videogn.data.settings import KINETICS_MEAN, KINETICS_STD  # noqa: E402
+from videogn.models.inflate import _inflate_tensor  # noqa: E402
+from videogn.models.resnet import build_model  # noqa: E402
+
+MEAN = torch.tensor(KINETICS_MEAN).view(1, 3, 1, 1, 1)
+STD = torch.tensor(KINETICS_STD).view(1, 3, 1, 1, 1)
+SIZE = (64, 85)  # 96 × 128 renders at a short side of 64
+
+
+def network(arch: str, norm: str, classes: int, width: int, groups: int, pool2: int = 2) -> torch.nn.Module:
+    options = {"num_groups": groups} if norm == "gn" else {}
+    return build_model(arch, 50, classes, norm=norm, norm_options=options, width=width, dropout=0.2,
+                       stem_temporal_stride=1, pool2_temporal_stride=pool2)  # fmt: skip
+
+
+def sgd(net: torch.nn.Module, lr: float) -> torch.optim.SGD:
+    decay = [p for p in net.parameters() if p.ndim > 1]  # as videogn.train.optim: no decay on norms and biases
+    rest = [p for p in net.parameters() if p.ndim <= 1]
+    return torch.optim.SGD([{"params": decay, "weight_decay": 1e-4}, {"params": rest, "weight_decay": 0}],
+                           lr=lr, momentum=0.9)  # fmt: skip
+
+
+def set_lr(opt: torch.optim.SGD, lr: float, step: int, steps: int, warm: int) -> None:
+    """Linear warm-up over `warm` steps, then cosine to 0 (configs/demo.yaml's schedule)."""
+    factor = min(1, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * step / steps))
+    for group in opt.param_groups:
+        group["lr"] = lr * factor
+
+
+def stage1(norm: str, steps: int, width: int, groups: int, cache: Path, lr: float = 0.05, per_class: int = 150):
+    """The C2D's state dict after `steps` steps on the appearance task (cached)."""
+    path = cache / f"stage1_{norm}_w{width}g{groups}_c{synth.MIN_CONTRAST}_{steps}_{per_class}.pt"
+    if path.exists():
+        return torch.load(path)
+    images, labels = [], []
+    for c in range(12):
+        for i in range(per_class):
+            video = synth.render_appearance(c, np.random.default_rng([0, c, i]), 2, 96, 128)
+            for frame in video:
+                images.append(torch.from_numpy(frame).permute(2, 0, 1))
+                labels.append(c)
+    x_all = F.interpolate(torch.stack(images).float() / 255, size=SIZE, mode="bilinear", align_corners=False)
+    y_all = torch.tensor(labels)
+    torch.manual_seed(0)
+    net = network("c2d", norm, 12, width, groups, pool2=1)
+    opt, start, hits = sgd(net, lr), time.time(), []
+    for step in range(steps):
+        set_lr(opt, lr, step, steps, 30)
+        idx = torch.randint(0, len(x_all), (32,))
+        left = np.random.randint(0, SIZE[1] - 64 + 1)
+        x = x_all[idx][..., left : left + 64]
+        if np.random.rand() < 0.5:
+            x = x.flip(-1)
+        out = net((x.unsqueeze(2) - MEAN) / STD)
+        loss = F.cross_entropy(out, y_all[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        hits.append((out.argmax(1) == y_all[idx]).float().mean().item())
+    val, val_labels = [], []
+    for c in range(12):
+        for i in range(30):
+            video = synth.render_appearance(c, np.random.default_rng([1, c, i]), 1, 96, 128)
+            val.append(torch.from_numpy(video[0]).permute(2, 0, 1))
+            val_labels.append(c)
+    val = F.interpolate(torch.stack(val).float() / 255, size=SIZE, mode="bilinear", align_corners=False)
+    net.eval()
+    with torch.no_grad():
+        logits = net((val[..., 10:74].unsqueeze(2) - MEAN) / STD)
+    acc = (logits.argmax(1) == torch.tensor(val_labels)).float().mean().item()
+    print(f"stage 1 {norm} width {width} G {groups}, {steps} steps: train {np.mean(hits[-50:]):.2f}, val {acc:.3f} "
+          f"({time.time() - start:.0f} s)", flush=True)  # fmt: skip
+    state = net.state_dict()
+    cache.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return state
+
+
+def objects(indices: range) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3, 48, 64, 85) videos of objects10 in [0, 1] and their labels."""
+    videos, labels = [], []
+    for c in range(10):
+        for i in indices:
+            video = synth.render_objects(c, np.random.default_rng([0, c, i]), 48, 96, 128)
+            video = torch.from_numpy(video).permute(3, 0, 1, 2).float() / 255
+            videos.append(F.interpolate(video, size=SIZE, mode="bilinear", align_corners=False))
+            labels.append(c)
+    return torch.stack(videos), torch.tensor(labels)
+
+
+def clip(videos: torch.Tensor, start: int, left: int) -> torch.Tensor:
+    """8 frames at interval 2 from `start`, a 64-wide crop from `left`, normalised."""
+    return (videos[:, :, start : start + 16 : 2, :, left : left + 64] - MEAN) / STD
+
+
+def run(spec: str, train, holdout, cache: Path) -> None:
+    p = dict(item.split("=") for item in spec.split(","))
+    norm, arch = p.get("norm", "gn"), p.get("arch", "i3d")
+    lr, steps, batch = float(p.get("lr", 0.02)), int(p.get("steps", 600)), int(p.get("b", 8))
+    seed, width, groups = int(p.get("seed", 0)), int(p.get("w", 8)), int(p.get("g", 4))
+    warm, stage1_steps = int(p.get("warm", 12)), int(p.get("s1", 2000))
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = network(arch, norm, 10, width, groups)
+    if stage1_steps:
+        # stage 1's C2D has no pool after res2, so its blocks from res3 on are numbered one lower
+        renumber = lambda key: re.sub(r"^blocks\.(\d+)", lambda m: f"blocks.{int(m[1]) + (int(m[1]) >= 2)}", key)  # noqa: E731
+        source = {renumber(k): v for k, v in stage1(norm, stage1_steps, width, groups, cache).items()}
+        target = net.state_dict()
+        for key, value in source.items():
+            if key in target and ".proj." not in key:  # not the classifier
+                target[key] = _inflate_tensor(value[:, :, 0] if value.shape != target[key].shape else value,
+                                              target[key])  # fmt: skip
+        net.load_state_dict(target)
+    x_train, y_train = train
+    x_test, y_test = holdout
+    opt, start, losses = sgd(net, lr), time.time(), []
+    net.train()
+    for step in range(steps):
+        set_lr(opt, lr, step, steps, warm)
+        idx = rng.integers(0, len(x_train), batch)
+        x = torch.cat([clip(x_train[i : i + 1], rng.integers(0, 33), rng.integers(0, 22)) for i in idx])
+        loss = F.cross_entropy(net(x), y_train[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    net.eval()
+    probs = 0
+    with torch.no_grad():
+        for first in (0, 16, 32):  # 3 clips per video, softmax averaged
+            probs = probs + torch.cat(
+                [net(clip(x_test[j : j + 30], first, 10)).softmax(1) for j in range(0, len(x_test), 30)]
+            )
+    pred = probs.argmax(1)
+    top1, kind = (pred == y_test).float().mean().item(), (pred // 2 == y_test // 2).float().mean().item()
+    print(f"{spec}: loss {np.mean(losses[-40:]):.2f}, holdout video top-1 {100 * top1:.1f} %, kind right "
+          f"{100 * kind:.1f} % ({time.time() - start:.0f} s)", flush=True)  # fmt: skip
+
+
+def main(argv: list[str]) -> None:
+    cache = Path(os.environ.get("VIDEOGN_PILOT_CACHE", "/tmp/videogn_pilot"))
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    start = time.time()
+    train, holdout = objects(range(36, 60)), objects(range(24, 36))
+    print(f"rendered objects10's train_part and holdout videos in {time.time() - start:.0f} s", flush=True)
+    for spec in argv:
+        run(spec, train, holdout, cache)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
