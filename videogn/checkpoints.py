@@ -44,6 +44,7 @@ __all__ = [
     "checkpoint_of",
     "clip_of",
     "default_run_name",
+    "existing_run_message",
     "find_last",
     "is_videogn_checkpoint",
     "read_checkpoint",
@@ -111,6 +112,14 @@ class RunDir:
     def last(self) -> Path | None:
         """The run's last checkpoint (`find_last`: what `--ckpt_path last` resumes), or None."""
         return find_last(self.checkpoints)
+
+
+def existing_run_message(folder: str | os.PathLike, last: Path) -> str:
+    """Why a new fit refuses a run folder that holds a run (`last`: its last checkpoint), and what to do."""
+    return (
+        f"{folder} already holds a run ({last.name}): resume it with --ckpt_path last, "
+        "or start a new one with --run_name NAME (or remove that folder)"
+    )
 
 
 def _allow_pickled_settings() -> None:

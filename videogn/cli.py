@@ -5,6 +5,7 @@ subcommand needs.
 - `compare`: the BN-vs-GN grid (`videogn.tools.compare`; `--report` reads TensorBoard logs, no Lightning);
 - `convert`: zoo checkpoints into videogn's (`videogn.tools.convert`, no Lightning);
 - `export`: a checkpoint as an ONNX or TorchScript file for deployment (`videogn.tools.export`);
+- `preflight`: `fit`'s command checked before a long run (`videogn.train.preflight`);
 - no subcommand, or `-h`: this list, at once.
 """
 
@@ -14,7 +15,7 @@ import sys
 
 __all__ = ["main"]
 
-USAGE = """usage: videogn [-h] {fit,validate,test,predict,compare,convert,export} ...
+USAGE = """usage: videogn [-h] {fit,validate,test,predict,preflight,compare,convert,export} ...
 
 Inflated 3D ResNets with Group Normalization for video classification (also run as `lightning`).
 
@@ -23,6 +24,7 @@ subcommands:
   validate            validate a checkpoint on data.val_list (--ckpt_path)
   test                the test protocol on data.test_list (--ckpt_path)
   predict             per-view class probabilities (--ckpt_path)
+  preflight           check a fit command before a long run: lists, videos, weights, memory, speed, disk
   compare             the BN-vs-GN grid: commands, runs, report
   convert             a zoo checkpoint into a videogn checkpoint
   export              a checkpoint as an ONNX or TorchScript file (uint8 clips in, scores out)
@@ -45,6 +47,10 @@ def main(args: list[str] | None = None) -> None:
         from videogn.tools.convert import main as convert
 
         sys.exit(convert(argv[1:]))
+    if argv[0] == "preflight":
+        from videogn.train.cli import preflight
+
+        sys.exit(preflight(argv[1:]))
     if argv[0] == "export":
         from videogn.tools.export import main as export
 

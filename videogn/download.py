@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from videogn.files import FileError, atomic_output
 
-__all__ = ["KNOWN_SHA256", "cache_dir", "is_url", "local_file"]
+__all__ = ["KNOWN_SHA256", "cache_dir", "cache_entry", "is_url", "local_file", "sha256_of"]
 
 # SHA-256 of the files the README names, where their publishers give one. Detectron and video-nonlocal-net publish
 # no hashes and this machine cannot download them, so none is shipped yet: give `#sha256=<hex>` in the URL to pin one.
@@ -48,16 +48,21 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def local_file(path: str | os.PathLike, setting: str) -> Path:
-    """`path` itself, or for a URL its downloaded, verified copy in the cache (downloaded on the first call)."""
-    if not is_url(path):
-        return Path(path)
+def cache_entry(path: str | os.PathLike, setting: str) -> tuple[str, Path, str | None]:
+    """For a URL: (the URL without its fragment, its file in the cache, the SHA-256 it must have or None)."""
     url, _, fragment = str(path).partition("#")
     name = Path(urlsplit(url).path).name
     if not name:
         raise FileError(setting, path, "the URL names no file")
     expected = fragment.removeprefix("sha256=").lower() if fragment.startswith("sha256=") else KNOWN_SHA256.get(name)
-    target = cache_dir() / name
+    return url, cache_dir() / name, expected
+
+
+def local_file(path: str | os.PathLike, setting: str) -> Path:
+    """`path` itself, or for a URL its downloaded, verified copy in the cache (downloaded on the first call)."""
+    if not is_url(path):
+        return Path(path)
+    url, target, expected = cache_entry(path, setting)
     if not target.is_file():
         if int(os.environ.get("LOCAL_RANK", "0")) == 0:
             _download(url, target, setting)

@@ -28,6 +28,9 @@ import copy
 import os
 import sys
 import warnings
+from dataclasses import fields
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from jsonargparse import ArgumentError, Namespace
@@ -38,8 +41,9 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
-from videogn.checkpoints import LAST_NAME, RunDir, check_normalisation, read_checkpoint_info
+from videogn.checkpoints import LAST_NAME, RunDir, check_normalisation, existing_run_message, read_checkpoint_info
 from videogn.data.datamodule import KineticsDataModule
+from videogn.data.lists import read_class_names
 from videogn.errors import ConfigError, RunStopped
 from videogn.models.weights import check_initial_weights
 from videogn.names import TRAIN, VAL, VAL_VIDEO_TOP1, stage_prefix
@@ -52,7 +56,7 @@ from videogn.train.precise_bn import PreciseBN
 from videogn.train.preemption import Preemption
 from videogn.train.resume import ResumeGuard
 
-__all__ = ["VideoGNCLI", "run"]
+__all__ = ["VideoGNCLI", "preflight", "run"]
 
 
 def _requeued() -> bool:
@@ -130,6 +134,12 @@ class VideoGNCLI(LightningCLI):
             default=0,
             help="log norm-layer statistics every N iterations (videogn.train.norm_stats.NormStatistics; 0: off)",
         )
+        parser.add_argument(
+            "--preflight",
+            type=bool,
+            default=False,
+            help="fit: run `videogn preflight`'s checks first (videogn.tools.preflight), and stop on a failed one",
+        )
         parser.add_lightning_class_args(ResumeGuard, "resume")
         for key, (cls, init_args) in DEFAULT_CALLBACKS.items():
             parser.add_subclass_arguments(cls, key, required=False, fail_untyped=False)
@@ -161,7 +171,7 @@ class VideoGNCLI(LightningCLI):
         settings = self.config[self.subcommand]
         ckpt, info = settings.get("ckpt_path"), self._checkpoint_info
         if info is None and self.subcommand == "fit":
-            check_initial_weights(settings.model.get("pretrained_2d"), settings.model.get("init_from"))
+            self.check_new_run(settings)
         if info is not None and self.subcommand != "fit" and info.get("clip") is not None:
             check_normalisation(settings.data.clip, info["clip"], ckpt)
         if self.subcommand == "fit":
@@ -172,14 +182,6 @@ class VideoGNCLI(LightningCLI):
                     f"model.net.norm_options.bn_clips ({bn_clips}) must divide data.clips_per_gpu ({clips}): "
                     "BatchNorm statistics are taken over sub-batches of bn_clips clips"
                 )
-            if info is None and settings.trainer.get("enable_checkpointing") is not False:
-                run = RunDir.of(settings)
-                last = run.last()
-                if last is not None:
-                    raise ConfigError(
-                        f"{run.path} already holds a run ({last.name}): resume it with --ckpt_path last, "
-                        "or start a new one with --run_name NAME (or remove that folder)"
-                    )
             if info is not None:
                 # a resume writes into its own checkpoint folder: Lightning's warning about it is noise. Process-wide,
                 # as it is raised later, inside `fit`, where this CLI has no scope around it
@@ -195,13 +197,26 @@ class VideoGNCLI(LightningCLI):
         elif info is not None and settings.data.get("classes") is None:
             settings.data.classes = info["hyper_parameters"].get("class_names")
 
+    def check_new_run(self, settings: Namespace) -> None:
+        """A new fit: its starting weights resolve (downloaded if a URL), and its run folder holds no run."""
+        check_initial_weights(settings.model.get("pretrained_2d"), settings.model.get("init_from"))
+        if settings.trainer.get("enable_checkpointing") is not False:
+            run = RunDir.of(settings)
+            last = run.last()
+            if last is not None:
+                raise ConfigError(existing_run_message(run.path, last))
+
+    def check_lists(self) -> None:
+        """The list files the command reads are set and exist (before anything starts)."""
+        self.datamodule.lists_for(self.subcommand)
+
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
         if self._checkpoint_info is not None:  # the checkpoint's weights replace pretrained_2d / init_from
             self.model.initial_weights_ready = True
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        self.datamodule.lists_for(self.subcommand)  # a missing list file ends the command before it starts
+        self.check_lists()  # a missing list file ends the command before it starts
         settings = self.config[self.subcommand]
         trainer_config = settings.trainer
         run = RunDir.of(settings)
@@ -247,6 +262,12 @@ class VideoGNCLI(LightningCLI):
         if settings.model.net.norm == "syncbn":
             kwargs["sync_batchnorm"] = True
         return super().instantiate_trainer(**kwargs)
+
+    def before_fit(self) -> None:
+        if self.config.fit.get("preflight"):
+            from videogn.train.preflight import Preflight, preflight_or_stop
+
+            preflight_or_stop(self, Preflight())
 
     def after_fit(self) -> None:
         """Validate the final weights if the run ended between validations; then the HPARAMS table."""
@@ -305,3 +326,75 @@ def run(args: list[str] | None = None) -> None:
     except RunStopped as exc:  # too many bad videos, a preemption signal, a checkpoint that cannot be written
         report_stop(exc)
         sys.exit(exc.exit_code)
+
+
+class _PreflightData(KineticsDataModule):
+    """The data module, except that classes it cannot read become a row of the preflight's table (`check_lists`)
+    instead of ending the command: the network is then built for the classes beside the train list, or one."""
+
+    class_error: ConfigError | None = None
+
+    @cached_property
+    def _class_names(self) -> list[str]:
+        try:
+            return KineticsDataModule._class_names.func(self)
+        except ConfigError as exc:
+            self.class_error = exc
+        beside = Path(self.train_list or ".").parent / "classes.txt"
+        try:
+            return read_class_names(beside) if self.train_list and beside.is_file() else ["(unknown)"]
+        except ConfigError:
+            return ["(unknown)"]
+
+
+class _PreflightCLI(VideoGNCLI):
+    """`fit` parsed and its classes built, then the preflight's checks instead of training: the new run's weights,
+    folder and lists become rows of the table instead of ending the command."""
+
+    options: Any = None
+    outcome: Any = None
+
+    def check_new_run(self, settings: Namespace) -> None:
+        pass
+
+    def check_lists(self) -> None:
+        pass
+
+    def before_fit(self) -> None:
+        pass
+
+    def fit(self, model: Any, datamodule: Any, **kwargs: Any) -> None:
+        from videogn.train.preflight import run_checks
+
+        type(self).outcome = run_checks(self, type(self).options)
+
+    def after_fit(self) -> None:
+        pass
+
+
+def preflight(args: list[str]) -> int:
+    """`videogn preflight -c CONFIG [fit's options]` (`videogn.train.preflight`): the exit code."""
+    from videogn.train.preflight import Preflight, options_parser, report
+    from videogn.train.preflight import __doc__ as preflight_doc
+
+    known, rest = options_parser().parse_known_args(args)
+    if known.help:
+        usage = options_parser().format_usage().removeprefix("usage: videogn preflight").strip()
+        print(f"usage: videogn preflight -c CONFIG [fit's options] {usage}\n{preflight_doc.split(chr(10) * 2)[0]}")
+        return 0
+    try:
+        _PreflightCLI.options = Preflight(**{f.name: getattr(known, f.name) for f in fields(Preflight)})
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")  # given: fit's
+        _PreflightCLI(
+            VideoClassifier,
+            _PreflightData,
+            args=["fit", *rest],
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"parser_mode": "yaml", "exit_on_error": False},
+            auto_configure_optimizers=False,
+        )
+    except (ConfigError, ArgumentError) as exc:
+        print(f"videogn: configuration error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    rows, predicted = _PreflightCLI.outcome
+    return report(rows, predicted, known.json)
