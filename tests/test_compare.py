@@ -318,14 +318,14 @@ def test_two_stage_grid_pretrains_once_per_row_then_inflates(tmp_path, capsys, m
     make_synthetic.build(objects, 10, 2, 0.5, 24, 48, 64, task="objects10", progress=False)
     out = tmp_path / "grid"
     # the study of the README (configs/compare_objects.yaml), its recipe kept: only its lists, its size (1 epoch per
-    # stage, GN, two columns, one seed) and its validations (every epoch: there is one) differ
+    # stage 1, 2 in stage 2, GN, two columns, one seed) and its validations (once, after the second epoch) differ
     study = yaml.safe_load((REPO / "configs" / "compare_objects.yaml").read_text())
     lists = {"--data.train_list": str(objects / "train.csv"), "--data.val_list": str(objects / "val.csv"),
-             "--trainer.check_val_every_n_epoch": "1"}  # fmt: skip
+             "--trainer.check_val_every_n_epoch": "2"}  # fmt: skip
     before = ["", *study["overrides"][:-1]]  # each override's previous item: the key its value belongs to
     overrides = [lists.get(key, value) for key, value in zip(before, study["overrides"], strict=True)]
     args = ["--config", str(REPO / "configs" / "compare_objects.yaml"), "--out", str(out), "--norms", '["gn"]',
-            "--clips_per_gpu", "[4, 2]", "--c2d_clips", "[4]", "--seeds", "[0]", "--max_epochs", "1",
+            "--clips_per_gpu", "[4, 2]", "--c2d_clips", "[4]", "--seeds", "[0]", "--max_epochs", "2",
             "--pretrain_epochs", "1", "--pretrain_overrides", json.dumps(stage1),
             "--overrides", json.dumps([*overrides, "--data.num_workers", "0"])]  # fmt: skip
     assert main([*args, "--run"]) == 0
@@ -346,6 +346,7 @@ def test_two_stage_grid_pretrains_once_per_row_then_inflates(tmp_path, capsys, m
         logged = scalars(out / f"{row['norm']}_{row['clips_per_gpu']}clips_seed{row['seed']}")
         assert float(row["video_top1"]) == pytest.approx(logged["test/video_top1"][-1][1], abs=1e-4)
         assert "val/video_top1" in logged  # the curves
+        assert row["epochs"] == "2"  # the epochs trained, read from the log (one validation, after epoch 2)
     assert main([*args, "--run"]) == 0  # again: stage 1 is finished and the runs tested, so nothing runs again
     printed = capsys.readouterr().out
     assert f"[compare] pretrain_gn: finished ({stage1_ckpt}), not run again" in printed and " test:" not in printed

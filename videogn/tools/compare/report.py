@@ -44,6 +44,13 @@ class RunResult:
     seed: int | None = None
     finished: bool = True  # the fit ran to its end
     data: dict[str, dict[str, Any]] | None = None  # the data versions of its lists (its last checkpoint's), by split
+    val_epochs: list[int] | None = None  # the epoch (from 1) of each validation in per_epoch; None: one per epoch
+
+    @property
+    def epochs(self) -> list[int]:
+        """The epoch, counted from 1, at the end of which each validation ran."""
+        count = len(self.per_epoch.get(VAL_TOP1, []))
+        return list(self.val_epochs) if self.val_epochs else list(range(1, count + 1))
 
     @property
     def data_key(self) -> str | None:
@@ -60,8 +67,15 @@ def collect(grid: Grid) -> list[RunResult]:
     """Read each run's TensorBoard events: the validation metrics of every epoch and their last values."""
     results = []
     for norm, column, seed in grid.seed_runs():
-        scalars = run_scalars(Path(grid.out) / grid.run_name(norm, column, seed), {*VAL_METRICS, LR_TAG, FINISHED_TAG})
+        scalars = run_scalars(
+            Path(grid.out) / grid.run_name(norm, column, seed), {*VAL_METRICS, LR_TAG, FINISHED_TAG, "epoch"}
+        )
         per_epoch = {m: [v for _, v in sorted(scalars[m].items())] for m in VAL_METRICS if m in scalars}
+        # Lightning logs the epoch (from 0) at every step it logs at: the epoch of each validation, which runs
+        # every `check_val_every_n_epoch` epochs
+        steps = sorted(scalars.get(VAL_TOP1, {}))
+        logged = scalars.get("epoch", {})
+        val_epochs = [int(logged[s]) + 1 for s in steps] if steps and all(s in logged for s in steps) else None
         final = {m: v[-1] for m, v in per_epoch.items()}
         if grid.final_test:  # the test of the last checkpoint; a run not (yet) tested has no final numbers
             tests = grid.test_scalars(norm, column, seed)
@@ -71,7 +85,7 @@ def collect(grid: Grid) -> list[RunResult]:
         lr = max(scalars[LR_TAG].values()) if LR_TAG in scalars else None
         finished = FINISHED_TAG in scalars
         data = _data_of(grid.last_checkpoint(norm, column, seed))
-        results.append(RunResult(norm, column, final, per_epoch, lr=lr, seed=seed, finished=finished, data=data))
+        results.append(RunResult(norm, column, final, per_epoch, lr, seed, finished, data=data, val_epochs=val_epochs))
     return results
 
 
@@ -161,7 +175,7 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
                     grid.seed_list[0] if r.seed is None else r.seed,
                     f"{r.column.frames}x{r.column.interval}" if r.column.frames else "base",
                     r.lr,
-                    len(r.per_epoch.get(VAL_TOP1, [])),
+                    max(r.epochs, default=0),
                     *(f"{r.final.get(m, float('nan')):.4f}" for m in VAL_METRICS),
                     "yes" if r.finished else "no",
                     (r.data_key or "")[:12],
@@ -339,8 +353,9 @@ def _plots(
     for r in results:
         error = [100 * (1 - v) for v in r.per_epoch.get(VAL_TOP1, [])]
         ax.plot(
-            range(1, len(error) + 1),
+            r.epochs,
             error,
+            marker="x" if r.norm.endswith(C2D) else None,  # C2D rows: the colour of their norm, with crosses
             linestyle=styles.get(r.column, "-"),
             color=colours.get(r.norm, "black"),
             label=f"{grid.label(r.norm)}, {r.column.label}" if r.seed in (None, grid.seed_list[0]) else None,
