@@ -131,3 +131,12 @@ def test_fit_with_preflight_stops_before_training_on_a_failed_check(synthetic_se
 def test_a_bad_preflight_setting_is_a_configuration_error(synthetic_set, tmp_path, capsys):
     assert main([*data_args(synthetic_set, tmp_path), "--videos_per_list", "0"]) == 2
     assert "videogn: configuration error: --videos_per_list must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_fit_with_preflight_refuses_several_processes(synthetic_set, tmp_path, capsys):
+    # a rank that stopped on its own check would leave the others waiting: the preflight runs before the launch
+    args = ["fit", *data_args(synthetic_set, tmp_path / "runs"), "--preflight", "true"]
+    with pytest.raises(SystemExit) as stopped:
+        videogn([*args, "--trainer.devices", "2", "--trainer.strategy", "ddp"])
+    assert stopped.value.code == 2 and "--preflight runs in one process" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

@@ -265,6 +265,11 @@ class VideoGNCLI(LightningCLI):
 
     def before_fit(self) -> None:
         if self.config.fit.get("preflight"):
+            if self.trainer.world_size > 1:  # a rank that stopped alone would leave the others waiting for it
+                raise ConfigError(
+                    "--preflight runs in one process: run `videogn preflight` with the same options before a "
+                    f"fit of {self.trainer.world_size} processes"
+                )
             from videogn.train.preflight import Preflight, preflight_or_stop
 
             preflight_or_stop(self, Preflight())
