@@ -31,6 +31,7 @@ from common import cuda_sync, interleaved, median, table, write_json  # noqa: E4
 
 from videogn.models import build_model  # noqa: E402
 from videogn.ops.group_norm import kernels_run_on  # noqa: E402
+from videogn.train.preflight.checks import activation_bytes  # noqa: E402
 
 
 def make_step(
@@ -64,18 +65,11 @@ def _name(norm: str, compiled: bool, impl: str) -> str:
 
 
 def saved_bytes(step_model, x: torch.Tensor, args: argparse.Namespace) -> int:
-    """Bytes of the distinct storages autograd saves for backward during one forward pass."""
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return t
-
+    """Bytes of the distinct storages autograd saves for backward during one forward pass (the preflight's
+    measure, under bf16 autocast when asked)."""
     autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast:
-        step_model(x).sum()
-    return sum(storages.values())
+    with autocast:
+        return activation_bytes(step_model, x)
 
 
 def peak_bytes(norm: str, clips: int, args: argparse.Namespace, device: torch.device) -> int:

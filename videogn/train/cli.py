@@ -309,25 +309,33 @@ class _ReportStops(Callback):
             report_stop(exception)
 
 
+def _build(cli: type[VideoGNCLI], data: type[KineticsDataModule], args: list[str] | None) -> VideoGNCLI:
+    """The command line parsed, its classes built and its subcommand run."""
+    return cli(
+        VideoClassifier,
+        data,
+        args=args,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"parser_mode": "yaml", "exit_on_error": False},
+        auto_configure_optimizers=False,
+    )
+
+
+def _configuration_error(exc: Exception, subcommand: list[str]) -> int:
+    """Print a configuration error as one line; its exit code."""
+    message = " ".join(str(exc).split())
+    where = f"(all options: videogn {' '.join(subcommand)} --help)"
+    print(f"videogn: configuration error: {message} {where}", file=sys.stderr)
+    return 2
+
+
 def run(args: list[str] | None = None) -> None:
     """The LightningCLI for `fit`, `validate`, `test` and `predict` (`videogn.cli.main` dispatches here)."""
     argv = sys.argv[1:] if args is None else args
     try:
-        VideoGNCLI(
-            VideoClassifier,
-            KineticsDataModule,
-            args=args,
-            save_config_kwargs={"overwrite": True},
-            parser_kwargs={"parser_mode": "yaml", "exit_on_error": False},
-            auto_configure_optimizers=False,
-        )
+        _build(VideoGNCLI, KineticsDataModule, args)
     except (ConfigError, ArgumentError) as exc:
-        message = " ".join(str(exc).split())  # one line
-        print(
-            f"videogn: configuration error: {message} (all options: videogn {' '.join(argv[:1])} --help)",
-            file=sys.stderr,
-        )
-        sys.exit(2)
+        sys.exit(_configuration_error(exc, argv[:1]))
     except RunStopped as exc:  # too many bad videos, a preemption signal, a checkpoint that cannot be written
         report_stop(exc)
         sys.exit(exc.exit_code)
@@ -390,16 +398,8 @@ def preflight(args: list[str]) -> int:
     try:
         _PreflightCLI.options = Preflight(**{f.name: getattr(known, f.name) for f in fields(Preflight)})
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")  # given: fit's
-        _PreflightCLI(
-            VideoClassifier,
-            _PreflightData,
-            args=["fit", *rest],
-            save_config_kwargs={"overwrite": True},
-            parser_kwargs={"parser_mode": "yaml", "exit_on_error": False},
-            auto_configure_optimizers=False,
-        )
+        _build(_PreflightCLI, _PreflightData, ["fit", *rest])
     except (ConfigError, ArgumentError) as exc:
-        print(f"videogn: configuration error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        return _configuration_error(exc, ["preflight"])
     rows, predicted = _PreflightCLI.outcome
     return report(rows, predicted, known.json)
