@@ -1,22 +1,17 @@
 """Run folders and videogn checkpoints, read without Lightning.
 
 A run's folder is `<default_root_dir>/<run_name>/` (`RunDir`): TensorBoard's `version_N/` folders and
-`checkpoints/`. Its name is `--run_name`, else `{arch}_{norm}_{clips}clips` (`run_name`). A run's last checkpoint
-is the newest `last*.ckpt` in its `checkpoints/` (`find_last`, `RunDir.last`). That is what `fit --ckpt_path last`
-resumes, and what Lightning itself means by "last" (a ModelCheckpoint whose version counter is on writes
-`last-v1.ckpt` beside an existing `last.ckpt`). videogn's own writers all write `last.ckpt` (`LAST_FILE`): the
-CLI's `checkpoint_last` and `--checkpoint_every_n_steps` callbacks, and `Preemption`.
+`checkpoints/`. Its name is `--run_name`, else `{arch}_{norm}_{clips}clips`. Its last checkpoint, which
+`fit --ckpt_path last` resumes, is the newest `last*.ckpt` in `checkpoints/` (`find_last`); videogn writes
+`last.ckpt` (`LAST_FILE`).
 
-A videogn checkpoint is what `lightning fit` and `videogn convert` write. It holds the network's settings
-(`hyper_parameters.net`: a pickled `NetSettings` or its dict), its weights (`state_dict`, `model.*`) and the
-data's clip settings (`datamodule_hyper_parameters.clip`). `read_checkpoint` is its one reader (`--ckpt`,
-`--ckpt_path`, `model.init_from`, compare's stage 1), and `read_checkpoint_info` gives what the CLI and compare
-need (step, epoch, whether a signal stopped the run) without loading its tensors. `checkpoint_of` writes one
-without Lightning (a converted zoo model). `check_normalisation` checks that a checkpoint's input normalisation is
-the data's.
+A videogn checkpoint is what `lightning fit` and `videogn convert` write: the network's settings
+(`hyper_parameters.net`), its weights (`state_dict`, `model.*`) and the data's clip settings
+(`datamodule_hyper_parameters.clip`). `read_checkpoint` reads one; `read_checkpoint_info` reads the step, epoch and
+settings without loading the tensors; `checkpoint_of` writes one without Lightning.
 
-Nothing here imports Lightning, torch or `videogn.models` when this module is imported: the settings classes a
-checkpoint pickles are imported when a checkpoint is read, which also allows them in a weights-only load.
+Importing this module imports neither Lightning, torch nor `videogn.models`; reading a checkpoint imports the
+settings classes it pickles.
 """
 
 from __future__ import annotations
@@ -63,12 +58,12 @@ DATA_STATE = (
 
 
 def default_run_name(arch: str, norm: str, clips_per_gpu: int) -> str:
-    """The run folder's name when `--run_name` gives none: `{arch}_{norm}_{clips}clips` (e.g. `i3d_gn_8clips`)."""
+    """The run folder's default name, `{arch}_{norm}_{clips}clips` (e.g. `i3d_gn_8clips`)."""
     return f"{arch}_{norm}_{clips_per_gpu}clips"
 
 
 def run_name(settings: Any) -> str:
-    """The run folder's name for a subcommand's parsed config: `--run_name`, else `default_run_name`."""
+    """The run folder's name for a parsed config: `--run_name`, else `default_run_name`."""
     if settings.get("run_name"):
         return settings.run_name
     net = settings.model.net
@@ -93,29 +88,31 @@ class RunDir:
 
     @classmethod
     def of(cls, settings: Any) -> RunDir:
-        """The run folder of a subcommand's parsed config (`trainer.default_root_dir`, default ".", and `run_name`)."""
+        """The run folder of a parsed config: `trainer.default_root_dir` (default ".") and `run_name`."""
         return cls(Path(settings.trainer.get("default_root_dir") or "."), run_name(settings))
 
     @property
     def path(self) -> Path:
+        """The run's folder."""
         return self.root / self.name
 
     @property
     def checkpoints(self) -> Path:
+        """The run's checkpoint folder."""
         return self.path / "checkpoints"
 
     @property
     def last_file(self) -> Path:
-        """Where videogn writes the run's last checkpoint (`checkpoints/last.ckpt`), whether it exists or not."""
+        """Where videogn writes the run's last checkpoint (`checkpoints/last.ckpt`), existing or not."""
         return self.checkpoints / LAST_FILE
 
     def last(self) -> Path | None:
-        """The run's last checkpoint (`find_last`: what `--ckpt_path last` resumes), or None."""
+        """The run's last checkpoint, which `--ckpt_path last` resumes, or None."""
         return find_last(self.checkpoints)
 
 
 def existing_run_message(folder: str | os.PathLike, last: Path) -> str:
-    """Why a new fit refuses a run folder that holds a run (`last`: its last checkpoint), and what to do."""
+    """The message of a new fit that refuses a folder holding a run (`last`: its last checkpoint)."""
     return (
         f"{folder} already holds a run ({last.name}): resume it with --ckpt_path last, "
         "or start a new one with --run_name NAME (or remove that folder)"
@@ -123,15 +120,16 @@ def existing_run_message(folder: str | os.PathLike, last: Path) -> str:
 
 
 def _allow_pickled_settings() -> None:
-    """Import the settings classes that checkpoints pickle (`NetSettings`, `ClipSettings`); importing them allows
-    them in a weights-only load. Imported when a checkpoint is read: they pull in torch and pytorchvideo."""
+    """Import the settings classes checkpoints pickle, which allows them in a weights-only load.
+
+    Done when a checkpoint is read, not at import: they pull in torch and pytorchvideo.
+    """
     import videogn.data.settings  # noqa: F401
     import videogn.models.resnet  # noqa: F401
 
 
 def is_videogn_checkpoint(raw: Any) -> bool:
-    """Whether what `torch.load` gave is a videogn checkpoint: the network's settings (`hyper_parameters.net`) and
-    its weights (`state_dict`, `model.*`)."""
+    """Whether what `torch.load` gave holds a network's settings (`hyper_parameters.net`) and weights (`model.*`)."""
     if not isinstance(raw, dict):
         return False
     state, hparams = raw.get("state_dict"), raw.get("hyper_parameters")
@@ -144,10 +142,11 @@ def is_videogn_checkpoint(raw: Any) -> bool:
 
 
 def read_checkpoint(path: str | os.PathLike, setting: str, mmap: bool = False) -> dict[str, Any]:
-    """A videogn checkpoint (what `lightning fit` and `videogn convert` write), as the dict `torch.load` gives.
+    """Read a videogn checkpoint, as the dict `torch.load` gives; `mmap=True` maps the tensors for a quick look.
 
-    It must hold the network's settings (`hyper_parameters.net`) and its weights (`state_dict`, `model.*`); a
-    PyTorch file of anything else is a `FileError` saying what it holds. `mmap=True` for a quick look (the CLI's).
+    Raises:
+        FileError: the file is not a videogn checkpoint (saying what it holds), or was converted by an older
+            videogn that built another pool1.
     """
     _allow_pickled_settings()
     raw = load_torch_file(path, setting, mmap=mmap)
@@ -178,22 +177,25 @@ def read_checkpoint(path: str | os.PathLike, setting: str, mmap: bool = False) -
 
 
 def _fields(net: Any) -> set[str]:
-    """The settings a checkpoint's network holds: a dict's keys, or a pickled NetSettings' own attributes (one
-    written before a setting existed lacks it)."""
+    """The settings a checkpoint's network holds: a dict's keys, or a pickled NetSettings' attributes."""
     return set(net) if isinstance(net, dict) else set(vars(net))
 
 
 def clip_of(checkpoint: Mapping[str, Any]) -> Any:
-    """The clip settings of the data a checkpoint's network was trained on, as the checkpoint holds them (a
-    `ClipSettings`, or its dict), or None: a checkpoint written without a KineticsDataModule holds none."""
+    """The clip settings a checkpoint's network was trained with (a `ClipSettings` or its dict), or None."""
     return (checkpoint.get("datamodule_hyper_parameters") or {}).get("clip")
 
 
 def read_checkpoint_info(path: str | os.PathLike, setting: str = "--ckpt_path") -> dict[str, Any]:
-    """{global_step, epoch, hyper_parameters, clip, log_version, preempted, data} of a videogn checkpoint, read
-    without loading its tensors (epoch: -1 when it holds none; clip: `clip_of`; log_version: the TensorBoard version
-    `ResumeGuard` kept; preempted: a signal stopped the run; data: the data versions of its lists by split,
-    `KineticsDataModule.data_versions`, empty when it holds none). A file that is not one is a `FileError`."""
+    """What the CLI needs of a videogn checkpoint, read without loading its tensors.
+
+    Returns:
+        `global_step`; `epoch` (-1 when it holds none); `hyper_parameters`; `clip` (`clip_of`); `log_version` (the
+        TensorBoard version); `preempted` (whether a signal stopped the run); `data` (its lists' data versions).
+
+    Raises:
+        FileError: the file is not a videogn checkpoint.
+    """
     checkpoint = read_checkpoint(path, setting, mmap=True)
     guard = checkpoint.get("callbacks", {}).get(RESUME_STATE, {})
     return {
@@ -208,8 +210,10 @@ def read_checkpoint_info(path: str | os.PathLike, setting: str = "--ckpt_path") 
 
 
 def check_normalisation(clip: Any, trained: Any, checkpoint: str | os.PathLike) -> None:
-    """A `ConfigError` when the data's clip mean / std differ from those a checkpoint's network was made for
-    (`trained`: ClipSettings or its dict; `clip`: ClipSettings or the parsed config's namespace)."""
+    """Raise a `ConfigError` when `clip`'s mean / std differ from those the checkpoint's network was trained with.
+
+    `trained` is a `ClipSettings` or its dict; `clip` a `ClipSettings` or a parsed config's namespace.
+    """
     trained = trained if isinstance(trained, Mapping) else trained.to_dict()
     for key in ("mean", "std"):
         theirs = [round(float(v), 6) for v in trained[key]]
@@ -222,9 +226,10 @@ def check_normalisation(clip: Any, trained: Any, checkpoint: str | os.PathLike) 
 
 
 def checkpoint_of(model: nn.Module, settings: Mapping[str, Any], clip: ClipSettings, **extra: Any) -> dict[str, Any]:
-    """A videogn checkpoint, as `lightning fit` writes it, of a network that was not trained here (a converted zoo
-    model): `model` is the network, `settings` its `VideoClassifier` settings (`classifier_settings`). What
-    `read_checkpoint`, `lightning validate/test/predict` and `videogn-infer` take; written without Lightning."""
+    """A videogn checkpoint, as `lightning fit` writes it, of a network not trained here (a converted zoo model).
+
+    `model` is the network and `settings` its `VideoClassifier` settings; `extra` are added as top-level keys.
+    """
     from videogn.models.resnet import NetSettings
 
     return {

@@ -1,9 +1,9 @@
 """Small decisions that every DDP rank must take alike, exchanged on the CPU.
 
 A decision that depends on one rank's data or signals (a bad video, a preemption signal) must be taken by every rank
-at the same point, or the ranks that did not see it wait forever in the next collective. These helpers sum or take
-the maximum of a number over ranks through a gloo process group: a CPU tensor through NCCL would first wait for the
-GPU's queue, every step. With one process they return the number itself.
+at the same point, or the other ranks wait forever in the next collective. These helpers exchange numbers and
+objects through a gloo process group, so they do not wait for the GPU's queue. With one process they return their
+argument.
 """
 
 from __future__ import annotations
@@ -19,16 +19,20 @@ _groups: dict[Any, Any] = {}  # default group → its gloo twin
 
 
 def is_distributed() -> bool:
+    """Whether a process group of more than one rank is running."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def world_size() -> int:
+    """The number of ranks (1 without a process group)."""
     return dist.get_world_size() if is_distributed() else 1
 
 
 def cpu_group() -> Any:
-    """The default process group if it is gloo, else a gloo group over the same ranks, made once (a collective:
-    every rank makes it at its first call)."""
+    """A gloo group over the default group's ranks (None: the default group, when it is gloo).
+
+    Made once, at the first call, which is a collective.
+    """
     if dist.get_backend() == "gloo":
         return None
     default = dist.group.WORLD

@@ -1,11 +1,10 @@
 """Weights by URL: `https://...` (or `http://`) for `model.pretrained_2d`, `model.init_from` and `videogn convert`.
 
-A URL is downloaded once into the torch hub cache (`$TORCH_HOME/hub/checkpoints`, where `torch.hub` keeps its
-weights), with a progress bar, into a temporary file renamed into place only when complete (`files.atomic_output`),
-and checked against a SHA-256: a `#sha256=<hex>` suffix of the URL, or the one videogn ships for a known file
-(`KNOWN_SHA256`). A cached file is used without any network access (checked again when a hash is known). Under DDP
-only each node's local rank 0 downloads; the other ranks wait for the finished file. Every failure (no network, an
-HTTP error, a transfer cut short, another hash) is a `FileError` naming the setting and the URL, and leaves no file.
+A URL is downloaded once into the torch hub cache (`$TORCH_HOME/hub/checkpoints`) and checked against a SHA-256: a
+`#sha256=<hex>` suffix of the URL, or the one videogn ships for a known file (`KNOWN_SHA256`). A cached file is used
+without network access. Under DDP each node's local rank 0 downloads and the other ranks wait. Every failure (no
+network, an HTTP error, a transfer cut short, another hash) is a `FileError` naming the setting and the URL, and
+leaves no file.
 """
 
 from __future__ import annotations
@@ -22,14 +21,15 @@ from videogn.files import FileError, atomic_output
 
 __all__ = ["KNOWN_SHA256", "cache_dir", "cache_entry", "is_url", "local_file", "sha256_of"]
 
-# SHA-256 of the files the README names, where their publishers give one. Detectron and video-nonlocal-net publish
-# no hashes and this machine cannot download them, so none is shipped yet: give `#sha256=<hex>` in the URL to pin one.
+# SHA-256 of the files the docs name, by file name. Empty: Detectron and video-nonlocal-net publish no hashes;
+# give `#sha256=<hex>` in the URL to pin one.
 KNOWN_SHA256: dict[str, str] = {}
 
 WAIT_FOR_RANK0_S = 3600.0  # how long another local rank waits for local rank 0's download
 
 
 def is_url(path: str | os.PathLike) -> bool:
+    """Whether `path` is an http(s) URL."""
     return urlsplit(str(path)).scheme in ("http", "https")
 
 
@@ -41,6 +41,7 @@ def cache_dir() -> Path:
 
 
 def sha256_of(path: Path) -> str:
+    """SHA-256 of a file's bytes, as hex."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -49,7 +50,7 @@ def sha256_of(path: Path) -> str:
 
 
 def cache_entry(path: str | os.PathLike, setting: str) -> tuple[str, Path, str | None]:
-    """For a URL: (the URL without its fragment, its file in the cache, the SHA-256 it must have or None)."""
+    """For a URL: the URL without its fragment, its file in the cache, and the SHA-256 it must have (or None)."""
     url, _, fragment = str(path).partition("#")
     name = Path(urlsplit(url).path).name
     if not name:
@@ -59,7 +60,11 @@ def cache_entry(path: str | os.PathLike, setting: str) -> tuple[str, Path, str |
 
 
 def local_file(path: str | os.PathLike, setting: str) -> Path:
-    """`path` itself, or for a URL its downloaded, verified copy in the cache (downloaded on the first call)."""
+    """`path` itself, or for a URL its verified copy in the cache, downloaded on the first call.
+
+    Raises:
+        FileError: the download failed or the file has another SHA-256.
+    """
     if not is_url(path):
         return Path(path)
     url, target, expected = cache_entry(path, setting)
@@ -110,7 +115,7 @@ def _read(response, url: str, setting: str) -> bytes:  # noqa: ANN001 - an http.
 
 
 def _wait_for(target: Path, url: str, setting: str) -> None:
-    """Another local rank downloads: wait until its file is in place (renamed only when complete)."""
+    """Wait until local rank 0 has downloaded the file."""
     deadline = time.monotonic() + WAIT_FOR_RANK0_S
     while not target.is_file():
         if time.monotonic() > deadline:

@@ -1,13 +1,12 @@
-"""The files a user names, read in one place each, and the one way videogn writes a file.
+"""Reading the files a user names, and writing files atomically.
 
-Every path a setting gives goes through a reader here, or one built on these: `videogn.checkpoints` for videogn
-checkpoints, `videogn.models.formats` for 2D and zoo weights, `videogn.data.lists` for list and class-names files.
-A file that is not what the setting needs — missing, a folder, unreadable, empty, text, random bytes, a truncated or
-foreign zip, a PyTorch file of the wrong type, a pickle that would run code — is a `FileError`: one line naming the
-setting, the path and what was found instead. No code in a file ever runs: PyTorch files are read with
-`weights_only=True`. An exception of any other kind is a bug and keeps its traceback.
+Every path a setting gives goes through a reader here or one built on these (`videogn.checkpoints`,
+`videogn.models.formats`, `videogn.data.lists`). A file that is not what the setting needs (missing, a folder,
+empty, text, a truncated zip, a PyTorch file of the wrong type, a pickle that would run code, ...) is a `FileError`
+naming the setting, the path and what was found. PyTorch files are read with `weights_only=True`, so no code in a
+file runs.
 
-`atomic_output` is the one writer: a temporary file beside the target, flushed to disk, renamed over it.
+`atomic_output` writes a temporary file beside the target, flushes it to disk and renames it over the target.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ class FileError(ConfigError):
 
 
 def check_file(path: str | os.PathLike, setting: str) -> Path:
-    """`path` as a Path if it is a regular, readable, non-empty file; else a `FileError` saying what it is."""
+    """`path` as a Path if it is a regular, readable, non-empty file, else a `FileError` saying what it is."""
     path = Path(path)
     try:
         found = path.stat()
@@ -63,7 +62,7 @@ def check_file(path: str | os.PathLike, setting: str) -> Path:
 
 
 def describe_start(head: bytes) -> str:
-    """What a file is, from its first bytes: for messages ("text", "a gzip archive", "binary data", ...)."""
+    """What a file is, from its first bytes, for messages: "text (...)", "a gzip archive", "binary data", ..."""
     for magic, what in (
         (b"\x1f\x8b", "a gzip archive (extract it first)"),
         (b"BZh", "a bzip2 archive (extract it first)"),
@@ -94,8 +93,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _refused_global(exc: pickle.UnpicklingError) -> str | None:
-    """The global a weights-only load refused, from torch's message ("GLOBAL os.system was not an allowed global"),
-    or None when the unpickler stopped for another reason (damaged data)."""
+    """The global a weights-only load refused, from torch's message, or None (damaged data)."""
     found = re.search(r"GLOBAL (\S+)", str(exc))
     return found[1] if found else None
 
@@ -107,8 +105,10 @@ _MALFORMED = (EOFError, struct.error, IndexError, KeyError, TypeError, Attribute
 def load_torch_file(path: str | os.PathLike, setting: str, mmap: bool = False) -> Any:
     """What a PyTorch file (`torch.save`, zip or legacy format) holds, read with `weights_only=True`.
 
-    `mmap=True` maps a zip-format file's tensors instead of reading them (what a quick look at a large checkpoint
-    wants). Every way the file can be wrong is a `FileError` naming `setting` and `path`.
+    `mmap=True` maps a zip-format file's tensors instead of reading them.
+
+    Raises:
+        FileError: the file is missing, not a PyTorch file, damaged, or holds code (naming `setting` and `path`).
     """
     path = check_file(path, setting)
     with open(path, "rb") as f:
@@ -158,10 +158,10 @@ def type_name(value: Any) -> str:
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yields a temporary path beside `path` (`.{name}.partial-{pid}`); when the block ends
-    without an exception the file is flushed to disk and renamed over `path` (atomic within a folder), else removed.
+    """Context manager yielding a temporary path beside `path` to write to.
 
-    A run killed at any moment leaves either the old file or the new one under `path`, never half of one.
+    When the block ends without an exception the file is flushed to disk and renamed over `path`, else removed. A
+    process killed at any moment leaves the old file or the new one under `path`, never half of one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

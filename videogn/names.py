@@ -1,14 +1,12 @@
 """The names of videogn's metrics and TensorBoard tags, each defined once.
 
-The training module (`videogn.train.module`, `videogn.train.metrics`) and the callbacks log under these names, the
-dashboards lay them out (`videogn.train.dashboards`), the best checkpoint is chosen by one of them
-(`videogn.train.cli`), and `videogn compare --report` reads them back from TensorBoard's event files
-(`videogn.tools.compare`). The report works only while all of them agree, so they all import the names from here.
+The training module and callbacks log under these names, the dashboards lay them out, the CLI picks the best
+checkpoint by one of them, and `videogn compare --report` reads them back from TensorBoard's event files.
 
-Lightning makes two more: LearningRateMonitor logs the scheduler's name (`LR`, given in `videogn.train.optim`) per
-parameter group, and ThroughputMonitor (`ClipThroughput`) logs `train/device/samples_per_sec`.
+Lightning adds two: LearningRateMonitor logs `train/lr/<parameter group>` (`LR`), and ThroughputMonitor
+(`ClipThroughput`) logs `train/device/samples_per_sec`.
 
-Standard library only: the report imports this without the training stack.
+Standard library only, so the report can import it without the training stack.
 """
 
 from __future__ import annotations

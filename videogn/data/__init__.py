@@ -1,14 +1,12 @@
-"""Video data: which frames (sampling), decode them (decoding), augment them (transforms), datasets.
+"""Video data: list files, frame sampling, decoding, augmentation, the dataset and the Lightning data module.
 
-Keep the concerns apart: `settings` says what a clip is (`ClipSettings`), `lists` reads list files, `sampling` is
-pure index arithmetic, `backends` says which decoders work here, `decoding` turns a path and indices into uint8
-frames with decord, PyAV or torchcodec, `decode_process` runs a decoder in a child process with a time limit (its
-child's side: `decode_server`), `decoder` is the pipeline's way to read a video (backend, time limit, PyAV for what
-the backend cannot read), `transforms` turns frames into a clip tensor, `dataset` puts them together, `failures`
-keeps the record of bad videos and decides when they stop a run, `datamodule` is the Lightning side.
+`ClipSettings` says what a clip is; `KineticsClips` reads the clips of a list file; `KineticsDataModule` gives
+Lightning its loaders. Submodules: `settings`, `lists` (list files), `sampling` (index arithmetic), `backends`
+(which decoders work here), `decoding` (path and indices → uint8 frames), `decode_process` and `decode_server`
+(decoding in a child process with a time limit), `decoder` (how the pipeline reads a video), `transforms`,
+`dataset`, `failures` (bad videos), `datamodule`.
 
-The names below are imported when first used: `videogn.data.decoding` (and the decode process, which imports it)
-must not pull in torch or Lightning.
+The names below are imported on first use: `videogn.data.decoding` must not pull in torch or Lightning.
 """
 
 from __future__ import annotations

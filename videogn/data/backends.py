@@ -1,5 +1,7 @@
-"""Which video decoders work here: decord, PyAV (always: a dependency) and torchcodec (an extra that needs FFmpeg's
-shared libraries), and the one a setting resolves to (`resolve_backend`). Nothing is imported until asked.
+"""Which video decoders work here, and the one a setting resolves to (`resolve_backend`).
+
+PyAV is always there (a dependency); decord is optional; torchcodec is an extra that needs FFmpeg's shared
+libraries. Nothing is imported until asked.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 
 @functools.cache
 def decord_status() -> tuple[Any, str | None]:
-    """(the decord module, None) if decord imports here, else (None, why not); imported once per process."""
+    """(the decord module, None) if decord imports here, else (None, why not); imports once per process."""
     if importlib.util.find_spec("decord") is None:
         return None, "decord is not installed"
     try:
@@ -42,6 +44,7 @@ def decord_status() -> tuple[Any, str | None]:
 
 
 def has_decord() -> bool:
+    """Whether decord imports here."""
     return decord_status()[0] is not None
 
 
@@ -55,9 +58,10 @@ TORCHCODEC_INSTALL = (
 def torchcodec_status() -> tuple[Any, str | None]:
     """(torchcodec.decoders, None) if torchcodec and the FFmpeg libraries it loads work here, else (None, why not).
 
-    This imports torchcodec into the calling process, and with it the system's FFmpeg libraries, whose symbols then
-    stand in for those of PyAV's own FFmpeg: PyAV's encoders change their output (VP9 fails on small frames). Only
-    the process that decodes with torchcodec calls it; others ask `torchcodec_available`."""
+    It imports torchcodec, and with it the system's FFmpeg libraries, which then replace PyAV's own FFmpeg symbols
+    and change what PyAV's encoders write. Only the process that decodes with torchcodec calls it; others ask
+    `torchcodec_available`.
+    """
     if importlib.util.find_spec("torchcodec") is None:
         return None, "torchcodec is not installed"
     try:
@@ -69,8 +73,10 @@ def torchcodec_status() -> tuple[Any, str | None]:
 
 @functools.cache
 def torchcodec_available() -> tuple[bool, str | None]:
-    """(True, None) if torchcodec loads here, else (False, why not): asked of a new interpreter (a few seconds, once
-    per process), so that this process keeps its FFmpeg libraries apart from torchcodec's (`torchcodec_status`)."""
+    """(True, None) if torchcodec loads here, else (False, why not).
+
+    Asks a new interpreter, once per process, so this process does not load torchcodec's FFmpeg libraries.
+    """
     import subprocess
     import sys
 
@@ -100,8 +106,14 @@ def _warn_fallback(reason: str) -> None:
 
 
 def resolve_backend(backend: Backend | str) -> str:
-    """The backend to use: "decord" falls back to "pyav" (with one warning saying why) where decord cannot load;
-    "torchcodec" where it cannot load is a `ConfigError` saying what to install."""
+    """The backend a setting resolves to: "decord", "pyav" or "torchcodec".
+
+    "decord" and "auto" fall back to "pyav" where decord cannot load ("decord" with a warning saying why).
+
+    Raises:
+        ConfigError: "torchcodec" where it cannot load, saying what to install.
+        ValueError: an unknown backend.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "pyav":

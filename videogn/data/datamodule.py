@@ -1,20 +1,14 @@
-"""LightningDataModule for Kinetics-style list files: train / val / test loaders of `KineticsClips`.
+"""LightningDataModule for Kinetics-style list files: train, val, test and predict loaders of `KineticsClips`.
 
-`clips_per_gpu` is the batch size per device, the quantity the paper compares (8 vs 4). Each stage needs only its
-own lists: `fit` the train and val lists, `validate` the val list, `test` the test list, `predict` the test list
-(or the val list). Under DDP every rank reads its own shard through `ShardedSampler` (deterministic order per
-epoch, no padding of evaluation shards, mid-epoch resume); the Trainer must keep its hands off the sampler
-(`use_distributed_sampler=False`; the videogn CLI sets it, and the loaders refuse a replaced sampler).
+Each stage reads only its own lists: fit the train and val lists, validate the val list, test the test list,
+predict the test list (else the val list). Under DDP each rank reads its own shard (`ShardedSampler`); the Trainer
+must not replace the sampler (`use_distributed_sampler=False`, which the videogn CLI sets).
 
-Batches are `ClipBatch(clips, labels, video_index, view_index, failures, split, fallbacks)`; the loaders ship
-uint8 clips, normalised on the device after the transfer (`on_after_batch_transfer`). Every decode call has a time
-limit (`decode_timeout_s`): a decoder that hangs is killed, the video read with PyAV, and bad if PyAV fails too.
-Bad videos found in the worker processes arrive with the batches; the run's record of them is `bad_videos`
-(`videogn.data.failures.BadVideos`: logged once, quarantined, saved in checkpoints, exchanged over DDP ranks, and
-the decision to stop). A loader's workers start knowing what was known when it was made: the bad videos of its
-list (from the checkpoint of a resumed run, and those listed in `skip_videos`) are skipped, counted as bad, and the
-fallbacks read with PyAV at once. A worker also remembers what it meets itself; what another worker met after its
-start it meets once more (a hung file then costs its time limit once per worker that draws it).
+Batches are `ClipBatch`es of uint8 clips, normalised on the device after the transfer. Every decode call has a time
+limit (`decode_timeout_s`): a decoder that hangs is killed and the video read with PyAV. Bad videos found in the
+workers arrive with the batches; `bad_videos` (`videogn.data.failures.BadVideos`) keeps the run's record and
+decides when to stop. A loader's workers skip the bad videos known when it is made (a resumed run's, `skip_videos`)
+and remember those they meet themselves.
 """
 
 from __future__ import annotations
@@ -48,42 +42,40 @@ _LISTS_OF_STAGE = {"fit": ("train_list", "val_list"), "validate": ("val_list",),
 
 
 class KineticsDataModule(LightningDataModule):
-    """Kinetics clips for Lightning.
+    """Kinetics clips for Lightning: the `data` section of a videogn config.
+
+    `clips_per_gpu` is the batch size per device. Batches are `videogn.data.ClipBatch`es.
 
     Args:
         train_list: list file of training videos (`path label` lines; see `videogn.data.lists`); needed by fit.
         val_list: list file of validation videos; needed by fit and validate.
-        test_list: list file for test (and predict; predict falls back to val_list).
+        test_list: list file of test videos; needed by test and predict (predict falls back to val_list).
         root: folder the lists' relative paths start from (default: each list file's folder).
-        classes_file: class names, one per line (default: classes.txt beside the train list, else the labels of
-            the train list, else classes.txt beside the val/test list).
-        classes: the class names themselves (wins over classes_file; the CLI fills it from the checkpoint for
-            validate / test / predict).
-        clips_per_gpu: clips per batch on each device (paper: 8 or 4).
+        classes_file: class names, one per line (default: classes.txt beside the train list, else its labels,
+            else classes.txt beside the val/test list).
+        classes: the class names themselves; win over classes_file (the CLI takes them from the checkpoint).
+        clips_per_gpu: clips per training batch on each device.
         eval_views_per_batch: views per val/test/predict batch on each device (default: one video's views,
-            clip.num_clips × clip.num_crops). A video's views in one batch come from one decode of it, so a multiple
-            of a video's views decodes every video once; a video's views may span batches (then decoded once per
-            batch it is in).
+            clip.num_clips × clip.num_crops); a multiple of a video's views decodes each video once.
         num_workers: DataLoader worker processes per device.
-        clip: what a clip is: frames, interval, scales, crops, views, normalisation, decoder (`ClipSettings`).
-        val_num_clips: clips per video in periodic validation only (default clip.num_clips).
-        val_num_crops: crops per clip in periodic validation only (default clip.num_crops).
+        clip: what a clip is: frames, scales, crops, views, normalisation, decoder (`ClipSettings`).
+        val_num_clips: clips per video in periodic validation only (default: clip.num_clips).
+        val_num_crops: crops per clip in periodic validation only (default: clip.num_crops).
         pin_memory: pin host memory when a GPU is present.
         persistent_workers: keep workers between epochs (when num_workers > 0).
-        max_retries: decode attempts on other videos after a bad one, per item.
+        max_retries: other videos to try after a bad one, per item.
         fail_fast_attempts: stop when a process's first this-many decode attempts all fail (0: never).
         max_bad_fraction: stop when more than this fraction of a list's videos is bad (1: never).
-        quarantine_file: append `path<TAB>reason` for every bad video met, each once (None: kept in memory and in
-            checkpoints only).
-        skip_videos: a file of videos to skip without decoding, counted as bad: one path per line, optionally
-            followed by a tab and a reason (a quarantine file of an earlier run, check_videos's bad list).
-        decode_timeout_s: time limit in seconds of every decode call (a training clip: open, decode, close; in
-            evaluation each read): past it the decoder is killed, the video read with PyAV, and bad if PyAV fails
-            too. The default is 7–12 × the slowest honest call measured on Kinetics-like videos, 5–8 s
-            (`benchmarks/decode_time.py`). None: decode in the loader processes, no limit.
-        seed: seed of the training order (each epoch is shuffled by seed and epoch number).
-        eval_clips_per_gpu: the former name of eval_views_per_batch (its configs still parse; a value is an error
-            naming the new setting).
+        quarantine_file: append `path<TAB>reason` here for every bad video, once each (None: no file).
+        skip_videos: file of videos to skip without decoding, counted as bad: a path per line, optionally a tab and
+            a reason (e.g. an earlier run's quarantine file).
+        decode_timeout_s: time limit of each decode call, in seconds; past it the decoder is killed and the video
+            read with PyAV (None: no limit, decode in the loader processes).
+        seed: seed of the training order (shuffled by seed and epoch).
+        eval_clips_per_gpu: old name of eval_views_per_batch; a value is an error naming the new key.
+
+    Raises:
+        ConfigError: a setting out of range.
     """
 
     def __init__(
@@ -222,9 +214,10 @@ class KineticsDataModule(LightningDataModule):
         return list_fingerprint(self._list(name))[:16]
 
     def data_versions(self) -> dict[str, dict[str, Any]]:
-        """The data version of each list given that exists, by split (`videogn.data.manifest.data_version`: its
-        manifest's hash and counts, else the list's own hash): saved in checkpoints, shown in TensorBoard, read by
-        `videogn compare --report`, and compared by `test` with the checkpoint's."""
+        """The data version of each existing list, by split (`videogn.data.manifest.data_version`).
+
+        Saved in checkpoints; `test` compares it with the checkpoint's.
+        """
         if self._data_versions is None:
             names = [n for n in ("train_list", "val_list", "test_list") if getattr(self, n) is not None]
             self._data_versions = {
@@ -235,7 +228,7 @@ class KineticsDataModule(LightningDataModule):
         return self._data_versions
 
     def _check_trained_on(self, split: str) -> None:
-        """Say (once) when the manifest of the list `split` reads is not the data the checkpoint's run trained on."""
+        """Warn when the list of `split` has another manifest than the data the checkpoint trained on."""
         trained, version = self.trained_on.get("train"), self.data_versions().get(split)
         if not trained or not version or {trained.get("source"), version.get("source")} != {"manifest"}:
             return  # a list without a manifest: only the list itself is known, and a test list differs by design
@@ -304,9 +297,10 @@ class KineticsDataModule(LightningDataModule):
         return loader
 
     def precise_bn_dataloader(self, epoch: int = 0) -> DataLoader:
-        """Training clips, with the training augmentation, for recomputing BN statistics (`PreciseBN`): this rank's
-        shard in the order of `epoch`, read by workers that end with the pass. Needs `data.train_list` also when
-        testing, as in the references."""
+        """Training clips with the training augmentation, for recomputing BN statistics (`PreciseBN`).
+
+        Reads this rank's shard in the order of `epoch`. Needs `data.train_list`, also when testing.
+        """
         if "train" not in self.datasets:
             try:
                 self.datasets["train"] = self.make_dataset(self._list("train_list"), "train")
@@ -324,14 +318,13 @@ class KineticsDataModule(LightningDataModule):
         return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        # Lightning rebuilds predict loaders around its own batch sampler: not a ShardedLoader (the order is
-        # irrelevant, every prediction carries its video and view index), but one that ends after a DataStop
+        # Lightning rebuilds predict loaders around its own batch sampler, so not a ShardedLoader (each prediction
+        # carries its video and view index), but one that ends after a DataStop
         return self._loader("predict", cls=StoppingLoader)
 
     # ------------------------------------------------------------------ batches
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Each batch's bad videos go to the record (`BadVideos.check_batch`: it may stop the run); a training batch
-        moves the loader's resume position."""
+        """Record the batch's bad videos (which may stop the run) and count training batches for resuming."""
         training = self.trainer is not None and self.trainer.training
         if isinstance(batch, (ClipBatch, DataStop)):
             self.bad_videos.check_batch(batch, training=training)
@@ -340,14 +333,13 @@ class KineticsDataModule(LightningDataModule):
         return batch
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Normalise the uint8 clips where the model runs: workers ship a quarter of the bytes of float clips."""
+        """Normalise the uint8 clips on the device (uint8 is a quarter of the bytes of float clips)."""
         if isinstance(batch, ClipBatch):
             return batch._replace(clips=self.normalize(batch.clips))
         return batch
 
     def state_dict(self) -> dict[str, Any]:
-        """Saved in every checkpoint: the bad videos met so far and the videos read with PyAV (`BadVideos`), and the
-        data versions of the lists (`data_versions`); the loader saves its own position."""
+        """The bad videos met so far, the videos read with PyAV and the lists' data versions, for checkpoints."""
         return {**self.bad_videos.state_dict(), "data": self.data_versions()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

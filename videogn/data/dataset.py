@@ -1,24 +1,17 @@
-"""KineticsClips: a list file of videos (see `videogn.data.lists`), decoded and augmented; in val/test the views of
-a video that one batch holds come from one decode of it (`videogn.data.views`).
+"""`KineticsClips`: the videos of a list file (see `videogn.data.lists`), decoded and augmented into clips.
 
-Bad videos never end an epoch quietly, and never hide a bug:
-- videos are read through a `Decoder` (`videogn.data.decoder`): each decode call has a time limit (a decoder that
-  hangs in native code is killed; the video is bad), and what decord cannot read is read with PyAV (reported with
-  the batch, `fallbacks`);
+Bad videos:
+- videos are read through a `Decoder` (`videogn.data.decoder`): each decode call has a time limit, and what decord
+  cannot read is read with PyAV (reported with the batch as `fallbacks`);
 - a video is bad only when the decoder says so (`DecodeError`); any other exception propagates with its traceback;
 - a bad video is recorded in `failures` (path → the decoder's reason), logged once per process, and replaced by
-  another video (at most `max_retries` decode attempts); in val/test the stand-in is marked `view_index = -1` so
-  that no view is counted twice;
-- a circuit breaker: if the first `fail_fast_attempts` decode attempts of a process all fail, the data is not
-  "mostly bad", the setup is broken (wrong root, missing codec): `TooManyBadVideos` stops the run with the most
-  common reason instead of quarantining the whole data set. (The data module also stops a run when more than a set
-  fraction of a list's videos is bad.)
+  another video (at most `max_retries` attempts); in val/test the stand-in has `view_index = -1`, so no view counts
+  twice;
+- when the first `fail_fast_attempts` decode attempts of a process all fail, the setup is broken (wrong root,
+  missing codec): `TooManyBadVideos` stops the run with the most common reason.
 
-A stop found inside a DataLoader worker (`TooManyBadVideos`, or `DecoderStuck`: no decode process could replace a
-hung one) reaches the main process as an exception carrying the worker's traceback as its text. The data module
-asks for `defer_stops`: the batch then *is* the stop (`DataStop`, its one-line message, raised in the main process
-as a `TooManyBadVideos` whichever it was),
-so the data module can decide it on every DDP rank at the same point (`videogn.data.failures.BadVideos`).
+With `defer_stops`, a batch that stops the run is returned as a `DataStop` instead of raised in the DataLoader
+worker, so that the data module stops every DDP rank at the same point (`videogn.data.failures.BadVideos`).
 """
 
 from __future__ import annotations
@@ -49,15 +42,13 @@ Item = tuple[torch.Tensor, int, int, int]  # (clip, label, video_index, view_ind
 
 
 class KineticsClips(Dataset):
-    """Map-style dataset of clips. Items are `(clip, label, video_index, view_index)`.
+    """Map-style dataset of clips; items are `(clip, label, video_index, view_index)`.
 
-    `clip` is uint8 (3, num_frames, crop, crop), not yet normalised: `Normalize(clip.mean, clip.std)` does that
-    where the model runs (the data module on the device, after the transfer). In "train" mode there is one random
-    view per video; in "val" and "test" modes each video has `num_clips × num_crops` views (evenly spaced clips ×
-    spatial crops), one item each, with `view_index = clip_index · num_crops + crop_index`, so predictions can be
-    averaged per video. A DataLoader fetches a batch's items together (`__getitems__`): a video's views in one batch
-    decode the video once (each clip once, resized once for its crops). In val/test a bad video's items are replaced
-    by a stand-in from another video with `view_index = -1` (keeps batch shapes; metrics skip it).
+    `clip` is uint8 (3, T, crop, crop), not normalised: apply `Normalize(clip.mean, clip.std)` where the model runs.
+    In "train" mode each video has one random view. In "val" and "test" modes it has `num_clips × num_crops` views,
+    one item each, with `view_index = clip_index · num_crops + crop_index`, so predictions can be averaged per
+    video. A batch's views of one video decode the video once (`__getitems__`). In val/test a bad video's items are
+    replaced by a stand-in from another video with `view_index = -1`, which metrics skip.
 
     Args:
         list_file: the list of `path label` lines.
@@ -65,13 +56,14 @@ class KineticsClips(Dataset):
         clip: frames, scale, crops, normalisation and decoder (`ClipSettings`; default: the paper's).
         root: folder the list's relative paths start from (default: the list file's folder).
         classes_file: class names, one per line (default: classes.txt beside the list, if present).
-        class_names: the class names themselves (wins over classes_file).
-        max_retries: decode attempts on other videos after a failure before giving up on an item.
-        fail_fast_attempts: stop when this many first decode attempts (of this process) all failed (0: never).
-        defer_stops: a batch that stops the run is returned as a `DataStop` instead of raising `TooManyBadVideos`
-            (what the data module asks for, to decide the stop on all ranks alike).
-        decode_timeout_s: time limit of each decode call, in a decode process that is killed past it (a hung
-            decoder is then a bad video; `videogn.data.decoder`); None: decode here, no limit.
+        class_names: the class names themselves; win over classes_file.
+        max_retries: other videos to try after a bad one, per item.
+        fail_fast_attempts: stop when this process's first this-many decode attempts all fail (0: never).
+        defer_stops: return a batch that stops the run as a `DataStop` instead of raising `TooManyBadVideos`.
+        decode_timeout_s: time limit of each decode call, in seconds (None: decode in this process, no limit).
+
+    Raises:
+        ValueError: an unknown mode.
     """
 
     def __init__(
@@ -117,9 +109,10 @@ class KineticsClips(Dataset):
         return len(self.paths) * self.views_per_video
 
     def train_window(self) -> TrainWindow:
-        """The frames of the next training clip, a random window, as a function of the video's `VideoInfo`: its
-        random draw comes from this process's `random` (seeded per DataLoader worker) and goes with it to the
-        decode process (evaluation clips: `videogn.data.views.eval_clips`)."""
+        """The frames of the next training clip: a random window, as a function of the video's `VideoInfo`.
+
+        The draw comes from this process's `random` (seeded per DataLoader worker).
+        """
         return TrainWindow(self.clip.num_frames, self.clip.frame_interval, self.clip.target_fps, random.getrandbits(64))
 
     def frame_indices(self, info: VideoInfo) -> list[int]:
@@ -127,11 +120,13 @@ class KineticsClips(Dataset):
         return self.train_window()(info)
 
     def load_views(self, video_index: int, views: Sequence[int]) -> list[torch.Tensor]:
-        """Decode one video and make the given views of it (in training its one random view; in val/test each clip
-        the views need decoded once, `video_views`); raises `DecodeError` for a bad video."""
+        """Decode one video and make the given views of it; raises `DecodeError` for a bad video.
+
+        In val/test each clip the views need is decoded once (`videogn.data.views.video_views`).
+        """
         path = self.paths[video_index]
         if self.mode == "train":
-            # one request to the decode process; its buffer itself (no copy), read by the transform at once
+            # one request to the decode process; the transform reads its buffer at once (no copy)
             frames, _ = self.decoder.read_frames(path, self.train_window(), borrow=True)
             return [_owned(self.transform(frames), frames) for _ in views]
 
@@ -148,9 +143,10 @@ class KineticsClips(Dataset):
         return items[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[Item] | DataStop:
-        """The items at `indices` (what a DataLoader fetches for one batch): the views of one video among them come
-        from one decode of it, so an evaluation batch of a video's K × N views decodes each of its clips once.
-        With `defer_stops`, a `TooManyBadVideos` is returned as a `DataStop` instead of raised."""
+        """The items at `indices`, which a DataLoader fetches for one batch; one decode per video among them.
+
+        With `defer_stops`, a `TooManyBadVideos` is returned as a `DataStop` instead of raised.
+        """
         try:
             return self._items(indices)
         except (TooManyBadVideos, DecoderStuck) as exc:
@@ -204,8 +200,7 @@ class KineticsClips(Dataset):
     def _candidates(self, video_index: int) -> Iterator[int]:
         """The video itself, then replacements, each video at most once.
 
-        Training continues from a random video; evaluation from the next one. An evaluation stand-in has
-        `view_index = -1`, so clip- and video-level metrics skip it instead of counting a view twice.
+        Training continues from a random video, evaluation from the next one.
         """
         yield video_index
         n = len(self.paths)
@@ -242,23 +237,33 @@ def _owned(clip: torch.Tensor, frames: np.ndarray) -> torch.Tensor:
 
 
 class ClipBatch(NamedTuple):
-    """A batch of `KineticsClips` items, as the loaders yield it."""
+    """A batch of `KineticsClips` items, as the loaders yield it.
 
-    clips: torch.Tensor  # (N, 3, T, H, W) uint8 (channels_last_3d memory) from the loaders; float, normalised,
-    # contiguous after the transfer
-    labels: torch.Tensor  # (N,)
-    video_index: torch.Tensor  # (N,) index of the video in the list
-    view_index: torch.Tensor  # (N,) clip_index · num_crops + crop_index; -1 for a stand-in of a bad video
-    failures: dict[str, str]  # videos found bad while this batch was decoded: path → the decoder's reason
-    split: str  # "train", "val" or "test": the dataset's mode
-    fallbacks: dict[str, str] = {}  # noqa: RUF012 - videos first read with PyAV for this batch: path → why
+    Attributes:
+        clips: (N, 3, T, H, W) uint8 in channels_last_3d memory from the loaders; float and normalised after the
+            transfer to the device.
+        labels: (N,) class indices.
+        video_index: (N,) index of each clip's video in the list.
+        view_index: (N,) clip_index · num_crops + crop_index; -1 for a stand-in of a bad video.
+        failures: videos found bad while this batch was decoded: path → the decoder's reason.
+        split: the dataset's mode: "train", "val" or "test".
+        fallbacks: videos first read with PyAV for this batch: path → why.
+    """
+
+    clips: torch.Tensor
+    labels: torch.Tensor
+    video_index: torch.Tensor
+    view_index: torch.Tensor
+    failures: dict[str, str]
+    split: str
+    fallbacks: dict[str, str] = {}  # noqa: RUF012
 
 
 class ClipCollate:
-    """Collate `(clip, label, video_index, view_index)` items into a `ClipBatch`, carrying new decode failures.
+    """Collate `(clip, label, video_index, view_index)` items into a `ClipBatch` with the new decode failures.
 
-    It runs inside the DataLoader worker that decoded the items, so the failures recorded there (in the worker's
-    copy of the dataset) reach the training loop with the batch.
+    It runs in the DataLoader worker that decoded the items, so the failures recorded there reach the main process
+    with the batch.
     """
 
     def __init__(self, dataset: KineticsClips) -> None:

@@ -1,32 +1,22 @@
 """Decoding with a time limit: the decoder runs in a child process, killed when it does not answer in time.
 
-A decoder can hang inside native code, with no exception: decord 0.6.0's `get_batch` spins at 100 % CPU forever on
-an H.264 Matroska file whose timestamps are all 0 (decord #373 reports the same for an over-reported frame count;
-decord2 deadlocks there). Python cannot interrupt native code, so a DataLoader worker stuck there would stop a run
-without a word. Here each decoding process (and thread) starts one decode process on first use and keeps it;
-every request to it (open a video, read frames, close; or all of that at once for a training clip) waits at most
-`timeout_s` for the answer (starting it and importing a backend have their own limit, `START_TIMEOUT_S`):
+A decoder can hang inside native code with no exception (decord on some broken files), which Python cannot
+interrupt. Each process (and thread) that decodes starts one decode process on first use and keeps it; every request
+to it waits at most `timeout_s` for the answer (starting it and importing a backend: `START_TIMEOUT_S`):
 
-- past the limit the decode process is killed (SIGKILL), a new one is started, and the request raises
-  `DecodeError` "the decoder did not finish in N s (backend)" (`videogn.data.decoder.Decoder` then tries PyAV);
-- a decode process that crashes while reading (SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL in the decoder) is a
-  `DecodeError` naming the signal; one that ends otherwise (killed from outside, the out-of-memory killer, an
-  exit) is a `DecodeProcessError`: the decoder did not say the video is bad;
-- any other exception in the decode process (a request it cannot unpickle included) is raised here with its own
-  type, the decode process's traceback as its cause: a bug stays a bug; a decode process that does not start, or
-  cannot import its backend, is a `DecodeProcessError`;
-- when no new decode process can be started after a kill, `DecoderStuck` (a `RunStopped`) stops the run with one
-  line naming the file.
+- past the limit the decode process is killed, a new one started, and the request raises `DecodeError` "the
+  decoder did not finish in N s (backend)";
+- a decode process that crashes while reading (SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL) is a `DecodeError` naming
+  the signal; one that ends otherwise (killed from outside, out of memory) is a `DecodeProcessError`;
+- any other exception in the decode process is raised here with its own type and the remote traceback as its
+  cause; a decode process that does not start, or cannot import its backend, is a `DecodeProcessError`;
+- when no new decode process can be started after a kill, `DecoderStuck` stops the run, naming the file.
 
-torchcodec decodes in a decode process of its own: it loads the system's FFmpeg libraries, whose symbols would
-stand in for those of PyAV's own FFmpeg (the PyAV fallback) in the same process.
+torchcodec has a decode process of its own: the system FFmpeg libraries it loads would clash with PyAV's.
 
-Frames come back through shared memory (a file in /dev/shm, or the temporary folder, mapped by both and unlinked
-at once): the decoder writes them there, and this side copies them out, or reads them in place (`borrow`: a
-training clip, used at once). The buffer grows to the largest read and stays. The decode process imports NumPy and
-the decoders only (torch too for torchcodec), ignores the signals its parent handles (SIGINT, SIGTERM, SIGUSR1),
-and dies with its parent (on Linux by PR_SET_PDEATHSIG, which follows the thread that started it; elsewhere when
-every copy of its pipe is closed: forked DataLoader workers hold copies of their parent's until they end).
+Frames come back through shared memory (a file in /dev/shm or the temporary folder), copied out or read in place
+(`borrow`). The decode process ignores the signals its parent handles (SIGINT, SIGTERM, SIGUSR1) and dies with its
+parent.
 """
 
 from __future__ import annotations
@@ -91,8 +81,7 @@ class _RemoteTraceback(Exception):
 
 @contextlib.contextmanager
 def _undone_by(undo: Callable[[], object]) -> Iterator[None]:
-    """Run `undo` when the block raises, whatever it raises (an interrupt included), then let it go on: a half-done
-    step undone, the error itself unchanged."""
+    """Run `undo` when the block raises anything (an interrupt included), then re-raise it unchanged."""
     done = False
     try:
         yield
@@ -124,8 +113,7 @@ class DecodeProcess:
 
     # ------------------------------------------------------------------ requests
     def ensure_running(self) -> None:
-        """Start the decode process if there is none, or a new one if it ended while idle (readers opened in the
-        old one see `generation` change and open their videos again)."""
+        """Start the decode process if there is none, or a new one if it ended while idle."""
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._discard()
@@ -140,9 +128,11 @@ class DecodeProcess:
         alloc: Alloc | None = None,
         borrow: bool = False,
     ) -> tuple:
-        """Send `request`, wait at most `timeout_s` for the answer. A "frames" answer is ("frames", array, extra):
-        the frames copied out of the shared buffer (into `alloc(shape)` if given), or with `borrow` the buffer
-        itself, valid until the next request to this decode process."""
+        """Send `request` and wait at most `timeout_s` for the answer.
+
+        A "frames" answer is ("frames", array, extra): the frames copied out of the shared buffer (into
+        `alloc(shape)` if given), or with `borrow` the buffer itself, valid until the next request.
+        """
         if os.getpid() != self.owner:
             raise DecodeProcessError(
                 f"{path}: opened in process {self.owner}, read in process {os.getpid()} (a fork): open it again here"
@@ -200,8 +190,7 @@ class DecodeProcess:
         return reply
 
     def _grow(self, nbytes: int, timeout_s: float, path: str, backend: str) -> tuple:
-        """A larger shared buffer for frames of `nbytes` that the decode process holds: the answer to "need". Both
-        sides take the new buffer, or (whatever went wrong) the decode process is discarded with it."""
+        """Answer "need": give both sides a shared buffer of `nbytes`, or discard the decode process on any error."""
         name, buffer = self._new_buffer(nbytes)
         try:
             with _undone_by(self._discard):  # it may or may not have taken the new buffer: start afresh
@@ -212,8 +201,7 @@ class DecodeProcess:
         return reply
 
     def _new_buffer(self, nbytes: int) -> tuple[str, mmap.mmap]:
-        """A shared file of at least `nbytes` (rounded up to MiB), mapped here: (its path, the mapping); the caller
-        unlinks it once the decode process has mapped it."""
+        """A shared file of at least `nbytes` (rounded up to MiB) and its mapping; the caller unlinks it."""
         size = -(-nbytes // 2**20) * 2**20
         for folder in ("/dev/shm", tempfile.gettempdir()):
             if not os.path.isdir(folder):
@@ -270,7 +258,7 @@ class DecodeProcess:
             ) from exc
 
     def _exit_status(self) -> tuple[int | None, str]:
-        """(its return code, in words) once it has ended (None: it has not, within KILL_WAIT_S)."""
+        """The exit code and its description; None when it has not ended within KILL_WAIT_S."""
         if self._proc is None:
             return None, "not started"
         try:
@@ -294,8 +282,7 @@ class DecodeProcess:
         for connection in (self._send, self._receive):
             if connection is not None:
                 connection.close()
-        # the buffer is not closed: borrowed frames may still view it (garbage not yet collected); it is unmapped
-        # when the last of them goes
+        # the buffer is not closed: borrowed frames may still view it; it is unmapped when the last of them goes
         self._proc = self._send = self._receive = self._buffer = None
 
 
@@ -311,8 +298,7 @@ def _warn_once(message: str) -> None:
 
 
 def decode_process(backend: str = "pyav") -> DecodeProcess:
-    """The decode process of the calling process and thread (a forked DataLoader worker gets its own) for
-    `backend`: torchcodec has one of its own, since the system FFmpeg it loads would stand in for PyAV's."""
+    """The decode process of the calling process and thread for `backend` (torchcodec has its own)."""
     kind = "torchcodec" if backend == "torchcodec" else "bundled FFmpeg"
     processes = _local.__dict__.setdefault("processes", {})
     process = processes.get(kind)
@@ -322,7 +308,7 @@ def decode_process(backend: str = "pyav") -> DecodeProcess:
 
 
 class TimedReader(VideoReader):
-    """A video opened in the decode process; every call waits at most `timeout_s` (see the module's docstring)."""
+    """A video opened in the decode process; every call waits at most `timeout_s`."""
 
     def __init__(self, process: DecodeProcess, path: str, backend: str, timeout_s: float) -> None:
         self.path, self.backend, self.timeout_s = path, backend, timeout_s
@@ -347,8 +333,7 @@ class TimedReader(VideoReader):
         return self._call(("frames", self._handle, [int(i) for i in indices]), alloc)[1]
 
     def frames(self, chunk: int = 32) -> Iterator[np.ndarray]:
-        """Every frame in order, as the backend's own `frames` gives them, `chunk` frames per request (after a
-        replacement of the decode process the iteration starts again there, past the frames already given)."""
+        """Every frame in order, `chunk` frames per request; resumes where it was if the process is replaced."""
         done = 0
         while True:
             reply = self._call(("next", self._handle, chunk, done))
@@ -363,7 +348,7 @@ class TimedReader(VideoReader):
 
 
 def open_timed(path: str | os.PathLike, backend: str = "decord", timeout_s: float = 60.0) -> TimedReader:
-    """`open_video` in the decode process of this process and thread: each call waits at most `timeout_s`."""
+    """`open_video` in the decode process; each call waits at most `timeout_s` seconds."""
     backend = resolve_backend(backend)
     return TimedReader(decode_process(backend), os.fspath(path), backend, timeout_s)
 
@@ -375,10 +360,11 @@ def read_timed(
     timeout_s: float = 60.0,
     borrow: bool = False,
 ) -> tuple[np.ndarray, VideoInfo]:
-    """`read_frames` in the decode process, in one request (open, choose the frames, decode them, close) that
-    waits at most `timeout_s`: (frames (T, H, W, 3) uint8, info). `indices_for` is sent there, so it must pickle
-    (a `videogn.data.sampling.TrainWindow`, say; not a lambda). With `borrow` the frames are the decode process's
-    shared buffer, valid until this thread's next request to it (no copy: read them at once)."""
+    """`read_frames` in the decode process, as one request that waits at most `timeout_s`: (frames, info).
+
+    `indices_for` must pickle (e.g. a `videogn.data.sampling.TrainWindow`, not a lambda). With `borrow` the frames
+    are the shared buffer, valid until this thread's next request: read them at once.
+    """
     path, backend = os.fspath(path), resolve_backend(backend)
     request = ("read", os.path.abspath(path), backend, indices_for)
     _, frames, (num_frames, fps) = decode_process(backend).call(request, timeout_s, path, backend, borrow=borrow)

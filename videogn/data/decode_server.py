@@ -1,9 +1,8 @@
-"""The decode process's side of `videogn.data.decode_process`: a fresh interpreter that imports NumPy and the
-decoders only, answers its parent's requests one at a time (open a video, read frames, close; or a whole training
-clip at once), writes the frames into the shared buffer its parent maps, and dies with its parent.
+"""The decode process's side of `videogn.data.decode_process`.
 
-A `DecodeError` goes back as the decoder's verdict ("bad", reason); any other exception goes back pickled with its
-traceback's text, and the parent raises it: a bug stays a bug.
+A fresh interpreter that imports NumPy and the decoders only. It answers its parent's requests one at a time, writes
+frames into the shared buffer its parent maps, and dies with its parent. A `DecodeError` goes back as ("bad",
+reason); any other exception goes back pickled with its traceback, for the parent to raise.
 """
 
 from __future__ import annotations
@@ -120,16 +119,14 @@ class _Server:
         return self._ship(*pending) if pending is not None else ("ok",)
 
     def _alloc(self, shape: tuple[int, ...]) -> np.ndarray:
-        """Where a reader writes frames of `shape`: the shared buffer if they fit, else a new array (`_ship` then
-        asks for a larger buffer)."""
+        """Where a reader writes frames of `shape`: the shared buffer if they fit, else a new array."""
         size = int(np.prod(shape))
         if self.buffer is not None and size <= len(self.buffer):
             return np.frombuffer(self.buffer, np.uint8, size).reshape(shape)
         return np.empty(shape, np.uint8)
 
     def _ship(self, frames: np.ndarray, extra: Any = None) -> tuple:
-        """The answer for `frames` (uint8), which are in the shared buffer (written there by the reader, or copied
-        now), or a request for a buffer that holds them."""
+        """The answer for uint8 `frames`, copied into the shared buffer if needed, or a request for a larger buffer."""
         if frames.dtype != np.uint8:
             raise TypeError(f"decoders return uint8 frames, got {frames.dtype}")
         if self.buffer is None or frames.nbytes > len(self.buffer):

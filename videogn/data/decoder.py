@@ -1,27 +1,19 @@
-"""`Decoder`: how the pipeline reads a video — its backend, a time limit on every decode, PyAV for what the backend
+"""`Decoder`: how the pipeline reads a video: a backend, a time limit on every decode, PyAV for what the backend
 cannot read.
 
-Training, evaluation, precise BN (`KineticsClips`), `videogn-infer` and `data_prep/check_videos.py` all read videos
-through it:
+Training, evaluation, precise BN, `videogn-infer` and `data_prep/check_videos.py` read videos through it:
 
     decoder = Decoder("decord", timeout_s=60)
     frames, info = decoder.read_frames(path, TrainWindow(32, 2, None, seed))  # one request: open, decode, close
     views = decoder.read(path, lambda video: make_views(video))  # anything on the opened video
 
-- every call to the decoder runs in the decode process of `videogn.data.decode_process` and waits at most
-  `timeout_s`: a training clip is one call (`read_frames`: open, decode, close), anything else on an opened video
-  (`read`) one call per request (open, each read of frames, close). A decoder that does not finish is killed
-  ("the decoder did not finish in 60 s (decord)");
+- each call runs in a decode process (`videogn.data.decode_process`) and waits at most `timeout_s` seconds: a
+  training clip is one call (`read_frames`: open, decode, close); `read` makes one call per request on the opened
+  video. A decoder that does not finish is killed ("the decoder did not finish in 60 s (decord)");
 - when the backend (decord or torchcodec) fails on a file, or does not finish, the whole read is done again with
-  PyAV (the same pixels: tests compare them frame for frame). The file is remembered (`fallbacks`: path → what the
-  backend said), so this decoder's later reads go to PyAV at once; a file neither reads is bad, with both reasons
-  (the dataset counts it, replaces it, quarantines it);
-- `timeout_s=None` decodes in the calling process with no time limit (a hung decoder then hangs the caller), as
-  does Windows, where the decode process is not available.
-
-The default limit, 60 s, is 7–12 × the slowest honest decode call measured on Kinetics-like videos, 5–8 s
-(`benchmarks/decode_time.py`: decord reading 4 test windows of a 1080p video with one keyframe in 250 frames at
-once, on one core).
+  PyAV (the same pixels). The file is remembered in `fallbacks`, so later reads go to PyAV at once; a file neither
+  reads raises `DecodeError` with both reasons;
+- `timeout_s=None` decodes in the calling process with no time limit, as on Windows, which has no decode process.
 """
 
 from __future__ import annotations
@@ -51,10 +43,10 @@ T = TypeVar("T")
 
 @dataclass
 class Decoder:
-    """Reads videos with `backend`, each decode call bounded by `timeout_s` seconds (None: in-process, no limit).
+    """Reads videos with `backend`, each decode call limited to `timeout_s` seconds (None: in-process, no limit).
 
     `fallbacks` holds the files read with PyAV because the backend could not (path → the backend's reason);
-    `pop_new_fallbacks` gives those found since its last call (what a DataLoader worker sends with its batch).
+    `pop_new_fallbacks` returns those found since its last call.
     """
 
     backend: str = "decord"
@@ -79,9 +71,10 @@ class Decoder:
         return open_video(path, backend) if self.in_process else open_timed(path, backend, self.timeout_s)
 
     def read(self, path: str | os.PathLike, read: Callable[[VideoReader], T]) -> T:
-        """`read(video)` on `path` opened with the backend, or with PyAV where the backend fails (see the module's
-        docstring); `read` may run twice, so it must not keep state between calls. Raises `DecodeError` for a video
-        neither reads."""
+        """`read(video)` on `path` opened with the backend, or with PyAV where the backend fails.
+
+        `read` may run twice, so it must not keep state between calls. Raises `DecodeError` for a video neither reads.
+        """
 
         def attempt(backend: str) -> T:
             with self.open(path, backend) as video:
@@ -92,10 +85,12 @@ class Decoder:
     def read_frames(
         self, path: str | os.PathLike, indices_for: Callable[[VideoInfo], Sequence[int]], borrow: bool = False
     ) -> tuple[np.ndarray, VideoInfo]:
-        """The frames (T, H, W, 3) uint8 at the indices `indices_for` chooses from the video's `VideoInfo`, and the
-        info: with a time limit, one request to the decode process (`indices_for` must pickle there); PyAV where
-        the backend fails, as `read`. `borrow`: the frames may be the decode process's buffer, valid until the
-        next read of this thread (`read_timed`): use them at once, and keep nothing that shares their memory."""
+        """The frames (T, H, W, 3) uint8 at the indices `indices_for` picks from the video's `VideoInfo`, and the info.
+
+        With a time limit this is one request to the decode process, so `indices_for` must pickle. PyAV reads where
+        the backend fails, as in `read`. With `borrow`, the frames may be the decode process's buffer, valid until
+        this thread's next read: use them at once and keep nothing that shares their memory.
+        """
 
         def attempt(backend: str) -> tuple[np.ndarray, VideoInfo]:
             if self.in_process:

@@ -1,20 +1,15 @@
-"""Decode exactly the sampled frames of a video: decord (default), PyAV or torchcodec, the same pixels.
+"""Decode exactly the sampled frames of a video with decord (default), PyAV or torchcodec; all give the same pixels.
 
-Each returns uint8 arrays of shape (T, H, W, 3), RGB. The reader is opened inside each call, never kept on the
-dataset nor shared across DataLoader workers (decord readers are not fork-safe), and decord runs single-threaded
-(`num_threads=1`), since the DataLoader workers already provide the parallelism. Decoding does not depend on
-decord's "bridge": whatever `get_batch` returns (decord, torch, ... arrays) becomes a NumPy array. torchcodec (the
-`torchcodec` extra; it needs FFmpeg's shared libraries) decodes in exact-seek mode, one FFmpeg thread.
+Frames are uint8 arrays (T, H, W, 3), RGB. A reader is opened inside each call, never kept on the dataset or shared
+across DataLoader workers (decord readers are not fork-safe). decord and torchcodec decode with one thread: the
+DataLoader workers provide the parallelism. torchcodec (the `torchcodec` extra) needs FFmpeg's shared libraries.
 
-A video is bad only when its decoder says so: a missing, empty or unreadable file (`OSError`), decord's
-`DECORDError` (and the `RuntimeError("Error reading ...")` its reader raises when it cannot open a file), PyAV's
-`FFmpegError` (its `InvalidDataError` among them), an error of torchcodec's native core (a `RuntimeError` naming
-its `_core` source file) or metadata it cannot parse. Exactly those become `DecodeError`, naming the file and the
-decoder's reason, so the dataset can record it and move on. Any other exception is a bug and propagates.
+A video is bad only when its decoder says so: a missing, empty or unreadable file, decord's `DECORDError`, PyAV's
+`FFmpegError`, an error of torchcodec's native core, or metadata it cannot parse. Those become `DecodeError`,
+naming the file and the reason; any other exception is a bug and propagates.
 
-These readers decode in the calling process, with no time limit: a decoder that hangs in native code hangs the
-caller. The pipeline reads videos through `videogn.data.decoder.Decoder`, which decodes in a child process with
-a time limit (`videogn.data.decode_process`).
+These readers decode in the calling process with no time limit. The pipeline reads videos through
+`videogn.data.decoder.Decoder`, which decodes in a child process with a time limit.
 """
 
 from __future__ import annotations
@@ -57,6 +52,8 @@ class DecodeError(RuntimeError):
 
 @dataclass(frozen=True)
 class VideoInfo:
+    """A video's frame count and average frame rate (frames per second)."""
+
     num_frames: int
     fps: float
 
@@ -108,13 +105,11 @@ class VideoReader:
     info: VideoInfo
 
     def get_frames(self, indices: Sequence[int], alloc: Alloc | None = None) -> np.ndarray:
-        """The frames at `indices` (T, H, W, 3) uint8, written into `alloc(shape)` if given (the decode process
-        passes its shared buffer), else into a new array."""
+        """The frames at `indices`, (T, H, W, 3) uint8, written into `alloc(shape)` if given, else a new array."""
         raise NotImplementedError
 
     def frames(self, chunk: int = 32) -> Iterator[np.ndarray]:
-        """Every frame (H, W, 3) uint8, in order, `chunk` at a time through `get_frames` (decord reads on from
-        where it is)."""
+        """Every frame (H, W, 3) uint8 in order, read `chunk` frames at a time."""
         for start in range(0, self.info.num_frames, chunk):
             indices = list(range(start, min(start + chunk, self.info.num_frames)))
             yield from _checked(self.get_frames(indices), len(indices), self.path)
@@ -170,9 +165,9 @@ class DecordReader(VideoReader):
 class PyAVReader(VideoReader):
     """Frame-accurate random access with PyAV: seek to the keyframe before the first wanted frame, decode forward.
 
-    A frame's index is its presentation time × the stream's average rate (what decord computes for constant
-    frame-rate video). When the container does not store a frame count (mkv, webm) it is estimated from the
-    duration; indices past the real end then repeat the last frame.
+    A frame's index is its presentation time × the stream's average rate, as decord computes it for constant
+    frame-rate video. When the container stores no frame count (mkv, webm) it is estimated from the duration;
+    indices past the real end then repeat the last frame.
     """
 
     def __init__(self, path: str) -> None:
@@ -265,8 +260,8 @@ class PyAVReader(VideoReader):
         return np.stack(ordered, out=alloc((len(ordered), *ordered[0].shape)))
 
     def frames(self, chunk: int = 32) -> Iterator[np.ndarray]:
-        """Every frame in order, decoded straight through from the start (no seek per chunk: a long GOP would be
-        decoded again for each), with `get_frames`'s rules for skipped frames and the end of the stream."""
+        """Every frame in order, decoded straight through from the start, with `get_frames`'s rules for skipped
+        frames and the end of the stream (a seek per chunk would decode a long GOP again for each)."""
         import av
 
         n, last = 0, None
@@ -307,8 +302,7 @@ def _rgb(frame) -> np.ndarray:  # noqa: ANN001 - an av.VideoFrame
 
 
 class TorchCodecReader(VideoReader):
-    """torchcodec's `VideoDecoder` in exact-seek mode (it scans the file once when opening, then seeks by its own
-    index: frame i is the i-th frame in presentation order), one FFmpeg thread, frames as (T, H, W, 3)."""
+    """torchcodec's `VideoDecoder` in exact-seek mode (frame i is the i-th in presentation order), one FFmpeg thread."""
 
     def __init__(self, path: str) -> None:
         import json
@@ -355,7 +349,11 @@ _READERS: dict[str, Callable[[str], VideoReader]] = {
 
 
 def open_video(path: str | os.PathLike, backend: Backend | str = "decord") -> VideoReader:
-    """Open `path` with the chosen backend; a file the decoder cannot read is a `DecodeError` naming it."""
+    """Open `path` with `backend` ("decord", "pyav", "torchcodec" or "auto"); use the reader as a context manager.
+
+    Raises:
+        DecodeError: the file is missing, empty or not readable by the decoder.
+    """
     path = os.fspath(path)
     name = resolve_backend(backend)
     try:
@@ -373,11 +371,11 @@ def open_video(path: str | os.PathLike, backend: Backend | str = "decord") -> Vi
 def decode_clips(
     video: VideoReader, clips: Sequence[Sequence[int]], max_frames: int | None = None
 ) -> Iterator[np.ndarray]:
-    """Each clip's frames (T, H, W, 3) uint8, in the order given, from one opened video: every frame is decoded once
-    however many clips share it. One read fetches the frames of the next clip and of the clips after it that start
-    within one clip span of what it reads (a decoder reads forward through a gap: sparse clips are read apart), as
-    long as `max_frames` decoded frames hold them (default: 4 clip lengths); frames are dropped when no later clip
-    needs them. The frames held stay bounded whatever the video's length or the number of clips."""
+    """Each clip's frames (T, H, W, 3) uint8, in the order given, from one opened video; each frame decoded once.
+
+    A read also fetches the following clips that start within one clip span, while at most `max_frames` decoded
+    frames are held (default: 4 clip lengths); frames are dropped when no later clip needs them.
+    """
     last_use = {i: k for k, clip in enumerate(clips) for i in clip}  # the last clip each frame is in
     limit = max_frames or 4 * max(map(len, clips), default=1)
     kept: dict[int, np.ndarray] = {}
@@ -400,7 +398,7 @@ def decode_clips(
 def sampled_frames(
     video: VideoReader, indices_for: Callable[[VideoInfo], Sequence[int]], alloc: Alloc | None = None
 ) -> np.ndarray:
-    """The frames (T, H, W, 3) uint8 at the indices `indices_for` chooses from the opened video's `VideoInfo`."""
+    """The frames (T, H, W, 3) uint8 at the indices `indices_for` picks from the opened video's `VideoInfo`."""
     indices = indices_for(video.info)
     frames = video.get_frames(indices) if alloc is None else video.get_frames(indices, alloc=alloc)
     return _checked(frames, len(indices), video.path)
@@ -409,7 +407,14 @@ def sampled_frames(
 def read_frames(
     path: str | os.PathLike, indices_for: Callable[[VideoInfo], Sequence[int]], backend: str = "decord"
 ) -> tuple[np.ndarray, VideoInfo]:
-    """Open `path` here, choose indices from its `VideoInfo`, decode them: (frames (T, H, W, 3) uint8, info)."""
+    """Decode the frames of `path` at the indices `indices_for` picks from its `VideoInfo`, in this process.
+
+    Returns:
+        The frames (T, H, W, 3) uint8 and the video's `VideoInfo`.
+
+    Raises:
+        DecodeError: the decoder cannot read the video.
+    """
     with open_video(path, backend) as video:
         frames = sampled_frames(video, indices_for)
     return frames, video.info

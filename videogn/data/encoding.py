@@ -1,8 +1,6 @@
-"""Write videos with PyAV (which bundles libx264, mpeg4, vp9, ffv1 encoders; no ffmpeg binary needed).
+"""Write videos with PyAV, which bundles the libx264, mpeg4, vp9 and ffv1 encoders (no ffmpeg binary needed).
 
-Used by `data_prep/` (synthetic data, re-encoding Kinetics to a short side with a short GOP) and by the tests.
-Files are written to a temporary name beside the target and renamed at the end, so an interrupted run never
-leaves a half-written video under the final name.
+`data_prep/` and the tests use it. Files are written atomically: an interrupted run leaves no half-written video.
 """
 
 from __future__ import annotations
@@ -28,13 +26,20 @@ def write_video(
     crf: int | None = 23,
     options: dict[str, str] | None = None,
 ) -> Path:
-    """Encode RGB uint8 frames (each H×W×3) to `path`, atomically.
+    """Encode RGB uint8 frames (each H×W×3) to `path`, atomically; returns `path`.
 
     Args:
+        path: the video file; its suffix picks the container (.mp4, .mkv, .webm, .avi, .mov).
+        frames: the frames, an iterable or an array (T, H, W, 3).
+        fps: frame rate.
         codec: "libx264" (yuv420p; H and W rounded down to even), "libx264rgb" with crf=0 for lossless RGB,
-            "ffv1" (lossless), "mpeg4", "libvpx-vp9".
+            "ffv1" (lossless), "mpeg4" or "libvpx-vp9".
         gop: keyframe interval in frames (short GOPs make random access fast); None leaves the codec default.
-        crf: constant rate factor for the x264 codecs (0 = lossless); ignored by the others.
+        crf: constant rate factor of the x264 codecs (0 = lossless); ignored by the others.
+        options: more encoder options.
+
+    Raises:
+        ValueError: no frames.
     """
     import av
 
@@ -72,7 +77,7 @@ def write_video(
 
 
 def _container_format(path: Path) -> str | None:
-    """The container format of the target's suffix (the temporary file being written has none of its own)."""
+    """The container format of the target's suffix (the temporary file has none)."""
     suffix = path.suffix.lower()
     return {".mp4": "mp4", ".mkv": "matroska", ".webm": "webm", ".avi": "avi", ".mov": "mov"}.get(
         suffix, suffix[1:] or None

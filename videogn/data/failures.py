@@ -1,21 +1,15 @@
 """Bad videos and data stops: what failed, why, and when the run stops because of it.
 
-A video is bad when the decoder says so (`videogn.data.decoding.DecodeError`); the dataset replaces it by another
-video and reports it with the batch (`ClipBatch.failures`), and a stop found while making a batch travels as the
-batch itself (`DataStop`). `BadVideos` is the run's record of them, kept by the data module:
-- every bad video met, with the decoder's reason, logged once, appended once to `quarantine_file`, and saved in
-  checkpoints (`state_dict`); the videos read with PyAV because the backend could not (`fallbacks`) likewise;
-- the videos known before a loader starts (from a resumed run's checkpoint, or listed in `skip_videos`) are given
-  to its dataset, which skips them (they count as bad), and the fallbacks to its decoder (`share_known`);
-- the circuit breaker: a `DataStop`, or more than `max_bad_fraction` of a list bad, stops the run with the most
-  common reason (`TooManyBadVideos`).
+A video is bad when the decoder says so (`videogn.data.decoding.DecodeError`). The dataset replaces it by another
+video and reports it with the batch (`ClipBatch.failures`); a stop found while making a batch is returned in place
+of the batch (`DataStop`). `BadVideos`, kept by the data module, is the run's record:
+- every bad video is logged once, appended once to `quarantine_file` and saved in checkpoints, with the decoder's
+  reason; so are the videos read with PyAV (`fallbacks`);
+- the videos known before a loader starts (a resumed run's, or `skip_videos`) are skipped and count as bad;
+- a `DataStop`, or more than `max_bad_fraction` of a list bad, stops the run (`TooManyBadVideos`).
 
-Under DDP the ranks decide together, so that every rank stops at the same point with the same message. In
-training, where the ranks take their batches in step, `check_batch` exchanges what each rank found at every batch
-(a count summed over ranks, then the findings gathered when there are any). In evaluation the ranks may hold
-different numbers of batches: a rank whose dataset gave up ends its epoch there (its loader stops after a
-`DataStop`), and the exchange happens at the epoch end (`sync`, called by `VideoClassifier`'s epoch-end hooks and
-nowhere else). `BadVideoMonitor` logs the count `sync` returns (`on_sync`).
+Under DDP the ranks decide together, so every rank stops at the same point with the same message: in training at
+every batch (`check_batch`), in evaluation at the epoch end (`sync`, called by `VideoClassifier`'s epoch-end hooks).
 """
 
 from __future__ import annotations
@@ -41,7 +35,10 @@ class TooManyBadVideos(RunStopped):
 
 
 class DataStop(NamedTuple):
-    """In place of a batch: the dataset stopped (`TooManyBadVideos`) while making it (`KineticsClips.defer_stops`)."""
+    """Returned in place of a batch when the dataset stopped the run while making it (`KineticsClips.defer_stops`).
+
+    `error()` gives the `TooManyBadVideos` to raise.
+    """
 
     message: str
     split: str
@@ -55,14 +52,14 @@ _logged: set[str] = set()  # paths already logged by this process
 
 
 def log_bad_video(path: str, reason: str) -> None:
-    """Log a bad video once per process (the data module logs what its workers found, once)."""
+    """Log a bad video once per process."""
     if path not in _logged:
         _logged.add(path)
         log.warning("skipping unreadable video %s: %s", path, reason)
 
 
 def most_common_reason(failures: dict[str, str]) -> str:
-    """'N×: reason (e.g. path)' for the most frequent reason, paths taken out so that reasons group."""
+    """ "N×: reason (e.g. path)" for the most frequent reason; paths are taken out so that reasons group."""
     reasons = Counter(reason.replace(path, "<file>") for path, reason in failures.items())
     reason, count = reasons.most_common(1)[0]
     example = next(p for p, r in failures.items() if r.replace(p, "<file>") == reason)
@@ -93,9 +90,8 @@ class BadVideos:
     """The bad videos and PyAV fallbacks of a run, and the decision to stop it.
 
     Args:
-        datasets: the data module's datasets by split (read when deciding: a list's size; written: what the workers
-            of loaders made later copy). The record keeps the mapping itself, not a copy.
-        rank: this process's global rank (0 writes the quarantine file, and reads `skip_videos` under DDP).
+        datasets: the data module's datasets by split; the record keeps this mapping, not a copy.
+        rank: returns this process's global rank (rank 0 writes the quarantine file and reads `skip_videos`).
         max_bad_fraction: stop when more than this fraction of a list's videos is bad.
         quarantine_file: append `path<TAB>reason` for every bad video met, each once (None: no file).
         skip_videos: a file of videos to skip without decoding, counted as bad (`path[<TAB>reason]` lines).
@@ -122,9 +118,10 @@ class BadVideos:
         self._written: set[str] = set()  # already in the quarantine file
 
     def check_batch(self, batch: _Batch, training: bool = False) -> None:
-        """Take in a batch's bad videos and fallbacks and decide whether the run stops, alike on all ranks
-        (`TooManyBadVideos`). `training`: a training step's batch, which every rank takes at the same point (under
-        DDP the ranks then decide at once; other batches at the epoch end, `sync`)."""
+        """Record a batch's bad videos and fallbacks; raise `TooManyBadVideos` when the run must stop.
+
+        Under DDP, a training batch (`training`) is decided on all ranks at once; other batches at `sync`.
+        """
         self.record_failures(batch.failures, batch.split)
         self.record_fallbacks(getattr(batch, "fallbacks", {}))
         self._stops.extend([batch.message] if isinstance(batch, DataStop) else [])
@@ -134,9 +131,10 @@ class BadVideos:
             self._exchange()
 
     def share_known(self, dataset: _Dataset, split: str) -> None:
-        """Before a loader's workers start: its dataset skips the known bad videos of its list (they count as bad)
-        and reads the known fallbacks with PyAV at once; too many known bad stops the run here (alike on every
-        rank: they know the same)."""
+        """Give a dataset the known bad videos (skipped, counted as bad) and fallbacks, before its loader starts.
+
+        Raises `TooManyBadVideos` when too many of its list are known to be bad.
+        """
         skipped = self._skip_list()
         known = {
             p: self.failures[p] if p in self.failures else skipped[p]
@@ -151,8 +149,7 @@ class BadVideos:
         self._decide()
 
     def record_fallbacks(self, fallbacks: dict[str, str]) -> None:
-        """Videos a worker read with PyAV: logged once, kept (and given to loaders made later, and to this
-        process's datasets, which the workers of non-persistent loaders copy)."""
+        """Log and keep the videos a worker read with PyAV, and give them to this process's datasets."""
         for path, reason in fallbacks.items():
             log_fallback(path, reason)
         self.fallbacks.update(fallbacks)
@@ -177,9 +174,10 @@ class BadVideos:
         return new
 
     def sync(self) -> int:
-        """At an epoch end (a collective under DDP: all ranks call it, from `VideoClassifier`'s epoch-end hooks):
-        gather every rank's new bad videos and stops, decide, and return the count of bad videos over all ranks
-        (also given to `on_sync`)."""
+        """Gather every rank's new bad videos and stops, decide, and return the count of bad videos.
+
+        Called at each epoch end; under DDP a collective that every rank calls. `on_sync` listeners get the count.
+        """
         if is_distributed():
             self._exchange()
         count = len(self.failures)
@@ -188,8 +186,7 @@ class BadVideos:
         return count
 
     def state_dict(self) -> dict[str, Any]:
-        """Saved in every checkpoint (the data module's state): the bad videos met so far and the videos read with
-        PyAV."""
+        """The bad videos met so far and the videos read with PyAV, for checkpoints."""
         return {"failures": dict(self.failures), "fallbacks": dict(self.fallbacks)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -198,7 +195,7 @@ class BadVideos:
         self.fallbacks.update(state_dict.get("fallbacks", {}))
 
     def _skip_list(self) -> dict[str, str]:
-        """`skip_videos` read (path → reason), once; under DDP rank 0's copy, so that every rank counts alike."""
+        """`skip_videos` as path → reason, read once; under DDP rank 0's copy, so every rank counts alike."""
         if self._skipped is None:
             skipped: dict[str, str] = {}
             name = self.skip_videos
@@ -226,8 +223,7 @@ class BadVideos:
                 )
 
     def _exchange(self) -> None:
-        """(A collective: every rank calls it at the same point.) Every rank's new bad videos and stops, merged on
-        every rank; then the same decision everywhere."""
+        """Merge every rank's new bad videos and stops on every rank, then decide (a collective)."""
         new = sum(len(f) for f in self._unsynced.values()) + len(self._stops) + len(self._unsynced_fallbacks)
         if sum_over_ranks(new) == 0:
             return

@@ -10,9 +10,8 @@ The separator before the label is a run of spaces and/or commas (or one tab), so
 non-ASCII characters work as they are. Labels are integers, or class names from the class-names file (one name per
 line, line i = class i; default `classes.txt` beside the list file). Blank lines and `#` comments are skipped.
 Relative paths start at `root` (default: the list file's folder). Training and evaluation need a label on every
-line; `videogn-infer` also takes unlabelled lines (what `data_prep/kinetics_lists.py` writes for the unlabelled
-Kinetics test split). A line that does not parse is a `ConfigError` naming the file and the line; Windows line
-ends and a byte-order mark are fine.
+line; `videogn-infer` also takes unlabelled lines. A line that does not parse is a `ConfigError` naming the file
+and the line.
 """
 
 from __future__ import annotations
@@ -36,17 +35,30 @@ _SPLIT = re.compile(r"^(?P<path>.*?)[ ,]+(?P<label>[^ ,]+)$")
 
 @dataclass
 class VideoList:
+    """The videos of a list file (`read_video_list`).
+
+    Attributes:
+        paths: absolute paths, in list order.
+        labels: class indices; None for unlabelled lines (read with `labels_required=False`).
+        class_names: the class names; class i is `class_names[i]`.
+    """
+
     paths: list[str]
-    labels: list[int | None]  # None only for unlabelled lines (with `labels_required=False`)
+    labels: list[int | None]
     class_names: list[str]
 
     @property
     def labelled(self) -> bool:
+        """Whether every video has a label."""
         return all(label is not None for label in self.labels)
 
 
 def read_class_names(path: str | os.PathLike, setting: str = "classes file") -> list[str]:
-    """One class name per line; line i is class i."""
+    """Read a class-names file: one name per line, line i is class i.
+
+    Raises:
+        FileError: the file is missing, not text, empty, or lists a name twice.
+    """
     names = [line.strip() for line in _read_text(path, setting).splitlines()]
     names = [n for n in names if n]
     if not names:
@@ -58,7 +70,7 @@ def read_class_names(path: str | os.PathLike, setting: str = "classes file") -> 
 
 
 def _read_text(path: str | os.PathLike, setting: str) -> str:
-    """A text file's contents (UTF-8, a byte-order mark dropped); a file that is not text is a `FileError`."""
+    """A UTF-8 text file's contents without a byte-order mark; a `FileError` if it is not text."""
     path = check_file(path, setting)
     data = path.read_bytes()
     try:
@@ -99,13 +111,22 @@ def read_video_list(
     labels_required: bool = True,
     setting: str = "list file",
 ) -> VideoList:
-    """Parse a list file into absolute paths, integer labels and class names (see the module docstring).
+    """Parse a list file into absolute paths, integer labels and class names (format: see the module docstring).
 
-    Class names come from `class_names`, else `classes_file`, else `classes.txt` beside the list, else they are
-    the integers 0..max label. Every line is checked before anything uses the list: a line without a label, a label
-    that is no integer or class, out of range, or a path that is a folder is a `ConfigError` naming the file and
-    the line. Windows line ends, a byte-order mark and duplicate entries are accepted; duplicates are reported
-    once (a `ListWarning`).
+    Duplicate entries are kept, and reported once with a `ListWarning`.
+
+    Args:
+        list_file: the list file.
+        root: folder the relative paths start from (default: the list file's folder).
+        classes_file: class-names file (default: `classes.txt` beside the list, if present).
+        class_names: the class names themselves; win over `classes_file`. Without either: "0" .. max label.
+        labels_required: refuse lines without a label (False: `videogn-infer`'s unlabelled lists).
+        setting: the setting a file error names.
+
+    Raises:
+        ConfigError: a line without a label, a label that is no integer or class or is out of range, or a path
+            that is a folder (naming the file and line).
+        FileError: the file is missing, not text, or lists no video.
     """
     text = _read_text(list_file, setting)
     list_file = Path(list_file)
@@ -141,8 +162,8 @@ def read_video_list(
             known = source if names else "no class-names file was given"
             raise ConfigError(f"{where}: label {label!r} is not an integer nor a class in {known}")
         full = str(root / path)
-        # a folder listed instead of its videos (checked for names without a video extension only: one stat per
-        # line of a 240k-line list on a network filesystem would slow every start)
+        # a folder listed instead of its videos; only names without a video extension are checked, since a stat
+        # per line of a large list on a network filesystem slows every start
         if not path.lower().endswith(VIDEO_EXTENSIONS) and os.path.isdir(full):
             raise ConfigError(f"{where}: {full} is a folder, not a video")
         if full in first_line:
@@ -166,4 +187,4 @@ def read_video_list(
 
 
 class ListWarning(UserWarning):
-    """Something in a list file that is accepted but worth knowing (duplicate entries)."""
+    """Something accepted in a list file but worth knowing, such as duplicate entries."""

@@ -1,12 +1,10 @@
 """DataLoaders over a `ShardedSampler`: the evaluation loader, and the training loader that resumes mid-epoch.
 
-- `ShardedLoader` refuses to run when its sampler was replaced (a Trainer with `use_distributed_sampler=True`
-  swaps in Lightning's DistributedSampler, which pads evaluation shards and forgets the resume position), and ends
-  its epoch after a `DataStop` (the dataset gave up: the data module stops the run on every rank).
-- `TrainLoader` stores its position in checkpoints through Lightning's stateful-loader protocol
-  (`state_dict` / `load_state_dict`): the epoch, the clips of this rank's shard already trained on, and what the
-  order depends on (seed, world size, batch, list). It also measures the time the training loop spends waiting
-  for batches (`pop_wait_s`), for the data-wait dashboard.
+- `ShardedLoader` refuses to run when its sampler was replaced (by a Trainer with `use_distributed_sampler=True`),
+  and ends its epoch after a `DataStop`.
+- `TrainLoader` saves its position in checkpoints (Lightning's stateful-loader protocol): the epoch, the clips of
+  this rank's shard already trained on, and what the order depends on. It also measures the time the training loop
+  waits for batches (`pop_wait_s`).
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ __all__ = ["ShardedLoader", "StoppingLoader", "TrainLoader"]
 
 
 class StoppingLoader(DataLoader):
-    """A DataLoader whose epoch ends after a `DataStop` (the dataset gave up: the run stops)."""
+    """A DataLoader whose epoch ends after a `DataStop`."""
 
     def __iter__(self) -> Iterator[Any]:
         return self._until_stop(super().__iter__())
@@ -51,10 +49,9 @@ class ShardedLoader(StoppingLoader):
 
 
 class TrainLoader(ShardedLoader):
-    """The training loader: resumable position, and time spent waiting for batches.
+    """The training loader: a resumable position, and the time spent waiting for batches.
 
-    The position counts batches the training loop has *taken* (`count_batch`, called by the data module as each
-    batch goes to the device), not what the workers have prefetched.
+    The position counts the batches the training loop has taken (`count_batch`), not those the workers prefetched.
     """
 
     order: dict[str, Any] = {}  # what the shuffled order depends on; set by the data module
@@ -103,8 +100,7 @@ class TrainLoader(ShardedLoader):
             return
         if state.get("order") not in (None, self.order):
             # another order (seed, world size, batch, list): the saved position means nothing in it, so the epoch
-            # goes on from the beginning of its new order for the batches it had left (ResumeGuard has already
-            # refused this, unless the user allowed the change)
+            # restarts in its new order (ResumeGuard refuses this unless the user allowed the change)
             self.sampler.resume(state["epoch"], 0)
             return
         self.sampler.resume(state["epoch"], state["clips_done"])

@@ -11,9 +11,9 @@ split assigns to it), `videos_found` those found on disk (the list's lines), `vi
 without a single video found has `"list": null`. Files are named relative to the manifest's folder.
 
 The data version of a list (`data_version`) is the manifest's hash when the manifest describes that list: SHA-256 of
-its canonical JSON without `created` and `arguments`, so running the same tool on the same data again gives the
-same version, wherever the files lie. A list with no manifest (or one the manifest no longer describes) is
-versioned by its own bytes. Standard library only: the data_prep scripts and the training code both import it.
+its canonical JSON without `created` and `arguments`, so the same tool on the same data gives the same version,
+wherever the files lie. Other lists are versioned by their own bytes. Standard library only: the data_prep scripts
+import it too.
 """
 
 from __future__ import annotations
@@ -115,8 +115,10 @@ def write_manifest(
 
 
 def read_manifest(list_file: str | os.PathLike) -> dict | None:
-    """The `manifest.json` beside `list_file` (or in it, for a folder); None when there is none or it cannot be used
-    (a `ManifestWarning` says why)."""
+    """The `manifest.json` beside `list_file` (or in it, for a folder), or None.
+
+    A manifest that cannot be used gives None and a `ManifestWarning` saying why.
+    """
     list_file = Path(list_file)
     path = (list_file if list_file.is_dir() else list_file.parent) / MANIFEST_NAME
     if not path.is_file():
@@ -134,9 +136,10 @@ def read_manifest(list_file: str | os.PathLike) -> dict | None:
 
 
 def add_list(list_file: str | os.PathLike, derived_from: str | os.PathLike, videos_dropped: int) -> str | None:
-    """Enter `list_file` (a list written from `derived_from`, e.g. check_videos's cleaned list) in the manifest that
-    describes `derived_from`, as a split of its own ("<split>.clean"), so that runs on it have the manifest's data
-    version. Returns that split's name, or None when `derived_from` has no manifest (nothing is written)."""
+    """Add `list_file`, derived from `derived_from` (e.g. a cleaned list), to its manifest as a split of its own.
+
+    Returns the new split's name ("<split>.clean"), or None, writing nothing, when `derived_from` has no manifest.
+    """
     list_file, derived_from = Path(list_file), Path(derived_from)
     manifest = read_manifest(derived_from)
     source = next(
@@ -169,9 +172,13 @@ def manifest_hash(manifest: Mapping[str, Any]) -> str:
 
 
 def data_version(list_file: str | os.PathLike) -> dict[str, Any]:
-    """What identifies the data a list file names: `sha256` (the manifest's hash when the manifest beside the list
-    describes it, with the tool, split and counts; else the list's own hash), `source` ("manifest" or "list"),
-    `list` and `list_sha256`; `note` says why a manifest beside the list was not used."""
+    """What identifies the data a list file names.
+
+    Returns:
+        `sha256` (the manifest's hash when the manifest beside the list describes it, else the list's own), `source`
+        ("manifest" or "list"), `list` and `list_sha256`; with a manifest also the tool, split, class and video
+        counts; else `note`, saying why a manifest beside the list was not used.
+    """
     list_file = Path(list_file)
     fingerprint = list_fingerprint(list_file)
     version: dict[str, Any] = {"list": list_file.name, "list_sha256": fingerprint}
@@ -202,8 +209,11 @@ def data_version(list_file: str | os.PathLike) -> dict[str, Any]:
 
 
 def describe_version(version: Mapping[str, Any]) -> str:
-    """A data version in one phrase: "manifest 1a2b3c4d5e6f (folder_lists.py, 101 classes; train.csv: 9537 videos)",
-    or "list train.csv 1a2b3c4d5e6f" for a list without a manifest."""
+    """A data version in one phrase.
+
+    E.g. "manifest 1a2b3c4d5e6f (folder_lists.py, 101 classes; train.csv: 9537 videos)", or "list train.csv
+    1a2b3c4d5e6f" for a list without a manifest.
+    """
     short = str(version.get("sha256", ""))[:12]
     if version.get("source") == "manifest":
         tool, classes, found = version.get("tool"), version.get("classes"), version.get("videos_found")

@@ -1,7 +1,7 @@
 """A sampler that shards by rank, orders deterministically per epoch, and resumes mid-epoch.
 
-Lightning's own DistributedSampler pads the last shard with repeated items, which would count some test views
-twice, and restarts an interrupted epoch from its first batch. This sampler:
+Unlike Lightning's DistributedSampler, it does not pad the last shard (which would count some test views twice) and
+resumes an interrupted epoch where it stopped. It:
 
 - shuffles with a generator seeded by (seed, epoch), so every rank and every restart sees the same order;
 - gives rank r the items order[r::world_size]; for training (`even=True`) the order is first cut to a multiple of
@@ -24,6 +24,18 @@ __all__ = ["ShardedSampler"]
 
 
 class ShardedSampler(Sampler[int]):
+    """Yields this rank's shard of `range(num_items)`, in an order fixed by (seed, epoch).
+
+    Args:
+        num_items: items in the dataset.
+        shuffle: shuffle the order (training).
+        seed: seed of the order.
+        rank: this process's global rank.
+        world_size: number of ranks.
+        even: cut the order to a multiple of world_size, so every rank runs the same number of steps.
+        group: items come in consecutive groups of this size (a video's views), kept together on one rank.
+    """
+
     def __init__(
         self,
         num_items: int,

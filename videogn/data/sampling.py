@@ -65,8 +65,10 @@ def train_clip_indices(video_frames: int, num_frames: int, step: float, rng: ran
 
 @dataclass(frozen=True)
 class TrainWindow:
-    """The frames of one training clip as a function of the video's `VideoInfo` (`train_clip_indices` with its own
-    random draw, `seed`): it pickles, so the decode process chooses the frames exactly as this process would."""
+    """The frames of one training clip as a function of the video's `VideoInfo`, drawn with `seed`.
+
+    It pickles, so the decode process picks the same frames this process would.
+    """
 
     num_frames: int
     frame_interval: int
@@ -89,15 +91,14 @@ def eval_clip_indices(
     num_clips: int,
     rule: ClipStarts = "uniform",
 ) -> list[int]:
-    """Clip `clip_index` (k) of `num_clips` (K) evenly spaced windows, with slack = frames − window:
+    """The frame indices of clip `clip_index` (k) of `num_clips` (K) evenly spaced windows.
 
-    - "uniform": start_k = k · slack / K, the spacing of PySlowFast's default (`slowfast/datasets/decoder.py`
-      `get_start_end_idx`, which measures the window as frames × interval, one frame more than here);
-      video-nonlocal-net spaces its starts the same way (k · frames / K, wrapping past the end).
+    With slack = frames − window:
+    - "uniform": start_k = k · slack / K, as PySlowFast's default (`get_start_end_idx`) and video-nonlocal-net;
     - "spread": start_k = k · slack / (K − 1): the first clip starts at frame 0, the last ends at the last frame
       (PySlowFast's `DATA.USE_OFFSET_SAMPLING`).
 
-    A single clip (K = 1) is centred under both rules (PySlowFast's default formula would put it at frame 0).
+    A single clip (K = 1) is centred under both rules.
     """
     if not 0 <= clip_index < num_clips:
         raise ValueError(f"clip_index {clip_index} is not in [0, {num_clips})")

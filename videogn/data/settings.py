@@ -1,7 +1,7 @@
-"""`ClipSettings`: what a clip is (frames, spacing, scale, crops, normalisation, decoder), in one place.
+"""`ClipSettings`: what a clip is (frames, spacing, scale, crops, normalisation, decoder).
 
-The dataset, the data module (`data.clip.*` in the configs), inference and the checkpoint all read the same
-dataclass, so a clip setting is changed in one place and a checkpoint knows how its model saw the videos.
+The dataset, the data module (`data.clip.*` in configs), inference and checkpoints read the same settings, so a
+checkpoint knows how its model saw the videos.
 
     clip = ClipSettings(num_frames=8, crop_size=64, train_scale=(64, 80), test_scale=64)   # a CPU-sized clip
 """
@@ -26,25 +26,29 @@ KINETICS_STD = (0.225, 0.225, 0.225)
 
 @dataclass(frozen=True)
 class ClipSettings:
-    """How clips are sampled, scaled, cropped and normalised (defaults: the paper's Kinetics recipe).
+    """How clips are sampled, scaled, cropped and normalised; the defaults are the paper's Kinetics recipe.
+
+    Sizes are in pixels. In a config these are the keys under `data.clip`.
 
     Args:
-        num_frames: T, frames per clip (paper: 32).
-        frame_interval: τ, source frames between sampled frames (paper: 2).
-        target_fps: sample by time at this frame rate instead of by frame index (SlowFast's TARGET_FPS; None: off).
-        crop_size: side of the square training crop (224).
-        train_scale: range of the random short side in training ([256, 320]).
-        flip: random horizontal flip in training (off where left/right carries the label).
-        test_scale: short side before cropping in val/test and inference (256).
-        test_crop_size: side of the val/test crops (default crop_size; the paper's 3-crop test uses 256).
-        num_clips: evenly spaced clips per video in val/test (paper: 10).
-        clip_starts: where val/test clip k of K starts: "uniform" at k·(frames − window)/K (the references),
-            "spread" from the first frame to the last window (one clip centred); `videogn.data.sampling`.
-        num_crops: spatial crops per clip in val/test, 1 (centre) or 3 (along the long side; paper's code: 3).
+        num_frames: T, frames per clip.
+        frame_interval: τ, source frames between sampled frames.
+        target_fps: sample by time at this frame rate instead of by frame index (None: off).
+        crop_size: side of the square training crop.
+        train_scale: range of the random short side in training.
+        flip: random horizontal flip in training (turn off where left/right carries the label).
+        test_scale: short side before cropping in val/test and inference.
+        test_crop_size: side of the val/test crops (default: crop_size; the paper's 3-crop test uses 256).
+        num_clips: evenly spaced clips per video in val/test.
+        clip_starts: where val/test clip k of K starts: "uniform" at k·(frames − window)/K (the references) or
+            "spread" from the first frame to the last window (see `videogn.data.sampling`).
+        num_crops: crops per clip in val/test: 1 (centre) or 3 (along the long side).
         mean: per-channel mean of [0, 1] RGB pixels.
-        std: per-channel standard deviation.
-        backend: video decoder, "decord" (PyAV where decord cannot load, or cannot read a file), "pyav",
-            "torchcodec" (the torchcodec extra) or "auto".
+        std: per-channel standard deviation of [0, 1] RGB pixels.
+        backend: video decoder: "decord" (PyAV for what decord cannot read), "pyav", "torchcodec" or "auto".
+
+    Raises:
+        ConfigError: a setting out of range.
     """
 
     num_frames: int = 32
@@ -92,12 +96,12 @@ class ClipSettings:
         return self.test_crop_size or self.crop_size
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain types only (what checkpoints and JSON hold)."""
+        """The settings as plain types (lists for tuples), as checkpoints and JSON hold them."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ClipSettings:
-        """From `to_dict` output (unknown keys are an error naming them)."""
+        """The settings from `to_dict` output; unknown keys raise a `ConfigError` naming them."""
         unknown = sorted(set(values) - set(cls.__dataclass_fields__))
         if unknown:
             raise ConfigError(f"unknown clip setting(s): {', '.join(unknown)}")

@@ -1,20 +1,15 @@
 """Augment decoded clips with torchvision.transforms.v2 on video tensors; normalise them where the model runs.
 
-Input: uint8 frames (T, H, W, 3) from a decoder. Output: uint8 (3, T, H, W): resampling runs on uint8 (torchvision's
-uint8 path), so a loader worker decodes, crops, resamples and flips, and ships a quarter of the bytes of a float
-clip. The output keeps the decoder's memory order, (T, H, W, 3) (channels_last_3d strides): turning it into
-channel-major memory was a third of a worker's transform time, and the device does it for free while it converts to
-float. `Normalize` turns a uint8 clip or batch of any memory order into contiguous float32 (x / 255 − mean) / std;
-the data module applies it on the device after the transfer (`KineticsDataModule.on_after_batch_transfer`),
-inference before the forward.
+Input: uint8 frames (T, H, W, 3) from a decoder. Output: uint8 clips (3, T, H, W) that keep the decoder's memory
+order (channels_last_3d strides); resampling runs on uint8, so loader workers ship a quarter of the bytes of float
+clips. `Normalize` turns a uint8 clip or batch into contiguous float32 (x / 255 − mean) / std; the data module
+applies it on the device after the transfer, inference before the forward.
 
-- train: short side scaled to a random size in [min_scale, max_scale] (paper: 256..320), random crop
-  crop_size² (224), horizontal flip;
-- eval:  short side scaled to test_scale (256), then one crop of the views that `sampling.crop_boxes` gives
-  (centre, or left/centre/right, top/centre/bottom).
+- train: short side scaled to a random size in [min_scale, max_scale], random square crop, horizontal flip;
+- eval: short side scaled to test_scale, then one of the crops `sampling.crop_boxes` gives (centre, or
+  left/centre/right, top/centre/bottom).
 
-Every size is a parameter, so a CPU config with 8 frames at 64² runs the same code. The short side is always
-scaled to at least the crop size, so frames smaller than the crop are upscaled, never padded.
+Frames smaller than the crop are upscaled, never padded.
 """
 
 from __future__ import annotations
@@ -33,7 +28,7 @@ __all__ = ["EvalTransform", "Normalize", "TrainTransform", "to_video_tensor"]
 
 
 def to_video_tensor(frames: np.ndarray | torch.Tensor) -> tv_tensors.Video:
-    """(T, H, W, 3) uint8 → tv_tensors.Video (T, 3, H, W) uint8, without copying pixels twice."""
+    """(T, H, W, 3) uint8 frames → tv_tensors.Video (T, 3, H, W) uint8, a view of the same memory."""
     video = torch.as_tensor(frames)
     if video.ndim != 4 or video.shape[-1] != 3:
         raise ValueError(f"expected frames of shape (T, H, W, 3), got {tuple(video.shape)}")
@@ -41,8 +36,14 @@ def to_video_tensor(frames: np.ndarray | torch.Tensor) -> tv_tensors.Video:
 
 
 class Normalize(torch.nn.Module):
-    """uint8 clips (3, T, H, W) or batches (N, 3, T, H, W), any memory order → contiguous float32
-    (x / 255 − mean) / std, on their device."""
+    """Normalise uint8 clips: (3, T, H, W) or (N, 3, T, H, W) → contiguous float32 (x / 255 − mean) / std.
+
+    Works in any memory order, on the clips' device. Raises `TypeError` for input that is not uint8.
+
+    Args:
+        mean: per-channel mean of [0, 1] RGB pixels.
+        std: per-channel standard deviation of [0, 1] RGB pixels.
+    """
 
     def __init__(self, mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD) -> None:
         super().__init__()
@@ -60,17 +61,22 @@ class Normalize(torch.nn.Module):
 
 
 def _channels_first(video: torch.Tensor) -> torch.Tensor:
-    """(T, 3, H, W) → (3, T, H, W) uint8 over dense (T, H, W, 3) memory: a view where torchvision's uint8 resampling
-    already wrote that order, a plain copy (no transposition) for a crop of the decoded frames."""
+    """(T, 3, H, W) → (3, T, H, W) uint8 over dense (T, H, W, 3) memory: a view, or a copy for a crop."""
     frames = video.as_subclass(torch.Tensor).permute(0, 2, 3, 1)  # (T, H, W, 3)
     return frames.contiguous().permute(3, 0, 1, 2)
 
 
 class TrainTransform(torch.nn.Module):
-    """Random short-side scale in [min_scale, max_scale], random crop, horizontal flip: uint8 (3, T, crop, crop).
+    """The training augmentation: uint8 frames (T, H, W, 3) → uint8 clip (3, T, crop_size, crop_size).
 
-    The crop box is chosen in the coordinates of the scaled frame, as if the whole frame had been scaled first,
-    but only the cropped region is resampled (`resized_crop`): the same augmentation at a fraction of the cost.
+    Scales the short side to a random size in [min_scale, max_scale], takes a random square crop and flips it
+    horizontally half the time. Only the cropped region is resampled, with the same result as scaling first.
+
+    Args:
+        crop_size: side of the crop, in pixels.
+        min_scale: smallest short side, in pixels (≥ crop_size).
+        max_scale: largest short side, in pixels.
+        flip: random horizontal flip.
     """
 
     def __init__(
@@ -108,7 +114,16 @@ class TrainTransform(torch.nn.Module):
 
 
 class EvalTransform(torch.nn.Module):
-    """Short side to `test_scale`, then crop `crop_index` of `num_crops` square crops of `crop_size`: uint8."""
+    """The evaluation transform: uint8 frames (T, H, W, 3) → uint8 clip (3, T, crop_size, crop_size).
+
+    Scales the short side to `test_scale`, then takes crop `crop_index` of `num_crops` (see
+    `videogn.data.sampling.crop_boxes`); `crops` makes several crops with one resize.
+
+    Args:
+        crop_size: side of the crops, in pixels.
+        test_scale: short side before cropping, in pixels.
+        num_crops: 1 (centre) or 3 (along the long side).
+    """
 
     def __init__(self, crop_size: int = 224, test_scale: int = 256, num_crops: int = 1) -> None:
         super().__init__()

@@ -1,7 +1,7 @@
 """The evaluation views of one video: K evenly spaced clips × N crops, each clip decoded once and resized once.
 
-The one evaluation path of `lightning validate|test|predict` (`KineticsClips` in val/test mode) and
-`videogn-infer`: the same settings give the same views, bit for bit. View v is clip v // N, crop v % N.
+`lightning validate|test|predict` and `videogn-infer` both make their views here, so the same settings give the same
+views, bit for bit. View v is clip v // N, crop v % N.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ def eval_clips(info: VideoInfo, clip: ClipSettings, num_clips: int) -> list[list
 
 
 def sliding_clips(info: VideoInfo, clip: ClipSettings, stride_s: float) -> list[list[int]]:
-    """A clip window every `stride_s` seconds from the start, as long as it fits in the video (one centred window
-    when the video is shorter than a window): a timeline of a long video."""
+    """A clip window every `stride_s` seconds from the start while it fits in the video: a timeline of a long video.
+
+    A video shorter than a window gets one centred window.
+    """
     if not stride_s > 0:
         raise ValueError(f"the stride must be positive, got {stride_s}")
     step = clip_step(clip.frame_interval, info.fps, clip.target_fps)
@@ -48,10 +50,11 @@ def video_views(
     views: Sequence[int] | None = None,
     max_frames: int | None = None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
-    """(view index, uint8 view (3, T, crop, crop)) of one opened video, in ascending view order: the given `views`
-    (default: all len(clips) × num_crops). Each clip a view needs is decoded once (`decode_clips`: frames shared by
-    clips once too, read `max_frames` at most at a time: default 4 clip lengths) and resized once for all its
-    crops."""
+    """Yield (view index, uint8 view (3, T, crop, crop)) of one opened video, in ascending view order.
+
+    Makes the given `views` (default: all len(clips) × num_crops). Each clip is decoded once (`decode_clips`, at most
+    `max_frames` frames held) and resized once for all its crops.
+    """
     num_crops = transform.num_crops
     wanted = range(len(clips) * num_crops) if views is None else sorted(set(views))
     crops_of: dict[int, list[int]] = {}

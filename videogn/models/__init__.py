@@ -1,8 +1,10 @@
-"""Video ResNets: I3D / C2D built with pytorchvideo's builders (`resnet`), norm layers (`norm`), test heads
-(`heads`), the zoos' formats (`formats`), 2D→3D inflation (`inflate`) and starting weights (`weights`).
+"""Video ResNets: I3D and C2D networks built with pytorchvideo's builders.
 
-The names below are imported when first used, so that importing one module (`videogn.checkpoints` reading a
-checkpoint's `NetSettings`) does not import them all.
+`build_model`, `i3d_r50` and `c2d_r50` build a network from `NetSettings`; `inflate_from_2d` fills it with 2D
+ImageNet weights. Submodules: `resnet` (networks), `norm` (norm layers), `heads` (test heads), `formats` (model zoo
+checkpoints), `inflate` (2D → 3D inflation), `weights` (starting weights).
+
+The names below are imported on first use, so importing one submodule does not import them all.
 """
 
 import importlib

@@ -1,7 +1,7 @@
 """Checkpoint formats of the ImageNet and video model zoos, mapped onto videogn's (pytorchvideo's) layout.
 
-Every format is a naming of the same ResNet. One table (`source_key`) names, for each videogn tensor, the tensor
-of a format; converting is then renaming, shape checking, and adapting the first convolution to videogn's input.
+Every format names the same ResNet's tensors differently. `source_key` gives, for each videogn tensor, its name in
+a format; converting is renaming, checking shapes and adapting the first convolution to videogn's input.
 
 - detectron: a Python-2 pickle of a 2D ImageNet ResNet: `conv1_w`, `conv1_gn_s` (GN) or `res_conv1_bn_s` (BN as
   an AffineChannel), `res2_0_branch2a_w`, `pred_w`; input BGR, 0–255 pixels minus Detectron's pixel means.
@@ -18,9 +18,9 @@ Where the names come from (the anchors' source code):
 - detectron: Detectron `detectron/modeling/ResNet.py` (`add_ResNet_convX_body`, `basic_bn_stem` / `basic_gn_stem`,
   `bottleneck_transformation`, `add_shortcut`; `ConvGN` in `detectron/modeling/detector.py`), input in
   `detectron/core/config.py` (`PIXEL_MEANS`, BGR); BN is folded into an AffineChannel (`_bn_s`, `_bn_b`). videogn's
-  bottleneck has its stride on the 3×3 conv, as R-50-GN.pkl (`STRIDE_1X1: False` in Detectron's GN configs) and the
-  Caffe2 ImageNet ResNet-50 of video-nonlocal-net; Detectron's MSRA `R-50.pkl` strides the 1×1 conv instead and is
-  not this network (its shapes are the same, so nothing can tell: use the Caffe2 one for BN).
+  bottleneck strides its 3×3 conv, as R-50-GN.pkl (`STRIDE_1X1: False`) and video-nonlocal-net's Caffe2 ResNet-50
+  do. Detectron's MSRA `R-50.pkl` strides the 1×1 conv: another network with the same shapes (for BN, use the
+  Caffe2 one).
 - nonlocal: facebookresearch/video-nonlocal-net `lib/models/resnet_helper.py`, `lib/models/resnet_video_org.py`
   (BN `_rm`, `_riv` from `SpatialBN`; `pred_w` is the FC); MEAN, STD, USE_BGR in `lib/core/config.py`; RGB frames
   (`caffe2_customized_ops/video/customized_video_decoder.h`).
@@ -30,12 +30,11 @@ Where the names come from (the anchors' source code):
 - mmaction: open-mmlab/mmaction2 `mmaction/models/backbones/resnet3d.py` (`ConvModule` → `.conv` / `.bn`) and
   `mmaction/models/heads/i3d_head.py` (`fc_cls`); mean / std in its Kinetics configs' data preprocessor.
 
-The names are not the network: `ARCHITECTURES` holds each anchor's network as its code builds it (conv1, pool1, pool2,
-inflation, strides, head, with file and line). Temporal kernel sizes are in the weights; temporal strides and pools are
-not, so the network settings come from a config or the format's defaults (`DEFAULT_NETS`, from `ARCHITECTURES`;
-`DEFAULT_CLIPS`), and a config whose network the source's code cannot build is refused (`architecture_differences`).
-mmaction2's I3D is checked against mmaction2's own code (tests/test_interop.py); the others by their code's
-hyper-parameters, cited in `ARCHITECTURES`.
+`ARCHITECTURES` holds each anchor's network as its code builds it (conv1, pool1, pool2, inflation, strides, head,
+with file and line). The weights hold the temporal kernel sizes but not the temporal strides and pools, so those
+come from a config or the format's defaults (`DEFAULT_NETS`, `DEFAULT_CLIPS`); `architecture_differences` refuses a
+config whose network the source's code cannot build. tests/test_interop.py checks mmaction2's I3D against
+mmaction2's own code.
 """
 
 from __future__ import annotations
@@ -90,9 +89,9 @@ class FormatError(ConfigError):
 
 @dataclass(frozen=True)
 class InputConvention:
-    """What the first convolution of a format expects: x (RGB in [0, 1]) → (x − mean) / std, in BGR order if `bgr`.
+    """The input the first convolution of a format expects: x (RGB in [0, 1]) → (x − mean) / std, BGR if `bgr`.
 
-    mean and std are per channel in RGB order and [0, 1] units (Detectron: std 1/255, i.e. 0–255 pixels).
+    `mean` and `std` are per channel, in RGB order and [0, 1] units (Detectron: std 1/255, i.e. 0–255 pixels).
     """
 
     bgr: bool
@@ -118,9 +117,11 @@ CONVENTIONS: dict[str, InputConvention] = {
 # ---------------------------------------------------------------- architectures
 @dataclass(frozen=True)
 class Layer:
-    """A convolution or max-pool of an anchor's network: (T, H, W) kernel, stride and padding (PyTorch's and
-    Caffe2's pools both round the output size down; videogn's pool2 rounds up, which differs only for an odd number
-    of frames reaching it, never for the anchors' clip lengths), and the file and line of its code that say so."""
+    """A convolution or max-pool of an anchor's network: (T, H, W) kernel, stride, padding, and its source line.
+
+    The anchors' pools round the output size down; videogn's pool2 rounds up, which differs only for an odd number of
+    frames.
+    """
 
     kernel: tuple[int, int, int]
     stride: tuple[int, int, int]
@@ -130,11 +131,10 @@ class Layer:
 
 @dataclass(frozen=True)
 class Architecture:
-    """An anchor's Kinetics ResNet-50 as its own code builds it, where the hyper-parameters matter: what the tensors
-    cannot tell (strides, pools) and what they can (kernels), each with its source (paths at `revision`).
+    """An anchor's Kinetics ResNet-50 as its own code builds it, each layer with its source (paths at `revision`).
 
-    The last three fields say what else the anchor's code builds, in `NetSettings` terms: a config asking for
-    another network than these is refused (`architecture_differences`): it would not compute the source's function.
+    The last three fields list the `NetSettings` values the anchor's code can build; `architecture_differences`
+    refuses a config outside them.
     """
 
     revision: str
@@ -242,8 +242,10 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 
 def default_net(fmt: str) -> dict[str, Any]:
-    """The `NetSettings` values of format `fmt`'s Kinetics network (`ARCHITECTURES`) that its tensors cannot tell;
-    a 2D format (detectron) is inflated into the paper's I3D (`NetSettings`' defaults)."""
+    """The `NetSettings` values of format `fmt`'s network that its tensors cannot tell (strides, pools).
+
+    A 2D format (detectron) gives {}: it is inflated into the configured I3D.
+    """
     arch = ARCHITECTURES[fmt]
     if arch.pool2 is None:
         return {}
@@ -265,8 +267,10 @@ def _describe(layer: Layer) -> str:
 
 
 def architecture_differences(fmt: str, net: Any) -> list[str]:
-    """How the network of `net` (`NetSettings`) differs from every one format `fmt`'s code builds: conv1's temporal
-    stride and pool1 and pool2, which the tensors cannot tell. Empty when it is one of them."""
+    """How `net` (`NetSettings`) differs from the networks format `fmt`'s code builds; empty when it is one of them.
+
+    Compares conv1's temporal stride, pool1 and pool2: what the tensors cannot tell.
+    """
     from videogn.models.resnet import POOL1_TEMPORAL
 
     arch = ARCHITECTURES[fmt]
@@ -332,11 +336,13 @@ class _Refused(pickle.UnpicklingError):
 
 
 def read_caffe2_pickle(path: str | os.PathLike, setting: str = "weights") -> dict[str, np.ndarray]:
-    """The blobs of a Detectron / video-nonlocal-net pickle: name → array, without optimiser state.
+    """The blobs of a Detectron / video-nonlocal-net pickle (name → array), without optimiser state.
 
-    Both write Python-2 pickles (read with `encoding="latin1"`) of a flat dict or of `{"blobs": {...}}`. Only numpy
-    arrays and plain containers are unpickled; anything else, and a file that is not such a pickle, is a
-    `FileError` naming `setting` and `path`.
+    Reads Python-2 pickles of a flat dict or of `{"blobs": {...}}`. Only numpy arrays and plain containers are
+    unpickled.
+
+    Raises:
+        FileError: the file is not such a pickle, or holds anything else (naming `setting` and `path`).
     """
     path = check_file(path, setting)
     with open(path, "rb") as f:
@@ -370,9 +376,14 @@ def read_caffe2_pickle(path: str | os.PathLike, setting: str = "weights") -> dic
 
 
 def read_state_dict(path: str | os.PathLike, setting: str = "weights") -> dict[str, torch.Tensor]:
-    """The tensors of a torch (`.pth`, `.pt`, `.pyth`, `.ckpt`, ...) or `.safetensors` file, read without running
-    code (`weights_only`), with the wrapper of the zoos (`model_state`, `state_dict`, `model`) and DDP's `module.`
-    prefix removed. A file that is not one is a `FileError` naming `setting` and `path`."""
+    """The tensors of a torch (`.pth`, `.pt`, `.pyth`, `.ckpt`, ...) or `.safetensors` file.
+
+    Reads without running code (`weights_only`), and removes the zoos' wrapper (`model_state`, `state_dict`,
+    `model`) and DDP's `module.` prefix.
+
+    Raises:
+        FileError: the file is not one (naming `setting` and `path`).
+    """
     path = check_file(path, setting)
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
@@ -388,8 +399,11 @@ def read_state_dict(path: str | os.PathLike, setting: str = "weights") -> dict[s
 
 
 def tensors_of(state: Any, path: str | os.PathLike, setting: str = "weights") -> dict[str, torch.Tensor]:
-    """The tensors of what `torch.load` gave for `path`, without the zoos' wrapper (`model_state`, `state_dict`,
-    `model`) and DDP's `module.` prefix; a `FileError` when it holds none."""
+    """The tensors of what `torch.load` gave for `path`, without the zoos' wrapper and DDP's `module.` prefix.
+
+    Raises:
+        FileError: it holds no tensors.
+    """
     for wrapper in ("model_state", "state_dict", "model"):  # PySlowFast / pytorchvideo, mmaction / Lightning, misc
         if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
             state = state[wrapper]
@@ -485,8 +499,15 @@ def _mmaction(prefix: str, leaf: str) -> str:
 def source_key(fmt: str, prefix_2d: str, leaf: str, kind: str, norm: str = "bn") -> str | None:
     """A tensor's name in format `fmt`, given its torchvision 2D name (`layer2.0.bn1` + `running_var`).
 
-    kind: "conv", "norm" or "fc"; norm: "bn" or "gn" (Caffe2 names say which). None: the format has no such
-    tensor (e.g. `num_batches_tracked` in Caffe2).
+    Args:
+        fmt: one of `FORMATS`, or "caffe2".
+        prefix_2d: the torchvision module name, e.g. `layer2.0.bn1`.
+        leaf: the tensor, e.g. `running_var`.
+        kind: "conv", "norm" or "fc".
+        norm: "bn" or "gn" (Caffe2 names say which).
+
+    Returns:
+        The name, or None when the format has no such tensor (e.g. `num_batches_tracked` in Caffe2).
     """
     if fmt in ("detectron", "nonlocal", "caffe2"):
         return _caffe2(prefix_2d, leaf, kind, norm)
@@ -504,13 +525,12 @@ def adapt_first_conv(
     mean: tuple[float, float, float],
     std: tuple[float, float, float],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """conv1's weight for videogn's input (RGB, (x − mean) / std), and the per-output-channel offset that is left.
+    """conv1's weight for videogn's input (RGB, (x − mean) / std), and the per-output-channel offset left over.
 
-    With s the source's input and d videogn's for the same pixels x:  s_c = d_c · std_c / s.std_c +
-    (mean_c − s.mean_c) / s.std_c. So the weight of input channel c becomes the source's (of channel c, after the
-    BGR → RGB reorder) × std_c / s.std_c, exactly; the constant second term adds, away from the zero-padded
-    borders, `offset[o] = Σ_{c, kernel} W[o, c] · (mean_c − s.mean_c) / s.std_c` to output channel o. The offset
-    is 0 when the means agree (then the conversion is exact everywhere, borders included).
+    With s the source's input and d videogn's for the same pixels: s_c = d_c · std_c / s.std_c + (mean_c − s.mean_c)
+    / s.std_c. The weight of input channel c (after BGR → RGB) is scaled by std_c / s.std_c, exactly; the constant
+    term adds `offset[o] = Σ_{c, kernel} W[o, c] · (mean_c − s.mean_c) / s.std_c` to output channel o, away from the
+    zero-padded borders. The offset is 0 when the means agree.
     """
     w = weight.double()
     if source.bgr:
@@ -525,8 +545,10 @@ def adapt_first_conv(
 
 
 def fold_offset_into_norm(state: dict[str, torch.Tensor], norm_prefix: str, offset: torch.Tensor) -> bool:
-    """Absorb conv1's offset into the next BN's running mean (exact for eval-mode BN away from the borders;
-    train-mode BN removes it by itself). False for norms without running statistics (GN cannot absorb it)."""
+    """Absorb conv1's offset into the next BN's running mean; False for norms without running statistics (GN).
+
+    Exact for eval-mode BN away from the borders; train-mode BN removes the offset by itself.
+    """
     key = f"{norm_prefix}.running_mean"
     if key not in state:
         return False
@@ -568,11 +590,10 @@ def detectron_to_2d(
 ) -> tuple[dict[str, torch.Tensor], str | None]:
     """A Detectron (Caffe2) ImageNet ResNet as a torchvision-layout state dict for videogn's input, and a note.
 
-    conv1 is converted to RGB and (x − mean) / std input (`adapt_first_conv`; `convert_input=False` keeps it as it
-    is, for a Caffe2 network trained on another input than Detectron's). An AffineChannel (BN folded into
-    γ/β) becomes a BN with running mean 0 and running variance 1 − eps, which computes the same function. Blobs that
-    are no ResNet tensor keep their names (inflation reports them as skipped). The note says what could not be made
-    exact (a mean other than Detectron's pixel means with GN in the stem), else None.
+    conv1 is converted to RGB, (x − mean) / std input (`adapt_first_conv`); `convert_input=False` keeps it as it is.
+    An AffineChannel (BN folded into γ/β) becomes a BN with running mean 0 and running variance 1 − eps, the same
+    function. Other blobs keep their names. The note says what is not exact (a mean other than Detectron's with GN
+    in the stem), else None.
     """
     norm = caffe2_norm_kind(blobs)
     used: set[str] = set()
@@ -596,6 +617,7 @@ def detectron_to_2d(
 
 
 def offset_note(state: dict[str, torch.Tensor], norm_prefix: str, offset: torch.Tensor, source: str) -> str | None:
+    """Fold conv1's `offset` into the norm after it; a note for the report when it cannot, else None."""
     if not offset.abs().max() > 0 or fold_offset_into_norm(state, norm_prefix, offset):
         return None
     return (

@@ -12,12 +12,12 @@ __all__ = ["classifier_prefix", "fully_conv", "res5_features"]
 
 
 def classifier_prefix(model: nn.Module) -> str:
-    """The state-dict prefix of the classifier (`blocks.6.proj.`; `blocks.5.proj.` without pool2)."""
+    """The classifier's state-dict prefix: `blocks.6.proj.` (`blocks.5.proj.` without pool2)."""
     return f"blocks.{len(model.blocks) - 1}.proj."
 
 
 def res5_features(model: nn.Module, clips: torch.Tensor) -> torch.Tensor:
-    """The backbone's output: res5's feature map (N, C, T', H', W'), what the head takes."""
+    """The backbone's output for clips (N, 3, T, H, W): res5's feature map (N, C, T', H', W')."""
     x = clips
     for block in model.blocks[:-1]:
         x = block(x)
@@ -27,12 +27,19 @@ def res5_features(model: nn.Module, clips: torch.Tensor) -> torch.Tensor:
 def fully_conv(
     model: nn.Module, clips: torch.Tensor | None, window: tuple[int, int, int], features: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """The references' test head (video-nonlocal-net `resnet_video_org.py` at test, PySlowFast
-    `head_helper.ResNetBasicHead` in eval): (N, 3, T, H, W) → log of the mean per-position softmax (N, classes).
+    """The references' fully convolutional test head: (N, 3, T, H, W) → log of the mean softmax (N, classes).
 
-    res5's features are average-pooled with `window` (res5's T×H×W at the training clip size) at stride 1, and the
-    classifier is applied at every position; at the training size that is one position, the global head.
-    `features`: res5's output, when already computed (`res5_features`; `clips` is then not used).
+    res5's features are average-pooled with `window` at stride 1 and the classifier runs at every position, as in
+    video-nonlocal-net and PySlowFast at test time. At the training clip size this is the global head.
+
+    Args:
+        model: a network of `videogn.models.build_model`.
+        clips: the input clips (N, 3, T, H, W); unused when `features` is given.
+        window: res5's (T, H, W) at the training clip size (`NetSettings.feature_size`).
+        features: res5's output, when already computed (`res5_features`).
+
+    Returns:
+        Log-probabilities (N, classes), float32 (float64 for float64 input).
     """
     x = res5_features(model, clips) if features is None else features  # (N, C, T', H', W')
     window = tuple(min(w, s) for w, s in zip(window, x.shape[2:], strict=True))

@@ -1,24 +1,20 @@
 """Inflate a 2D ResNet (ImageNet weights) into videogn's 3D ResNet.
 
 Sources:
-- Detectron / Caffe2 ImageNet pickles (`.pkl`): the GN paper's `R-50-GN.pkl`, and for BN the Caffe2 ResNet-50 of
-  video-nonlocal-net (names and input convention: `videogn.models.formats`). Their conv1 expects BGR, 0–255 pixels
-  minus Detectron's pixel means; it is converted to videogn's RGB, (x − mean) / std input (`input_mean`,
-  `input_std`: the data's `clip.mean` / `clip.std`), exactly when the means agree.
-- torchvision's `resnet50` (BN) or a timm `resnet50_gn` checkpoint (GN), used as they are (their ImageNet
-  normalisation is close to Kinetics'); both use the key names
-  `conv1`, `bn1`, `layer{1-4}.{j}.{conv1,bn1,conv2,bn2,conv3,bn3,downsample.0,downsample.1}`, `fc`.
+- Detectron / Caffe2 ImageNet pickles (`.pkl`): the GN paper's `R-50-GN.pkl`, or video-nonlocal-net's Caffe2
+  ResNet-50 (BN). Their conv1 expects BGR, 0–255 pixels minus Detectron's pixel means; it is converted to videogn's
+  RGB, (x − mean) / std input (the data's `clip.mean` / `clip.std`).
+- torchvision's `resnet50` (BN) or timm's `resnet50_gn` (GN), used as they are; key names `conv1`, `bn1`,
+  `layer{1-4}.{j}.{conv1,bn1,conv2,bn2,conv3,bn3,downsample.0,downsample.1}`, `fc`.
+- a videogn checkpoint of a C2D, or of a network trained on 1-frame clips.
 
-A 2D kernel (O, I, kh, kw) becomes (O, I, t, kh, kw) by repeating it t times along time and dividing by t, so a
-video of identical frames gives the 2D network's features (exactly for C2D). Norm parameters (and BN running
-statistics, where both sides have them) are copied; the classifier is copied only when the class count matches.
-Every source key ends in the report as loaded or skipped-with-reason, and every target key that got nothing is
-listed as missing: nothing is dropped silently. Nothing is downloaded: pass a local file or a state dict.
+A 2D kernel (O, I, kh, kw) becomes (O, I, t, kh, kw): repeated t times along time and divided by t, so a video of
+identical frames gives the 2D network's features. Norm parameters (and BN running statistics, where both sides have
+them) are copied; the classifier only when the class count matches. The report lists every key. Nothing is
+downloaded: pass a local file or a state dict.
 
-Inflation is strict, because a silent no-op costs a whole training run: it raises `InflationError` when fewer
-than `min_conv_fraction` (default: all) of the model's convolutions load (a width or depth mismatch), naming the
-first mismatches, and when norm parameters would be copied between norm kinds (BN γ/β into GN layers, or GN into
-BN without running statistics), unless `allow_norm_conversion=True`; such copies are then reported as converted.
+`inflate_from_2d` raises `InflationError` when too few of the model's convolutions load (a width or depth mismatch)
+or when norm parameters would be copied between norm kinds, unless `allow_norm_conversion=True`.
 """
 
 from __future__ import annotations
@@ -65,9 +61,15 @@ class InflationError(ConfigError):
 
 @dataclass
 class InflationReport:
-    """What `inflate_from_2d` did: target keys loaded, source keys skipped (with why), target keys missing,
-    target keys whose norm parameters came from another norm kind (`converted`: key → "bn → gn"), and notes on
-    what is not exact (`notes`)."""
+    """What `inflate_from_2d` did; `str(report)` lists it for the log.
+
+    Attributes:
+        loaded: target keys loaded.
+        skipped: source keys skipped, each with the reason.
+        missing: target keys that got nothing.
+        converted: target keys whose norm parameters came from another norm kind, e.g. "bn → gn".
+        notes: what is not exact.
+    """
 
     loaded: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -116,9 +118,12 @@ def network_2d_of_checkpoint(
 ) -> tuple[dict[str, torch.Tensor], str]:
     """The 2D network (torchvision key names) inside a videogn checkpoint, and a note for the report.
 
-    A C2D's kernels are 2D already (1 × kh × kw); a network trained on 1-frame clips (`clip.num_frames` 1) only ever
-    met the centre tap of its temporal kernels (zero temporal padding does the rest), so that tap is its 2D kernel.
-    Any other network has learnt temporal kernels: a `FileError`. Its input normalisation must be the data's.
+    A C2D's kernels are 2D already (1 × kh × kw). A network trained on 1-frame clips only used the centre tap of its
+    temporal kernels, so that tap is its 2D kernel.
+
+    Raises:
+        FileError: a network with learnt temporal kernels, or settings this videogn cannot read.
+        ConfigError: the checkpoint's input normalisation differs from `input_mean` / `input_std`.
     """
     hparams = raw["hyper_parameters"]
     try:
@@ -194,22 +199,26 @@ def inflate_from_2d(
     caffe2_input: Literal["detectron", "as_is"] = "detectron",
     setting: str = "model.pretrained_2d",
 ) -> InflationReport:
-    """Copy a 2D ResNet's weights into `model` (in place), inflating conv kernels along time.
+    """Copy a 2D ResNet's weights into `model` in place, inflating conv kernels along time.
 
     Args:
         model: a model from `videogn.models.build_model`.
-        state_dict_or_path: a torchvision-layout state dict, or a local file: torch / safetensors (torchvision or
-            timm names) or a Detectron / Caffe2 pickle (`.pkl`).
-        allow_norm_conversion: copy γ/β between norm kinds (e.g. a BN network's into GN layers) instead of raising.
-        min_conv_fraction: raise unless at least this fraction of the model's convolutions load.
-        input_mean, input_std: the model's input normalisation (RGB, [0, 1] units), which a Caffe2 pickle's conv1
-            is converted to.
-        caffe2_input: the input a Caffe2 pickle's conv1 expects: "detectron" (converted), or "as_is" (used
-            unchanged, as video-nonlocal-net did with its Caffe2 ImageNet ResNet-50).
-        setting: what a file error names as the file's setting.
+        state_dict_or_path: a torchvision-layout state dict, or a local file: torch or safetensors (torchvision or
+            timm names), a Detectron / Caffe2 pickle (`.pkl`) or a 2D videogn checkpoint.
+        allow_norm_conversion: copy γ/β between norm kinds (e.g. BN into GN layers) instead of raising.
+        min_conv_fraction: the fraction of the model's convolutions that must load.
+        input_mean: the model's input mean (RGB, [0, 1] units); a Caffe2 pickle's conv1 is converted to it.
+        input_std: the model's input std (RGB, [0, 1] units).
+        caffe2_input: the input of a Caffe2 pickle's conv1: "detectron" (converted) or "as_is" (kept, as
+            video-nonlocal-net does).
+        setting: the setting a file error names.
 
     Returns:
         The report; `str(report)` lists every converted, skipped and missing key.
+
+    Raises:
+        InflationError: too few convolutions load, or a norm conversion that was not allowed.
+        FileError: the file cannot be read, or holds a 3D network.
     """
     notes = []
     if isinstance(state_dict_or_path, (str, os.PathLike)) and Path(state_dict_or_path).suffix == ".pkl":

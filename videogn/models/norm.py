@@ -1,15 +1,15 @@
-"""Normalization layers for 5D video tensors (N, C, T, H, W) and a one-switch factory.
+"""Normalization layers for 5D video tensors (N, C, T, H, W) and a factory that picks one by name.
 
-Group Normalization (Wu & He, 2018) splits the C channels into G groups and, *per sample*, normalises each
-group over its C/G channels and all of T, H, W, then applies a per-channel affine transform:
+Group Normalization (Wu & He, 2018) splits the C channels into G groups and, per sample, normalises each group over
+its C/G channels and all of T, H, W, then applies a per-channel affine transform:
 
     x̂ = (x − μ) / sqrt(σ² + ε),   y = γ · x̂ + β        (σ² is the biased variance)
 
-G = 1 is LayerNorm over (C, T, H, W); G = C is InstanceNorm. One sample's output never depends on the rest of
-the batch, which is why GN does not degrade with few clips per GPU.
+G = 1 is LayerNorm over (C, T, H, W); G = C is InstanceNorm. A sample's output does not depend on the rest of the
+batch, so GN works with few clips per GPU.
 
-`make_norm(kind, **options)` turns a config string into a factory that the model calls once per norm layer. It
-accepts both `factory(C)` (torchvision style) and pytorchvideo's `factory(num_features=C, eps=..., momentum=...)`.
+`make_norm(kind, **options)` turns a config string into a factory that the model calls once per norm layer, as
+`factory(C)` (torchvision) or `factory(num_features=C, eps=..., momentum=...)` (pytorchvideo).
 """
 
 from __future__ import annotations
@@ -54,10 +54,9 @@ _OPTIONS_BY_KIND: dict[str, tuple[str, ...]] = {
 
 
 def _resolve_groups(num_channels: int, num_groups: int | None, channels_per_group: int | None) -> int:
-    """Number of groups for a layer of `num_channels`, from exactly one of the two settings.
+    """The number of groups of a layer of `num_channels`.
 
-    `channels_per_group` (Detectron's DIM_PER_GP) decides when given; `num_groups` must then be left at its
-    default (32) or None.
+    `channels_per_group` (Detectron's DIM_PER_GP) decides when given; `num_groups` must then be 32 (default) or None.
     """
     if channels_per_group is not None:
         if num_groups not in (None, DEFAULT_GROUPS):
@@ -80,25 +79,26 @@ def _resolve_groups(num_channels: int, num_groups: int | None, channels_per_grou
 
 
 class GroupNorm3d(nn.GroupNorm):
-    """GroupNorm for (N, C, T, H, W) input, with channels first so it stands wherever `BatchNorm3d` stands.
+    """GroupNorm for (N, C, T, H, W) input; it takes the place of `BatchNorm3d`.
 
-    Statistics are taken per sample over each group's channels and all of T, H, W. The output keeps the input's
-    memory format (contiguous or `channels_last_3d`). With bf16/fp16 input (e.g. under `torch.autocast`) the
-    statistics are accumulated in float32 and the output keeps the input's dtype. (CUDA autocast alone would run
-    group_norm in float32 and return float32 activations; GroupNorm3d bypasses that, see `forward`.)
+    Statistics are per sample, over each group's channels and all of T, H, W. The output keeps the input's memory
+    format (contiguous or `channels_last_3d`) and dtype: bf16/fp16 input, also under CUDA autocast, gives bf16/fp16
+    output, with the statistics accumulated in float32.
 
-    The layer can also take over what follows it in a ResNet: `forward(x, residual)` adds a residual after the
-    affine transform, and `relu = True` applies a ReLU last (`videogn.models.fuse_norm_activations` sets both up).
+    `forward(x, residual)` adds `residual` after the affine transform, and `relu = True` applies a ReLU last
+    (`videogn.models.fuse_norm_activations` sets both).
 
     Args:
         num_channels: C, the layer width.
         num_groups: G; must divide C. Leave it at its default (or None) when `channels_per_group` is set.
         eps: added to the variance.
         affine: learn per-channel γ (init 1) and β (init 0).
-        channels_per_group: C/G fixed instead of G (Detectron's DIM_PER_GP).
-        impl: "native" runs PyTorch's `F.group_norm` (then the add and ReLU, if any); "triton" runs GN, the add
-            and the ReLU as one fused Triton kernel set forward and backward on CUDA (`videogn.ops.group_norm`; the
-            same arithmetic with PyTorch's ops on the CPU).
+        channels_per_group: C/G, to fix instead of G (Detectron's DIM_PER_GP).
+        impl: "native" (PyTorch's `F.group_norm`) or "triton" (GN, add and ReLU in fused Triton kernels on CUDA,
+            PyTorch ops on the CPU; see `videogn.ops.group_norm`).
+
+    Raises:
+        ConfigError: G does not divide C, or both `num_groups` and `channels_per_group` are set.
     """
 
     def __init__(
@@ -128,9 +128,8 @@ class GroupNorm3d(nn.GroupNorm):
             return group_norm_act(x, self.num_groups, self.weight, self.bias, self.eps, residual, self.relu)
         channels_last = memory_format_of(x) == torch.channels_last_3d
         if x.is_cuda and x.dtype in (torch.bfloat16, torch.float16) and torch.is_autocast_enabled("cuda"):
-            # CUDA autocast would run group_norm in float32 and return float32: twice the activation memory and
-            # extra casts (measured: benchmarks/norm.py, step.py). The native kernel accumulates the statistics in
-            # float32 anyway, so normalise in the input's dtype.
+            # CUDA autocast would run group_norm in float32 and return float32 (twice the activation memory). The
+            # native kernel accumulates the statistics in float32 anyway, so normalise in the input's dtype.
             with torch.autocast("cuda", enabled=False):
                 weight = self.weight.to(x.dtype) if self.weight is not None else None
                 bias = self.bias.to(x.dtype) if self.bias is not None else None
@@ -152,12 +151,13 @@ class GroupNorm3d(nn.GroupNorm):
 class SubBatchNorm3d(nn.BatchNorm3d):
     """BatchNorm3d whose training statistics come from sub-batches of `clips` clips ("virtual GPUs").
 
-    In training, a batch of N = k · clips clips is cut into k consecutive chunks and each chunk is normalised with
-    its own mean and variance, exactly as k BatchNorm layers on k devices with `clips` clips each would; γ and β
-    are shared. The running statistics are updated with the statistics of the whole batch merged from the chunks'
-    (mean of the means; mean of the variances plus the variance of the means), as PySlowFast's `SubBatchNorm3d`
-    (`BN.NUM_SPLITS`) merges them, so evaluation and the state dict are a plain BatchNorm3d's. The paper's
-    "8 GPUs × 4 clips" statistics then run on one GPU or the CPU with the same total batch, LR and iterations.
+    In training, a batch of N = k · clips clips is cut into k consecutive chunks, each normalised with its own mean
+    and variance, as k BatchNorm layers on k devices would; γ and β are shared. The running statistics merge the
+    chunks' (as PySlowFast's `SubBatchNorm3d`), so evaluation and the state dict are a plain BatchNorm3d's. Use it to
+    reproduce "8 GPUs × 4 clips" statistics on one device.
+
+    Raises:
+        ConfigError: `clips` < 1, or (in training) a batch that is not a multiple of `clips`.
     """
 
     def __init__(self, num_features: int, clips: int, eps: float = 1e-5, momentum: float | None = 0.1) -> None:
@@ -203,11 +203,11 @@ class SubBatchNorm3d(nn.BatchNorm3d):
 
 
 class FrozenBatchNorm3d(nn.Module):
-    """BatchNorm3d frozen as torchvision's and detectron2's FrozenBatchNorm2d: y = γ (x − μ) / sqrt(σ² + ε) + β.
+    """A frozen BatchNorm3d, as torchvision's FrozenBatchNorm2d: y = γ (x − μ) / sqrt(σ² + ε) + β.
 
-    γ, β, μ and σ² are all buffers, never trained nor updated (in train or eval mode): the layer is the fixed affine
-    map of a pretrained BatchNorm, for fine-tuning with few clips per GPU. The state-dict keys are BatchNorm's, so
-    BN checkpoints load into it (`num_batches_tracked` is accepted and dropped). From scratch it is the identity.
+    γ, β, μ and σ² are buffers, never trained or updated: the fixed affine map of a pretrained BatchNorm, for
+    fine-tuning with few clips per GPU. Its state-dict keys are BatchNorm's, so BN checkpoints load into it
+    (`num_batches_tracked` is dropped). Untrained, it is the identity.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5) -> None:
@@ -233,19 +233,18 @@ class FrozenBatchNorm3d(nn.Module):
         return f"{self.num_features}, eps={self.eps}"
 
 
-# The one definition of "a norm layer" (model init, inflation, precise BN, the norm-statistics dashboard):
-# layers with batch statistics (SubBatchNorm3d is a BatchNorm3d), then all of them
+# What counts as a norm layer (init, inflation, precise BN, dashboards): layers with batch statistics
+# (SubBatchNorm3d is a BatchNorm3d), then all of them
 BATCH_NORMS: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 NORM_LAYERS: tuple[type[nn.Module], ...] = (*BATCH_NORMS, nn.GroupNorm, FrozenBatchNorm3d)
 
 
 class NormFactory:
-    """A picklable callable that builds one norm layer for a given width.
+    """A picklable callable that builds one norm layer for a given width (made by `make_norm`).
 
-    Call it as `factory(C)` or as pytorchvideo does, `factory(num_features=C, eps=..., momentum=...)`.
-    Options given to `make_norm` win over the call's `eps`/`momentum`. Options that belong to other kinds are
-    ignored (GN kinds ignore `momentum`, BN kinds `num_groups`), so switching the kind alone is enough; an option
-    that no kind knows raises `ConfigError`.
+    Call it as `factory(C)` or `factory(num_features=C, eps=..., momentum=...)` (pytorchvideo). Options given to
+    `make_norm` win over the call's `eps` and `momentum`. Options of other kinds are ignored (GN ignores `momentum`,
+    BN `num_groups`), so a config can switch the kind alone; an option no kind knows raises `ConfigError`.
     """
 
     def __init__(self, kind: str, **options: object) -> None:
@@ -263,7 +262,7 @@ class NormFactory:
 
     @property
     def is_batch_norm(self) -> bool:
-        """True for the kinds whose statistics depend on the batch (and on the number of clips per GPU)."""
+        """True for the kinds whose statistics depend on the batch (bn, syncbn)."""
         return self.kind in ("bn", "syncbn")
 
     def __call__(
@@ -301,21 +300,21 @@ class NormFactory:
 
 
 def make_norm(kind: NormKind | str, **options: object) -> NormFactory:
-    """Return a factory for the norm layers of a model.
+    """Return a factory for the norm layers of a model, picked by name.
 
-    Kinds:
-        bn:        `nn.BatchNorm3d` (statistics per GPU); option `bn_clips`: statistics per sub-batch of that many
-                   clips (`SubBatchNorm3d`: the paper's clips per GPU, whatever the real batch).
-        syncbn:    `nn.BatchNorm3d` that the trainer converts to `SyncBatchNorm` (Lightning's
-                   `sync_batchnorm=True`, or `nn.SyncBatchNorm.convert_sync_batchnorm`).
-        frozen_bn: `FrozenBatchNorm3d`: γ, β and statistics all fixed (torchvision / detectron2's FrozenBN).
-        gn:        `GroupNorm3d`; options `num_groups` (default 32) or `channels_per_group`, `eps`, `affine`,
-                   `impl` ("native", or "triton": fused GN + residual add + ReLU kernels, see `videogn.ops.group_norm`).
-        ln:        GroupNorm3d with G = 1.
-        in:        GroupNorm3d with G = C.
+    Args:
+        kind: "bn" (`nn.BatchNorm3d`), "syncbn" (BatchNorm3d for the trainer to convert to `SyncBatchNorm`),
+            "frozen_bn" (`FrozenBatchNorm3d`), "gn" (`GroupNorm3d`), "ln" (G = 1) or "in" (G = C).
+        **options: the layer's options: `eps`, `affine`; BN's `momentum` and `bn_clips` (statistics per sub-batch
+            of that many clips: `SubBatchNorm3d`); GN's `num_groups` (default 32) or `channels_per_group`, and
+            `impl` ("native" or "triton"). Options of other kinds are ignored.
 
-    >>> norm = make_norm("gn", num_groups=32)
-    >>> norm(256)
-    GroupNorm3d(32, 256, eps=1e-05, affine=True)
+    Raises:
+        ConfigError: an unknown kind or option.
+
+    Examples:
+        >>> norm = make_norm("gn", num_groups=32)
+        >>> norm(256)
+        GroupNorm3d(32, 256, eps=1e-05, affine=True)
     """
     return NormFactory(kind, **options)

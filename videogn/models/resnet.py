@@ -1,8 +1,8 @@
 """I3D and C2D ResNets (non-local paper layout) built with pytorchvideo's ResNet builders.
 
-The network is pytorchvideo's `create_resnet`, so its state-dict layout is pytorchvideo's
-(`blocks.0.conv.weight`, `blocks.1.res_blocks.0.branch2.conv_a.weight`, ..., `blocks.6.proj.weight`).
-videogn chooses the arguments, injects the norm factory, and owns the weight init.
+The network is pytorchvideo's `create_resnet`, so its state-dict keys are pytorchvideo's (`blocks.0.conv.weight`,
+`blocks.1.res_blocks.0.branch2.conv_a.weight`, ..., `blocks.6.proj.weight`). videogn picks the arguments, the norm
+layers and the weight init.
 
 Shapes for the paper's input (N, 3, 32, 224, 224) with `stem_temporal_stride=2`:
 
@@ -15,8 +15,8 @@ Shapes for the paper's input (N, 3, 32, 224, 224) with `stem_temporal_stride=2`:
     res5   3 bottlenecks                  → (N, 2048,  4,   7,   7)
     head   adaptive avg pool, dropout, fc → (N, classes)
 
-With `stem_temporal_stride=1` the stem keeps T, which is pytorchvideo's `i3d_r50` (8×8 input).
-The head pools adaptively, so any T, H, W works at test time (e.g. 32×256² for three-crop testing).
+With `stem_temporal_stride=1` the stem keeps T (pytorchvideo's `i3d_r50`, 8×8 input). The head pools adaptively, so
+any T, H, W works at test time (e.g. 32×256² for three-crop testing).
 """
 
 from __future__ import annotations
@@ -63,10 +63,9 @@ INFLATION_PATTERN: tuple[tuple[int, ...], ...] = ((1,), (1, 0), (1, 0), (0, 1))
 def _stem(
     *, pool_kernel_size: tuple[int, int, int], pool_padding: Any, spatial_padding: int, **kwargs: Any
 ) -> nn.Module:
-    """pytorchvideo's basic stem, with pool1 padded `spatial_padding` in space and not at all in time.
+    """pytorchvideo's basic stem with pool1 padded by `spatial_padding` in space only.
 
-    create_resnet pads every pool dimension by kernel // 2, which for the paper's (2, 3, 3) pool1 would turn
-    16 frames into 9 instead of 8; the public I3D code pads only in space.
+    create_resnet pads pool1 by kernel // 2 in time too, which turns 16 frames into 9; the I3D code pads only in space.
     """
     return create_res_basic_stem(
         pool_kernel_size=pool_kernel_size, pool_padding=(0, spatial_padding, spatial_padding), **kwargs
@@ -84,28 +83,24 @@ Pool1Temporal = Literal["max", "stride", "none"]
 
 @dataclass(frozen=True)
 class NetSettings:
-    """The network: an I3D or C2D ResNet (defaults: the paper's I3D-R50-GN for 32×2-frame input).
+    """Settings of an I3D or C2D ResNet; the defaults give the paper's I3D-R50-GN for 32×2-frame clips.
+
+    `build` makes the network. In a config these are the keys under `model.net`.
 
     Args:
-        arch: "i3d" inflates conv1 to 5×7×7 and the first 1×1 conv of every other bottleneck to 3×1×1
-            (`INFLATION_PATTERN`); "c2d" has no temporal kernels (only the temporal max-pools).
+        arch: "i3d" (5×7×7 conv1, 3×1×1 convs in every other bottleneck) or "c2d" (no temporal kernels).
         depth: 50 or 101.
-        norm: norm layers: bn, syncbn, frozen_bn, gn, ln, in (see `videogn.models.norm.make_norm`).
-        norm_options: options of the norm, e.g. {"num_groups": 32} or {"channels_per_group": 16}; with GN's
-            {"impl": "triton"} every ReLU and residual add that follows a GN layer runs inside its fused kernels
-            (`fuse_norm_activations`; the state dict does not change).
-        width: channels of conv1; the bottleneck widths are width × (1, 2, 4, 8) inside and × 4 outside
-            (64 gives the standard ResNet; 8 or 16 give tiny CPU models).
-        dropout: dropout before the classifier (paper: 0.5).
-        stem_temporal_stride: temporal stride of conv1, and of pool1 unless `pool1_temporal` is "none" (2 for the
-            paper's 32×2 input, which the stem reduces 4×; 1 for pytorchvideo's 8×8 input).
-        pool1_temporal: how pool1 (3×3 max in space, stride 2) reduces time: "max" over `stem_temporal_stride`
-            frames (video-nonlocal-net, the paper's code), "stride" keeps every `stem_temporal_stride`-th frame (a
-            1×3×3 kernel: mmaction2's ResNet3d), "none" keeps every frame. The zoo formats' values are in
-            `videogn.models.formats.ARCHITECTURES`.
-        pool1_padding: pool1's spatial padding: 1 (videogn's default, as the PyTorch codes: 112² → 56²) or 0
-            (video-nonlocal-net's Caffe2 networks, the paper's: 112² → 55², windows shifted by one pixel).
-        pool2_temporal_stride: temporal stride (and kernel) of the max-pool after res2; 1 disables it.
+        norm: norm layer: bn, syncbn, frozen_bn, gn, ln or in (see `videogn.models.norm.make_norm`).
+        norm_options: options of the norm, e.g. {"num_groups": 32}; GN's {"impl": "triton"} also fuses the ReLUs
+            and residual adds that follow it.
+        width: channels of conv1; bottlenecks are width × (1, 2, 4, 8) inside, × 4 outside (64: standard ResNet).
+        dropout: dropout before the classifier.
+        stem_temporal_stride: temporal stride of conv1, and of pool1 unless pool1_temporal is "none" (2 for 32×2
+            clips, 1 for 8×8 clips).
+        pool1_temporal: how pool1 reduces time: "max" over stem_temporal_stride frames, "stride" (keeps every
+            stem_temporal_stride-th frame, as mmaction2) or "none".
+        pool1_padding: pool1's spatial padding: 1 (112² → 56²) or 0 (video-nonlocal-net's Caffe2 networks: 55²).
+        pool2_temporal_stride: temporal stride and kernel of the max-pool after res2; 1 disables it.
     """
 
     arch: Arch = "i3d"
@@ -136,9 +131,9 @@ class NetSettings:
         return asdict(self)
 
     def feature_size(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
-        """T×H×W of res5's output for an input clip of that size (for the paper's 32×224²: 4×7×7).
+        """(T, H, W) of res5's output for an input clip of that size; (4, 7, 7) for 32×224².
 
-        Computed by running the network on PyTorch's meta device: shapes only, no memory, no arithmetic.
+        Runs the network on PyTorch's meta device: shapes only, no memory, no arithmetic.
         """
         with torch.device("meta"):  # shapes do not depend on the norm: BN builds at any width
             net = replace(self, norm="bn", norm_options={}).build(num_classes=1, zero_init_residual=False)
@@ -154,10 +149,16 @@ class NetSettings:
         zero_init_residual: bool = True,
         norm_layer: NormFactory | None = None,
     ) -> Net:
-        """The network mapping (N, in_channels, T, H, W) to logits (N, num_classes), initialised.
+        """Build the initialised network: (N, in_channels, T, H, W) float → logits (N, num_classes).
 
-        `zero_init_residual` starts the last norm γ of every residual block at 0 (for every norm kind whose γ
-        learns); `norm_layer` replaces the norm given by `norm` / `norm_options` with a factory of your own.
+        Args:
+            num_classes: outputs of the classifier.
+            in_channels: channels of the input clip.
+            zero_init_residual: start the last norm γ of every residual block at 0 (norms whose γ learns).
+            norm_layer: a norm factory to use instead of `norm` and `norm_options`.
+
+        Raises:
+            ConfigError: `num_classes` is not positive.
         """
         if num_classes <= 0:
             raise ConfigError(f"num_classes must be positive, got {num_classes}")
@@ -199,8 +200,9 @@ class NetSettings:
 
 
 class FusedResBlock(ResBlock):
-    """pytorchvideo's ResBlock whose last norm takes the shortcut and the ReLU: relu(norm_c(conv_c(...)) + shortcut)
-    becomes norm_c(conv_c(...), shortcut) with norm_c.relu set. Same submodules, so the same state dict."""
+    """pytorchvideo's ResBlock whose last norm adds the shortcut and applies the ReLU: `norm_c(conv_c(y), shortcut)`.
+
+    It has the same submodules as ResBlock, so the same state dict."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
@@ -219,12 +221,14 @@ def _fusable(norm: nn.Module | None, act: nn.Module | None) -> bool:
 
 
 def fuse_norm_activations(model: nn.Module) -> int:
-    """Fold every ReLU, and every residual add before a ReLU, that directly follows a `GroupNorm3d` into it.
+    """Fold each ReLU, and each residual add before a ReLU, that directly follows a `GroupNorm3d` into that layer.
 
-    The stem's norm and each bottleneck's norm_a and norm_b get `relu = True` (their ReLU modules are removed);
-    each residual block becomes a `FusedResBlock`, whose norm_c adds the shortcut and applies the block's ReLU.
-    With `impl="triton"` each of these is one fused kernel set. Parameters and buffers, hence checkpoints, are
-    unchanged. Returns the number of norm layers that took over a ReLU.
+    The stem's norm and each bottleneck's norm_a and norm_b get `relu = True` and their ReLU modules are removed.
+    Each residual block becomes a `FusedResBlock`. With `impl="triton"` each such layer runs as one set of fused
+    kernels. Parameters and buffers do not change, so checkpoints load either way.
+
+    Returns:
+        The number of norm layers that took over a ReLU.
     """
     fused = 0
     for module in model.modules():
@@ -238,10 +242,9 @@ def fuse_norm_activations(model: nn.Module) -> int:
                 getattr(module, norm).relu = True
                 setattr(module, act, None)
                 fused += 1
-    # after the bottlenecks: FusedResBlock relies on norm_a and norm_b's ReLUs. pytorchvideo has no public way to
-    # tell a plain residual sum (its private `_trivial_sum`) nor to rebuild a ResBlock with another forward, so the
-    # class is swapped in place (same submodules, same state dict); tests/test_fused_norm.py counts the 16 blocks
-    # this must find and fails if pytorchvideo changes either
+    # After the bottlenecks: FusedResBlock relies on norm_a and norm_b applying their ReLUs. pytorchvideo has no
+    # public way to detect a plain residual sum or to change a ResBlock's forward, so the class is swapped in place;
+    # tests/test_fused_norm.py fails if pytorchvideo changes either.
     for module in model.modules():
         if (
             type(module) is ResBlock
@@ -259,10 +262,9 @@ def fuse_norm_activations(model: nn.Module) -> int:
 
 
 def _plain_int_geometry(model: nn.Module) -> None:
-    """Make every kernel size, stride, padding and dilation a tuple of Python ints.
+    """Make every kernel size, stride, padding and dilation plain Python ints.
 
-    pytorchvideo computes the shortcut convolutions' strides with NumPy (np.int64); eager PyTorch accepts them, but
-    torch.compile takes them for data-dependent values and inductor then fails to compile the convolution."""
+    pytorchvideo computes the shortcut strides with NumPy (np.int64), which torch.compile cannot compile."""
     for module in model.modules():
         for name in ("kernel_size", "stride", "padding", "dilation"):
             value = getattr(module, name, None)
@@ -278,30 +280,35 @@ torch.serialization.add_safe_globals([NetSettings])  # checkpoints that hold it 
 def build_model(arch: Arch = "i3d", depth: Literal[50, 101] = 50, num_classes: int = 400, **settings: Any) -> Net:
     """Build an I3D or C2D ResNet: `NetSettings(arch, depth, **settings).build(num_classes)`.
 
-    `settings` are the other `NetSettings` fields (norm, norm_options, width, dropout, stem_temporal_stride,
-    pool2_temporal_stride, pool1_temporal, pool1_padding); `in_channels` and `zero_init_residual` go to
-    `NetSettings.build`.
+    Args:
+        arch: "i3d" or "c2d".
+        depth: 50 or 101.
+        num_classes: outputs of the classifier.
+        **settings: the other `NetSettings` fields, and `NetSettings.build`'s `in_channels` and `zero_init_residual`.
+
+    Returns:
+        The network: (N, 3, T, H, W) float → logits (N, num_classes).
     """
     build_options = {k: settings.pop(k) for k in ("in_channels", "zero_init_residual") if k in settings}
     return NetSettings(arch, depth, **settings).build(num_classes, **build_options)
 
 
 def i3d_r50(num_classes: int = 400, norm: NormKind = "gn", **settings: Any) -> Net:
-    """The GN paper's I3D ResNet-50 for 32×2-frame clips (conv1 and pool1 stride 2 in time; res5 at 4×7×7).
+    """The GN paper's I3D ResNet-50 for 32×2-frame clips (conv1 and pool1 stride 2 in time).
 
-    Not pytorchvideo's hub `i3d_r50`, which is the same block pattern for 8×8-frame clips with a temporally
-    unstrided stem (here: `stem_temporal_stride=1`; its state dict then loads with strict=True).
+    `settings` are the other `NetSettings` fields. pytorchvideo's hub `i3d_r50` (8×8-frame clips) is this network
+    with `stem_temporal_stride=1`; its state dict then loads with strict=True.
     """
     return build_model("i3d", 50, num_classes, norm=norm, **settings)
 
 
 def c2d_r50(num_classes: int = 400, norm: NormKind = "gn", **settings: Any) -> Net:
-    """The C2D ResNet-50 baseline of the non-local paper: I3D's layout without temporal kernels."""
+    """The non-local paper's C2D ResNet-50: I3D's layout without temporal kernels (`settings`: as `i3d_r50`)."""
     return build_model("c2d", 50, num_classes, norm=norm, **settings)
 
 
 def init_weights(model: nn.Module, fc_std: float = 0.01) -> None:
-    """He (fan-out) init for convs, γ = 1 and β = 0 for every norm, N(0, fc_std) for the classifier."""
+    """Initialise convs with He (fan-out), norms with γ = 1 and β = 0, and the classifier with N(0, fc_std)."""
     for m in model.modules():
         if isinstance(m, nn.Conv3d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -318,11 +325,13 @@ def init_weights(model: nn.Module, fc_std: float = 0.01) -> None:
 
 @torch.no_grad()
 def zero_init_last_norms(model: nn.Module) -> int:
-    """Set γ = 0 in the last norm of every residual block, whatever its type; returns how many were set.
+    """Set γ = 0 in the last norm of every residual block, so that each block starts as the identity.
 
-    pytorchvideo's own init does this only for BatchNorm; checking for a learnable `weight` works for GN, LN, IN
-    and BN alike, so every residual block starts as the identity. Frozen BN is left at γ = 1: a γ that cannot
-    learn would switch its block off for good.
+    Any norm with a learnable γ is set (GN, LN, IN, BN). Frozen BN keeps γ = 1: a γ that cannot learn would switch
+    its block off for good.
+
+    Returns:
+        The number of norm layers set.
     """
     count = 0
     for block in model.modules():
@@ -339,8 +348,13 @@ STAGES: tuple[str, ...] = get_args(Stage)
 
 
 def stage_blocks(model: nn.Module, until: str) -> list[nn.Module]:
-    """The blocks of a built network (`build_model`) from its stem up to and including stage `until` (one of
-    `STAGES`; pools between stages included): what fine-tuning freezes with `model.freeze_until`."""
+    """The blocks of a network from its stem up to and including stage `until` (one of `STAGES`).
+
+    Pools between stages are included. Fine-tuning freezes these blocks (`model.freeze_until`).
+
+    Raises:
+        ValueError: `until` is not a stage, or `model` is not a network of `build_model`.
+    """
     blocks = list(model.blocks)
     stages = [i for i, block in enumerate(blocks) if isinstance(block, (ResNetBasicStem, ResStage))]
     if len(stages) != len(STAGES) or until not in STAGES:
@@ -349,4 +363,5 @@ def stage_blocks(model: nn.Module, until: str) -> list[nn.Module]:
 
 
 def count_parameters(model: nn.Module) -> int:
+    """The number of parameters of `model`."""
     return sum(p.numel() for p in model.parameters())

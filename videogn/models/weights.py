@@ -1,9 +1,7 @@
-"""A network's starting weights: where the paper's ImageNet weights come from, the check that the initial weights
-are there (`model.pretrained_2d`, `model.init_from`), and putting them into a new network: inflating 2D weights
-(`videogn.models.inflate`) or loading the network of a videogn checkpoint (`init_from`).
+"""A network's starting weights (`model.pretrained_2d`, `model.init_from`): check that they are there, then inflate
+2D weights (`videogn.models.inflate`) or load the network of a videogn checkpoint.
 
-videogn checkpoints are read by `videogn.checkpoints`, 2D ImageNet weights and zoo checkpoints by
-`videogn.models.formats`; every file error is a `videogn.files.FileError`.
+Every file error is a `videogn.files.FileError`.
 """
 
 from __future__ import annotations
@@ -43,8 +41,10 @@ PRETRAINED_SOURCES = {
 
 
 def check_initial_weights(pretrained_2d: str | None, init_from: str | None) -> None:
-    """A `FileError` naming the setting, the file and where to get it, when the initial weights are missing; a URL
-    is downloaded and verified here (`videogn.download.local_file`), once."""
+    """Raise a `FileError` naming the setting, the file and where to get it when the initial weights are missing.
+
+    A URL is downloaded and verified here, once (`videogn.download.local_file`).
+    """
     for setting, path in (("model.pretrained_2d", pretrained_2d), ("model.init_from", init_from)):
         path = local_file(path, setting) if path else path
         if path and not Path(path).exists():
@@ -60,13 +60,21 @@ UNSEEN_SETTINGS = ("stem_temporal_stride", "pool1_temporal", "pool1_padding", "p
 
 
 def load_network(model: nn.Module, path: str | Path, clip: ClipSettings | None = None, net: Any = None) -> str:
-    """Load the network weights of a videogn checkpoint into `model` (`init_from`); returns what was loaded.
+    """Load the network weights of a videogn checkpoint into `model` (`model.init_from`).
 
-    Every backbone tensor must be there with its shape (else a `ConfigError` naming the first keys); the
-    classifier is kept at its initialisation when the class count differs (fine-tuning to new classes). With
-    `clip`, the checkpoint's input normalisation (mean / std) must be the clip's. With `net` (the model's
-    `NetSettings`), what was loaded says which strides and pools differ from the checkpoint's network (the weights
-    fit, but start another function: a converted zoo model fine-tuned in the paper's network, say).
+    The classifier keeps its initialisation when the class count differs (fine-tuning to new classes).
+
+    Args:
+        model: the network to load into.
+        path: the checkpoint.
+        clip: the data's clip settings; the checkpoint's input mean / std must be theirs.
+        net: the model's `NetSettings`; the result then names the strides and pools that differ from the checkpoint's.
+
+    Returns:
+        What was loaded, for the log.
+
+    Raises:
+        ConfigError: a backbone tensor is missing or has another shape, or the normalisation differs.
     """
     raw = read_checkpoint(path, "model.init_from")
     state = raw["state_dict"]
@@ -98,8 +106,10 @@ def load_network(model: nn.Module, path: str | Path, clip: ClipSettings | None =
 
 
 def state_differences(target: dict[str, Any], weights: dict[str, Any], wanted: list[str] | None = None) -> str:
-    """How `weights` fail to fill the state dict `target` (its keys `wanted`, default all): the first missing keys,
-    the first of other shapes, the first unexpected; "" when they fit."""
+    """How `weights` fail to fill the keys `wanted` (default: all) of the state dict `target`; "" when they fit.
+
+    Names the first missing keys, the first of other shapes and the first unexpected ones.
+    """
     wanted = list(target) if wanted is None else wanted
     missing = [k for k in wanted if k not in weights]
     shapes = [
@@ -124,10 +134,11 @@ def initial_weights(
     caffe2_input: str = "detectron",
     net: Any = None,
 ) -> str:
-    """Put a run's starting weights into `model`: inflate the 2D network of `pretrained_2d` (a Caffe2 pickle's conv1
-    converted to the clip's normalisation, default Kinetics'), or load the network of the videogn checkpoint
-    `init_from` (its normalisation must be the clip's; with `net`, the model's settings, strides and pools that
-    differ from the checkpoint's are noted). Returns what was done, for the log."""
+    """Put a run's starting weights into `model`: inflate `pretrained_2d`, or load the network of `init_from`.
+
+    `clip` gives the input normalisation (default: Kinetics'); `net` is the model's `NetSettings` (see
+    `load_network`). Returns what was done, for the log.
+    """
     check_initial_weights(pretrained_2d, init_from)
     pretrained_2d = pretrained_2d and str(local_file(pretrained_2d, "model.pretrained_2d"))  # cached: no network
     init_from = init_from and str(local_file(init_from, "model.init_from"))

@@ -2,20 +2,16 @@
 
     y = relu(γ · (x − μ) / sqrt(σ² + ε) + β + residual)     μ, σ² per sample and group, in float32; y in x's dtype
 
-Why: in eager PyTorch one GN layer is ~3 CUDA kernels forward and ~4 backward, plus the bf16 casts of γ and β, the
-add, the ReLU and their backward; at 4 clips per GPU the res4/res5 layers are bound by these launches, not by
-memory (README, benchmarks/norm.py and step.py). Here a layer is 3 kernels forward (tile statistics, merge, apply)
-and 2 kernels plus two small sums backward, for contiguous and channels_last_3d tensors alike (strided kernels,
-`videogn.ops.group_norm_kernels`), and nothing else: the add and the ReLU ride along.
+A layer is 3 kernels forward (tile statistics, merge, apply) and 2 kernels plus two small sums backward, for
+contiguous and channels_last_3d tensors alike (`videogn.ops.group_norm_kernels`); the add and the ReLU run inside
+them.
 
-Statistics are merged from per-tile means and squared deviations (Chan et al.), so a res2 group of 200 k elements
-keeps float32 precision. The backward recomputes x̂ from x and the saved (μ, 1/σ), as PyTorch's GN saves x, and takes the
-ReLU's mask from the output, as PyTorch's ReLU does (the output is what the next convolution saves anyway).
+Statistics are merged from per-tile means and squared deviations (Chan et al.), which keeps float32 precision in
+large groups. The backward recomputes x̂ from x and the saved (μ, 1/σ), and takes the ReLU's mask from the output.
 
-`group_norm_act` is the entry point. It is a `torch.library` custom op with its own backward, so `torch.compile`
-keeps it inside one graph. The Triton kernels run on CUDA tensors, and on CPU tensors when Triton's interpreter
-is on (`TRITON_INTERPRET=1`, the tests). Anywhere else (CPU tensors, or torch without Triton on the CPU) it
-computes the same function with PyTorch's ops, so one config runs on a laptop and on a GPU.
+`group_norm_act` is the entry point: a `torch.library` custom op with its own backward, so `torch.compile` keeps it
+in one graph. The kernels run on CUDA tensors, and on CPU tensors under Triton's interpreter (`TRITON_INTERPRET=1`,
+the tests); anywhere else PyTorch's ops compute the same function.
 """
 
 from __future__ import annotations
@@ -36,7 +32,7 @@ TILE_ELEMENTS = 4096  # elements a program owns (tests lower it to cut tensors i
 CONTIGUOUS_CHANNEL_RUN = 128  # channels_last_3d: side-by-side channels a tile takes, for long contiguous loads
 MERGE_BLOCK = 64  # tiles the merge kernel reads at a time
 
-# Triton and the kernels, imported on first use (`load_kernels`): commands that never run them do not pay for it
+# Triton and the kernels, imported on first use (`load_kernels`)
 triton: Any = None
 kernels: Any = None
 INTERPRETED = False  # TRITON_INTERPRET=1: the kernels run in Triton's interpreter, on CPU tensors too
@@ -44,8 +40,11 @@ _looked = False
 
 
 def load_kernels() -> bool:
-    """Import Triton and the kernels if not yet done (GroupNorm3d with impl triton does it when built, outside any
-    `torch.compile` trace); whether they are there (torch's macOS and Windows wheels come without Triton)."""
+    """Import Triton and the kernels once; returns whether they are available.
+
+    GroupNorm3d with impl triton calls it when built, outside any `torch.compile` trace. torch's macOS and Windows
+    wheels come without Triton.
+    """
     global triton, kernels, INTERPRETED, _looked
     if not _looked:
         _looked = True
@@ -73,10 +72,23 @@ def group_norm_act(
     residual: Tensor | None = None,
     relu: bool = False,
 ) -> Tensor:
-    """relu?(group_norm(x, num_groups, weight, bias, eps) + residual?) for x of shape (N, C, T, H, W).
+    """GroupNorm, then the residual add and the ReLU if asked: relu(group_norm(x) + residual).
 
-    The output has x's dtype and memory format (contiguous or channels_last_3d); γ and β may be float32 under
-    autocast; the residual is cast to x's dtype. Gradients reach x, γ, β and the residual.
+    The output has x's dtype and memory format (contiguous or channels_last_3d). Gradients reach x, γ, β and the
+    residual.
+
+    Args:
+        x: input (N, C, T, H, W).
+        num_groups: G; must divide C.
+        weight: γ (C,), or None without affine; may be float32 for bf16 x.
+        bias: β (C,); given with `weight` or not at all.
+        eps: added to the variance.
+        residual: added after the affine transform; same shape as x, cast to x's dtype.
+        relu: apply a ReLU last.
+
+    Raises:
+        ValueError: only one of weight and bias, or a residual of another shape.
+        ConfigError: a CUDA tensor without the triton package.
     """
     if (weight is None) != (bias is None):
         raise ValueError("group_norm_act takes both weight and bias (affine) or neither")
@@ -106,8 +118,7 @@ def _new_like(x: Tensor) -> Tensor:
 
 
 def _runs(t: Tensor) -> tuple[Tensor, tuple[int, int, int]]:
-    """t and its (N, C, S) strides, S = T·H·W: t itself when T, H, W lie in one strided run (both memory formats
-    do), else a contiguous copy."""
+    """t and its (N, C, S) strides, S = T·H·W; a contiguous copy when T, H, W do not lie in one strided run."""
     step, expected = 1, None
     for size, stride in zip(reversed(t.shape[2:]), reversed(t.stride()[2:]), strict=True):  # W, H, T
         if size == 1:
@@ -121,8 +132,7 @@ def _runs(t: Tensor) -> tuple[Tensor, tuple[int, int, int]]:
 
 
 def _tiles(x: Tensor, num_groups: int) -> dict[str, int]:
-    """Tile sizes: contiguous input takes one group and many positions (positions are contiguous); channels-last
-    input takes many groups side by side and few positions (channels are contiguous)."""
+    """Tile sizes: one group and many positions for contiguous input, many groups and few for channels-last."""
     c = x.shape[1]
     s = math.prod(x.shape[2:])
     cpg = c // num_groups

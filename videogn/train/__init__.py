@@ -1,8 +1,8 @@
-"""The Lightning side: `VideoClassifier` (`module`), its optimisation (`optim`) and metrics (`metrics`), the
-callbacks by concern (`resume`: ResumeGuard; `precise_bn`; `norm_stats`; `dashboards`: TensorBoard's layout,
-HPARAMS and pictures; `monitors`: data wait, bad videos, the validation line, memory, throughput; `callbacks`
-re-exports them all), atomic checkpoint writes (`checkpointing`), preemption (`preemption`), loading a trained
-network for the tools (`loading`), CPU memory during inference (`runtime`) and the LightningCLI (`cli`).
+"""Training with Lightning: `VideoClassifier` (`module`), its settings, optimisation and metrics, and the callbacks.
 
-Nothing is imported here: importing one of them loads only what it needs.
+Submodules: `module`, `settings`, `optim`, `metrics`, the callbacks (`resume`, `precise_bn`, `norm_stats`,
+`dashboards`, `monitors`; `callbacks` re-exports them), `checkpointing` (atomic checkpoint writes), `preemption`,
+`loading` (a trained network for the tools), `runtime` (CPU memory during inference), `preflight` and `cli`.
+
+Nothing is imported here: importing a submodule loads only what it needs.
 """

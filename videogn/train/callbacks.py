@@ -1,5 +1,6 @@
-"""videogn's own callbacks, each in the module of its concern; Lightning's ModelCheckpoint, LearningRateMonitor and
-ThroughputMonitor do the rest.
+"""videogn's callbacks, re-exported from the modules of their concerns (use `videogn.train.callbacks.X` in YAML).
+
+Lightning's ModelCheckpoint, LearningRateMonitor and ThroughputMonitor do the rest.
 
 - `videogn.train.resume`: `ResumeGuard`, which refuses a resume whose schedule or data order would silently change.
 - `videogn.train.precise_bn`: `PreciseBN`, BN running statistics recomputed before every validation and test.
@@ -7,9 +8,6 @@ ThroughputMonitor do the rest.
 - `videogn.train.dashboards`: `TensorBoardDashboards`, TensorBoard beyond the scalars (layout, pictures, HPARAMS).
 - `videogn.train.monitors`: `DataWaitMonitor`, `BadVideoMonitor`, `ValidationReport`, `ComputeMemory` and
   `ClipThroughput`.
-
-This module re-exports them, so `videogn.train.callbacks.X` (imports, YAML class paths) keeps working. Lightning
-keys a callback's state in a checkpoint by its class name, not its module, so checkpoints are unaffected.
 """
 
 from __future__ import annotations

@@ -1,13 +1,12 @@
 """Checkpoints that survive being killed.
 
-`AtomicCheckpointIO` is a Lightning CheckpointIO plugin: each checkpoint is written to a temporary file *beside*
-its target, flushed to disk, and `os.replace`d over it (`videogn.files.atomic_output`). A rename within one
-directory is atomic on local and network filesystems alike, so a run killed at any moment leaves the previous
-checkpoint intact. (Lightning's own writer goes through a temporary file in $TMPDIR, and a move across filesystems
-is a copy, then a delete.) A write the file system refuses (disk full, quota, permissions) stops the run with
-`CheckpointWriteError`, one line naming the file and the reason.
+`AtomicCheckpointIO` is a Lightning CheckpointIO plugin: each checkpoint is written to a temporary file beside its
+target, flushed to disk, and renamed over it (`videogn.files.atomic_output`). A rename within one directory is
+atomic on local and network filesystems, so a run killed at any moment leaves the previous checkpoint intact. A
+write the file system refuses (disk full, quota, permissions) stops the run with `CheckpointWriteError`, naming the
+file and the reason.
 
-The run folder the checkpoints live in, which of them is a run's last, and reading them: `videogn.checkpoints`.
+Run folders and reading checkpoints: `videogn.checkpoints`.
 """
 
 from __future__ import annotations
@@ -44,8 +43,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class _Writer(io.RawIOBase):
-    """The file torch.save writes to, keeping the `OSError` of a refused write (torch.save replaces it by a
-    RuntimeError without the reason)."""
+    """The file torch.save writes to; keeps the `OSError` of a refused write, which torch.save hides."""
 
     file: Any = None
     error: OSError | None = None

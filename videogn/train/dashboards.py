@@ -5,8 +5,8 @@
   as an image;
 - the HPARAMS tab, in the comparison's order (`comparison_hparams`, `hparams_summaries`), with the final metrics.
 
-torch's SummaryWriter has no public method that writes a ready-made summary (a GIF, hparams in videogn's order);
-`_file_writer` is the one place that reaches its private writer.
+torch's SummaryWriter has no public method that writes a ready-made summary; `_file_writer` is the one place that
+reaches its private writer.
 """
 
 from __future__ import annotations
@@ -78,17 +78,16 @@ COMPARISON_LAYOUT = {
 
 
 def _file_writer(experiment: Any) -> Any:
-    """The event file writer of a TensorBoardLogger's `experiment` (torch's SummaryWriter): its public
-    `add_summary(summary, step)` writes a ready-made summary, which no public method of SummaryWriter does.
+    """The event file writer of a SummaryWriter, whose `add_summary(summary, step)` writes a ready-made summary.
 
-    torch's private `SummaryWriter._get_file_writer()`, reached here only: it (re)opens the writer, also after the
-    logger's `finalize` closed it (`log_final` runs after `fit`), which the attribute `file_writer` does not.
-    tests/test_dashboards.py fails if torch changes it."""
+    Uses torch's private `_get_file_writer()`, which also reopens the writer after the logger's `finalize` closed it
+    (`log_final` runs after `fit`). tests/test_dashboards.py fails if torch changes it.
+    """
     return experiment._get_file_writer()
 
 
 def to_uint8_frames(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """A normalised clip (3, T, H, W) back to what was decoded: (T, H, W, 3) uint8."""
+    """A normalised clip (3, T, H, W) back to uint8 frames (T, H, W, 3)."""
     mean_ = torch.tensor(mean, device=clip.device).view(3, 1, 1, 1)
     std_ = torch.tensor(std, device=clip.device).view(3, 1, 1, 1)
     pixels = (clip.float() * std_ + mean_).mul(255).round().clamp(0, 255).to(torch.uint8)
@@ -96,7 +95,7 @@ def to_uint8_frames(clip: torch.Tensor, mean: Sequence[float], std: Sequence[flo
 
 
 def captioned(frames: np.ndarray, text: str) -> np.ndarray:
-    """`frames` (T, H, W, 3) with `text` on a strip added above them (the clip itself untouched)."""
+    """`frames` (T, H, W, 3) with `text` on a strip added above them."""
     from PIL import ImageDraw, ImageFont
 
     font = ImageFont.load_default(size=10)
@@ -110,7 +109,7 @@ def gif_summary(tag: str, frames: np.ndarray, fps: float = 8.0):  # noqa: ANN201
     """An image summary holding an animated GIF of `frames` (T, H, W, 3): TensorBoard's Images tab plays it."""
     from tensorboard.compat.proto.summary_pb2 import Summary
 
-    # a palette per frame by fast octree quantisation: ~15× faster than Pillow's default median cut for GIF
+    # a palette per frame by fast octree quantisation, much faster than Pillow's default median cut
     images = [
         Image.fromarray(frame).quantize(256, Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE) for frame in frames
     ]
@@ -122,8 +121,10 @@ def gif_summary(tag: str, frames: np.ndarray, fps: float = 8.0):  # noqa: ANN201
 
 
 def shown_classes(matrix: torch.Tensor, most_confused: int = 30) -> list[int]:
-    """The classes a confusion image shows: all up to 50, else the `most_confused` with the most errors (views of
-    the class predicted as another, and views of others predicted as it)."""
+    """The classes a confusion image shows: all up to 50, else the `most_confused` with the most errors.
+
+    A class's errors are its views predicted as another class, and other views predicted as it.
+    """
     if len(matrix) <= 50:
         return list(range(len(matrix)))
     errors = matrix.sum(0) + matrix.sum(1) - 2 * matrix.diagonal()
@@ -133,10 +134,11 @@ def shown_classes(matrix: torch.Tensor, most_confused: int = 30) -> list[int]:
 def confusion_image(
     matrix: torch.Tensor, class_names: Sequence[str], title: str, most_confused: int = 30
 ) -> np.ndarray:
-    """The confusion matrix (true × predicted counts) as an RGB image (H, W, 3), each row coloured by its share of
-    the row's views (white 0 → dark blue 1), with the counts written in the cells up to 20 classes: every class up
-    to 50, else the `most_confused` classes with the most errors (as true or predicted class). Drawn with Pillow
-    (a few milliseconds: it is made at every validation)."""
+    """The confusion matrix (true × predicted counts) as an RGB image (H, W, 3), drawn with Pillow.
+
+    Each cell is coloured by its share of the row's views (white 0 → dark blue 1); counts are written up to 20
+    classes. Shows every class up to 50, else the `most_confused` (`shown_classes`).
+    """
     from PIL import ImageDraw, ImageFont
 
     matrix = matrix.cpu().long()
@@ -174,7 +176,7 @@ def confusion_image(
 
 
 def comparison_hparams(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
-    """The settings a BN-vs-GN comparison varies, first; TensorBoard-ready values (booleans as words)."""
+    """A run's settings for the HPARAMS tab, those a BN-vs-GN comparison varies first (booleans as words)."""
     net, h = pl_module.net, pl_module.hparams
     datamodule = trainer.datamodule
     options = net.norm_options
@@ -208,7 +210,7 @@ def comparison_hparams(trainer: pl.Trainer, pl_module: pl.LightningModule) -> di
 
 
 def _short_version(datamodule: Any) -> str:
-    """The training list's data version, short (`KineticsDataModule.data_versions`), or "-"."""
+    """The training list's short data version, or "-"."""
     versions = getattr(datamodule, "data_versions", None)
     train = versions().get("train") if versions is not None else None
     return f"{train['source']} {train['sha256'][:12]}" if train else "-"
@@ -223,13 +225,13 @@ def data_versions_text(versions: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-# The HPARAMS tab's order: what a BN-vs-GN comparison varies (`COMPARED_FIRST`), then the rest; video top-1 / top-5
-# the first metrics (`FINAL_METRIC_ORDER`). TensorBoard's hparams backend sorts the hyper-parameters by name
-# (`_sort_and_reduce_to_hparams_limit`), so each is named with its rank ("00_norm") and shown by its display name
-# ("norm").
+# TensorBoard sorts hyper-parameters by name, so each is named with its rank ("00_norm") and shown by its display
+# name ("norm").
 def hparams_summaries(params: dict[str, Any], metrics: dict[str, float]) -> list[Any]:
-    """TensorBoard's hparams summaries (experiment, session start, session end) for one run, in videogn's order:
-    the compared settings first (marked as differing), then the others; the metrics in `FINAL_METRIC_ORDER`."""
+    """TensorBoard's hparams summaries (experiment, session start, session end) for one run.
+
+    The compared settings (`COMPARED_FIRST`) come first, marked as differing; the metrics in `FINAL_METRIC_ORDER`.
+    """
     from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
     from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
@@ -277,18 +279,23 @@ def hparams_summaries(params: dict[str, Any], metrics: dict[str, float]) -> list
 
 
 class TensorBoardDashboards(Callback):
-    """TensorBoard beyond the scalars (what PySlowFast's `TENSORBOARD.*` shows):
+    """TensorBoard beyond the scalars, as PySlowFast's `TENSORBOARD.*`.
 
     - the custom-scalars layout (a comparison's runs on shared charts), at the start of fit;
-    - what the network sees: `train_clips` augmented training clips of the first step and `val_clips` validation
-      views, as animated GIFs with their labels (Images tab, `pictures/train/…`, `pictures/val/…`);
-    - at every validation, the clip-level confusion matrix (every class up to 50, else the 30 most confused;
-      summed over ranks) and the `wrong_clips` most confidently wrong views of rank 0, with true and predicted
-      class written on them (`pictures/val_confusion`, `pictures/val_wrong/<i>`, one image per validation each);
-    - `log_final`: the HPARAMS tab, in the comparison's order (`hparams_summaries`), with the final metrics.
+    - augmented training clips of the first step and validation views, as animated GIFs with their labels
+      (`pictures/train/…`, `pictures/val/…`);
+    - at every validation, the clip-level confusion matrix (summed over ranks) and rank 0's most confidently wrong
+      views (`pictures/val_confusion`, `pictures/val_wrong/<i>`);
+    - `log_final`: the HPARAMS tab with the final metrics.
 
-    Each part is a setting (`--dashboards.train_clips 0`, `--dashboards.confusion false`, ...); `seconds` is the
-    time spent on the pictures (benchmarks/dashboard_cost.py compares it with the fit's).
+    `seconds` is the time spent on the pictures.
+
+    Args:
+        train_clips: training clips to show (0: none).
+        val_clips: validation views to show (0: none).
+        confusion: draw the confusion matrix.
+        wrong_clips: most confidently wrong views to show (0: none).
+        fps: frame rate of the GIFs.
     """
 
     def __init__(
@@ -390,8 +397,7 @@ class TensorBoardDashboards(Callback):
 
     @rank_zero_only
     def log_final(self, trainer: pl.Trainer, pl_module: pl.LightningModule, metrics: dict[str, Any]) -> None:
-        """HPARAMS tab: the comparison settings with the final metrics, as `final/<metric>` (one point each, apart
-        from the curves)."""
+        """Write the HPARAMS tab: the comparison settings with the final metrics, as `final/<metric>`."""
         logger = self._tensorboard(trainer)
         final_metrics = {final(k): float(v) for k, v in metrics.items() if k in FINAL_METRICS}
         if logger is not None and final_metrics:

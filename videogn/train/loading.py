@@ -1,7 +1,6 @@
-"""A trained network for the tools: the `VideoClassifier` of a videogn checkpoint, rebuilt from the checkpoint's own
-settings (`videogn-infer`, `videogn export`).
+"""A trained network for the tools (`videogn-infer`, `videogn export`): a checkpoint's `VideoClassifier`.
 
-Lightning is imported when a checkpoint is loaded, not with this module: a tool's `--help` stays quick.
+Lightning is imported when a checkpoint is loaded, not with this module, so a tool's `--help` stays quick.
 """
 
 from __future__ import annotations
@@ -23,9 +22,12 @@ __all__ = ["load_model", "pick_device"]
 
 
 def load_model(ckpt: str | os.PathLike, device: torch.device) -> tuple[VideoClassifier, ClipSettings | None]:
-    """The VideoClassifier of a videogn checkpoint (in eval mode) and its clip settings (None if it has none).
+    """The `VideoClassifier` of a videogn checkpoint, in eval mode on `device`, and its clip settings (or None).
 
-    The file is read once, with `weights_only=True` (no code from the checkpoint runs).
+    Reads the file once, with `weights_only=True`, so no code from it runs.
+
+    Raises:
+        FileError: the file is not a videogn checkpoint, or its weights do not fit its settings.
     """
     from videogn.train.module import VideoClassifier
 

@@ -1,9 +1,8 @@
 """Video-level accuracy: the softmax averaged over all views (clips × crops) of each video, then top-k.
 
-The states are dense tensors over the videos of a list (a probability sum per video and class, a seen-mask per
-view, a label per video), reduced over ranks by torchmetrics (sum / max), so the views of one video may land on
-any rank. A view counted twice (the same video and view index) counts once; stand-ins for bad videos
-(`view_index = -1`) are skipped. The training module, the tests and `videogn-infer` all use it.
+The states are dense tensors over the videos of a list, reduced over ranks by torchmetrics, so the views of one
+video may land on any rank. A view seen twice (the same video and view index) counts once; stand-ins for bad videos
+(`view_index = -1`) are skipped.
 
     metric = video_accuracy(num_videos=2, num_classes=4, views_per_video=3)   # {"video_top1", "video_top5"}
     metric.update(probs, labels, video_index, view_index)
@@ -47,7 +46,7 @@ class VideoAccuracy(Metric):
     def update(
         self, probs: torch.Tensor, labels: torch.Tensor, video_index: torch.Tensor, view_index: torch.Tensor
     ) -> None:
-        """probs (N, classes) softmax of N views; labels, video_index, view_index (N,)."""
+        """Add N views: probs (N, classes) softmax; labels, video_index and view_index (N,)."""
         keep = view_index >= 0
         probs, labels, videos, views = probs[keep], labels[keep], video_index[keep], view_index[keep]
         key = videos * self.seen.shape[1] + views
@@ -62,6 +61,7 @@ class VideoAccuracy(Metric):
         self.labels[videos] = labels[order].to(self.labels.dtype)
 
     def compute(self) -> torch.Tensor:
+        """The accuracy over the videos seen; NaN when none was."""
         counted = self.seen.sum(1) > 0
         if not counted.any():
             return torch.tensor(float("nan"), device=self.prob_sum.device)

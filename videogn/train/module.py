@@ -1,15 +1,12 @@
-"""VideoClassifier: the LightningModule that trains an I3D / C2D ResNet with the paper's recipe.
+"""`VideoClassifier`: the LightningModule that trains an I3D / C2D ResNet with the paper's recipe.
 
-Every constructor argument is a typed setting, so `configs/*.yaml` (LightningCLI) configures it, and the
-checkpoint rebuilds the model (class names included) on its own. Where each part lives:
-- the network: `net` (`videogn.models.NetSettings`), initialised from a 2D ImageNet checkpoint (`pretrained_2d`,
-  inflated) or a videogn checkpoint (`init_from`, e.g. a converted zoo model) when a run starts from scratch;
-- the test protocol: `test_head` (fully convolutional as in the references, or global pooling) and precise BN
-  (`precise_bn_batches`, done by `videogn.train.precise_bn.PreciseBN`, which the CLI adds);
-- optimisation: `videogn.train.optim` (parameter groups, `LRSchedule`, linear LR scaling with the total batch
-  clips_per_gpu × devices × nodes × accumulate_grad_batches);
-- metrics: clip-level top-1/top-5 on every view, and video-level top-1/top-5 (`videogn.train.metrics`) from the
-  softmax averaged over all views of each video, reduced over ranks.
+- the network: `net` (`videogn.models.NetSettings`), started from 2D ImageNet weights (`pretrained_2d`) or a
+  videogn checkpoint (`init_from`);
+- the test protocol: `test_head` and precise BN (`precise_bn_batches`, run by `videogn.train.precise_bn.PreciseBN`);
+- optimisation: `videogn.train.optim`, with the LR scaled linearly by the total batch (clips_per_gpu × devices ×
+  nodes × accumulate_grad_batches);
+- metrics: clip-level top-1/top-5 on every view, and video-level top-1/top-5 from the softmax averaged over each
+  video's views (`videogn.train.metrics`).
 """
 
 from __future__ import annotations
@@ -39,8 +36,11 @@ __all__ = ["CompiledNetwork", "VideoClassifier"]
 
 
 class CompiledNetwork:
-    """The network `torch.compile`d for the training steps, made at the first step. Not a submodule: its parameters
-    are the network's (no second copy in the state dict). CUDA-graph modes need batches of one size."""
+    """The network `torch.compile`d for the training steps, compiled at the first call.
+
+    Not a submodule, so the state dict holds no second copy of the parameters. CUDA-graph modes need batches of one
+    size (else a `ConfigError`).
+    """
 
     def __init__(self, model: nn.Module, mode: CompileMode) -> None:
         self.model, self.mode, self.net, self.batch = model, mode, None, None
@@ -59,16 +59,19 @@ class CompiledNetwork:
 
 
 class VideoClassifier(LightningModule):
-    """Video classifier with the non-local / GN paper's recipe.
+    """Video classifier: an I3D or C2D ResNet trained with the non-local / GN papers' recipe.
 
-    Its settings are `videogn.train.settings.classifier_settings`'s (signature, types, documentation).
+    Its keyword arguments are the `model` section of a videogn config; `videogn.train.settings.classifier_settings`
+    lists and documents them. `forward` takes normalised float clips (N, 3, T, H, W) and returns logits
+    (N, classes), or log-probabilities with the fully convolutional test head in eval mode. A checkpoint rebuilds
+    the model, class names included: `VideoClassifier.load_from_checkpoint(path)`.
     """
 
     flops_per_batch: int | None = None  # read by Lightning's ThroughputMonitor (not measured here)
 
     @takes_settings_of(classifier_settings)
     def __init__(self, **settings: Any) -> None:
-        # Not super(): its `__class__` cell would make Lightning look for the settings among this frame's variables
+        # not super(): its `__class__` cell would make Lightning look for the settings among this frame's variables
         LightningModule.__init__(self)
         self.save_hyperparameters(classifier_settings(**settings))  # typed and checked: self.hparams
         h = self.hparams
@@ -91,8 +94,7 @@ class VideoClassifier(LightningModule):
             parameter.requires_grad_(False)
 
     def train(self, mode: bool = True) -> VideoClassifier:
-        """As `nn.Module.train`, but the frozen stages (`freeze_until`) stay in eval mode: their BatchNorm
-        statistics are the initial network's."""
+        """As `nn.Module.train`, but the frozen stages (`freeze_until`) stay in eval mode and keep their statistics."""
         super().train(mode)
         for block in self.frozen:
             block.train(False)
@@ -127,16 +129,17 @@ class VideoClassifier(LightningModule):
         self.test_window = self.net.feature_size(clip.num_frames, clip.crop_size, clip.crop_size)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        """(N, 3, T, H, W) → logits (N, classes); with the fully convolutional test head (in eval mode),
-        log-probabilities: log of the softmax averaged over positions (softmax of them gives that average)."""
+        """Clips (N, 3, T, H, W) → logits (N, classes).
+
+        With the fully convolutional test head in eval mode: log of the softmax averaged over positions.
+        """
         clips = self._memory_format(clips)
         if self.training or self.hparams.test_head == "global":
             return self.model(clips)
         return self.fully_conv(clips)
 
     def forward_with_features(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`forward`'s scores and res5's features average-pooled over time and space (N, C): what downstream tasks
-        take as a clip's feature (mmaction2's clip feature extraction)."""
+        """`forward`'s scores and res5's features average-pooled over time and space (N, C), a clip's feature."""
         clips = self._memory_format(clips)
         features = res5_features(self.model, clips)
         if self.training or self.hparams.test_head == "global":
@@ -152,8 +155,7 @@ class VideoClassifier(LightningModule):
         return fully_conv(self.model, clips, self.test_window, features)
 
     def train_forward(self, clips: torch.Tensor) -> torch.Tensor:
-        """The training steps' forward: the network, compiled when `compile` is on (except a step a callback
-        hooks into, `uncompiled_step`)."""
+        """The training steps' forward: compiled when `compile` is on, except when `uncompiled_step` is set."""
         if self.compiled is None or self.uncompiled_step:
             return self(clips)
         return self.compiled(self._memory_format(clips))
@@ -214,7 +216,7 @@ class VideoClassifier(LightningModule):
     def optimizer_settings(self) -> dict[str, Any]:
         keys = ("momentum", "nesterov", "weight_decay", "decay_norm_and_bias")
         settings = {"lr": self.scaled_lr(), **{k: self.hparams[k] for k in keys}}
-        if self.hparams.backbone_lr_mult != 1.0:  # only when set: checkpoints from before it resume unchanged
+        if self.hparams.backbone_lr_mult != 1.0:  # only when set, so older checkpoints resume with equal settings
             settings["backbone_lr_mult"] = self.hparams.backbone_lr_mult
         return settings
 
@@ -240,8 +242,7 @@ class VideoClassifier(LightningModule):
         return sgd_with_schedule(self.model, self.lr_schedule, **self.optimizer_settings())
 
     def _sync_bad_videos(self) -> None:
-        """At an epoch end, the one place the data's record of bad videos is synced (a collective under DDP): every
-        rank stops alike if any rank's data did (`videogn.data.failures.BadVideos.sync`)."""
+        """Sync the data's record of bad videos at an epoch end (a collective under DDP; `BadVideos.sync`)."""
         record = getattr(self.trainer.datamodule, "bad_videos", None)
         if record is not None:
             record.sync()
@@ -259,6 +260,6 @@ class VideoClassifier(LightningModule):
         self._sync_bad_videos()
 
     def on_train_start(self) -> None:
-        # after a resume: the restored scheduler and optimizer follow this run's schedule and settings
+        # after a resume, the restored scheduler and optimizer follow this run's schedule and settings
         optimizer, scheduler = self.trainer.optimizers[0], self.trainer.lr_scheduler_configs[0].scheduler
         follow_schedule(optimizer, scheduler, self.lr_schedule, self.scaled_lr(), self.optimizer_settings())

@@ -1,12 +1,9 @@
 """The monitors: what a run logs about itself beside the model's metrics.
 
-- `DataWaitMonitor`: `train/data_wait_frac`, the share of each iteration spent waiting for the loader (the time
-  blocked in the training loader's `next()` against the step's compute, synchronised on CUDA).
-- `BadVideoMonitor`: gathers the bad videos of all ranks at every epoch end and logs `data/bad_videos`.
-- `ValidationReport`: one console line per validation (SLURM logs show more than the train loss), and the
-  step of the last validation (the CLI validates the final weights when the run did not end on one).
-- `ComputeMemory`: every evaluation step runs inside `videogn.train.runtime.compute_memory()` (the CPU keeps its freed
-  activation memory instead of page-faulting it in again at every pass).
+- `DataWaitMonitor`: `train/data_wait_frac`, the share of each iteration spent waiting for the loader.
+- `BadVideoMonitor`: `data/bad_videos`, the bad videos of all ranks, at every epoch end.
+- `ValidationReport`: one console line per validation, and the step of the last validation.
+- `ComputeMemory`: runs every evaluation step inside `videogn.train.runtime.compute_memory()`.
 - `ClipThroughput`: Lightning's ThroughputMonitor, counting clips.
 """
 
@@ -28,11 +25,10 @@ __all__ = ["BadVideoMonitor", "ClipThroughput", "ComputeMemory", "DataWaitMonito
 
 
 class DataWaitMonitor(Callback):
-    """`train/data_wait_frac`: time blocked waiting for the next batch / (that wait + the step's compute).
+    """Logs `train/data_wait_frac`: time waiting for the next batch / (that wait + the step's compute).
 
-    The wait is measured inside the training loader's iterator (`videogn.data.loaders.TrainLoader`), so
-    validation, checkpointing and logging between steps do not count; on CUDA the step's end is synchronised, so
-    the compute is the GPU's, not the time the host took to queue it.
+    The wait is taken inside the training loader's iterator, so validation, checkpointing and logging between steps
+    do not count. On CUDA the step's end is synchronised, so the compute is the GPU's.
     """
 
     def __init__(self) -> None:
@@ -57,9 +53,10 @@ class DataWaitMonitor(Callback):
 
 
 class BadVideoMonitor(Callback):
-    """`data/bad_videos`: distinct bad videos met so far over all ranks, as the data's record counts them at every
-    epoch end (`videogn.data.failures.BadVideos.sync`, which `VideoClassifier`'s epoch-end hooks call: this
-    callback only listens)."""
+    """Logs `data/bad_videos`: the distinct bad videos met so far over all ranks, at every epoch end.
+
+    It listens to `videogn.data.failures.BadVideos.sync`, which `VideoClassifier`'s epoch-end hooks call.
+    """
 
     def __init__(self) -> None:
         self._logged_at: int | None = None
@@ -78,8 +75,7 @@ class BadVideoMonitor(Callback):
             record.on_sync.remove(self._log)
 
     def _log(self, count: int) -> None:
-        """Log the count (the same on every rank) once per step; Lightning's reduction of it (a max of equal values)
-        is what tells Lightning it is synced."""
+        """Log the count, the same on every rank, once per step (`sync_dist` tells Lightning it is synced)."""
         trainer, pl_module = self._trainer, self._pl_module
         if trainer is None or pl_module is None or trainer.predicting or self._logged_at == trainer.global_step:
             return
@@ -123,7 +119,7 @@ class ValidationReport(Callback):
 class ComputeMemory(Callback):
     """Runs every validation, test and predict step inside `videogn.train.runtime.compute_memory()`.
 
-    Not the training steps: there glibc's defaults were faster (benchmarks/malloc.py: 0.81× with it).
+    Training steps keep glibc's defaults (see `videogn.train.runtime`).
     """
 
     def __init__(self) -> None:

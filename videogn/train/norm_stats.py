@@ -1,5 +1,4 @@
-"""`NormStatistics`: every N training steps, the percentiles (1, 20, 80, 99) of the features entering the last norm
-layer of res5 (the paper's Figure 6 view), each norm layer's mean |γ|, and each stage's gradient norm."""
+"""`NormStatistics`: norm-layer input percentiles, mean |γ| and gradient norms, every N training steps."""
 
 from __future__ import annotations
 
@@ -20,18 +19,18 @@ PERCENTILES = (1, 20, 80, 99)
 
 
 class NormStatistics(Callback):
-    """Every `every_n_steps` training steps, log to TensorBoard (rank 0):
+    """Logs norm statistics to TensorBoard every `every_n_steps` training steps (rank 0).
 
-    - `norm/res5_last_input/p01` … `p99`: percentiles 1, 20, 80, 99 of the features entering the last norm layer of
-      res5, over the batch (the paper's Figure 6 plots these for BN and GN during training);
+    - `norm/res5_last_input/p01` … `p99`: percentiles 1, 20, 80, 99 of the features entering res5's last norm
+      layer (the paper's Figure 6), from at most 2²⁰ values;
     - `norm/mean_abs_gamma/<layer>`: the mean |γ| of every norm layer with an affine γ;
-    - `norm/grad/<stage>` and `norm/grad_ratio/<stage>`: the L2 norm of the loss gradient of each stage's weights
-      (stem, res2 … res5, head), as the optimizer is about to step (before clipping, if any), and that norm divided
-      by the weights' norm (how far one step at LR 1 would move them).
+    - `norm/grad/<stage>` and `norm/grad_ratio/<stage>`: the L2 norm of each stage's weight gradients (stem,
+      res2 … res5, head) before the optimizer step, and that norm divided by the weights' norm.
 
-    All are on the "videogn norm statistics" custom-scalars charts. The features are read by a forward pre-hook on
-    that one layer, only on the logged steps (a sample of at most 2²⁰ values, evenly strided); with `model.compile`
-    those steps run the network uncompiled.
+    With `model.compile` the logged steps run the network uncompiled.
+
+    Args:
+        every_n_steps: training steps between two logs.
     """
 
     def __init__(self, every_n_steps: int = 50) -> None:
@@ -43,6 +42,7 @@ class NormStatistics(Callback):
 
     @staticmethod
     def res5_last_norm(pl_module: pl.LightningModule) -> nn.Module:
+        """The last norm layer of res5; a `ConfigError` when there is none."""
         res5 = pl_module.model.blocks[-2]  # the blocks: stem, res2..res5, head
         norms = [m for m in res5.modules() if isinstance(m, NORM_LAYERS)]
         if not norms:
@@ -86,8 +86,7 @@ class NormStatistics(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         if trainer.is_global_zero and trainer.global_step % self.every_n_steps == 0:
-            # the hook is on for this step's forward only, which runs uncompiled (`model.compile`): a compiled graph
-            # cannot run Python that reads its features, and it is traced without the hook
+            # the hook is on for this step's forward only, which runs uncompiled: a compiled graph has no hook
             self._handle = self.res5_last_norm(pl_module).register_forward_pre_hook(self._capture)
             pl_module.uncompiled_step = True
 

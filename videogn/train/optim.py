@@ -1,7 +1,7 @@
 """Optimisation of the recipe: SGD parameter groups, the LR schedule, and keeping both right on resume.
 
-Learning rate: `base_lr` is for a total batch of `reference_batch` clips (paper: 0.01 for 8 GPUs × 8 clips = 64);
-the LR used is base_lr × total_batch / reference_batch (the linear scaling rule). Schedules step per iteration.
+The LR is base_lr × total_batch / reference_batch (the linear scaling rule; the paper: 0.01 for 8 GPUs × 8 clips).
+Schedules step per iteration.
 """
 
 from __future__ import annotations
@@ -19,14 +19,18 @@ __all__ = ["LRSchedule", "follow_schedule", "parameter_groups", "run_length"]
 
 
 class LRSchedule:
-    """LR multiplier per iteration: linear warm-up, then step (× gamma at milestones) or cosine to 0. Picklable.
+    """The LR multiplier of an iteration: linear warm-up, then step (× gamma at milestones) or cosine to 0.
 
-    Why not torch's `LinearLR` + `MultiStepLR` / `CosineAnnealingLR` in a `SequentialLR`: (1) SequentialLR starts
-    the second scheduler at the end of the warm-up, so milestones and the cosine length would count from there,
-    while the recipe's warm-up multiplies the first iterations of the schedule itself; (2) those schedulers keep
-    their milestones and T_max in their state, so a checkpoint would bring back the old run length into a resumed
-    run with a new one (exactly what `videogn.train.resume.ResumeGuard` exists to prevent). A closed form of the
-    step is exact at every step, and on resume the checkpoint only has to give the step (`follow_schedule`).
+    A picklable closed form of the step, so a checkpoint restores only the step count (`follow_schedule`). Unlike
+    torch's `SequentialLR`, the warm-up scales the schedule's first iterations rather than delaying the schedule.
+
+    Args:
+        kind: "step" or "cosine".
+        total_steps: iterations of the run (the cosine's length).
+        milestones: iterations where the step schedule multiplies the LR by `gamma`.
+        warmup_steps: iterations of linear warm-up.
+        warmup_start: the multiplier the warm-up starts at.
+        gamma: the step schedule's factor.
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class LRSchedule:
         return factor
 
     def settings(self) -> dict[str, Any]:
+        """The schedule's settings, for comparing runs on resume."""
         return {
             "schedule": self.kind,
             "total_steps": self.total_steps,
@@ -64,9 +69,12 @@ class LRSchedule:
 def parameter_groups(
     model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False, backbone_lr_mult: float = 1.0
 ) -> list[dict[str, Any]]:
-    """Weight decay on conv / fc weights ("decay"); norm γ/β and biases exempt ("no_decay") unless asked for. With a
-    `backbone_lr_mult` other than 1 the network below its classifier (`model.blocks[-1]`) has groups of its own,
-    "backbone_decay" and "backbone_no_decay", whose `lr_mult` scales their LR. Frozen parameters are left out."""
+    """SGD parameter groups: conv and fc weights decay ("decay"); norm γ/β and biases do not ("no_decay").
+
+    With `decay_norm_and_bias` all decay. With a `backbone_lr_mult` other than 1, the network below the classifier
+    gets groups of its own ("backbone_decay", "backbone_no_decay") whose `lr_mult` scales their LR. Frozen
+    parameters are left out.
+    """
     head = {id(p) for p in model.blocks[-1].parameters()} if backbone_lr_mult != 1.0 else None
     found: dict[str, list[nn.Parameter]] = {}
     for p in model.parameters():
@@ -91,12 +99,10 @@ def follow_schedule(
 ) -> None:
     """Make a restored optimizer and scheduler follow this run's settings from their restored step on.
 
-    A checkpoint restores the scheduler's base LRs and the optimizer's per-group settings of the run that wrote it;
-    this puts back the LR, the schedule and the SGD settings of the current run, keeping the step count and the
-    momentum buffers. For an unchanged run it changes nothing.
+    A checkpoint restores the LRs and SGD settings of the run that wrote it; this sets the current run's, keeping the
+    step count and the momentum buffers. For an unchanged run it changes nothing.
     """
-    # LambdaLR has no public setter for its functions and base LRs (its state dict restores neither); the resume
-    # tests (tests/test_resume.py) check the LRs that follow and fail if torch changes these attributes
+    # LambdaLR has no public setter for its functions and base LRs; tests/test_resume.py fails if torch changes them
     scheduler.lr_lambdas = [lambda step: schedule(step)] * len(optimizer.param_groups)
     backbone_mult = optimizer_settings.get("backbone_lr_mult", 1.0)
     for group in optimizer.param_groups:
@@ -113,9 +119,8 @@ def follow_schedule(
 def run_length(trainer: Any) -> tuple[int, int]:
     """(optimizer steps per epoch, total optimizer steps) of a fit: what the LR schedule spans.
 
-    Counted from the data module's `train_batches_per_epoch`, not with `trainer.estimated_stepping_batches`: that
-    builds the train loader before Lightning restores the loops, and the loader's saved position would then never
-    be loaded.
+    Counts from the data module's `train_batches_per_epoch`: `trainer.estimated_stepping_batches` would build the
+    train loader before Lightning restores the loops, so the loader's saved position would never be loaded.
     """
     datamodule = trainer.datamodule
     if not hasattr(datamodule, "train_batches_per_epoch"):
@@ -142,9 +147,10 @@ def sgd_with_schedule(
     decay_norm_and_bias: bool,
     backbone_lr_mult: float = 1.0,
 ) -> dict[str, Any]:
-    """The recipe's SGD over `parameter_groups` and a per-iteration LambdaLR following `schedule`, as Lightning's
-    `configure_optimizers` returns them (the LR logged as train/lr/decay and train/lr/no_decay, and with a
-    `backbone_lr_mult` train/lr/backbone_decay and train/lr/backbone_no_decay)."""
+    """The recipe's SGD over `parameter_groups` and a per-iteration LambdaLR following `schedule`.
+
+    Returns what Lightning's `configure_optimizers` returns; the LR is logged per group as train/lr/<group>.
+    """
     groups = parameter_groups(model, weight_decay, decay_norm_and_bias, backbone_lr_mult)
     for group in groups:
         group["lr"] = lr * group["lr_mult"]

@@ -1,5 +1,4 @@
-"""`PreciseBN`: recomputes BN running statistics on training batches before every validation and test (the
-references' "precise BN", as pytorchvideo_trainer's `callbacks/precise_batchnorm.py`); nothing for GN models."""
+"""`PreciseBN`: recomputes BN running statistics on training batches before every validation and test."""
 
 from __future__ import annotations
 
@@ -18,18 +17,16 @@ __all__ = ["PreciseBN"]
 
 
 class PreciseBN(Callback):
-    """Before every validation and test, BN running statistics := the exact mean and variance of each BN layer's
-    input over `num_batches` training batches (all ranks together).
+    """Sets each BN layer's running statistics to the mean and variance of its input over `num_batches` training
+    batches, before every validation and test (the references' "precise BN").
 
-    The running averages of training trail the weights and are noisy at few clips per GPU; both references recompute
-    them before testing (PySlowFast `BN.NUM_BATCHES_PRECISE` = 200 with fvcore's `update_bn_stats`; video-nonlocal-net
-    over 200 iterations), which matters for the BN side of a BN-vs-GN comparison. As in fvcore, the network runs in
-    training mode (each layer sees inputs normalised by batch statistics, as in training), the variance is the
-    population variance, and the statistics are exact pooled moments, not an average of per-batch ones; unlike
-    fvcore, the sums are added over DDP ranks, so every rank holds the same statistics. The batches are training
-    clips with the training augmentation, a different sample at every epoch (the training order of that epoch);
-    bad videos among them are replaced as in training (and recorded by training itself). A model without BN layers
-    (GN, LN, IN, frozen BN) is left alone.
+    As fvcore's `update_bn_stats`, the network runs in training mode and the statistics are exact pooled moments
+    (population variance); the sums are added over DDP ranks, so every rank holds the same statistics. The batches
+    are training clips with the training augmentation, in the order of the current epoch. Models without BN layers
+    (GN, LN, IN, frozen BN) and frozen stages are left alone.
+
+    Args:
+        num_batches: training batches per rank (the references use 200).
     """
 
     def __init__(self, num_batches: int = 200) -> None:
@@ -73,8 +70,8 @@ class PreciseBN(Callback):
                 for batch in trainer.datamodule.precise_bn_dataloader(epoch=trainer.current_epoch):
                     if record is not None:
                         record.check_batch(batch)  # bad videos count, and stop runs, as in training
-                    # training shards are even: every rank is at this batch; all leave together when one stopped
-                    # (a SyncBatchNorm forward is a collective), and the epoch end stops every rank
+                    # every rank is at this batch (training shards are even), so all leave together when one stopped:
+                    # a SyncBatchNorm forward is a collective
                     if sum_over_ranks(isinstance(batch, DataStop)):
                         stopped = True
                         break

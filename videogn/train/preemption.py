@@ -4,23 +4,18 @@ SLURM sends SIGUSR1 some time before a job's time limit when asked (`#SBATCH --s
 before it kills a job (preemption, `scancel`, the time limit). `Preemption` (one of the CLI's default callbacks,
 `--preemption.*`) turns either into a checkpoint and a clean stop:
 
-1. the handler only notes the signal (a signal handler may run in the middle of anything);
-2. at the end of the training step in progress (a validation in progress ends first, and its checkpoints are
-   written), every rank learns whether any rank got a signal (the largest signal number over ranks,
-   `videogn.distributed`), so all stop at the same step;
-3. `last.ckpt` is written in the run's checkpoint folder (atomically, as every checkpoint), with the training
-   loader's position: `fit --ckpt_path last` goes on with exactly the clips the epoch had not seen;
-4. on SIGUSR1 inside a SLURM batch job, rank 0 requeues the job (`scontrol requeue`, as Lightning's
-   `SLURMEnvironment(auto_requeue=True)`); a requeued job resumes from `last.ckpt` without `--ckpt_path` (the CLI
-   reads `SLURM_RESTART_COUNT`). SIGTERM is not requeued: `scancel` sends it too, and a cancelled job must end;
-5. the command ends with one line (`videogn: stopped: SIGTERM at step 1200: saved ...`) and exit status 128 + the
-   signal's number, as a shell reports a process ended by that signal.
+1. the handler only notes the signal;
+2. at the end of the training step in progress (after a validation in progress), every rank learns whether any rank
+   got a signal, so all stop at the same step;
+3. `last.ckpt` is written in the run's checkpoint folder with the training loader's position: `fit --ckpt_path
+   last` goes on with exactly the clips the epoch had not seen;
+4. on SIGUSR1 inside a SLURM batch job, rank 0 requeues the job (`scontrol requeue`); the requeued job resumes from
+   `last.ckpt` by itself. SIGTERM is not requeued: `scancel` sends it too;
+5. the command ends with one line (`videogn fit: stopped: SIGTERM at step 1200: saved ...`) and exit status 128 + the
+   signal's number.
 
-The handlers are installed when `fit` sets up (DataLoader workers started later inherit them, and outlive the signal)
-and again when training starts (replacing Lightning's SIGTERM handler, which stops without a checkpoint and
-broadcasts from inside the handler); the previous ones are put back when training ends, except after a preemption:
-the process is about to exit, and SLURM's requeue sends SIGTERM again. Lightning's own SLURM requeue
-(`SLURMEnvironment(auto_requeue=True)`, which saves an `hpc_ckpt` from inside its handler) is turned off by the CLI.
+The handlers replace Lightning's SIGTERM handler while training runs; the previous ones are put back when training
+ends, except after a preemption. The CLI turns off Lightning's own SLURM requeue.
 """
 
 from __future__ import annotations
@@ -53,8 +48,10 @@ class Preempted(RunStopped):
 
 
 def slurm_job_id() -> str | None:
-    """The job to requeue: `ARRAYJOB_TASK` for an array task, else `SLURM_JOB_ID`; None outside a SLURM batch job
-    (an interactive `srun --pty bash` or `salloc` session is not requeued, as in Lightning)."""
+    """The SLURM job to requeue (`ARRAYJOB_TASK` for an array task, else `SLURM_JOB_ID`), or None.
+
+    None outside a SLURM batch job, and in interactive sessions (`srun --pty bash`, `salloc`), as in Lightning.
+    """
     if os.environ.get("SLURM_JOB_NAME") in ("bash", "interactive"):
         return None
     array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
@@ -63,7 +60,7 @@ def slurm_job_id() -> str | None:
 
 
 class Preemption(Callback):
-    """Save `last.ckpt` and stop on a signal (see the module's documentation).
+    """Save `last.ckpt` and stop the fit on a signal (see the module docstring).
 
     Args:
         signals: the signals to handle (names: "SIGUSR1", "SIGTERM", "SIGUSR2", ...).
@@ -100,7 +97,7 @@ class Preemption(Callback):
             self._install()
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._install()  # again: Lightning has put its SIGTERM handler in front of ours since `setup`
+        self._install()  # again: Lightning has installed its SIGTERM handler since `setup`
 
     def _restore(self) -> None:
         for signum, handler in self._previous.items():

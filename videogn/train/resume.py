@@ -1,5 +1,4 @@
-"""`ResumeGuard`: every checkpoint stores what the LR schedule and the data order depend on, and a resume whose
-settings changed is refused (unless `allow_changes`), naming each setting and its two values."""
+"""`ResumeGuard`: refuses a resume whose LR schedule or data order settings changed, naming each setting."""
 
 from __future__ import annotations
 
@@ -24,12 +23,11 @@ def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 class ResumeGuard(Callback):
     """Refuses to resume a run whose schedule or data order would silently change.
 
-    Every checkpoint stores the settings the LR schedule and the data position depend on: the peak LR and SGD
-    settings, total steps and milestones, accumulation, world size, clips per GPU, seed and the training list's
-    fingerprint (and the TensorBoard version, so a resume logs into the same run). On resume, a changed value stops
-    the run with a message naming each setting and both values, before any step. With `allow_changes` the run
-    continues under the new settings: the LR schedule is rebuilt for them (the checkpoint gives only the step) and
-    an interrupted epoch restarts in its new order.
+    Every checkpoint stores what the LR schedule and the data position depend on: the peak LR and SGD settings,
+    total steps and milestones, accumulation, world size, clips per GPU, seed and the training list's fingerprint
+    (and the TensorBoard version, so a resume logs into the same run). On resume, a changed value raises a
+    `ConfigError` naming each setting and both values, before any step. With `allow_changes` the run continues:
+    the LR schedule is rebuilt for the new settings and an interrupted epoch restarts in its new order.
 
     Args:
         allow_changes: continue a resumed run under changed settings instead of refusing.

@@ -1,16 +1,13 @@
 """Keeping the CPU's freed activation memory in the process while the network computes.
 
-glibc's malloc serves every block over its mmap threshold (at most 32 MiB) with a fresh `mmap` and gives it back
-to the OS on `free`. A video network's activations are such blocks, allocated and freed at every forward and
-backward pass, so on the CPU each pass pays page faults and zeroing for memory it has just given away: the system
-time grows as large as the user time. Inside `compute_memory()` large blocks come from malloc's heap instead, and
-the heap is not trimmed, so the next pass reuses the memory, as PyTorch's caching allocator does on the GPU.
+glibc's malloc serves every block over its mmap threshold (at most 32 MiB) with a fresh `mmap` and gives it back to
+the OS on `free`. A video network's activations are such blocks, so on the CPU every pass pays page faults and
+zeroing for memory it has just given away. Inside `compute_memory()` large blocks come from malloc's heap, which is
+not trimmed, so the next pass reuses the memory, as PyTorch's caching allocator does on the GPU.
 
-It is scoped to the passes that gain from it: `videogn-infer` wraps each forward pass, and the CLI each validation
-/ test / predict step (`videogn.train.monitors.ComputeMemory`); not the training steps, where glibc's defaults measured
-faster. Decoders and the DataLoader workers (forked outside the block) keep glibc's defaults.
-`benchmarks/malloc.py` measures it (forward passes about 1.5× faster on the 2-core CPU, system time from ~30 % to
-~0); `VIDEOGN_MALLOC=default` turns it off.
+`videogn-infer` wraps each forward pass in it, and the CLI each validation / test / predict step
+(`videogn.train.monitors.ComputeMemory`); training steps keep glibc's defaults, as do decoders and DataLoader
+workers. `VIDEOGN_MALLOC=default` turns it off; `benchmarks/malloc.py` measures it.
 """
 
 from __future__ import annotations
@@ -41,7 +38,7 @@ def _mallopt():
 
 @contextmanager
 def compute_memory() -> Iterator[None]:
-    """Within the block, large blocks come from (and return to) malloc's heap, which is not trimmed."""
+    """Context manager: within it, large blocks come from (and return to) malloc's heap, which is not trimmed."""
     mallopt = _mallopt()
     if mallopt is None:
         yield

@@ -1,9 +1,8 @@
-"""The typed settings of `VideoClassifier` (a config's `model` section), and a reader of configs, without Lightning.
+"""The typed settings of `VideoClassifier` (a config's `model` section), and a config reader that needs no Lightning.
 
-`classifier_settings` is the one home of the model's settings: its signature is `VideoClassifier`'s (the class takes
-it over, so LightningCLI, `--print_config` and checkpoints read it there) and its body checks what the types cannot.
-`videogn convert` and `videogn compare` read configs with `read_settings`, which parses them by the same typed
-signatures (jsonargparse) without importing Lightning.
+`classifier_settings` defines the model's settings: `VideoClassifier.__init__` takes its signature and docstring, and
+its body checks what the types cannot. `read_settings` parses a config by the same typed signatures (jsonargparse);
+`videogn convert` and `videogn compare` use it.
 """
 
 import inspect
@@ -54,46 +53,49 @@ def classifier_settings(
     compile: bool = False,
     compile_mode: CompileMode = "default",
 ) -> dict[str, Any]:
-    """The settings of a `VideoClassifier`, checked; returns them with `net` as a plain dict (what checkpoints hold
-    and the CLI reads back; `network_of` makes the `NetSettings`).
+    """Check the settings of a `VideoClassifier` and return them, with `net` as a plain dict.
+
+    Checkpoints hold the returned dict; `network_of` turns `net` back into `NetSettings`.
 
     Args:
-        net: the network (arch, depth, norm, norm_options, width, dropout, temporal strides).
-        num_classes: classes (linked from data.num_classes by the CLI).
-        class_names: names of the classes, saved in checkpoints for inference (linked from the data).
-        pretrained_2d: local 2D ImageNet ResNet to inflate from: a Detectron / Caffe2 pickle (the paper's R-50-GN.pkl)
-            or a torchvision / timm .pth / .safetensors. Read when a run starts (not when it resumes).
-        inflate_norm_conversion: allow inflating γ/β from another norm kind (e.g. a BN network into GN layers).
+        net: the network: arch, depth, norm, width, dropout, strides (`NetSettings`).
+        num_classes: number of classes (the CLI links it from the data).
+        class_names: class names, saved in checkpoints for inference (the CLI links them from the data).
+        pretrained_2d: 2D ImageNet ResNet to inflate from: a Detectron / Caffe2 pickle (the paper's R-50-GN.pkl) or
+            a torchvision / timm .pth / .safetensors file. Read when a run starts, not when it resumes.
+        inflate_norm_conversion: allow inflating γ/β from another norm kind (e.g. BN weights into GN layers).
         pretrained_2d_input: a Caffe2 pickle's conv1 input: "detectron" (BGR, 0–255 minus Detectron's pixel means;
-            converted to the clip's normalisation) or "as_is" (unchanged, as video-nonlocal-net used its ResNet-50).
-        init_from: a videogn checkpoint (e.g. written by `videogn convert`) whose network weights start this run
-            (fine-tuning); its classifier is used only when the class count matches. Read like pretrained_2d.
-        freeze_until: fine-tuning: keep the network fixed from its stem up to this stage (its weights not trained,
-            its norm layers in eval mode); "res5" trains the classifier alone (a linear probe). None: train all.
-        backbone_lr_mult: fine-tuning: the LR of the network below the classifier, as a multiple of the LR.
-        zero_init_residual: start the last norm γ of every residual block at 0 (the paper's init; False: at 1).
-            Inflated or loaded weights replace it.
-        test_head: val / test / predict scores: "fully_conv" (the references: res5 pooled with the training clip's
-            window at stride 1, classifier and softmax at every position, mean) or "global". Equal at training size.
-        precise_bn_batches: recompute BN statistics on this many training batches before every validation and test
-            (the references use 200); 0 = off. No effect on models without BN.
+            converted to the clip's normalisation) or "as_is" (kept, as video-nonlocal-net does).
+        init_from: videogn checkpoint whose network weights start this run (fine-tuning); its classifier is used
+            only when the class count matches. Read like pretrained_2d.
+        freeze_until: fine-tuning: keep the network fixed from its stem up to this stage ("res5": train only the
+            classifier); None: train all.
+        backbone_lr_mult: fine-tuning: LR multiplier of the network below the classifier.
+        zero_init_residual: start the last norm γ of every residual block at 0 (False: at 1); loaded weights win.
+        test_head: val / test / predict head: "fully_conv" (classifier at every res5 position, softmax averaged, as
+            the references) or "global" (global pooling); equal at the training clip size.
+        precise_bn_batches: recompute BN statistics on this many training batches before each validation and test
+            (0: off; the references use 200).
         label_smoothing: cross-entropy label smoothing.
-        base_lr: LR for a total batch of reference_batch clips (paper: 0.01 at 64).
-        reference_batch: the total batch base_lr is given for.
-        momentum: SGD momentum (0.9).
-        nesterov: Nesterov momentum (the paper's code uses it).
-        weight_decay: L2 on conv / fc weights (1e-4).
-        decay_norm_and_bias: also decay norm γ/β and biases (the recipe's code exempts them: False).
-        schedule: "step" (÷10 at lr_steps) or "cosine".
-        lr_steps: milestones of the step schedule (paper: 150k and 300k iterations of 400k).
+        base_lr: LR for a total batch of reference_batch clips; scaled linearly with the actual total batch.
+        reference_batch: the total batch (clips over all devices) that base_lr is for.
+        momentum: SGD momentum.
+        nesterov: use Nesterov momentum.
+        weight_decay: L2 weight decay of conv and fc weights.
+        decay_norm_and_bias: also decay norm γ/β and biases.
+        schedule: "step" (LR ÷ 10 at each of lr_steps) or "cosine".
+        lr_steps: milestones of the step schedule (paper: 150k and 300k of 400k iterations).
         lr_step_unit: whether lr_steps count iterations ("step") or epochs ("epoch").
         warmup_steps: iterations of linear warm-up from warmup_start × LR.
-        warmup_start: starting fraction of the warm-up.
+        warmup_start: the LR fraction the warm-up starts at.
         channels_last: run the network in channels_last_3d memory format.
-        compile: `torch.compile` the network for the training steps (one graph, static shapes; evaluation stays
-            eager). Off by default: about a minute of compiling on 2 CPU cores for an 8–11 % faster CPU step.
-        compile_mode: torch.compile's mode: "default"; "reduce-overhead" adds CUDA graphs (every training batch
-            then of one size, as drop_last gives); "max-autotune" or "max-autotune-no-cudagraphs".
+        compile: `torch.compile` the network for the training steps (one graph, static shapes); evaluation stays
+            eager.
+        compile_mode: torch.compile's mode; "reduce-overhead" adds CUDA graphs, which need training batches of one
+            size.
+
+    Raises:
+        ConfigError: a setting the types allow but the model cannot use.
     """
     settings = dict(locals())
     settings["net"] = network_of(net).to_dict()  # a dict that is not a network's settings is an error here
@@ -108,8 +110,7 @@ def check_settings(
     num_classes, class_names, pretrained_2d, init_from, pretrained_2d_input, test_head, precise_bn_batches, compile,
     compile_mode, freeze_until, backbone_lr_mult,
 ) -> None:  # fmt: skip
-    """The `VideoClassifier` settings checked beyond their types (which only the CLI checks), each a `ConfigError`
-    naming the setting."""
+    """Check the `VideoClassifier` settings beyond their types; raises a `ConfigError` naming the setting."""
     if pretrained_2d_input not in ("detectron", "as_is"):
         raise ConfigError(f"model.pretrained_2d_input must be 'detectron' or 'as_is', got {pretrained_2d_input!r}")
     if test_head not in ("fully_conv", "global"):
@@ -142,8 +143,10 @@ Init = TypeVar("Init", bound=Callable[..., None])
 
 
 def takes_settings_of(settings: Callable[..., Any]) -> Callable[[Init], Init]:
-    """Give `__init__(self, **settings)` the signature, annotations and documentation of `settings`: what
-    LightningCLI and jsonargparse (the config's keys and types), `--help` and Lightning's checkpoint loading read."""
+    """Decorator: give `__init__(self, **settings)` the signature, annotations and docstring of `settings`.
+
+    LightningCLI and jsonargparse read keys, types and `--help` text from them; Lightning's checkpoint loading too.
+    """
     signature = inspect.signature(settings)
 
     def adopt(init: Init) -> Init:
@@ -165,13 +168,25 @@ def read_settings(
     data: Callable[..., Any] | None = None,
     defaults: dict[str, Any] | None = None,
 ) -> Namespace:
-    """The `model` and `data` sections of a videogn config, parsed by their typed signatures with `overrides`
-    (`--model.net.norm bn`, `--data.train_list=x.csv`, ...) applied: `model` by `classifier_settings`, `data` by
-    `data`'s signature (e.g. `KineticsDataModule`, which imports Lightning) or, without it, only `data.clip` by
-    `ClipSettings`. The other sections (trainer, run name, ...) are the training CLI's and are left out. `defaults`
-    (dotted keys: {"model.net.pool1_padding": 0}) replace the signatures' defaults where the config says nothing. A
-    file that is not a YAML mapping, and a key or value the signatures do not take, are a `FileError` naming
-    `setting` and the file."""
+    """Parse the `model` and `data` sections of a videogn config by their typed signatures.
+
+    Other sections (trainer, run name, ...) are left out.
+
+    Args:
+        config: the YAML config file.
+        overrides: command-line overrides to apply, e.g. `--model.net.norm bn` or `--data.train_list=x.csv`.
+        setting: the setting a file error names.
+        data: the class whose signature parses `data` (e.g. `KineticsDataModule`, which imports Lightning);
+            None parses only `data.clip`, by `ClipSettings`.
+        defaults: dotted keys, e.g. {"model.net.pool1_padding": 0}, that replace the signatures' defaults where
+            the config says nothing.
+
+    Returns:
+        The parsed, instantiated sections (`model` by `classifier_settings`).
+
+    Raises:
+        FileError: the file is not a YAML mapping, or has a key or value the signatures do not take.
+    """
     import yaml
     from jsonargparse import ArgumentError
 

@@ -47,7 +47,7 @@ MARKS = {"ok": "✓", "warn": "⚠", "fail": "✗"}
 
 
 def run_checks(cli: Any, options: Preflight) -> tuple[list[Check], dict[str, float]]:
-    """Every check on a parsed `fit` command (a `VideoGNCLI` with its classes instantiated)."""
+    """Run every check on a parsed `fit` command (a `VideoGNCLI` with its classes instantiated)."""
     settings, model, dm, trainer = cli.config.fit, cli.model, cli.datamodule, cli.trainer
     resuming = cli._checkpoint_info is not None
     device = trainer.strategy.root_device
@@ -70,12 +70,13 @@ def run_checks(cli: Any, options: Preflight) -> tuple[list[Check], dict[str, flo
 
 
 def table(rows: list[Check]) -> str:
+    """The rows as a table: mark, name, evidence."""
     width = max(len(row.name) for row in rows)
     return "\n".join(f"{MARKS[row.status]} {row.name:<{width}}  {row.evidence}" for row in rows)
 
 
 def report(rows: list[Check], predicted: dict[str, float], json_file: str | None) -> int:
-    """Print the table (and write the JSON); the exit code: 1 if a check failed."""
+    """Print the table and write the JSON if asked; returns the exit code, 1 if a check failed."""
     failed = [row.name for row in rows if row.status == "fail"]
     print(table(rows))
     print(f"preflight: {len(failed)} failed" + (f" ({', '.join(failed)})" if failed else ", ready to fit"))
@@ -86,13 +87,14 @@ def report(rows: list[Check], predicted: dict[str, float], json_file: str | None
 
 
 def preflight_or_stop(cli: Any, options: Preflight) -> None:
-    """`fit --preflight true`: the checks, then training only if none failed."""
+    """`fit --preflight true`: run the checks and exit with status 1 if one failed."""
     rows, predicted = run_checks(cli, options)
     if report(rows, predicted, None):
         sys.exit(1)
 
 
 def options_parser() -> argparse.ArgumentParser:
+    """The parser of the preflight's own options (`Preflight`'s fields and `--json`)."""
     parser = argparse.ArgumentParser(prog="videogn preflight", add_help=False, allow_abbrev=False)
     parser.add_argument("--json", default=None, help="also write the checks to this JSON file")
     for field in fields(Preflight):

@@ -1,8 +1,8 @@
-"""The preflight's checks (`videogn.tools.preflight`), each a function of the parsed `fit` command's data module,
-model and trainer that returns its rows (`Check`): what it found, with one line of evidence.
+"""The preflight's checks (`videogn.train.preflight`): functions of the parsed `fit` command's data module, model and
+trainer that return rows (`Check`), each with one line of evidence.
 
-A check never changes what it looks at: it decodes, steps and loads weights on copies (a fresh data module, a copy
-of the network), so `fit --preflight` starts from what it would have started from without it.
+A check works on copies (a fresh data module, a copy of the network), so `fit --preflight` starts from the same
+state as without it.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ GIB = 1024**3
 
 @dataclass
 class Check:
+    """One row of the preflight's table: the check's name, its status ("ok", "warn", "fail") and its evidence."""
+
     name: str
     status: Status
     evidence: str
@@ -54,11 +56,11 @@ class Preflight:
     Args:
         videos_per_list: videos decoded per list (a seeded random sample).
         steps: training iterations timed on real batches, after `warmup_steps`.
-        warmup_steps: iterations run first and not timed (loader workers starting, the first allocations).
+        warmup_steps: iterations run first and not timed.
         loader_batches: batches then read without training: the loader's own rate.
         memory_limit_gb: the most memory the check assumes a step may use (default: the device's free memory).
         download: download `model.pretrained_2d` / `model.init_from` URLs missing from the cache (default: a ✗).
-        seed: of the video sample.
+        seed: seed of the video sample.
     """
 
     videos_per_list: int = 64
@@ -81,8 +83,10 @@ class Preflight:
 
 # ---------------------------------------------------------------------------------------------------------- 1. lists
 def check_lists(dm: Any) -> tuple[list[Check], dict[str, list[str]]]:
-    """Each list `fit` reads parses (the list reader's errors, by line), its labels are the classes', and its first
-    videos exist under data.root. Also the videos of every list that parsed, for the next check."""
+    """Check that each list `fit` reads parses, its labels are the classes', and its first videos exist.
+
+    Also returns the videos of every list that parsed, for `check_videos`.
+    """
     classes = dm.class_names  # the preflight's data module keeps an error reading them as `class_error`
     rows, videos = [], {}
     for name in ("train_list", "val_list"):
@@ -122,7 +126,7 @@ def check_lists(dm: Any) -> tuple[list[Check], dict[str, list[str]]]:
 
 # --------------------------------------------------------------------------------------------------------- 2. videos
 def wilson_interval(bad: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % interval of a fraction seen as `bad` of `n` (Wilson's score interval: sound at 0 and at small n)."""
+    """The 95 % interval of a fraction seen as `bad` of `n` (Wilson's score interval, sound at 0 and small n)."""
     if n == 0:
         return 0.0, 1.0
     p = bad / n
@@ -132,8 +136,10 @@ def wilson_interval(bad: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def check_videos(dm: Any, videos: dict[str, list[str]], options: Preflight) -> list[Check]:
-    """A seeded sample of every list decodes as training decodes it (backend, time limit, clip window): the bad
-    fraction against data.max_bad_fraction, videos shorter than one clip, the decode time per clip."""
+    """Decode a seeded sample of every list as training does: bad fraction, videos shorter than a clip, time per clip.
+
+    The bad fraction is compared with data.max_bad_fraction.
+    """
     clip, h = dm.clip, dm.hparams
     decoder = Decoder(clip.backend, timeout_s=h.decode_timeout_s)
     rows = []
@@ -181,9 +187,11 @@ def check_videos(dm: Any, videos: dict[str, list[str]], options: Preflight) -> l
 
 # ---------------------------------------------------------------------------------------------- 3. initial weights
 def check_weights(model: Any, clip: Any, resuming: bool, options: Preflight) -> list[Check]:
-    """model.pretrained_2d / model.init_from resolve (a local file, or a URL's file in the download cache with its
-    hash) and load into a copy of the network; an inflation that leaves weights other than the classifier missing
-    is a warning."""
+    """Check that model.pretrained_2d / model.init_from resolve and load into a copy of the network.
+
+    A URL must be in the download cache with its hash. An inflation that leaves weights other than the classifier
+    missing is a warning.
+    """
     h = model.hparams
     if resuming:
         return [Check("initial weights", "ok", "resuming: the checkpoint's weights")]
@@ -227,7 +235,7 @@ def check_weights(model: Any, clip: Any, resuming: bool, options: Preflight) -> 
 
 
 def _classifier_prefix(net: nn.Module) -> str:
-    """The state-dict prefix of the network's classifier (a new task's: the one layer a start need not have)."""
+    """The state-dict prefix of the network's classifier, the one layer initial weights need not have."""
     return f"blocks.{len(net.blocks) - 1}."
 
 
@@ -267,8 +275,10 @@ def activation_bytes(net: nn.Module, x: torch.Tensor) -> int:
 
 
 def check_network(model: Any, dm: Any, device: torch.device, options: Preflight) -> tuple[list[Check], bool]:
-    """The network at the clip size: memory of a step at data.clips_per_gpu against the limit (from one clip's
-    activations, measured; on CUDA the step's measured peak), and the largest clips_per_gpu that fits."""
+    """Check a step's memory at data.clips_per_gpu against the limit, and find the largest clips_per_gpu that fits.
+
+    Estimated from one clip's activations; on CUDA, the step's peak.
+    """
     clip, clips = dm.clip, dm.clips_per_gpu
     net = copy.deepcopy(model.model).to(device).train()
     one = torch.randn(1, 3, clip.num_frames, clip.crop_size, clip.crop_size, device=device)
@@ -297,9 +307,10 @@ def check_network(model: Any, dm: Any, device: torch.device, options: Preflight)
 
 # -------------------------------------------------------------------------------- 5. throughput, finishing time
 def check_throughput(model: Any, dm: Any, trainer: Any, options: Preflight) -> tuple[list[Check], dict[str, float]]:
-    """Training iterations on real batches from the configured loader (a fresh one: the run's own keeps its
-    position): the step time and the share of each iteration spent waiting for data, the loader's own rate, and
-    the whole schedule's time."""
+    """Time training iterations on real batches from a fresh loader: step time, data wait, the loader's own rate.
+
+    Also predicts the whole schedule's time.
+    """
     device = trainer.strategy.root_device
     init = inspect.signature(type(dm)).parameters
     settings = {k: v for k, v in dm.hparams.items() if k in init}  # hparams hold the clip settings as a dict

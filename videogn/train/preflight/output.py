@@ -1,5 +1,4 @@
-"""The preflight's checks of where the run writes and runs (`videogn.train.preflight`): its output folder and disk,
-and the cluster."""
+"""The preflight's checks of where the run writes and runs: its output folder, disk and cluster."""
 
 from __future__ import annotations
 
@@ -23,8 +22,7 @@ def _existing_parent(path: Path) -> Path:
 
 
 def check_output(settings: Any, model: nn.Module, checkpointing: bool) -> list[Check]:
-    """The run folder can be written, a run already in it is named (fit refuses it unless resuming), and the disk
-    holds the checkpoints the settings keep."""
+    """Check that the run folder is writable and new (or resumed), and that the disk holds the checkpoints."""
     run, ckpt = RunDir.of(settings), settings.get("ckpt_path")
     folder = _existing_parent(run.path)
     rows = []
@@ -57,7 +55,7 @@ def check_output(settings: Any, model: nn.Module, checkpointing: bool) -> list[C
 
 # -------------------------------------------------------------------------------------------------------- 7. cluster
 def check_cluster(trainer: Any, settings: Any) -> list[Check]:
-    """World size, SLURM and the preemption signals, and what `--ckpt_path last` will do."""
+    """Report the world size, SLURM, the preemption signals, and what `--ckpt_path last` will do."""
     from lightning.fabric.plugins.environments import SLURMEnvironment
 
     from videogn.train.preemption import Preemption
