@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=6, help="list entries when --videos is not given")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--e2e-videos", type=int, default=2, help="videos of the end-to-end runs (the network's time)")
+    parser.add_argument("--e2e_videos", type=int, default=2, help="videos of the end-to-end runs (the network's time)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's fine-tuning table ("Training on your own videos"): `make demo`'s network (trained on pan4) fine-tuned
+# The fine-tuning table of docs/own-videos.md: `make demo`'s network (trained on pan4) fine-tuned
 # on a new task with new classes (motion10: 10 classes of direction and speed under nuisances; 180 train, 60 val
 # videos), against the same network trained from scratch and a linear probe, at one budget (10 epochs of the demo
 # recipe), for seeds 0 1 2. About 1 minute per run on 2 CPU cores. Run from the repository root after `make demo`.
@@ -8,7 +8,7 @@ PY=.venv/bin/python
 CKPT=runs/demo/i3d_gn_8clips/checkpoints/last.ckpt
 test -f "$CKPT" || { echo "finetune_demo: $CKPT not found: run make demo first" >&2; exit 1; }
 test -f demo_data/motion10_ft/val.csv || $PY data_prep/make_synthetic.py --out demo_data/motion10_ft --task motion10 \
-    --videos-per-class 24 --val-fraction 0.25 --quiet
+    --videos_per_class 24 --val_fraction 0.25 --quiet
 OUT=runs/finetune_demo
 rm -rf "$OUT"
 DATA=(--data.train_list demo_data/motion10_ft/train.csv --data.val_list demo_data/motion10_ft/val.csv

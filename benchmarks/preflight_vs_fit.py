@@ -1,5 +1,5 @@
 """What `videogn preflight` predicts against what `fit` then measures, on one machine, one after the other (the
-README's preflight figures): the step time and the share of each iteration spent waiting for data.
+preflight figures of docs/performance.md): the step time and the share of each iteration spent waiting for data.
 
     python benchmarks/preflight_vs_fit.py                       # configs/demo.yaml (run `make demo` first)
     python benchmarks/preflight_vs_fit.py -c configs/demo.yaml --data.num_workers 0

@@ -36,14 +36,14 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 "$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 stage 90 "$PY" -m pytest -q -p no:cacheprovider tests/test_norm.py tests/test_models.py tests/test_fused_norm.py \
     -k "cuda or every_norm or values_and_gradients"
-stage 80 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 8 4 --no-memory --triton \
+stage 80 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 8 4 --no_memory --triton \
     --json "$OUT/step_cuda_triton.json"
-stage 80 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 8 4 --no-memory --triton --channels-last \
+stage 80 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 8 4 --no_memory --triton --channels_last \
     --json "$OUT/step_cuda_channels_last_triton.json"
-stage 200 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 8 4 --no-memory --compile \
+stage 200 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 8 4 --no_memory --compile \
     --json "$OUT/step_cuda_compiled.json"
-stage 100 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 4 --no-memory --compile \
-    --compile-mode reduce-overhead --json "$OUT/step_cuda_cudagraphs.json"
+stage 100 "$PY" benchmarks/step.py --device cuda --repeats 5 --clips 4 --no_memory --compile \
+    --compile_mode reduce-overhead --json "$OUT/step_cuda_cudagraphs.json"
 stage 60 "$PY" benchmarks/norm.py --device cuda --repeats 10 --clips 4 --dtypes bf16 --tail add-relu --triton \
     --json "$OUT/norm_cuda_triton.json"
 stage 150 "$PY" benchmarks/norm.py --device cuda --repeats 10 --clips 4 --dtypes bf16 --tail add-relu --triton \

@@ -31,6 +31,7 @@ from common import cuda_sync, interleaved, median, table, write_json  # noqa: E4
 
 from videogn.models import build_model  # noqa: E402
 from videogn.ops.group_norm import kernels_run_on  # noqa: E402
+from videogn.options import underscored  # noqa: E402
 from videogn.train.preflight.checks import activation_bytes  # noqa: E402
 
 
@@ -94,18 +95,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--groups", type=int, default=None, help="GN groups (default 8 at width 16, 32 at 64)")
     parser.add_argument("--frames", type=int, default=None, help="T (default 8 on CPU, 32 on CUDA)")
     parser.add_argument("--size", type=int, default=None, help="crop (default 112 on CPU, 224 on CUDA)")
-    parser.add_argument(
-        "--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on for CUDA)"
-    )
-    parser.add_argument("--channels-last", action="store_true", help="channels_last_3d model and input")
+    parser.add_argument("--bf16", action="store_const", const=True, help="bf16 autocast (default: on for CUDA)")
+    parser.add_argument("--no_bf16", dest="bf16", action="store_const", const=False, help="float32")
+    parser.add_argument("--channels_last", action="store_true", help="channels_last_3d model and input")
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd steps, interleaved")
     parser.add_argument("--triton", action="store_true", help="also time GN with the fused Triton kernels (CUDA)")
-    parser.add_argument("--compile-mode", default="default", help="torch.compile mode (reduce-overhead: CUDA graphs)")
+    parser.add_argument("--compile_mode", default="default", help="torch.compile mode (reduce-overhead: CUDA graphs)")
     parser.add_argument("--clips", type=int, nargs="+", default=[8, 4], help="clips per device to time")
-    parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True, help="measure peak memory")
+    parser.add_argument("--no_memory", dest="memory", action="store_false", help="do not measure peak memory")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", default=None)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(underscored(sys.argv[1:] if argv is None else argv))
     device = torch.device(args.device)
     gpu = device.type == "cuda"
     if args.triton and not kernels_run_on(torch.empty(0, device=device)):
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     for note in compiled_notes:
         print(note)
     mem_rows = []
-    for norm, peaks in records["peak_bytes"].items():  # empty with --no-memory
+    for norm, peaks in records["peak_bytes"].items():  # empty with --no_memory
         ratio = peaks[4] / peaks[8]
         mem_rows.append([norm.upper(), peaks[8] / 2**20, peaks[4] / 2**20, ratio, "ok" if ratio <= 0.55 else "MISS"])
     what = "max_memory_allocated" if gpu else "params+grads+momentum+saved activations"

@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """Open every video of a list file and decode a few frames; write the bad ones and a cleaned list.
 
-    python data_prep/check_videos.py data/train.csv --root data --bad-out bad.txt [--clean-out train.clean.csv]
+    python data_prep/check_videos.py data/train.csv --root data --bad_out bad.txt [--clean_out train.clean.csv]
 
-- --bad-out: one bad video path per line (as resolved against --root).
+- --bad_out: one bad video path per line (as resolved against --root).
 - BAD_OUT.reasons.tsv beside it: `path<TAB>reason` for each bad video (the decoder's own words).
-- --clean-out (default: LIST with `.clean` before its suffix): the list without the bad lines; when a manifest.json
+- --clean_out (default: LIST with `.clean` before its suffix): the list without the bad lines; when a manifest.json
   describes LIST, the cleaned list is entered in it as a split of its own ("train.clean"), keeping its data version.
 
 It checks with the same decoders the loader uses (--backend decord|pyav|torchcodec), sampling --frames frames
@@ -36,7 +36,10 @@ from videogn.data.decoding import DecodeError, sampled_frames
 from videogn.data.failures import most_common_reason
 from videogn.data.lists import split_list_line  # the loader's own list-line parser
 from videogn.data.manifest import add_list
-from videogn.errors import ConfigError
+from videogn.errors import ConfigError, report_error
+from videogn.options import underscored
+
+PROG = "data_prep/check_videos.py"
 
 
 def spread(num_frames: int, count: int) -> list[int]:
@@ -57,13 +60,15 @@ def check(job: tuple[str, str, int, float | None]) -> tuple[str | None, str | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("list", type=Path, help="list file of `path label` lines")
     parser.add_argument(
         "--root", type=Path, default=None, help="folder relative paths start from (default: the list's)"
     )
-    parser.add_argument("--bad-out", type=Path, required=True, help="write bad paths here, one per line")
-    parser.add_argument("--clean-out", type=Path, default=None, help="write the list without bad videos here")
+    parser.add_argument("--bad_out", type=Path, required=True, help="write bad paths here, one per line")
+    parser.add_argument("--clean_out", type=Path, default=None, help="write the list without bad videos here")
     parser.add_argument("--backend", choices=BACKENDS, default="decord")
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_DECODE_TIMEOUT_S, metavar="SECONDS",
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--frames", type=int, default=3, help="frames to decode per video (3)")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes (2)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(underscored(sys.argv[1:] if argv is None else argv))
     if not args.list.is_file():
         parser.error(f"list file not found: {args.list}")
     if not 0 <= args.timeout < float("inf"):
@@ -96,12 +101,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"PYAV {path}: {fallback}", file=sys.stderr)
     if entries and len(bad) == len(entries):
         reason = most_common_reason({path: why for _, path, why in bad})
-        print(
-            f"check_videos: none of the {len(entries)} videos decodes, so the setup (--root, --backend) is probably "
-            f"wrong, not the videos; nothing written. Most common reason {reason}",
-            file=sys.stderr,
+        return report_error(
+            PROG,
+            f"none of the {len(entries)} videos decodes, so the setup (--root, --backend) is probably wrong, not the "
+            f"videos; nothing written. Most common reason {reason}",
+            2,
         )
-        return 2
     args.bad_out.parent.mkdir(parents=True, exist_ok=True)
     args.bad_out.write_text("".join(f"{path}\n" for _, path, _ in bad), encoding="utf-8")
     reasons_out = args.bad_out.with_name(args.bad_out.name + ".reasons.tsv")

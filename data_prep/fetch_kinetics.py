@@ -21,13 +21,13 @@ kinetics_lists.py command to run next.
   with a message naming the archive and the member; the other archives go on.
 - Idempotent: OUT/.fetch_kinetics/<split>.done lists the extracted archives (name and size); a re-run skips them
   and downloads only what is missing. The path lists are kept there too. An archive is deleted once extracted
-  (--keep-archives keeps it).
+  (--keep_archives keeps it).
 - --replacements: also downloads CVDF's replacement_for_corrupted_k400.tgz (replacements for ~1400 corrupted
   train/val videos), extracts it into OUT/replacement/ and copies each of its videos over the clip of the same name
   in OUT/train/ or OUT/val/ (again at every later run, so a re-fetched archive does not bring a corrupted video
   back). A replacement without such a clip stays in OUT/replacement/, where `kinetics_lists.py --videos OUT` finds
   it.
-- --dry-run prints what would be downloaded (it reads the path lists) and writes nothing.
+- --dry_run prints what would be downloaded (it reads the path lists) and writes nothing.
 
 Exit status: 0 when every file is downloaded and extracted, 1 when some failed: each is named with its reason at
 the end, after the others are done (run the same command again to retry them). A network error names the URL and
@@ -59,8 +59,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from videogn.errors import report_error
+from videogn.options import underscored
+
+PROG = "data_prep/fetch_kinetics.py"
 BASE_URL = "https://s3.amazonaws.com/kinetics/400/"
-PATH_LIST = "{split}/k400_{split}_path.txt"  # relative to --base-url
+PATH_LIST = "{split}/k400_{split}_path.txt"  # relative to --base_url
 ANNOTATIONS = "annotations/{split}.csv"
 REPLACEMENT = "replacement_for_corrupted_k400.tgz"
 SPLITS = ("train", "val", "test")
@@ -429,29 +433,31 @@ def summary(out: Path, splits: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the videos, archives and annotations")
     parser.add_argument("--split", nargs="+", choices=SPLITS, default=list(SPLITS), help="splits to fetch (all)")
     parser.add_argument("--jobs", type=int, default=4, help="parallel downloads (4)")
     parser.add_argument("--retries", type=int, default=5, help="retries of a download failing without progress (5)")
     parser.add_argument(
-        "--retry-wait", type=float, default=5.0, metavar="SECONDS",
+        "--retry_wait", type=float, default=5.0, metavar="SECONDS",
         help="wait before the first retry, doubled for each next one, at most 60 s (5)",
     )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="network time limit (60)")
     parser.add_argument("--replacements", action="store_true", help=f"also fetch and apply {REPLACEMENT}")
-    parser.add_argument("--keep-archives", action="store_true", help="keep the archives once extracted")
-    parser.add_argument("--dry-run", action="store_true", help="print what would be downloaded; write nothing")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--base-url", default=BASE_URL, help=f"where the CVDF files are ({BASE_URL})")
-    parser.add_argument("--path-list", default=PATH_LIST, help=f"a split's path list, under --base-url ({PATH_LIST})")
+    parser.add_argument("--keep_archives", action="store_true", help="keep the archives once extracted")
+    parser.add_argument("--dry_run", action="store_true", help="print what would be downloaded; write nothing")
+    parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+    parser.add_argument("--base_url", default=BASE_URL, help=f"where the CVDF files are ({BASE_URL})")
+    parser.add_argument("--path_list", default=PATH_LIST, help=f"a split's path list, under --base_url ({PATH_LIST})")
     parser.add_argument(
-        "--annotations", default=ANNOTATIONS, help=f"a split's annotations, under --base-url ({ANNOTATIONS})"
+        "--annotations", default=ANNOTATIONS, help=f"a split's annotations, under --base_url ({ANNOTATIONS})"
     )
-    parser.add_argument("--replacement-archive", default=REPLACEMENT, help=f"under --base-url ({REPLACEMENT})")
-    args = parser.parse_args(argv)
+    parser.add_argument("--replacement_archive", default=REPLACEMENT, help=f"under --base_url ({REPLACEMENT})")
+    args = parser.parse_args(underscored(sys.argv[1:] if argv is None else argv))
     if args.jobs < 1 or args.retries < 0 or args.retry_wait < 0 or args.timeout <= 0:
-        parser.error("--jobs must be at least 1, --retries and --retry-wait at least 0, --timeout more than 0")
+        parser.error("--jobs must be at least 1, --retries and --retry_wait at least 0, --timeout more than 0")
     splits = list(dict.fromkeys(args.split))
     base = args.base_url.rstrip("/") + "/"
     out = args.out
@@ -459,8 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             (out / STATE).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            print(f"fetch_kinetics: cannot create {out / STATE}: {exc}", file=sys.stderr)
-            return 1
+            return report_error(PROG, f"cannot create {out / STATE}: {exc}", 1)
     fetcher = Fetcher(out, args.retries, args.retry_wait, args.timeout, args.keep_archives, not args.no_progress)
     failures: list[tuple[str, str]] = []  # (split, why)
     jobs: list[Job] = []
@@ -513,8 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out / STATE / "staging", ignore_errors=True)
     except (KeyboardInterrupt, Interrupted):
         fetcher.close()
-        print("fetch_kinetics: interrupted; run the same command again to go on", file=sys.stderr)
-        return 130
+        return report_error(PROG, "interrupted; run the same command again to go on", 130)
     fetcher.close()
     if (out / "replacement").is_dir() and all(split != "replacement" for split, _ in failures):
         try:

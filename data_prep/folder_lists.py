@@ -1,23 +1,23 @@
 #!/usr/bin/env python
 r"""Write videogn list files from a folder with one sub-folder of videos per class (UCF101, HMDB51, your own set).
 
-    python data_prep/folder_lists.py /data/myset --out /data/myset_lists --val-fraction 0.2 --seed 0
+    python data_prep/folder_lists.py /data/myset --out /data/myset_lists --val_fraction 0.2 --seed 0
     python data_prep/folder_lists.py /data/UCF-101 --out /data/ucf101_lists \
-        --ucf101-splits /data/ucfTrainTestlist --split 1
+        --ucf101_splits /data/ucfTrainTestlist --split 1
     python data_prep/folder_lists.py /data/hmdb51 --out /data/hmdb51_lists \
-        --hmdb51-splits /data/testTrainMulti_7030_splits --split 1
+        --hmdb51_splits /data/testTrainMulti_7030_splits --split 1
 
 ROOT/<class>/<video> (.mp4 .mkv .webm .avi .mov .m4v; a video may sit in a sub-folder of its class folder) gives
 OUT/classes.txt (one class per line), OUT/train.csv and OUT/val.csv (`path label` lines, paths relative to OUT,
 integer labels), OUT/skipped.txt and OUT/manifest.json (what was written, with hashes: videogn.data.manifest).
 
 - Without split files: the classes are the sorted names of the class folders that hold a video, and each class is
-  split on its own (stratified): --val-fraction of its videos, rounded, go to val, and a class with two videos or
+  split on its own (stratified): --val_fraction of its videos, rounded, go to val, and a class with two videos or
   more has at least one in each split (a class with one video is in train only). The split depends only on --seed,
   the class names and the paths in the class folders: not on the order the file system lists them in.
-- --ucf101-splits DIR: classInd.txt gives the classes in its order (label = official number - 1), trainlist0N.txt
+- --ucf101_splits DIR: classInd.txt gives the classes in its order (label = official number - 1), trainlist0N.txt
   the train videos and testlist0N.txt the val videos of --split N.
-- --hmdb51-splits DIR: the files <class>_test_splitN.txt give the classes (sorted) and, per video, 1 = train,
+- --hmdb51_splits DIR: the files <class>_test_splitN.txt give the classes (sorted) and, per video, 1 = train,
   2 = val, 0 = unused.
 
 Nothing is dropped silently: OUT/skipped.txt has a `name<TAB>reason` line for every file under ROOT that is not
@@ -25,7 +25,7 @@ listed (not in a class folder, hidden, not a video, empty, a name a list line ca
 tab or line break, escaped there; a duplicate; not in the official split), every empty class, every folder that
 cannot be read, and every video a split file names that is not on disk (missing); the printed summary names them
 too and accounts for every file found: listed + skipped = found. Duplicates: the same file name in two classes, or
-with --dedupe-content the same bytes (SHA-256) in two classes, lists no copy (which label is right is unclear); the
+with --dedupe_content the same bytes (SHA-256) in two classes, lists no copy (which label is right is unclear); the
 same in one class lists the first copy by path.
 """
 
@@ -48,9 +48,11 @@ from tqdm import tqdm
 from videogn.data.decoding import VIDEO_EXTENSIONS
 from videogn.data.lists import split_list_line
 from videogn.data.manifest import MANIFEST_NAME, file_sha256, write_manifest
-from videogn.errors import ConfigError
+from videogn.errors import ConfigError, error_exit
 from videogn.files import atomic_output
+from videogn.options import underscored
 
+PROG = "data_prep/folder_lists.py"
 SPLITS = {"train": "train.csv", "val": "val.csv"}
 PRINTED = 50  # skipped names printed; OUT/skipped.txt has them all
 KINDS = ("file", "class", "folder", "missing")  # skipped.txt's order
@@ -256,11 +258,11 @@ def random_split(videos: list[Video], fraction: float, seed: int) -> dict[str, l
 def _lines(path: Path, option: str) -> Iterator[tuple[int, str]]:
     """(line number, text) of the non-blank lines of a split file."""
     if not path.is_file():
-        raise SystemExit(f"{option}: file not found: {path}")
+        raise error_exit(PROG, f"{option}: file not found: {path}")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise SystemExit(f"{option}: {path}: not a UTF-8 text file ({exc})") from None
+        raise error_exit(PROG, f"{option}: {path}: not a UTF-8 text file ({exc})") from None
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             yield number, line.strip()
@@ -268,12 +270,14 @@ def _lines(path: Path, option: str) -> Iterator[tuple[int, str]]:
 
 def read_ucf101(folder: Path, split: int) -> tuple[list[str], list[Entry]]:
     """UCF101's classes (classInd.txt order) and the videos of its train and test lists for `split`."""
-    option = "--ucf101-splits"
+    option = "--ucf101_splits"
     classes: list[str] = []
     for number, line in _lines(folder / "classInd.txt", option):
         fields = line.split()
         if len(fields) != 2 or fields[0] != str(len(classes) + 1):
-            raise SystemExit(f"{folder / 'classInd.txt'}:{number}: expected '{len(classes) + 1} ClassName': {line!r}")
+            raise error_exit(
+                PROG, f"{folder / 'classInd.txt'}:{number}: expected '{len(classes) + 1} ClassName': {line!r}"
+            )
         classes.append(fields[1])
     index = {name: i for i, name in enumerate(classes)}
     entries: list[Entry] = []
@@ -284,9 +288,11 @@ def read_ucf101(folder: Path, split: int) -> tuple[list[str], list[Entry]]:
             cls, _, name = path.replace("\\", "/").partition("/")
             where = f"{file_name}:{number}"
             if not name or cls not in index:
-                raise SystemExit(f"{folder / file_name}:{number}: expected 'Class/video.avi' of a classInd.txt class")
+                raise error_exit(
+                    PROG, f"{folder / file_name}:{number}: expected 'Class/video.avi' of a classInd.txt class"
+                )
             if label is not None and label != str(index[cls] + 1):
-                raise SystemExit(f"{folder / file_name}:{number}: label {label}, but {cls} is {index[cls] + 1}")
+                raise error_exit(PROG, f"{folder / file_name}:{number}: label {label}, but {cls} is {index[cls] + 1}")
             entries.append(Entry(split_name, cls, name, where))
     return classes, entries
 
@@ -296,15 +302,15 @@ def read_hmdb51(folder: Path, split: int) -> tuple[list[str], list[Entry]]:
     suffix = f"_test_split{split}.txt"
     files = sorted(p for p in folder.glob(f"*{suffix}") if p.is_file()) if folder.is_dir() else []
     if not files:
-        raise SystemExit(f"--hmdb51-splits: no file <class>{suffix} in {folder}")
+        raise error_exit(PROG, f"--hmdb51_splits: no file <class>{suffix} in {folder}")
     marks = {"0": None, "1": "train", "2": "val"}
     entries: list[Entry] = []
     for path in files:
         cls = path.name[: -len(suffix)]
-        for number, line in _lines(path, "--hmdb51-splits"):
+        for number, line in _lines(path, "--hmdb51_splits"):
             fields = line.rsplit(maxsplit=1)
             if len(fields) != 2 or fields[1] not in marks:
-                raise SystemExit(f"{path}:{number}: expected 'video.avi 0|1|2', got {line!r}")
+                raise error_exit(PROG, f"{path}:{number}: expected 'video.avi 0|1|2', got {line!r}")
             entries.append(Entry(marks[fields[1]], cls, fields[0], f"{path.name}:{number}"))
     return sorted(path.name[: -len(suffix)] for path in files), entries
 
@@ -317,7 +323,7 @@ def official_split(
     for entry in entries:
         key = (entry.cls, entry.name)
         if key in first:
-            raise SystemExit(f"{source}: {entry.where} names {entry.cls}/{entry.name} again ({first[key].where})")
+            raise error_exit(PROG, f"{source}: {entry.where} names {entry.cls}/{entry.name} again ({first[key].where})")
         first[key] = entry
     on_disk = {(v.cls, v.in_class): v for v in videos}
     why_skipped = {s.name: s.reason for s in skipped if s.kind == "file"}
@@ -381,11 +387,12 @@ def build(args: argparse.Namespace, arguments: list[str]) -> list[str]:
         classes = sorted({v.cls for v in videos})
     for split, members in splits.items():
         if not official and videos and not members:
-            raise SystemExit(f"no class under {shown(str(root))} has two videos: none for {split}")
+            raise error_exit(PROG, f"no class under {shown(str(root))} has two videos: none for {split}")
         if not members:
-            raise SystemExit(
+            raise error_exit(
+                PROG,
                 f"no video for {split} under {shown(str(root))} ({found} files found, {len(videos)} of them videos "
-                "that can be listed): is ROOT the folder of the class folders?"
+                "that can be listed): is ROOT the folder of the class folders?",
             )
     listed_classes = {v.cls for members in splits.values() for v in members}
     for cls in sorted(set(classes) | set(class_files)):
@@ -436,28 +443,31 @@ def build(args: argparse.Namespace, arguments: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("root", type=Path, metavar="ROOT", help="folder of class folders of videos")
     parser.add_argument("--out", type=Path, required=True, help="where to write the lists, classes.txt, ...")
-    parser.add_argument("--val-fraction", type=float, help="share of each class's videos in val (default 0.2)")
+    parser.add_argument("--val_fraction", type=float, help="share of each class's videos in val (default 0.2)")
     parser.add_argument("--seed", type=int, help="seed of the random split (default 0)")
     official = parser.add_mutually_exclusive_group()
-    official.add_argument("--ucf101-splits", type=Path, metavar="DIR", help="UCF101's classInd.txt, trainlist0N.txt")
-    official.add_argument("--hmdb51-splits", type=Path, metavar="DIR", help="HMDB51's <class>_test_splitN.txt files")
+    official.add_argument("--ucf101_splits", type=Path, metavar="DIR", help="UCF101's classInd.txt, trainlist0N.txt")
+    official.add_argument("--hmdb51_splits", type=Path, metavar="DIR", help="HMDB51's <class>_test_splitN.txt files")
     parser.add_argument("--split", type=int, choices=(1, 2, 3), default=1, help="official split number (default 1)")
-    parser.add_argument("--dedupe-content", action="store_true", help="also skip videos with the same bytes")
+    parser.add_argument("--dedupe_content", action="store_true", help="also skip videos with the same bytes")
+    argv = underscored(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if args.ucf101_splits or args.hmdb51_splits:
         if args.val_fraction is not None or args.seed is not None:
-            parser.error("--val-fraction and --seed are for a random split: the split files give the split")
+            parser.error("--val_fraction and --seed are for a random split: the split files give the split")
     else:
         args.val_fraction = 0.2 if args.val_fraction is None else args.val_fraction
         args.seed = 0 if args.seed is None else args.seed
         if not 0 < args.val_fraction < 1:
-            parser.error(f"--val-fraction must lie between 0 and 1, got {args.val_fraction}")
+            parser.error(f"--val_fraction must lie between 0 and 1, got {args.val_fraction}")
     if not args.root.is_dir():
-        raise SystemExit(f"ROOT: folder not found: {args.root}")
-    for line in build(args, sys.argv[1:] if argv is None else list(argv)):
+        raise error_exit(PROG, f"ROOT: folder not found: {args.root}")
+    for line in build(args, argv):
         print(line)
     return 0
 

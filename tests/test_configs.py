@@ -65,7 +65,7 @@ def test_fit_config_parses(config, capsys, monkeypatch):
 @pytest.mark.parametrize("config", [p for p in CONFIGS if is_grid(p)], ids=lambda p: p.name)
 def test_grid_config_parses_and_its_first_commands_parse(config, capsys, monkeypatch):
     monkeypatch.chdir(REPO)
-    assert compare_main(["--config", f"configs/{config.name}", "--print-commands"]) == 0
+    assert compare_main(["--config", f"configs/{config.name}", "--print_commands"]) == 0
     lines = capsys.readouterr().out.splitlines()
     firsts = [lines[0] if not lines[0].startswith("#") else lines[1]]  # the first run (or stage 1's)
     stage2 = [i for i, line in enumerate(lines) if line.startswith("# stage 2")]

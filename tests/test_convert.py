@@ -333,4 +333,4 @@ def test_convert_reads_configs_by_their_types_without_lightning(tmp_path, capsys
     config.write_text("model:\n  test_head: sideways\n")
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert f"videogn convert: -c: {config}: not a videogn config" in err and "sideways" in err
+    assert f"videogn convert: error: -c: {config}: not a videogn config" in err and "sideways" in err

@@ -60,7 +60,7 @@ def test_scripts_have_help(script):
 
 @pytest.mark.slow
 def test_a_script_runs_as_a_program(tmp_path):
-    args = ["--out", str(tmp_path), "--classes", "2", "--videos-per-class", "2", "--frames", "4", "--quiet"]
+    args = ["--out", str(tmp_path), "--classes", "2", "--videos_per_class", "2", "--frames", "4", "--quiet"]
     result = subprocess.run(
         [sys.executable, str(DATA_PREP / "make_synthetic.py"), *args], capture_output=True, text=True
     )
@@ -81,7 +81,7 @@ def digest(folder: Path) -> str:
     ],
 )
 def test_make_synthetic_is_deterministic_and_loadable(tmp_path, task, names):
-    args = ["--task", task, "--classes", "3", "--videos-per-class", "4", "--frames", "12", "--quiet"]
+    args = ["--task", task, "--classes", "3", "--videos_per_class", "4", "--frames", "12", "--quiet"]
     run("make_synthetic.py", "--out", str(tmp_path / "a"), *args, "--seed", "7")
     run("make_synthetic.py", "--out", str(tmp_path / "b"), *args, "--seed", "7")
     run("make_synthetic.py", "--out", str(tmp_path / "c"), *args, "--seed", "8")
@@ -277,7 +277,7 @@ def test_resize_videos_short_side_frames_and_resume(tmp_path):
     (dst).mkdir()
     (dst / ".wide.partial-123.mp4").write_bytes(b"half")  # left by a killed run
     result = run(
-        "resize_videos.py", str(src), str(dst), "--short-side", "32", "--gop", "4", "--workers", "2", check=False
+        "resize_videos.py", str(src), str(dst), "--short_side", "32", "--gop", "4", "--workers", "2", check=False
     )
     assert result.returncode == 1 and "broken.mp4" in result.stderr  # failures are named, the rest still done
     assert "wide.mp4: same output" in result.stderr and "as " + str(src / "wide.avi") in result.stderr
@@ -287,7 +287,7 @@ def test_resize_videos_short_side_frames_and_resume(tmp_path):
     with open_video(dst / "sub" / "tall.mp4", "pyav") as video:
         assert video.info.num_frames == 12 and video.get_frames([11]).shape == (1, 54, 32, 3)
     before = (dst / "wide.mp4").stat().st_mtime_ns
-    again = run("resize_videos.py", str(src), str(dst), "--short-side", "32", check=False)
+    again = run("resize_videos.py", str(src), str(dst), "--short_side", "32", check=False)
     assert "2 already done" in again.stdout and (dst / "wide.mp4").stat().st_mtime_ns == before
 
 
@@ -301,7 +301,7 @@ def test_check_videos_finds_planted_bad_files(tmp_path):
         str(tmp_path / "list.csv"),
         "--root",
         str(tmp_path),
-        "--bad-out",
+        "--bad_out",
         str(tmp_path / "bad.txt"),
         "--backend",
         "pyav",
@@ -323,7 +323,7 @@ def test_check_videos_enters_the_cleaned_list_in_the_manifest(tmp_path):
     (tmp_path / "train.csv").write_text(f"{good.name} 0\nmissing.mp4 1\n")
     counts = {"videos_listed": 3, "videos_found": 2, "videos_missing": 1}
     write_manifest(tmp_path, "kinetics_lists.py", [], "classes.txt", {"train": {"list": "train.csv", **counts}})
-    result = run("check_videos.py", str(tmp_path / "train.csv"), "--bad-out", str(tmp_path / "bad.txt"), check=False)
+    result = run("check_videos.py", str(tmp_path / "train.csv"), "--bad_out", str(tmp_path / "bad.txt"), check=False)
     assert result.returncode == 1 and "split train.clean of" in result.stdout
     entry = read_manifest(tmp_path / "train.csv")["splits"]["train.clean"]
     assert entry["list"] == "train.clean.csv" and entry["derived_from"] == "train"
@@ -361,7 +361,7 @@ def test_kinetics_lists_writes_a_path_only_list_for_the_unlabelled_test_split(tm
         str(out),
     )
     assert (
-        "test: 1 of 1 clips found" in result.stdout and "test.txt lists their paths for videogn-infer" in result.stdout
+        "test: 1 of 1 clips found" in result.stdout and "test.txt lists their paths for videogn infer" in result.stdout
     )
     assert not (out / "test.csv").exists()
     unlabelled = read_video_list(out / "test.txt", labels_required=False)
@@ -374,7 +374,7 @@ def test_check_videos_refuses_when_every_video_fails(tmp_path):
     result = run(
         "check_videos.py",
         str(tmp_path / "list.csv"),
-        "--bad-out",
+        "--bad_out",
         str(tmp_path / "bad.txt"),
         "--backend",
         "pyav",
@@ -399,5 +399,5 @@ def test_check_videos_lets_a_bug_through(tmp_path, monkeypatch):
 
     monkeypatch.setattr(check_videos, "sampled_frames", broken)  # the forked worker inherits the patch
     with pytest.raises(TypeError, match="not a bad video"):
-        check_videos.main([str(tmp_path / "list.csv"), "--bad-out", str(tmp_path / "bad.txt"), "--workers", "1"])
+        check_videos.main([str(tmp_path / "list.csv"), "--bad_out", str(tmp_path / "bad.txt"), "--workers", "1"])
     assert not (tmp_path / "list.clean.csv").exists()

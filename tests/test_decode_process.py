@@ -354,7 +354,7 @@ def test_infer_finishes_and_names_each_malformed_file(trained, malformed, backen
     from videogn.tools.infer import main
 
     ckpt = str(trained / TRAINED_RUN / "checkpoints" / "last.ckpt")
-    flags = ["--backend", backend, "--decode-timeout", str(LIMIT), "--interval", "20", "--clips", "2"]
+    flags = ["--backend", backend, "--decode_timeout", str(LIMIT), "--interval", "20", "--clips", "2"]
     assert main(["--ckpt", ckpt, *map(str, malformed.values()), *flags]) == 1
     out = capsys.readouterr().out
     for name in ("truncated.mp4", "over_reported.mp4", "truncated.avi"):  # no backend reads them
@@ -372,7 +372,7 @@ def test_check_videos_limits_each_video_and_finishes_the_list(malformed, index_v
     listing = mixed_list(tmp_path, malformed, [index_video])
     check = subprocess.run(
         [
-            sys.executable, str(DATA_PREP / "check_videos.py"), str(listing), "--bad-out", str(tmp_path / "bad.txt"),
+            sys.executable, str(DATA_PREP / "check_videos.py"), str(listing), "--bad_out", str(tmp_path / "bad.txt"),
             "--backend", backend, "--timeout", str(LIMIT), "--workers", "2",
         ],
         capture_output=True, text=True, timeout=600,

@@ -65,7 +65,7 @@ def test_export_refuses_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
     notes = tmp_path / "notes.txt"
     notes.write_text("not weights")
     assert main(["--ckpt", str(notes), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 2
-    assert capsys.readouterr().err.startswith(f"videogn export: --ckpt: {notes}: not a PyTorch file")
+    assert capsys.readouterr().err.startswith(f"videogn export: error: --ckpt: {notes}: not a PyTorch file")
 
 
 def test_the_features_come_with_the_forward_passes_scores(tmp_path):

@@ -1,7 +1,7 @@
 """data_prep/fetch_kinetics.py against a real HTTP server on 127.0.0.1 started here, serving a tiny CVDF-like tree
 (path lists, tar.gz archives of fake Kinetics clips, annotation CSVs): a clean fetch and its summary, resuming a
 cut connection and a restart with Range, a server that ignores Range, corrupt and hostile archives, an idempotent
-re-run, the replacements, --dry-run and a network error."""
+re-run, the replacements, --dry_run and a network error."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def cvdf(tmp_path):
 
 def fetch(server: Server, out: Path, *args: str) -> tuple[int, str, str]:
     """`python data_prep/fetch_kinetics.py ...` in-process: (exit status, stdout, stderr)."""
-    argv = ["--out", str(out), "--base-url", server.url, "--no-progress", "--retry-wait", "0", *args]
+    argv = ["--out", str(out), "--base_url", server.url, "--no_progress", "--retry_wait", "0", *args]
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = fetch_kinetics.main(argv)
@@ -168,7 +168,7 @@ def test_a_clean_fetch_extracts_every_archive_and_counts_the_clips(cvdf):
 def test_a_cut_connection_resumes_from_the_partial_file(cvdf):
     server, out = cvdf
     server.cut["train/part_1.tar.gz"] = 25_000
-    code, _, stderr = fetch(server, out, "--split", "train", "--keep-archives")
+    code, _, stderr = fetch(server, out, "--split", "train", "--keep_archives")
     assert code == 0, stderr
     asked = [rng for path, rng in server.requests if path == "train/part_1.tar.gz"]
     assert asked == [None, "bytes=25000-"]
@@ -184,7 +184,7 @@ def test_a_restart_continues_a_part_file_with_a_range_request(cvdf):
     part = out / "archives" / "train" / "part_0.tar.gz.part"
     part.parent.mkdir(parents=True)
     part.write_bytes(source[:30_000])  # what a killed run left
-    code, _, stderr = fetch(server, out, "--split", "train", "--keep-archives")
+    code, _, stderr = fetch(server, out, "--split", "train", "--keep_archives")
     assert code == 0, stderr
     assert [rng for path, rng in server.requests if path == "train/part_0.tar.gz"] == ["bytes=30000-"]
     assert (out / "archives" / "train" / "part_0.tar.gz").read_bytes() == source
@@ -197,7 +197,7 @@ def test_a_server_that_ignores_range_starts_the_file_over(cvdf):
     part = out / "archives" / "train" / "part_0.tar.gz.part"
     part.parent.mkdir(parents=True)
     part.write_bytes(b"x" * 30_000)  # appending the 200 answer to it would make a corrupt archive
-    code, _, stderr = fetch(server, out, "--split", "train", "--keep-archives")
+    code, _, stderr = fetch(server, out, "--split", "train", "--keep_archives")
     assert code == 0, stderr
     assert [rng for path, rng in server.requests if path == "train/part_0.tar.gz"] == ["bytes=30000-"]  # one request
     source = (server.root / "train" / "part_0.tar.gz").read_bytes()
@@ -336,7 +336,7 @@ def test_replacements_go_over_the_split_folders(cvdf):
 
 def test_dry_run_prints_the_downloads_and_writes_nothing(cvdf):
     server, out = cvdf
-    code, stdout, stderr = fetch(server, out, "--dry-run", "--split", "train", "--replacements")
+    code, stdout, stderr = fetch(server, out, "--dry_run", "--split", "train", "--replacements")
     assert code == 0, stderr
     assert f"would download {server.url}train/part_0.tar.gz to {out / 'archives' / 'train' / 'part_0.tar.gz'}" in stdout
     assert f"{server.url}train/part_1.tar.gz" in stdout and f"{server.url}annotations/train.csv" in stdout

@@ -153,7 +153,7 @@ def test_every_class_with_two_videos_is_in_both_splits(tmp_path, fraction):
     for cls, n in sizes.items():
         for i in range(n):
             touch(tmp_path / "videos" / cls / f"{cls}_{i:02d}.mp4")
-    folder_lists(tmp_path / "videos", "--out", tmp_path / "lists", "--val-fraction", fraction)
+    folder_lists(tmp_path / "videos", "--out", tmp_path / "lists", "--val_fraction", fraction)
     names = (tmp_path / "lists" / "classes.txt").read_text().splitlines()
     assert names == sorted(sizes)
     train, val = (read_video_list(tmp_path / "lists" / name) for name in ("train.csv", "val.csv"))
@@ -185,7 +185,7 @@ def test_ucf101_official_split(tmp_path):
     for name in ("v_ApplyEyeMakeup_g08_c01.avi", "v_ApplyEyeMakeup_g01_c01.avi", "v_Archery_g08_c01.avi",
                  "v_Archery_g09_c01.avi"):  # fmt: skip
         touch(root / name.split("_")[1] / name)
-    _, stdout, _ = folder_lists(root, "--out", out, "--ucf101-splits", write_ucf101_splits(tmp_path / "splits"))
+    _, stdout, _ = folder_lists(root, "--out", out, "--ucf101_splits", write_ucf101_splits(tmp_path / "splits"))
     # label = official number - 1; a class without videos keeps its number
     assert (out / "classes.txt").read_text().splitlines() == ["Archery", "ApplyEyeMakeup", "YoYo"]
     assert (out / "train.csv").read_text() == (
@@ -210,7 +210,7 @@ def test_hmdb51_official_split(tmp_path):
     touch(splits / "brush_hair_test_split1.txt", b"a.avi 1 \nb.avi 2 \nc.avi 0 \n")
     touch(splits / "cartwheel_test_split1.txt", b"d.avi 1\r\ne.avi 2\r\ngone.avi 2\r\n")
     touch(splits / "cartwheel_test_split2.txt", b"d.avi 2\ne.avi 1\n")  # another split: not read
-    _, stdout, _ = folder_lists(root, "--out", out, "--hmdb51-splits", splits, "--split", "1")
+    _, stdout, _ = folder_lists(root, "--out", out, "--hmdb51_splits", splits, "--split", "1")
     assert (out / "classes.txt").read_text().splitlines() == ["brush_hair", "cartwheel"]
     assert (out / "train.csv").read_text() == "../hmdb51/brush_hair/a.avi 0\n../hmdb51/cartwheel/d.avi 1\n"
     assert (out / "val.csv").read_text() == "../hmdb51/brush_hair/b.avi 0\n../hmdb51/cartwheel/e.avi 1\n"
@@ -227,12 +227,12 @@ def test_official_split_files_are_checked(tmp_path):
     splits = write_ucf101_splits(tmp_path / "splits")
     (splits / "trainlist01.txt").write_text("Archery/v_Archery_g08_c01.avi 2\n")  # ApplyEyeMakeup's label
     code, _, err = folder_lists(
-        tmp_path / "videos", "--out", tmp_path / "lists", "--ucf101-splits", splits, check=False
+        tmp_path / "videos", "--out", tmp_path / "lists", "--ucf101_splits", splits, check=False
     )
     assert code and "trainlist01.txt:1: label 2, but Archery is 1" in err
-    code, _, err = folder_lists(tmp_path / "videos", "--out", tmp_path / "x", "--hmdb51-splits", splits, check=False)
+    code, _, err = folder_lists(tmp_path / "videos", "--out", tmp_path / "x", "--hmdb51_splits", splits, check=False)
     assert code and "no file <class>_test_split1.txt" in err
-    code, _, err = folder_lists(tmp_path / "videos", "--out", tmp_path / "y", "--ucf101-splits", splits, "--seed", "1",
+    code, _, err = folder_lists(tmp_path / "videos", "--out", tmp_path / "y", "--ucf101_splits", splits, "--seed", "1",
                                 check=False)  # fmt: skip
     assert code and "--seed are for a random split" in err
 
@@ -250,7 +250,7 @@ def test_unreadable_names_and_same_bytes_are_skipped_by_name(tmp_path):
         touch(Path(os.fsdecode(os.path.join(os.fsencode(root / "a"), b"latin1 \xe9t\xe9.mp4"))))
     except OSError:  # a file system that refuses names that are not UTF-8
         pytest.skip("this file system keeps names UTF-8")
-    _, stdout, _ = folder_lists(root, "--out", tmp_path / "lists", "--dedupe-content")
+    _, stdout, _ = folder_lists(root, "--out", tmp_path / "lists", "--dedupe_content")
     reasons = skipped_lines(tmp_path / "lists")
     assert reasons == {
         "a/copy of b0.mp4": "duplicate: the same bytes as b/b0.mp4 (another class: no copy is listed)",
@@ -268,7 +268,7 @@ def test_paths_a_plain_line_cannot_hold_are_quoted(tmp_path):
     root = tmp_path / "#videos"  # `#` would start a comment line
     for name in ('"quoted".mp4', "comma,.mp4", "x y.mp4"):
         touch(root / "#class" / name)
-    folder_lists(root, "--out", root, "--val-fraction", "0.5")  # OUT = ROOT: paths start with "#class/"
+    folder_lists(root, "--out", root, "--val_fraction", "0.5")  # OUT = ROOT: paths start with "#class/"
     text = (root / "train.csv").read_text() + (root / "val.csv").read_text()
     assert all(line.startswith('"#class/') for line in text.splitlines()), text
     train, val = read_video_list(root / "train.csv"), read_video_list(root / "val.csv")

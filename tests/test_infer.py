@@ -78,7 +78,7 @@ def test_frames_are_decoded_once_a_few_clip_windows_at_a_time_and_the_checkpoint
     real_load = torch.load
     monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(k.get("weights_only")) or real_load(*a, **k))
     # decoded in this process (no time limit), where the counting readers are
-    assert main(["--ckpt", ckpt, str(videos / "bikes.mp4"), "--clips", "5", "--decode-timeout", "0"]) == 0
+    assert main(["--ckpt", ckpt, str(videos / "bikes.mp4"), "--clips", "5", "--decode_timeout", "0"]) == 0
     decoded = [i for call in calls for i in call]  # 5 clips of 8 frames, each frame once
     assert len(decoded) == len(set(decoded)) == 40 and all(len(c) <= 32 for c in calls)
     assert len(calls) == 5  # 47 frames apart, more than a clip's span: read apart, not decoded through the gaps
@@ -111,7 +111,7 @@ def test_an_error_that_is_not_the_decoders_propagates(ckpt, videos, monkeypatch)
     for reader in (DecordReader, PyAVReader):
         monkeypatch.setattr(reader, "get_frames", broken)
     with pytest.raises(TypeError, match="an API changed"):
-        main(["--ckpt", ckpt, str(videos / "bikes.mp4"), "--clips", "1", "--decode-timeout", "0"])
+        main(["--ckpt", ckpt, str(videos / "bikes.mp4"), "--clips", "1", "--decode_timeout", "0"])
 
 
 @pytest.mark.slow
@@ -191,7 +191,7 @@ def test_not_a_videogn_checkpoint(tmp_path, videos, capsys):
 
 @pytest.mark.slow
 def test_drawn_video_timeline_and_features_of_a_real_video(ckpt, videos, tmp_path, capsys):
-    """--stride (a window every second), --out-video, --timeline and --features on bikes.mp4 with the demo-sized
+    """--stride (a window every second), --out_video, --timeline and --features on bikes.mp4 with the demo-sized
     checkpoint: the drawn video decodes back with the input's frames, rate and size, and differs from the input only
     where the labels are drawn."""
     import numpy as np
@@ -201,7 +201,7 @@ def test_drawn_video_timeline_and_features_of_a_real_video(ckpt, videos, tmp_pat
 
     bikes = videos / "bikes.mp4"
     drawn, plot, features, out = (tmp_path / n for n in ("drawn.mp4", "timeline.png", "f.npz", "p.json"))
-    args = ["--ckpt", ckpt, str(bikes), "--stride", "1", "--topk", "3", "--out-video", str(drawn)]
+    args = ["--ckpt", ckpt, str(bikes), "--stride", "1", "--topk", "3", "--out_video", str(drawn)]
     assert main([*args, "--timeline", str(plot), "--features", str(features), "--json", str(out)]) == 0
     video = json.loads(out.read_text())["videos"][0]
     starts = [c["start_s"] for c in video["clips"]]
@@ -231,7 +231,7 @@ def test_drawn_video_timeline_and_features_of_a_real_video(ckpt, videos, tmp_pat
 @pytest.mark.slow
 def test_out_dir_draws_each_video_and_one_video_flags_refuse_several(ckpt, videos, tmp_path, capsys):
     out = tmp_path / "drawn"
-    assert main(["--ckpt", ckpt, str(videos), "--clips", "2", "--out-dir", str(out), "--out-size", "64"]) == 0
+    assert main(["--ckpt", ckpt, str(videos), "--clips", "2", "--out_dir", str(out), "--out_size", "64"]) == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == ["0000_bigbuckbunny.mp4", "0001_bikes.mp4"]
     from videogn.data.decoding import open_video
@@ -239,5 +239,5 @@ def test_out_dir_draws_each_video_and_one_video_flags_refuse_several(ckpt, video
     with open_video(out / names[1], "pyav") as written:
         assert min(written.get_frames([0]).shape[1:3]) == 64
     with pytest.raises(SystemExit):
-        main(["--ckpt", ckpt, str(videos), "--out-video", str(tmp_path / "x.mp4")])
-    assert "--out-video is for one video, got 2" in capsys.readouterr().err
+        main(["--ckpt", ckpt, str(videos), "--out_video", str(tmp_path / "x.mp4")])
+    assert "--out_video is for one video, got 2" in capsys.readouterr().err

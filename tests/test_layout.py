@@ -1,4 +1,4 @@
-"""The package's shape, as the README's layout draws it: imports go one way (no cycles, not even through an import
+"""The package's shape, as docs/architecture.md draws it: imports go one way (no cycles, not even through an import
 inside a function), no tool imports another tool, and no module grows past 450 lines (tables of data aside)."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "videogn"
 MAX_LINES = 450
 TABLES = {"videogn.models.formats"}  # mostly the zoo's architectures and key tables (`formats.ARCHITECTURES`)
 
-# The layers, lowest first: a module imports only from its own layer or the ones below (README, "Layout").
+# The layers, lowest first: a module imports only from its own layer or the ones below (docs/architecture.md).
 LAYERS = [
-    ("videogn.errors", "videogn.files", "videogn.download", "videogn.distributed", "videogn.names"),
+    ("videogn.errors", "videogn.files", "videogn.download", "videogn.distributed", "videogn.names", "videogn.options"),
     ("videogn.ops",),
     ("videogn.data",),
     ("videogn.models", "videogn.checkpoints"),

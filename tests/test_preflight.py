@@ -130,7 +130,7 @@ def test_fit_with_preflight_stops_before_training_on_a_failed_check(synthetic_se
 
 def test_a_bad_preflight_setting_is_a_configuration_error(synthetic_set, tmp_path, capsys):
     assert main([*data_args(synthetic_set, tmp_path), "--videos_per_list", "0"]) == 2
-    assert "videogn: configuration error: --videos_per_list must be at least 1, got 0" in capsys.readouterr().err
+    assert "videogn preflight: error: --videos_per_list must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_fit_with_preflight_refuses_several_processes(synthetic_set, tmp_path, capsys):

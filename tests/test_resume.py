@@ -48,7 +48,7 @@ def refused(synthetic_set, root, capsys, *extra) -> str:
 )
 def test_a_changed_setting_is_refused_by_name(interrupted, synthetic_set, capsys, change, named):
     err = refused(synthetic_set, interrupted, capsys, *change)
-    (line,) = [line for line in err.splitlines() if line.startswith("videogn: configuration error")]
+    (line,) = [line for line in err.splitlines() if line.startswith("videogn fit: error:")]
     assert named in line and "--resume.allow_changes true" in line
 
 

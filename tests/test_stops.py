@@ -41,8 +41,8 @@ def test_sigterm_mid_epoch_saves_the_step_and_resume_sees_the_clips_it_had_not(s
         fit(synthetic_set, tmp_path, *FLAGS, "-c", str(signalled))
     assert stopped.value.code == 128 + 15  # as a shell reports a process ended by SIGTERM
     last = tmp_path / RUN / "checkpoints" / "last.ckpt"
-    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("videogn:")]
-    assert line == f"videogn: stopped: SIGTERM at step 4: saved {last.resolve()}; resume with --ckpt_path last"
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("videogn fit:")]
+    assert line == f"videogn fit: stopped: SIGTERM at step 4: saved {last.resolve()}; resume with --ckpt_path last"
     state = torch.load(last, map_location="cpu", weights_only=True)
     assert state["global_step"] == 4  # the step in progress finished, then saved
     (position,) = state["loops"]["fit_loop"]["state_dict"]["combined_loader"]
@@ -80,7 +80,9 @@ def test_sigusr1_under_slurm_saves_and_requeues_the_job(synthetic_set, tmp_path,
     assert stopped.value.code == 128 + 10
     assert calls.read_text().split() == ["requeue", "4242"]
     err = capsys.readouterr().err
-    assert "videogn: stopped: SIGUSR1 at step 2: saved " in err and "; requeued SLURM job 4242, which resumes" in err
+    assert (
+        "videogn fit: stopped: SIGUSR1 at step 2: saved " in err and "; requeued SLURM job 4242, which resumes" in err
+    )
     last = tmp_path / RUN / "checkpoints" / "last.ckpt"
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 2
     # the requeued job (SLURM_RESTART_COUNT > 0) resumes from last.ckpt without being told
@@ -135,9 +137,9 @@ def test_a_full_disk_stops_a_fit_with_one_line(synthetic_set, tmp_path, monkeypa
     last = (tmp_path / RUN / "checkpoints" / "last.ckpt").resolve()
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    (line,) = [line for line in err.splitlines() if line.startswith("videogn:")]
+    (line,) = [line for line in err.splitlines() if line.startswith("videogn fit:")]
     assert line == (
-        f"videogn: stopped: cannot write the checkpoint {last}: No space left on device; the previous checkpoint "
+        f"videogn fit: stopped: cannot write the checkpoint {last}: No space left on device; the previous checkpoint "
         "there is intact"
     )
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 1
@@ -170,7 +172,7 @@ def test_one_ranks_broken_shard_stops_both_ranks_with_one_message(synthetic_set,
     command += ["--trainer.devices", "2"]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
-    lines = [line for line in done.stderr.splitlines() if line.startswith("videogn: stopped:")]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("videogn fit: stopped:")]
     assert done.returncode != 0 and len(lines) == 2, done.stderr[-3000:]  # both ranks, the same line
     assert lines[0] == lines[1] and expected in lines[0], lines[0]
     assert "Traceback" not in done.stderr

@@ -13,11 +13,16 @@
 
 Anything else that escapes is a bug and must propagate with its traceback: never turn it into "bad video" or
 "configuration error".
+
+Every command reports an error in argparse's form, through `error_line` / `report_error`: `PROG: error: MESSAGE`,
+one line on stderr, PROG being the command as typed (`videogn fit`, `videogn infer`, `data_prep/check_videos.py`).
 """
 
 from __future__ import annotations
 
-__all__ = ["CheckpointWriteError", "ConfigError", "RunStopped"]
+import sys
+
+__all__ = ["CheckpointWriteError", "ConfigError", "RunStopped", "error_exit", "error_line", "report_error"]
 
 
 class ConfigError(ValueError):
@@ -37,3 +42,20 @@ class CheckpointWriteError(RunStopped):
         reason = error.strerror or str(error)
         super().__init__(f"cannot write the checkpoint {path}: {reason}; the previous checkpoint there is intact")
         self.path, self.errno = path, error.errno
+
+
+def error_line(prog: str, message: object) -> str:
+    """`PROG: error: MESSAGE` (argparse's form of its own errors), the message's whitespace made one line."""
+    return f"{prog}: error: {' '.join(str(message).split())}"
+
+
+def report_error(prog: str, message: object, code: int = 2) -> int:
+    """Print `error_line(prog, message)` on stderr; returns `code`, the command's exit status."""
+    print(error_line(prog, message), file=sys.stderr)
+    return code
+
+
+def error_exit(prog: str, message: object) -> SystemExit:
+    """What a script raises to end with `error_line(prog, message)` on stderr and exit status 1 (Python prints a
+    `SystemExit`'s text): `raise error_exit(PROG, "...")`."""
+    return SystemExit(error_line(prog, message))

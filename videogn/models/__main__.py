@@ -6,11 +6,13 @@ Runs one forward pass on a random clip and prints every top-level block with its
 from __future__ import annotations
 
 import argparse
+import sys
 
 import torch
 
 from videogn.models.norm import NORM_KINDS
 from videogn.models.resnet import build_model, count_parameters
+from videogn.options import underscored
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,10 +21,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--depth", type=int, choices=(50, 101), default=50)
     parser.add_argument("--norm", choices=NORM_KINDS, default="gn")
     parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--num-classes", type=int, default=400)
+    parser.add_argument("--num_classes", type=int, default=400)
     parser.add_argument("--frames", type=int, default=32, help="clip length T")
     parser.add_argument("--size", type=int, default=224, help="crop size H = W")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(underscored(sys.argv[1:] if argv is None else argv))
 
     model = build_model(args.arch, args.depth, args.num_classes, norm=args.norm, width=args.width).eval()
     x = torch.randn(1, 3, args.frames, args.size, args.size)  # (N, C, T, H, W)

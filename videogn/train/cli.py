@@ -44,7 +44,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from videogn.checkpoints import LAST_NAME, RunDir, check_normalisation, existing_run_message, read_checkpoint_info
 from videogn.data.datamodule import KineticsDataModule
 from videogn.data.lists import read_class_names
-from videogn.errors import ConfigError, RunStopped
+from videogn.errors import ConfigError, RunStopped, report_error
 from videogn.models.weights import check_initial_weights
 from videogn.names import TRAIN, VAL, VAL_VIDEO_TOP1, stage_prefix
 from videogn.train.checkpointing import AtomicCheckpointIO
@@ -291,11 +291,11 @@ class VideoGNCLI(LightningCLI):
             dashboards.log_final(trainer, self.model, final)
 
 
-def report_stop(exc: RunStopped) -> None:
-    """Print why a run stopped, as one line, once."""
+def report_stop(exc: RunStopped, command: str) -> None:
+    """Print why a run stopped, as one line (`videogn fit: stopped: ...`), once."""
     if not getattr(exc, "reported", False):
         # one write: under DDP every rank prints its line into the same terminal at the same moment
-        sys.stderr.write(f"videogn: stopped: {' '.join(str(exc).split())}\n")
+        sys.stderr.write(f"videogn {command}: stopped: {' '.join(str(exc).split())}\n")
         sys.stderr.flush()
         exc.reported = True
 
@@ -306,7 +306,7 @@ class _ReportStops(Callback):
 
     def on_exception(self, trainer: Trainer, pl_module: Any, exception: BaseException) -> None:
         if isinstance(exception, RunStopped):
-            report_stop(exception)
+            report_stop(exception, trainer.state.fn.value if trainer.state.fn else "fit")
 
 
 def _build(cli: type[VideoGNCLI], data: type[KineticsDataModule], args: list[str] | None) -> VideoGNCLI:
@@ -321,23 +321,22 @@ def _build(cli: type[VideoGNCLI], data: type[KineticsDataModule], args: list[str
     )
 
 
-def _configuration_error(exc: Exception, subcommand: list[str]) -> int:
-    """Print a configuration error as one line; its exit code."""
-    message = " ".join(str(exc).split())
-    where = f"(all options: videogn {' '.join(subcommand)} --help)"
-    print(f"videogn: configuration error: {message} {where}", file=sys.stderr)
-    return 2
+def _configuration_error(exc: Exception, command: str) -> int:
+    """Print a configuration error as one line (`videogn fit: error: ...`); its exit code."""
+    prog = f"videogn {command}".strip()
+    return report_error(prog, f"{exc} (all options: {prog} --help)", 2)
 
 
 def run(args: list[str] | None = None) -> None:
     """The LightningCLI for `fit`, `validate`, `test` and `predict` (`videogn.cli.main` dispatches here)."""
     argv = sys.argv[1:] if args is None else args
+    command = argv[0] if argv and argv[0] in ("fit", "validate", "test", "predict") else ""
     try:
         _build(VideoGNCLI, KineticsDataModule, args)
     except (ConfigError, ArgumentError) as exc:
-        sys.exit(_configuration_error(exc, argv[:1]))
+        sys.exit(_configuration_error(exc, command))
     except RunStopped as exc:  # too many bad videos, a preemption signal, a checkpoint that cannot be written
-        report_stop(exc)
+        report_stop(exc, command or "fit")
         sys.exit(exc.exit_code)
 
 
@@ -400,6 +399,6 @@ def preflight(args: list[str]) -> int:
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")  # given: fit's
         _build(_PreflightCLI, _PreflightData, ["fit", *rest])
     except (ConfigError, ArgumentError) as exc:
-        return _configuration_error(exc, ["preflight"])
+        return _configuration_error(exc, "preflight")
     rows, predicted = _PreflightCLI.outcome
     return report(rows, predicted, known.json)

@@ -1,9 +1,9 @@
 """The paper's comparison: BN vs GN at 8 vs 4 (vs 2, 1) clips per GPU, as a grid of otherwise identical runs.
 
     videogn compare --config configs/compare_demo.yaml --run              # run the grid here, one after another
-    videogn compare --config configs/compare_demo.yaml --print-commands   # one `fit` command per run
+    videogn compare --config configs/compare_demo.yaml --print_commands   # one `fit` command per run
     videogn compare --config configs/compare_demo.yaml --report           # tables and plots from finished runs
-    videogn compare --config configs/compare_kinetics.yaml --print-commands   # the paper's Table 8, on a cluster
+    videogn compare --config configs/compare_kinetics.yaml --print_commands   # the paper's Table 8, on a cluster
 
 Every run is `fit -c BASE_CONFIG` with only the norm and the column changed: clips per GPU, and optionally the clip
 (`columns: [32x2@8, 32x2@4, 64x1@4]` are Table 8's: 32 frames with interval 2 at 8 and 4 clips per GPU, 64
@@ -36,8 +36,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from videogn.errors import ConfigError
-from videogn.tools.compare.grid import Column, Grid, run_grid
+from videogn.errors import ConfigError, report_error
+from videogn.tools.compare.grid import PROG, Column, Grid, run_grid
 from videogn.tools.compare.report import RunResult, collect, write_report
 
 __all__ = ["Column", "Grid", "RunResult", "collect", "main", "run_grid", "write_report"]
@@ -51,11 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     class RawDescription(DefaultHelpFormatter, RawDescriptionHelpFormatter):
         """Keeps the description's example lines as they are."""
 
-    parser = ArgumentParser(prog="videogn compare", description=__doc__, formatter_class=RawDescription)
+    parser = ArgumentParser(prog=PROG, description=__doc__, formatter_class=RawDescription)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file with the grid's settings")
     parser.add_class_arguments(Grid, nested_key=None)
     parser.add_argument("--run", action="store_true", help="run the grid here, then report")
-    parser.add_argument("--print-commands", action="store_true", help="print one command per run and stop")
+    parser.add_argument("--print_commands", action="store_true", help="print one command per run and stop")
     parser.add_argument("--report", action="store_true", help="only collect finished runs and write the report")
     cfg = parser.parse_args(argv)
     try:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(grid, key) is not None and not Path(getattr(grid, key)).is_file():
             parser.error(f"{key} not found: {getattr(grid, key)}")
     for missing in grid.missing_data() if cfg.run or cfg.print_commands else ():  # a report reads logs only
-        print(f"[compare] warning: {missing} does not exist here (for the synthetic set: make demo)", file=sys.stderr)
+        print(f"{PROG}: warning: {missing} does not exist here (for the synthetic set: make demo)", file=sys.stderr)
     if cfg.print_commands:
         if grid.pretrain_config is not None:
             print("# stage 1: each row's 2D network; run these to the end first")
@@ -79,17 +79,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(shlex.join(grid.test_command(norm, column, seed)))
         return 0
     if not (cfg.run or cfg.report):
-        parser.error("say what to do: --run, --print-commands or --report")
+        parser.error("say what to do: --run, --print_commands or --report")
     failures = run_grid(grid) if cfg.run else {}
     results = collect(grid)
     if not results:
-        print(f"[compare] no finished runs under {grid.out}", file=sys.stderr)
-        return 1
+        return report_error(PROG, f"no finished runs under {grid.out}", 1)
     for path in write_report(grid, results):
         print(f"[compare] wrote {path}")
     print(Path(grid.out, "results.md").read_text())
     for name, why in failures.items():
-        print(f"[compare] run {name} failed: {why}", file=sys.stderr)
+        report_error(PROG, f"run {name} failed: {why}")
     return 1 if failures else 0
 
 

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from videogn.checkpoints import RunDir, read_checkpoint_info
-from videogn.errors import ConfigError
+from videogn.errors import ConfigError, report_error
 from videogn.names import TEST_METRICS
 from videogn.tools.compare.logs import run_scalars
 
 __all__ = ["Column", "Grid", "run_grid"]
+
+PROG = "videogn compare"
 
 METRIC_NAMES = ("clip_top1", "clip_top5", "video_top1", "video_top5")  # `videogn.names.VAL_METRICS` in the CSV files
 BN_NORMS = ("bn", "syncbn")
@@ -100,10 +102,10 @@ class Grid:
             last.ckpt`). A finished stage-1 run is not run again. None: every run starts as its base config says.
         pretrain_epochs: stage 1's epochs (required with pretrain_config: how a finished stage 1 is recognised).
         pretrain_overrides: extra `fit` arguments of the stage-1 runs.
-        expected_minutes: how long `--run` took for this grid on 2 CPU cores, printed at the start (None: unknown).
+        expected_minutes: the minutes `--run` takes for this grid, printed at the start (None: unknown).
         c2d_clips: also a C2D row per norm row ("BN, C2D": the same network with 1 × k × k kernels, `model.net.arch
             c2d`; with stage 1, from the same 2D network), at these clips per GPU only: what single frames know,
-            beside what the I3D learns from motion (the non-local paper: C2D 71.8, I3D 73.3 % on Kinetics).
+            beside what the I3D learns from motion.
         final_test: after each run, `test` its last checkpoint on the validation list with the base config's test
             views (`data.clip.num_clips` × `num_crops`: the paper's 10-clip test, BN after precise BN) and report
             those numbers instead of the last periodic validation's (which may use fewer views,
@@ -362,7 +364,7 @@ def run_grid(grid: Grid) -> dict[str, str]:
             try:
                 finished = grid.pretrain_finished(variant)
             except ConfigError as exc:  # a damaged checkpoint: named, and the row's runs are not run
-                print(f"[compare] {name}: {exc}", flush=True)
+                report_error(PROG, f"{name}: {exc}")
                 failures[name] = str(exc)
                 continue
             if finished:

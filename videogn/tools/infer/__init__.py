@@ -1,4 +1,4 @@
-"""Clip-level inference on your own videos: `videogn-infer --ckpt CKPT VIDEO_OR_DIR ...`.
+"""Predictions on your own videos: `videogn infer --ckpt CKPT VIDEO_OR_DIR ...` (also `videogn-infer`).
 
 For each video, K clips evenly spaced over its length (the test sampling of `videogn.data.sampling`) × 1 or 3
 spatial crops go through the model; it prints the top-k classes of every clip with the clip's time span, and the
@@ -8,7 +8,7 @@ Inputs may be video files, folders (searched recursively for video extensions) a
 lines as for training, or path-only lines). For a labelled list it also reports clip-level (every view) and
 video-level top-1/top-5 and the most frequent confusions, and the JSON holds each video's true label.
 A file the decoder cannot read gets one line naming it and the reason; the others are still processed, and the
-exit status is 1 if any failed. Every decode call has a time limit (`--decode-timeout`, 60 s): a decoder that hangs
+exit status is 1 if any failed. Every decode call has a time limit (`--decode_timeout`, 60 s): a decoder that hangs
 is killed; what decord cannot read, or does not finish, is read with PyAV, and fails if PyAV cannot either. Any
 other error is a bug and stops with its traceback. Clip length, frame interval, scale and normalisation come from
 the checkpoint (override with --frames, --interval, --scale). The views are those of `lightning test`
@@ -18,297 +18,46 @@ grow with the video's length or --clips.
 What else it writes:
 - `--stride SECONDS`: instead of K evenly spaced clips, a clip window every S seconds over the whole video (a
   timeline of a long video), each window's top-k in the output and the JSON; memory stays that of a few windows;
-- `--out-video OUT.mp4` (one video) or `--out-dir DIR` (one per video): the video with the top-k classes of the
+- `--out_video OUT.mp4` (one video) or `--out_dir DIR` (one per video): the video with the top-k classes of the
   window each frame falls in and a bar of the video-level prediction drawn on it (`videogn.tools.infer.annotate`);
 - `--timeline PLOT.png` (one video): class probability over time for the top classes (matplotlib);
 - `--features OUT.npz`: res5's pooled feature of every view (clip × crop) with its video, clip span and label.
 
-A video whose name starts with "-": put `--` before the videos (`videogn-infer --ckpt C -- -x.mp4`).
+A video whose name starts with "-": put `--` before the videos (`videogn infer --ckpt C -- -x.mp4`).
 """
+
+# This module parses the options without importing torch, so `--help` answers at once; the work is
+# `videogn.tools.infer.predict`.
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-from torchmetrics.classification import MulticlassAccuracy
-from tqdm import tqdm
-
 from videogn.data.backends import BACKENDS
-from videogn.data.decoder import DEFAULT_DECODE_TIMEOUT_S, Decoder, log_fallback
-from videogn.data.decoding import VIDEO_EXTENSIONS, DecodeError, VideoReader
-from videogn.data.lists import read_video_list
-from videogn.data.settings import ClipSettings
-from videogn.data.transforms import EvalTransform, Normalize
-from videogn.data.views import eval_clips, sliding_clips, video_views
-from videogn.errors import ConfigError
-from videogn.files import FileError
-from videogn.train.loading import load_model, pick_device
-from videogn.train.metrics import video_accuracy
-from videogn.train.runtime import compute_memory
+from videogn.data.decoder import DEFAULT_DECODE_TIMEOUT_S
+from videogn.options import underscored
 
-__all__ = ["Predictor", "collect_videos", "main"]
+__all__ = ["AccuracyReport", "Predictor", "VideoResult", "cli", "collect_videos", "main", "options_parser"]
+
+PROG = "videogn infer"
+_WORK = {"AccuracyReport", "Predictor", "VideoResult", "collect_videos"}  # in `predict`, imported when first used
 
 
-@dataclass
-class VideoResult:
-    path: str
-    ok: bool
-    error: str | None = None
-    label: int | None = None
-    num_frames: int = 0
-    fps: float = 0.0
-    clips: list[dict[str, Any]] = field(default_factory=list)
-    video_topk: list[dict[str, Any]] = field(default_factory=list)
-    view_probs: torch.Tensor | None = None  # (clips × crops, classes), for the accuracy report
-    windows: list[list[int]] = field(default_factory=list)  # each clip's frame indices
-    clip_probs: torch.Tensor | None = None  # (clips, classes): the crops' mean
-    features: torch.Tensor | None = None  # (clips × crops, channels): res5 pooled, with `features`
+def __getattr__(name: str) -> Any:
+    if name in _WORK:
+        from videogn.tools.infer import predict
 
-    def as_dict(self, class_names: Sequence[str]) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": self.path, "ok": self.ok}
-        if self.label is not None:
-            out.update(label=self.label, **{"class": class_names[self.label]})
-        if not self.ok:
-            return {**out, "error": self.error}
-        return {
-            **out,
-            "num_frames": self.num_frames,
-            "fps": self.fps,
-            "duration_s": self.num_frames / self.fps if self.fps else None,
-            "clips": self.clips,
-            "video_topk": self.video_topk,
-        }
+        return getattr(predict, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def collect_videos(inputs: Sequence[str], class_names: Sequence[str] | None = None) -> list[tuple[str, int | None]]:
-    """Expand folders (recursively) and list files into (video path, label or None), keeping the given order."""
-    videos: list[tuple[str, int | None]] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTENSIONS and f.is_file())
-            videos += [(f, None) for f in found or [str(p)]]  # an empty folder is reported as not a video
-        elif p.suffix.lower() in (".csv", ".txt", ".lst") and p.is_file():
-            listed = read_video_list(p, class_names=class_names, labels_required=False)
-            videos += list(zip(listed.paths, listed.labels, strict=True))
-        else:
-            videos.append((str(p), None))  # a video, or a missing file that will be reported
-    return videos
-
-
-class Predictor:
-    """Runs the multi-view test protocol on one video at a time: the views of `lightning test` (`video_views`: each
-    frame decoded once, a few clip windows of frames held at a time, however long the video)."""
-
-    def __init__(
-        self,
-        model,
-        clip: ClipSettings,
-        num_clips: int,
-        num_crops: int,
-        topk: int,
-        device: torch.device,
-        batch_size: int = 8,
-        stride_s: float | None = None,
-        features: bool = False,
-        decode_timeout_s: float | None = DEFAULT_DECODE_TIMEOUT_S,
-    ) -> None:
-        self.model, self.clip, self.device = model, clip, device
-        self.decoder = Decoder(clip.backend, decode_timeout_s)
-        self.stride_s, self.features = stride_s, features
-        self.num_clips, self.num_crops, self.batch_size = num_clips, num_crops, batch_size
-        self.class_names = list(model.class_names)
-        self.topk = min(topk, len(self.class_names))
-        self.transform = EvalTransform(clip.eval_crop_size, clip.test_scale, num_crops)
-        self.normalize = Normalize(clip.mean, clip.std)  # on the device: the views travel as uint8
-
-    def _top(self, probs: torch.Tensor) -> list[dict[str, Any]]:
-        values, labels = probs.topk(self.topk)
-        return [
-            {"label": int(i), "class": self.class_names[int(i)], "prob": round(float(v), 6)}
-            for v, i in zip(values, labels, strict=True)
-        ]
-
-    def predict(self, path: str, label: int | None = None) -> VideoResult:
-        """The result for one video; a video the decoder cannot read becomes a failed result."""
-        try:
-            return self.decoder.read(path, lambda video: self._predict(video, label))
-        except DecodeError as exc:
-            return VideoResult(path, ok=False, error=exc.reason, label=label)
-        finally:
-            for fallback, reason in self.decoder.pop_new_fallbacks().items():
-                log_fallback(fallback, reason)
-
-    @torch.no_grad()
-    def _predict(self, video: VideoReader, label: int | None) -> VideoResult:
-        path, info = video.path, video.info
-        if not info.fps > 0:
-            raise DecodeError(path, "the video stream reports no frame rate")
-        if self.stride_s:
-            clips = sliding_clips(info, self.clip, self.stride_s)
-        else:
-            clips = eval_clips(info, self.clip, self.num_clips)
-        outputs, batch = [], []
-        for _, view in video_views(video, clips, self.transform):  # the views of `lightning test`, in order
-            batch.append(view)
-            if len(batch) == self.batch_size:
-                outputs.append(self._forward(batch))
-                batch = []
-        if batch:
-            outputs.append(self._forward(batch))
-        probs_all = torch.cat([probs for probs, _ in outputs])  # (clips × crops, classes)
-        per_clip = probs_all.view(len(clips), self.num_crops, -1).mean(1)
-        result = VideoResult(path, ok=True, label=label, num_frames=info.num_frames, fps=info.fps, view_probs=probs_all)
-        result.windows, result.clip_probs = [list(c) for c in clips], per_clip
-        if self.features:
-            result.features = torch.cat([features for _, features in outputs])
-        for k, clip in enumerate(clips):
-            result.clips.append(
-                {
-                    "index": k,
-                    "start_s": round(clip[0] / info.fps, 4),
-                    "end_s": round((clip[-1] + 1) / info.fps, 4),
-                    "frames": [clip[0], clip[-1]],
-                    "topk": self._top(per_clip[k]),
-                }
-            )
-        result.video_topk = self._top(probs_all.mean(0))
-        return result
-
-    def _forward(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        with compute_memory():
-            clips = self.normalize(torch.stack(views).to(self.device))
-            if not self.features:
-                return self.model(clips).float().softmax(1).cpu(), None
-            scores, features = self.model.forward_with_features(clips)
-            return scores.float().softmax(1).cpu(), features.float().cpu()
-
-
-class AccuracyReport:
-    """Clip-level (every view) and video-level top-1/top-5 over the labelled videos, and the top confusions."""
-
-    def __init__(self, class_names: Sequence[str], num_videos: int) -> None:
-        classes = len(class_names)
-        self.class_names = class_names
-        self.clip_top1 = MulticlassAccuracy(classes, top_k=1, average="micro")
-        self.clip_top5 = MulticlassAccuracy(classes, top_k=min(5, classes), average="micro")
-        self.video = video_accuracy(num_videos, classes, 1)  # of each video's mean softmax over its views
-        self.confusions: Counter[tuple[int, int]] = Counter()
-        self.videos = 0
-
-    def update(self, index: int, result: VideoResult) -> None:
-        if result.label is None or result.view_probs is None:
-            return
-        probs = result.view_probs
-        labels = torch.full((len(probs),), result.label)
-        self.clip_top1.update(probs, labels)
-        self.clip_top5.update(probs, labels)
-        mean = probs.mean(0, keepdim=True)
-        self.video.update(mean, labels[:1], torch.full_like(labels[:1], index), torch.zeros_like(labels[:1]))
-        predicted = int(probs.mean(0).argmax())
-        if predicted != result.label:
-            self.confusions[(result.label, predicted)] += 1
-        self.videos += 1
-
-    def summary(self) -> dict[str, Any] | None:
-        if not self.videos:
-            return None
-        video = {k: float(v) for k, v in self.video.compute().items()}
-        return {
-            "videos": self.videos,
-            "clip_top1": float(self.clip_top1.compute()),
-            "clip_top5": float(self.clip_top5.compute()),
-            "video_top1": video["video_top1"],
-            "video_top5": video["video_top5"],
-            "confusions": [
-                {"true": self.class_names[t], "predicted": self.class_names[p], "videos": n}
-                for (t, p), n in self.confusions.most_common(10)
-            ],
-        }
-
-    @staticmethod
-    def format(summary: dict[str, Any]) -> str:
-        lines = [
-            f"accuracy on {summary['videos']} labelled videos: "
-            f"clip top-1 {100 * summary['clip_top1']:.1f} % top-5 {100 * summary['clip_top5']:.1f} %, "
-            f"video top-1 {100 * summary['video_top1']:.1f} % top-5 {100 * summary['video_top5']:.1f} %"
-        ]
-        if summary["confusions"]:
-            lines.append(
-                "most frequent confusions (true → predicted, videos): "
-                + "; ".join(f"{c['true']} → {c['predicted']} ({c['videos']})" for c in summary["confusions"][:5])
-            )
-        return "\n".join(lines)
-
-
-def format_result(result: VideoResult, class_names: Sequence[str]) -> str:
-    truth = f" [true: {class_names[result.label]}]" if result.label is not None else ""
-    if not result.ok:
-        return f"FAILED {result.path}{truth}: {result.error}"
-    lines = [f"{result.path} ({result.num_frames} frames, {result.num_frames / result.fps:.2f} s){truth}"]
-    for clip in result.clips:
-        top = ", ".join(f"{t['class']} {t['prob']:.3f}" for t in clip["topk"])
-        lines.append(f"  clip {clip['index']:>2} [{clip['start_s']:7.2f}s – {clip['end_s']:7.2f}s]  {top}")
-    lines.append("  video: " + ", ".join(f"{t['class']} {t['prob']:.3f}" for t in result.video_topk))
-    return "\n".join(lines)
-
-
-def clip_settings(checkpoint_clip: ClipSettings | None, args: argparse.Namespace) -> ClipSettings:
-    """The checkpoint's clip settings with the command line's overrides; an error when neither says enough."""
-    if checkpoint_clip is None:
-        missing = [
-            flag
-            for flag, value in (("--frames", args.frames), ("--interval", args.interval), ("--scale", args.scale))
-            if value is None
-        ]
-        if missing:
-            raise FileError(
-                "--ckpt",
-                args.ckpt,
-                "holds no clip settings (it was not written by `lightning fit` with a KineticsDataModule):"
-                f" give {', '.join(missing)} (mean and std are then Kinetics')",
-            )
-        checkpoint_clip = ClipSettings()
-    overrides: dict[str, Any] = {"num_clips": args.clips, "num_crops": args.crops}
-    for name, value in (("backend", args.backend), ("num_frames", args.frames), ("frame_interval", args.interval)):
-        if value is not None:
-            overrides[name] = value
-    if args.scale is not None:
-        overrides.update(test_scale=args.scale, test_crop_size=min(checkpoint_clip.eval_crop_size, args.scale))
-    return replace(checkpoint_clip, **overrides)
-
-
-def write_pictures(result: VideoResult, predictor: Predictor, args: argparse.Namespace, index: int) -> None:
-    """The annotated video and the timeline plot of one video, where asked for."""
-    from videogn.tools.infer.annotate import annotate_video, plot_timeline
-
-    assert result.clip_probs is not None and result.view_probs is not None
-    out = args.out_video
-    if args.out_dir is not None:
-        out = args.out_dir / f"{index:04d}_{Path(result.path).stem}.mp4"
-    if out is not None:
-        annotate_video(
-            result.path, out, result.windows, result.clip_probs, result.view_probs.mean(0), predictor.class_names,
-            topk=min(predictor.topk, 5), decoder=predictor.decoder, out_size=args.out_size,
-        )  # fmt: skip
-        print(f"  drawn: {out}")
-    if args.timeline is not None:
-        spans = [(clip["start_s"], clip["end_s"]) for clip in result.clips]
-        plot_timeline(spans, result.clip_probs, predictor.class_names, args.timeline, title=Path(result.path).name)
-        print(f"  timeline: {args.timeline}")
-
-
-def main(argv: list[str] | None = None) -> int:
+def options_parser() -> argparse.ArgumentParser:
+    """`videogn infer`'s options."""
     parser = argparse.ArgumentParser(
-        prog="videogn-infer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--ckpt", required=True, help="a videogn checkpoint (.ckpt from `lightning fit`)")
     parser.add_argument(
@@ -319,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topk", type=int, default=5, help="classes to show (5)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1")
-    parser.add_argument("--batch-size", type=int, default=8, help="views per forward pass (8)")
+    parser.add_argument("--batch_size", type=int, default=8, help="views per forward pass (8)")
     parser.add_argument("--backend", choices=BACKENDS, default=None, help="video decoder (default: the checkpoint's)")
     parser.add_argument(
-        "--decode-timeout", type=float, default=DEFAULT_DECODE_TIMEOUT_S, metavar="SECONDS",
+        "--decode_timeout", type=float, default=DEFAULT_DECODE_TIMEOUT_S, metavar="SECONDS",
         help="time limit of each decode call: a decoder that does not finish is killed and the video fails "
         f"({DEFAULT_DECODE_TIMEOUT_S:g}; 0: decode in this process, no limit)",
     )  # fmt: skip
@@ -335,91 +84,51 @@ def main(argv: list[str] | None = None) -> int:
         "--stride", type=float, default=None, metavar="SECONDS",
         help="a clip window every SECONDS over the whole video instead of --clips evenly spaced clips",
     )  # fmt: skip
-    parser.add_argument("--out-video", type=Path, default=None, help="write the video with predictions drawn on it")
-    parser.add_argument("--out-dir", type=Path, default=None, help="write each video with predictions drawn on it")
-    parser.add_argument("--out-size", type=int, default=None, help="short side of the drawn videos (default: input's)")
+    parser.add_argument("--out_video", type=Path, default=None, help="write the video with predictions drawn on it")
+    parser.add_argument("--out_dir", type=Path, default=None, help="write each video with predictions drawn on it")
+    parser.add_argument("--out_size", type=int, default=None, help="short side of the drawn videos (default: input's)")
     parser.add_argument("--timeline", type=Path, default=None, help="plot class probability over time (PNG)")
     parser.add_argument("--features", type=Path, default=None, help="save res5's pooled feature of every view (.npz)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The checks that need nothing loaded; a wrong option ends the command (`parser.error`)."""
     if args.clips is not None and args.stride is not None:
         parser.error("--clips (evenly spaced clips) and --stride (a window every S seconds): give one of them")
     args.clips = 10 if args.clips is None else args.clips
     if args.clips < 1 or args.topk < 1 or args.batch_size < 1:
-        parser.error("--clips, --topk and --batch-size must be at least 1")
+        parser.error("--clips, --topk and --batch_size must be at least 1")
     if not 0 <= args.decode_timeout < float("inf"):
         parser.error(
-            f"--decode-timeout must be a positive number of seconds, or 0 for no limit; got {args.decode_timeout}"
+            f"--decode_timeout must be a positive number of seconds, or 0 for no limit; got {args.decode_timeout}"
         )
     if args.stride is not None and not args.stride > 0:
         parser.error(f"--stride must be a positive number of seconds, got {args.stride}")
     if args.out_size is not None and args.out_size < 2:
-        parser.error(f"--out-size must be at least 2, got {args.out_size}")
+        parser.error(f"--out_size must be at least 2, got {args.out_size}")
     if args.out_video is not None and args.out_dir is not None:
-        parser.error("--out-video (one video) and --out-dir (one per video): give one of them")
+        parser.error("--out_video (one video) and --out_dir (one per video): give one of them")
     if args.out_size is not None and args.out_video is None and args.out_dir is None:
-        parser.error("--out-size is the size of drawn videos: give --out-video or --out-dir")
+        parser.error("--out_size is the size of drawn videos: give --out_video or --out_dir")
     if args.out_video is not None and args.out_video.suffix.lower() not in (".mp4", ".mkv", ".mov", ".avi"):
-        parser.error(f"--out-video {args.out_video}: name an .mp4, .mkv, .mov or .avi file (H.264)")
+        parser.error(f"--out_video {args.out_video}: name an .mp4, .mkv, .mov or .avi file (H.264)")
 
-    device = pick_device(args.device)
-    try:
-        model, checkpoint_clip = load_model(args.ckpt, device)
-        clip = clip_settings(checkpoint_clip, args)
-        videos = collect_videos(args.videos, model.class_names)
-    except ConfigError as exc:
-        print(f"videogn-infer: {exc}", file=sys.stderr)
-        return 2
-    for flag, value in (("--out-video", args.out_video), ("--timeline", args.timeline)):
-        if value is not None and len(videos) != 1:
-            parser.error(f"{flag} is for one video, got {len(videos)} (--out-dir writes one per video)")
-    predictor = Predictor(
-        model, clip, args.clips, args.crops, args.topk, device, args.batch_size, args.stride, args.features is not None,
-        decode_timeout_s=args.decode_timeout or None,
-    )  # fmt: skip
-    report = AccuracyReport(predictor.class_names, len(videos))
-    results = []
-    for index, (path, label) in enumerate(
-        tqdm(videos, desc="videos", unit="video", disable=len(videos) < 2, file=sys.stderr)
-    ):
-        result = predictor.predict(path, label)
-        report.update(index, result)
-        results.append(result)
-        tqdm.write(format_result(result, predictor.class_names), file=sys.stdout)
-        if result.ok:
-            try:
-                write_pictures(result, predictor, args, index)
-            except DecodeError as exc:  # drawing decodes every frame: a frame the sampled clips did not need
-                result.ok, result.error = False, f"drawing it: {exc.reason}"
-                tqdm.write(format_result(result, predictor.class_names), file=sys.stdout)
-    summary = report.summary()
-    if summary is not None:
-        print(AccuracyReport.format(summary))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "checkpoint": str(args.ckpt),
-            "clips": args.clips if args.stride is None else None,
-            "stride_s": args.stride,
-            "crops": args.crops,
-            "num_frames": clip.num_frames,
-            "frame_interval": clip.frame_interval,
-            "videos": [r.as_dict(predictor.class_names) for r in results],
-        }
-        if summary is not None:
-            payload["accuracy"] = summary
-        args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
-    if args.features is not None:
-        from videogn.tools.infer.annotate import write_features
 
-        write_features(args.features, results)
-    failed = sum(not r.ok for r in results)
-    if failed:
-        print(f"videogn-infer: {failed} of {len(results)} videos failed", file=sys.stderr)
-    return 1 if failed else 0
+def main(argv: list[str] | None = None) -> int:
+    """`videogn infer ARGS` (options spelled with underscores: `videogn.cli` and `cli` rewrite dashes); its exit
+    status."""
+    parser = options_parser()
+    args = parser.parse_args(argv)
+    check_options(parser, args)
+    from videogn.tools.infer.predict import run
+
+    return run(args, parser)
 
 
 def cli() -> None:
-    sys.exit(main())
+    """The `videogn-infer` command: `videogn infer`."""
+    sys.exit(main(underscored(sys.argv[1:])))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""What `videogn-infer` writes besides its report: predictions drawn on a video, a timeline of class probabilities
-(`--out-video`, `--out-dir`, `--timeline`), and res5's features of every view (`--features`).
+"""What `videogn infer` writes besides its report: predictions drawn on a video, a timeline of class probabilities
+(`--out_video`, `--out_dir`, `--timeline`), and res5's features of every view (`--features`).
 
 Every frame of the input is written back, at its own frame rate and size (or `out_size` on the short side; H.264
 needs even sizes, so an odd one loses its last row or column), with the top-k classes of the clip window it falls
@@ -172,7 +172,7 @@ def plot_timeline(
 
 
 def write_features(out: Path, results: Sequence[Any]) -> None:
-    """res5's pooled feature of every view of the videos that decoded (`results`: videogn-infer's `VideoResult`s),
+    """res5's pooled feature of every view of the videos that decoded (`results`: `videogn infer`'s `VideoResult`s),
     with where it comes from (.npz: `--features`)."""
     from videogn.files import atomic_output
 

@@ -1,33 +1,9 @@
-"""`videogn convert SRC --out OUT.ckpt`: a zoo checkpoint as a videogn checkpoint.
-
-    videogn convert I3D_8x8_R50.pyth --out i3d_8x8.ckpt                       # PySlowFast / pytorchvideo, 400 classes
-    videogn convert i3d_baseline_32x2_IN_pretrain_400k.pkl --out i3d_nl.ckpt   # video-nonlocal-net
-    videogn convert R-50-GN.pkl --out i3d_gn_imagenet.ckpt -c configs/i3d_gn.yaml   # Detectron ImageNet, inflated
-
-The result is what `lightning fit` writes, minus the training state, so `videogn-infer --ckpt OUT.ckpt`,
-`lightning validate|test -c CONFIG --ckpt_path OUT.ckpt` and `lightning fit -c CONFIG --model.init_from OUT.ckpt`
-(fine-tuning) accept it.
-
-Formats (`--format auto` tells them from the tensor names; names and sources in `videogn.models.formats`):
-detectron (2D ImageNet pickle, inflated like `model.pretrained_2d`), nonlocal (video-nonlocal-net pickle), slowfast
-(PySlowFast `.pyth`), pytorchvideo (hub `.pyth`), mmaction (mmaction2 `.pth`).
-
-The tensors tell the architecture (I3D or C2D, depth, width, norm, classes); what they cannot tell (temporal strides,
-pool1, GN groups, clip length) comes from `-c CONFIG` (its `model.net`, `model.*` and `data.clip`), else from the
-format's defaults: its Kinetics network as the source's code builds it (`videogn.models.formats.ARCHITECTURES`; e.g.
-mmaction2's pool1 keeps every other frame, video-nonlocal-net's pads 0). A config whose network disagrees with the
-tensors or is not one the source's code builds, and tensors missing, left over or of another shape, are errors that
-name the difference or the first keys. video-nonlocal-net's 8×8 models (resnet_video.py) need a config with
-`model.net.stem_temporal_stride: 1`. conv1 is converted to the clip normalisation (`data.clip.mean` / `std`;
-without a config: the source's own, so the conversion is exact). Class names: `--classes FILE` (one per line) or
-`kinetics400` (the default for a 400-class head and for detectron).
-"""
+"""The work of `videogn convert` (`videogn.tools.convert` parses its options): a zoo checkpoint's tensors read,
+told apart, checked against the network they describe and written as a videogn checkpoint."""
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +13,12 @@ from videogn.checkpoints import checkpoint_of
 from videogn.data.lists import read_class_names
 from videogn.data.settings import KINETICS_MEAN, KINETICS_STD, ClipSettings
 from videogn.download import local_file
-from videogn.errors import ConfigError
 from videogn.files import FileError, atomic_output
 from videogn.models import NetSettings, inflate_from_2d
 from videogn.models.formats import (
     CONVENTIONS,
     DEFAULT_CLIPS,
     DEFAULT_NETS,
-    FORMATS,
     LEAVES,
     FormatError,
     adapt_first_conv,
@@ -59,9 +33,9 @@ from videogn.models.formats import (
 from videogn.models.inflate import map_2d_keys
 from videogn.train.settings import classifier_settings, read_settings
 
-__all__ = ["KINETICS400", "convert", "kinetics400_classes", "main", "to_videogn"]
+__all__ = ["KINETICS400", "convert", "describe", "kinetics400_classes", "to_videogn"]
 
-KINETICS400 = Path(__file__).with_name("kinetics400_classes.txt")
+KINETICS400 = Path(__file__).parent.parent / "kinetics400_classes.txt"  # package data of videogn.tools
 
 
 def kinetics400_classes() -> list[str]:
@@ -234,32 +208,3 @@ def convert(
         f"wrote {out} (clip {clip.num_frames}×{clip.frame_interval}, mean {list(clip.mean)}, std {list(clip.std)})"
     )
     return lines
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="videogn convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "src", help="the zoo checkpoint (.pkl, .pyth, .pth), or its https:// URL (#sha256=<hex> pins it)"
-    )
-    parser.add_argument("--out", required=True, help="the videogn checkpoint to write (.ckpt)")
-    parser.add_argument("--format", default="auto", choices=("auto", *FORMATS))
-    parser.add_argument("-c", "--config", help="a videogn config: model.net, model.*, data.clip of the network")
-    parser.add_argument("--classes", help="class names: a file (one per line) or kinetics400")
-    args = parser.parse_args(argv)
-    try:
-        lines = convert(args.src, args.out, args.format, args.config, args.classes)
-    except ConfigError as exc:
-        print(f"videogn convert: {exc}", file=sys.stderr)
-        return 2
-    print("\n".join(lines))
-    return 0
-
-
-def cli() -> None:
-    sys.exit(main())
-
-
-if __name__ == "__main__":
-    cli()

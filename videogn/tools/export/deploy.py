@@ -1,24 +1,9 @@
-"""`videogn export`: a checkpoint's clip → scores network as one file for deployment, ONNX or TorchScript.
-
-    videogn export --ckpt run/checkpoints/last.ckpt --format onnx --out i3d_gn.onnx [--frames 32 --size 256]
-
-The file takes what a decoder gives: **uint8 clips (N, 3, T, H, W), RGB, 0–255**, N free (a dynamic batch axis), T
-and H = W the export's (`--frames`, `--size`; default the checkpoint's training clip and test crop). The input
-normalisation of the checkpoint ((x / 255 − mean) / std) is folded into the file, so a deployment needs no
-preprocessing besides decoding, resizing the short side to `test_scale` and cropping. The output is the scores of
-`lightning test`'s forward pass for one view: logits (global head), or log-probabilities averaged over positions
-(`test_head: fully_conv`); their softmax is the class probabilities either way.
-
-Beside the file, `<out>.json` holds the class names, the input's layout, the clip settings and the head; the same
-is inside the file (ONNX `metadata_props`, TorchScript `_extra_files["videogn.json"]`). ONNX needs the `export`
-extra (onnx, onnxscript: torch.onnx's exporter); the tests run the file in ONNX Runtime.
-"""
+"""The work of `videogn export` (`videogn.tools.export` parses its options): the network with the checkpoint's
+normalisation and test head, traced into an ONNX or TorchScript file with its description."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +17,7 @@ from videogn.files import atomic_output
 from videogn.models.heads import fully_conv
 from videogn.train.loading import load_model
 
-__all__ = ["DeployedClassifier", "export", "main"]
+__all__ = ["DeployedClassifier", "export"]
 
 
 class DeployedClassifier(nn.Module):
@@ -116,26 +101,3 @@ def _onnx(deployed: nn.Module, example: torch.Tensor, out: Path, description: di
     onnx.helper.set_model_props(proto, {"videogn": json.dumps(description)})
     with atomic_output(out) as tmp:
         onnx.save(proto, str(tmp))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="videogn export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--ckpt", required=True, help="a videogn checkpoint (.ckpt from `lightning fit`)")
-    parser.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="the file's format")
-    parser.add_argument("--out", required=True, type=Path, help="the file to write (and OUT.json beside it)")
-    parser.add_argument("--frames", type=int, default=None, help="frames per clip (default: the checkpoint's)")
-    parser.add_argument("--size", type=int, default=None, help="crop size H = W (default: the checkpoint's test crop)")
-    args = parser.parse_args(argv)
-    try:
-        description = export(args.ckpt, args.format, args.out, args.frames, args.size)
-    except ConfigError as exc:
-        print(f"videogn export: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    shape = description["input"]
-    print(
-        f"wrote {args.out} ({args.format}: uint8 clips (N, 3, {shape['frames']}, {shape['height']}, {shape['width']}) "
-        f"→ scores over {len(description['classes'])} classes) and {args.out}.json"
-    )
-    return 0
