@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-fast test-interop venv clean
+.PHONY: demo test test-fast test-interop docs docs-serve venv clean
 
 venv: $(VENV)/.installed
 
@@ -26,12 +26,27 @@ $(VENV)/.torchcodec: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[test,torchcodec]' || echo "make: the torchcodec extra did not install here; its tests will skip"
 	touch $@
 
-# The linter (ruff: format and rules, line length 120; settings in pyproject.toml), then the whole suite, in
-# parallel processes (pytest-xdist: one per core, at most 4; each test file's tests may go to any of them).
+# The documentation site's tools (MkDocs, Material, mkdocstrings): the `docs` extra.
+$(VENV)/.docs: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test,docs]'
+	touch $@
+
+# The documentation site (docs/, mkdocs.yml) built into site/, strictly: a broken link, a missing page or an API
+# name the docstrings no longer have fails the build. docs-serve rebuilds it on every edit (http://127.0.0.1:8000).
+export NO_MKDOCS_2_WARNING := 1
+docs: $(VENV)/.docs
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+docs-serve: $(VENV)/.docs
+	$(VENV)/bin/mkdocs serve
+
+# The linter (ruff: format and rules, line length 120; settings in pyproject.toml), the documentation site (strict),
+# then the whole suite, in parallel processes (pytest-xdist: one per core, at most 4; each test file's tests may go to any of them).
 PYTEST_PARALLEL := -n auto --maxprocesses 4 --dist worksteal
-test: venv $(VENV)/.interop $(VENV)/.torchcodec
+test: venv $(VENV)/.interop $(VENV)/.torchcodec $(VENV)/.docs
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(MAKE) --no-print-directory docs
 	$(PY) -m pytest -q $(PYTEST_PARALLEL)
 
 # The inner loop while developing: the tests not marked slow (no end-to-end runs, subprocesses or compilation);
@@ -56,9 +71,9 @@ demo: venv
 	rm -rf $(DEMO_RUN)
 	$(VENV)/bin/lightning fit -c configs/demo.yaml
 	$(VENV)/bin/lightning validate -c configs/demo.yaml --trainer.logger false --ckpt_path $(DEMO_CKPT)
-	$(VENV)/bin/videogn-infer --ckpt $(DEMO_CKPT) --clips 5 --topk 2 "$$($(PY) -c "$$SAMPLE_VIDEO")"
+	$(VENV)/bin/videogn infer --ckpt $(DEMO_CKPT) --clips 5 --topk 2 "$$($(PY) -c "$$SAMPLE_VIDEO")"
 	@echo "checkpoint:  $(DEMO_CKPT)"
 	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir runs/demo"
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache site
