@@ -1,21 +1,21 @@
 """The two-stage miniature in memory, on the training videos only: how configs/compare_objects.yaml's recipe was
-chosen (README, "How the recipe was chosen"), several times faster than the pipeline, so that many recipes can be
-tried on 2 cores.
+chosen (docs/experiments.md, "How the recipe was chosen"), several times faster than the pipeline, so that many
+recipes can be tried on 2 cores.
 
 Stage 1 trains a C2D (1-frame clips, batch 32) on the appearance task's 12 patterns, 150 images × 2 frames per
 class rendered by data_prep/make_synthetic.py; stage 2 inflates it (the same mean inflation as
 `videogn.models.inflate`) into the I3D (or keeps the C2D) and fine-tunes on objects10's train_part videos (render
-indices 36-59 of every class, the ones `make_synthetic.py --videos-per-class 60 --val-fraction 0.4
---holdout-fraction 0.34` writes to train_part.csv), then tests on its holdout videos (indices 24-35: holdout.csv),
+indices 36-59 of every class, the ones `make_synthetic.py --videos_per_class 60 --val_fraction 0.4
+--holdout_fraction 0.34` writes to train_part.csv), then tests on its holdout videos (indices 24-35: holdout.csv),
 3 clips per video. Never the val videos (indices 0-23). The renders are the files' frames before video encoding,
 resized to a short side of 64 (no scale jitter), normalised as the clips are (Kinetics' mean and std).
 
     python benchmarks/pilot_two_stage.py norm=gn norm=bn norm=gn,arch=c2d norm=gn,lr=0.04,warm=60
 
 Each argument is one run: comma-separated key=value among norm (gn), arch (i3d / c2d), lr (0.02, at batch 8),
-steps (600), b (batch, 8), warm (warm-up steps, 12), seed (0), w (width, 8), g (GN groups, 4), s1 (stage-1 steps,
-2000; 0: from scratch). Prints the holdout video top-1 and the share of videos whose kind is right. The stage-1
-networks are kept in $VIDEOGN_PILOT_CACHE (default /tmp/videogn_pilot) for the next runs.
+steps (600), b (batch, 8), warm (warm-up steps, 12), iv (frame interval, 2), seed (0), w (width, 8), g (GN groups,
+4), s1 (stage-1 steps, 2000; 0: from scratch). Prints the holdout video top-1 and the share of videos whose kind
+is right. The stage-1 networks are kept in $VIDEOGN_PILOT_CACHE (default /tmp/videogn_pilot) for the next runs.
 """
 
 import math
@@ -123,9 +123,9 @@ def objects(indices: range) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(videos), torch.tensor(labels)
 
 
-def clip(videos: torch.Tensor, start: int, left: int) -> torch.Tensor:
-    """8 frames at interval 2 from `start`, a 64-wide crop from `left`, normalised."""
-    return (videos[:, :, start : start + 16 : 2, :, left : left + 64] - MEAN) / STD
+def clip(videos: torch.Tensor, start: int, left: int, interval: int = 2) -> torch.Tensor:
+    """8 frames at `interval` from `start`, a 64-wide crop from `left`, normalised."""
+    return (videos[:, :, start : start + 8 * interval : interval, :, left : left + 64] - MEAN) / STD
 
 
 def run(spec: str, train, holdout, cache: Path) -> None:
@@ -133,7 +133,8 @@ def run(spec: str, train, holdout, cache: Path) -> None:
     norm, arch = p.get("norm", "gn"), p.get("arch", "i3d")
     lr, steps, batch = float(p.get("lr", 0.02)), int(p.get("steps", 600)), int(p.get("b", 8))
     seed, width, groups = int(p.get("seed", 0)), int(p.get("w", 8)), int(p.get("g", 4))
-    warm, stage1_steps = int(p.get("warm", 12)), int(p.get("s1", 2000))
+    warm, stage1_steps, interval = int(p.get("warm", 12)), int(p.get("s1", 2000)), int(p.get("iv", 2))
+    last_start = 48 - 8 * interval  # the last clip start in a 48-frame video
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = network(arch, norm, 10, width, groups)
@@ -154,7 +155,8 @@ def run(spec: str, train, holdout, cache: Path) -> None:
     for step in range(steps):
         set_lr(opt, lr, step, steps, warm)
         idx = rng.integers(0, len(x_train), batch)
-        x = torch.cat([clip(x_train[i : i + 1], rng.integers(0, 33), rng.integers(0, 22)) for i in idx])
+        x = torch.cat([clip(x_train[i : i + 1], rng.integers(0, last_start + 1), rng.integers(0, 22), interval)
+                       for i in idx])  # fmt: skip
         loss = F.cross_entropy(net(x), y_train[idx])
         opt.zero_grad()
         loss.backward()
@@ -163,9 +165,9 @@ def run(spec: str, train, holdout, cache: Path) -> None:
     net.eval()
     probs = 0
     with torch.no_grad():
-        for first in (0, 16, 32):  # 3 clips per video, softmax averaged
+        for first in (0, last_start // 2, last_start):  # 3 clips per video, softmax averaged
             probs = probs + torch.cat(
-                [net(clip(x_test[j : j + 30], first, 10)).softmax(1) for j in range(0, len(x_test), 30)]
+                [net(clip(x_test[j : j + 30], first, 10, interval)).softmax(1) for j in range(0, len(x_test), 30)]
             )
     pred = probs.argmax(1)
     top1, kind = (pred == y_test).float().mean().item(), (pred // 2 == y_test // 2).float().mean().item()
@@ -174,6 +176,9 @@ def run(spec: str, train, holdout, cache: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return
     cache = Path(os.environ.get("VIDEOGN_PILOT_CACHE", "/tmp/videogn_pilot"))
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     start = time.time()
