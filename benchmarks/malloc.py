@@ -1,13 +1,13 @@
 """CPU time of a forward (inference) and a training step with glibc's default malloc vs `compute_memory()`.
 
 Each measurement is a fresh process (malloc settings are per process): VIDEOGN_MALLOC=default (glibc as is) and
-VIDEOGN_MALLOC=scoped (`videogn.train.runtime.compute_memory()` around each pass, what videogn-infer and the training
+VIDEOGN_MALLOC=scoped (`videogn.train.runtime.compute_memory()` around each pass, what videogn infer and the training
 CLI do). The processes take turns, several repeats; the median seconds per pass, the process's system-time share
 and the ratio default / scoped are printed.
 
     python benchmarks/malloc.py [--repeats 3] [--json out.json]
 
-Cases: the paper's I3D-R50-GN forward on one 32×256² view (a videogn-infer view at test scale), a forward of 4
+Cases: the paper's I3D-R50-GN forward on one 32×256² view (a videogn infer view at test scale), a forward of 4
 clips of 16×224² (an evaluation step), and a training step (forward, backward, SGD) on 2 clips of 16×160².
 """
 

@@ -28,6 +28,9 @@ THROUGHPUT = "train/device/samples_per_sec"
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return
     args = argv or ["-c", "configs/demo.yaml"]
     with tempfile.TemporaryDirectory() as tmp:
         root, report = Path(tmp) / "runs", Path(tmp) / "preflight.json"

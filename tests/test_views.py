@@ -1,4 +1,4 @@
-"""One decode per video: evaluation views from `video_views` equal the per-view path bit for bit, `videogn-infer`
+"""One decode per video: evaluation views from `video_views` equal the per-view path bit for bit, `videogn infer`
 makes the same views as `lightning test`, and a long video holds one clip window of frames at a time."""
 
 import tracemalloc
@@ -120,7 +120,7 @@ def test_decode_clips_decodes_each_frame_once_and_holds_one_window():
 
 
 def test_sparse_clips_are_read_apart():
-    """Clips far apart in a long video (videogn-infer --clips 10 on an hour) are separate reads: a decoder reading
+    """Clips far apart in a long video (videogn infer --clips 10 on an hour) are separate reads: a decoder reading
     them together would decode every frame between them."""
     reader = CountingReader(90_000)
     clips = [list(range(start, start + 64, 2)) for start in range(0, 90_000, 9_000)]
@@ -136,7 +136,7 @@ def long_video(tmp_path_factory):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_long_video_is_read_one_clip_window_at_a_time(long_video, backend):
-    """A 2-minute video, 120 clips over all of it (what videogn-infer --clips 120 reads): the frames held at once
+    """A 2-minute video, 120 clips over all of it (what videogn infer --clips 120 reads): the frames held at once
     stay within a few clip windows, far from the whole video."""
     path = long_video
     clip = replace(CLIP, num_frames=16, frame_interval=2, backend=backend)

@@ -5,7 +5,7 @@ A run's folder is `<default_root_dir>/<run_name>/` (`RunDir`): TensorBoard's `ve
 `fit --ckpt_path last` resumes, is the newest `last*.ckpt` in `checkpoints/` (`find_last`); videogn writes
 `last.ckpt` (`LAST_FILE`).
 
-A videogn checkpoint is what `lightning fit` and `videogn convert` write: the network's settings
+A videogn checkpoint is what `videogn fit` and `videogn convert` write: the network's settings
 (`hyper_parameters.net`), its weights (`state_dict`, `model.*`) and the data's clip settings
 (`datamodule_hyper_parameters.clip`). `read_checkpoint` reads one; `read_checkpoint_info` reads the step, epoch and
 settings without loading the tensors; `checkpoint_of` writes one without Lightning.
@@ -226,7 +226,7 @@ def check_normalisation(clip: Any, trained: Any, checkpoint: str | os.PathLike) 
 
 
 def checkpoint_of(model: nn.Module, settings: Mapping[str, Any], clip: ClipSettings, **extra: Any) -> dict[str, Any]:
-    """A videogn checkpoint, as `lightning fit` writes it, of a network not trained here (a converted zoo model).
+    """A videogn checkpoint, as `videogn fit` writes it, of a network not trained here (a converted zoo model).
 
     `model` is the network and `settings` its `VideoClassifier` settings; `extra` are added as top-level keys.
     """

@@ -1,6 +1,6 @@
 """The evaluation views of one video: K evenly spaced clips × N crops, each clip decoded once and resized once.
 
-`lightning validate|test|predict` and `videogn-infer` both make their views here, so the same settings give the same
+`videogn validate|test|predict` and `videogn infer` both make their views here, so the same settings give the same
 views, bit for bit. View v is clip v // N, crop v % N.
 """
 

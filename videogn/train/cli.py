@@ -387,12 +387,10 @@ class _PreflightCLI(VideoGNCLI):
 def preflight(args: list[str]) -> int:
     """`videogn preflight -c CONFIG [fit's options]` (`videogn.train.preflight`): the exit code."""
     from videogn.train.preflight import Preflight, options_parser, report
-    from videogn.train.preflight import __doc__ as preflight_doc
 
     known, rest = options_parser().parse_known_args(args)
     if known.help:
-        usage = options_parser().format_usage().removeprefix("usage: videogn preflight").strip()
-        print(f"usage: videogn preflight -c CONFIG [fit's options] {usage}\n{preflight_doc.split(chr(10) * 2)[0]}")
+        print(options_parser().format_help(), end="")
         return 0
     try:
         _PreflightCLI.options = Preflight(**{f.name: getattr(known, f.name) for f in fields(Preflight)})

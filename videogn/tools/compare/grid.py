@@ -77,7 +77,7 @@ class Grid:
     """A comparison grid.
 
     Args:
-        base_config: the `lightning fit` config every run starts from.
+        base_config: the `videogn fit` config every run starts from.
         norms: norm kinds to compare (bn, gn, and also ln, in, syncbn, frozen_bn).
         groups: the paper's Table 3 axis: GN runs once per number of groups G (rows `gn_g{G}`).
         channels_per_group: the other half of Table 3: GN runs once per C/G (rows `gn_cpg{C}`); with `groups`, both.
@@ -87,7 +87,7 @@ class Grid:
         max_epochs: epochs of every run (None: the base config's).
         seed: `seed_everything` and `data.seed` of every run (model init, augmentation, data order).
         seeds: instead of seed, several seeds: every cell runs once per seed, the report gives mean ± std (n).
-        overrides: extra `lightning fit` arguments for every run, e.g. ["--data.train_list", "L"].
+        overrides: extra `videogn fit` arguments for every run, e.g. ["--data.train_list", "L"].
         norm_options: per-norm `model.norm_options`, e.g. {"gn": {"num_groups": 4}} (None: the base config's).
         norm_overrides: per-norm extra arguments, e.g. {"bn": ["--model.pretrained_2d", "BN_IMAGENET.pkl"]}.
         precise_bn_batches: BN runs recompute BN statistics on this many training batches before every validation

@@ -253,7 +253,7 @@ def write_report(grid: Grid, results: list[RunResult]) -> list[Path]:
     if paper:
         lines.append(
             "Our cells are the last validation of each run, with the data module's validation views "
-            "(`data.val_num_clips` × `val_num_crops`); for the paper's 30-view protocol run `lightning test` on each "
+            "(`data.val_num_clips` × `val_num_crops`); for the paper's 30-view protocol run `videogn test` on each "
             "run's checkpoint."
         )
         lines.append("")

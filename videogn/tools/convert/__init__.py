@@ -4,8 +4,8 @@
     videogn convert i3d_baseline_32x2_IN_pretrain_400k.pkl --out i3d_nl.ckpt   # video-nonlocal-net
     videogn convert R-50-GN.pkl --out i3d_gn_imagenet.ckpt -c configs/i3d_gn.yaml   # Detectron ImageNet, inflated
 
-The result is what `lightning fit` writes, minus the training state, so `videogn infer --ckpt OUT.ckpt`,
-`lightning validate|test -c CONFIG --ckpt_path OUT.ckpt` and `lightning fit -c CONFIG --model.init_from OUT.ckpt`
+The result is what `videogn fit` writes, minus the training state, so `videogn infer --ckpt OUT.ckpt`,
+`videogn validate|test -c CONFIG --ckpt_path OUT.ckpt` and `videogn fit -c CONFIG --model.init_from OUT.ckpt`
 (fine-tuning) accept it.
 
 Formats (`--format auto` tells them from the tensor names; names and sources in `videogn.models.formats`):

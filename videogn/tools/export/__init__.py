@@ -6,7 +6,7 @@ The file takes what a decoder gives: **uint8 clips (N, 3, T, H, W), RGB, 0–255
 and H = W the export's (`--frames`, `--size`; default the checkpoint's training clip and test crop). The input
 normalisation of the checkpoint ((x / 255 − mean) / std) is folded into the file, so a deployment needs no
 preprocessing besides decoding, resizing the short side to `test_scale` and cropping. The output is the scores of
-`lightning test`'s forward pass for one view: logits (global head), or log-probabilities averaged over positions
+`videogn test`'s forward pass for one view: logits (global head), or log-probabilities averaged over positions
 (`test_head: fully_conv`); their softmax is the class probabilities either way.
 
 Beside the file, `<out>.json` holds the class names, the input's layout, the clip settings and the head; the same
@@ -44,7 +44,7 @@ def options_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--ckpt", required=True, help="a videogn checkpoint (.ckpt from `lightning fit`)")
+    parser.add_argument("--ckpt", required=True, help="a videogn checkpoint (.ckpt from `videogn fit`)")
     parser.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="the file's format")
     parser.add_argument("--out", required=True, type=Path, help="the file to write (and OUT.json beside it)")
     parser.add_argument("--frames", type=int, default=None, help="frames per clip (default: the checkpoint's)")

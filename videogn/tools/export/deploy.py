@@ -22,7 +22,7 @@ __all__ = ["DeployedClassifier", "export"]
 
 class DeployedClassifier(nn.Module):
     """uint8 clips (N, 3, T, H, W) → scores: the checkpoint's normalisation, then the network with the head of
-    `lightning test` (`window`: res5's training window for the fully convolutional head; None: the global head)."""
+    `videogn test` (`window`: res5's training window for the fully convolutional head; None: the global head)."""
 
     def __init__(
         self, network: nn.Module, mean: tuple[float, ...], std: tuple[float, ...], window: tuple[int, int, int] | None

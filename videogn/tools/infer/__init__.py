@@ -11,7 +11,7 @@ A file the decoder cannot read gets one line naming it and the reason; the other
 exit status is 1 if any failed. Every decode call has a time limit (`--decode_timeout`, 60 s): a decoder that hangs
 is killed; what decord cannot read, or does not finish, is read with PyAV, and fails if PyAV cannot either. Any
 other error is a bug and stops with its traceback. Clip length, frame interval, scale and normalisation come from
-the checkpoint (override with --frames, --interval, --scale). The views are those of `lightning test`
+the checkpoint (override with --frames, --interval, --scale). The views are those of `videogn test`
 (`videogn.data.views`): each frame decoded once, a few clip windows of frames held at a time, so memory does not
 grow with the video's length or --clips.
 
@@ -59,7 +59,7 @@ def options_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--ckpt", required=True, help="a videogn checkpoint (.ckpt from `lightning fit`)")
+    parser.add_argument("--ckpt", required=True, help="a videogn checkpoint (.ckpt from `videogn fit`)")
     parser.add_argument(
         "videos", nargs="+", help="video files, folders, or list files (after `--` if a name starts with -)"
     )

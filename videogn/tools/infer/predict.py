@@ -81,7 +81,7 @@ def collect_videos(inputs: Sequence[str], class_names: Sequence[str] | None = No
 
 
 class Predictor:
-    """Runs the multi-view test protocol on one video at a time: the views of `lightning test` (`video_views`: each
+    """Runs the multi-view test protocol on one video at a time: the views of `videogn test` (`video_views`: each
     frame decoded once, a few clip windows of frames held at a time, however long the video)."""
 
     def __init__(
@@ -133,7 +133,7 @@ class Predictor:
         else:
             clips = eval_clips(info, self.clip, self.num_clips)
         outputs, batch = [], []
-        for _, view in video_views(video, clips, self.transform):  # the views of `lightning test`, in order
+        for _, view in video_views(video, clips, self.transform):  # the views of `videogn test`, in order
             batch.append(view)
             if len(batch) == self.batch_size:
                 outputs.append(self._forward(batch))
@@ -249,7 +249,7 @@ def clip_settings(checkpoint_clip: ClipSettings | None, args: argparse.Namespace
             raise FileError(
                 "--ckpt",
                 args.ckpt,
-                "holds no clip settings (it was not written by `lightning fit` with a KineticsDataModule):"
+                "holds no clip settings (it was not written by `videogn fit` with a KineticsDataModule):"
                 f" give {', '.join(missing)} (mean and std are then Kinetics')",
             )
         checkpoint_clip = ClipSettings()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -95,13 +96,24 @@ def preflight_or_stop(cli: Any, options: Preflight) -> None:
 
 def options_parser() -> argparse.ArgumentParser:
     """The parser of the preflight's own options (`Preflight`'s fields and `--json`)."""
-    parser = argparse.ArgumentParser(prog="videogn preflight", add_help=False, allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        prog="videogn preflight",
+        usage="videogn preflight -c CONFIG [fit's options] [preflight's options]",
+        description=__doc__.split("\n\n")[0],
+        epilog="fit's options (the config, --data.*, --model.*, --trainer.*): videogn fit --help",
+        add_help=False,
+        allow_abbrev=False,
+    )
+    helps = {k: v.rstrip(".") for k, v in re.findall(r"^ {8}(\w+): (.+)$", Preflight.__doc__ or "", re.M)}
     parser.add_argument("--json", default=None, help="also write the checks to this JSON file")
     for field in fields(Preflight):
         kind = type(field.default) if field.default is not None else float
         if kind is bool:
-            parser.add_argument(f"--{field.name}", action="store_true")
+            parser.add_argument(f"--{field.name}", action="store_true", help=helps.get(field.name))
         else:
-            parser.add_argument(f"--{field.name}", type=kind, default=field.default)
-    parser.add_argument("-h", "--help", action="store_true")
+            default = f" (default: {field.default})" if field.default is not None else ""
+            parser.add_argument(
+                f"--{field.name}", type=kind, default=field.default, help=helps.get(field.name, "") + default
+            )
+    parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
     return parser
