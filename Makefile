@@ -35,7 +35,7 @@ $(VENV)/.docs: $(VENV)/.installed
 # name the docstrings no longer have fails the build. docs-serve rebuilds it on every edit (http://127.0.0.1:8000).
 export NO_MKDOCS_2_WARNING := 1
 docs: $(VENV)/.docs
-	$(VENV)/bin/mkdocs build --strict --quiet
+	$(VENV)/bin/mkdocs build --strict
 
 docs-serve: $(VENV)/.docs
 	$(VENV)/bin/mkdocs serve

@@ -14,8 +14,9 @@ resized to a short side of 64 (no scale jitter), normalised as the clips are (Ki
 
 Each argument is one run: comma-separated key=value among norm (gn), arch (i3d / c2d), lr (0.02, at batch 8),
 steps (600), b (batch, 8), warm (warm-up steps, 12), iv (frame interval, 2), seed (0), w (width, 8), g (GN groups,
-4), s1 (stage-1 steps, 2000; 0: from scratch). Prints the holdout video top-1 and the share of videos whose kind
-is right. The stage-1 networks are kept in $VIDEOGN_PILOT_CACHE (default /tmp/videogn_pilot) for the next runs.
+4), s1 (stage-1 steps, 2000; 0: from scratch), lr1 (stage-1 LR at batch 32, 0.05). Prints the holdout video
+top-1 and the share of videos whose kind is right. The stage-1 networks are kept in $VIDEOGN_PILOT_CACHE (default
+/tmp/videogn_pilot) for the next runs.
 """
 
 import math
@@ -64,7 +65,8 @@ def set_lr(opt: torch.optim.SGD, lr: float, step: int, steps: int, warm: int) ->
 
 def stage1(norm: str, steps: int, width: int, groups: int, cache: Path, lr: float = 0.05, per_class: int = 150):
     """The C2D's state dict after `steps` steps on the appearance task (cached)."""
-    path = cache / f"stage1_{norm}_w{width}g{groups}_c{synth.MIN_CONTRAST}_{steps}_{per_class}.pt"
+    lr_tag = "" if lr == 0.05 else f"_lr{lr}"
+    path = cache / f"stage1_{norm}_w{width}g{groups}_c{synth.MIN_CONTRAST}_{steps}_{per_class}{lr_tag}.pt"
     if path.exists():
         return torch.load(path)
     images, labels = [], []
@@ -134,6 +136,7 @@ def run(spec: str, train, holdout, cache: Path) -> None:
     lr, steps, batch = float(p.get("lr", 0.02)), int(p.get("steps", 600)), int(p.get("b", 8))
     seed, width, groups = int(p.get("seed", 0)), int(p.get("w", 8)), int(p.get("g", 4))
     warm, stage1_steps, interval = int(p.get("warm", 12)), int(p.get("s1", 2000)), int(p.get("iv", 2))
+    lr1 = float(p.get("lr1", 0.05))
     last_start = 48 - 8 * interval  # the last clip start in a 48-frame video
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -141,7 +144,7 @@ def run(spec: str, train, holdout, cache: Path) -> None:
     if stage1_steps:
         # stage 1's C2D has no pool after res2, so its blocks from res3 on are numbered one lower
         renumber = lambda key: re.sub(r"^blocks\.(\d+)", lambda m: f"blocks.{int(m[1]) + (int(m[1]) >= 2)}", key)  # noqa: E731
-        source = {renumber(k): v for k, v in stage1(norm, stage1_steps, width, groups, cache).items()}
+        source = {renumber(k): v for k, v in stage1(norm, stage1_steps, width, groups, cache, lr1).items()}
         target = net.state_dict()
         for key, value in source.items():
             if key in target and ".proj." not in key:  # not the classifier
