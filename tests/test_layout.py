@@ -12,7 +12,15 @@ TABLES = {"videogn.models.formats"}  # mostly the zoo's architectures and key ta
 
 # The layers, lowest first: a module imports only from its own layer or the ones below (docs/architecture.md).
 LAYERS = [
-    ("videogn.errors", "videogn.files", "videogn.download", "videogn.distributed", "videogn.names", "videogn.options"),
+    (
+        "videogn.errors",
+        "videogn.files",
+        "videogn.download",
+        "videogn.distributed",
+        "videogn.names",
+        "videogn.options",
+        "videogn.lazy",
+    ),
     ("videogn.ops",),
     ("videogn.data",),
     ("videogn.models", "videogn.checkpoints"),

@@ -11,8 +11,7 @@ The names below are imported on first use: `videogn.data.decoding` must not pull
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from videogn.lazy import lazy_exports
 
 _HOMES = {
     "ClipBatch": "dataset",
@@ -44,11 +43,4 @@ _HOMES = {
 __all__ = sorted(_HOMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'videogn.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"videogn.data.{_HOMES[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

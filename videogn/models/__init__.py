@@ -7,9 +7,9 @@ checkpoints), `inflate` (2D → 3D inflation), `weights` (starting weights).
 The names below are imported on first use, so importing one submodule does not import them all.
 """
 
-import importlib
 import warnings
-from typing import Any
+
+from videogn.lazy import lazy_exports
 
 with warnings.catch_warnings():  # pytorchvideo imports fvcore, which calls the deprecated torch.jit.script
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
@@ -32,11 +32,4 @@ _HOMES = {
 __all__ = sorted(_HOMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'videogn.models' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"videogn.models.{_HOMES[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from videogn.errors import ConfigError, report_error
+from videogn.lazy import lazy_exports
 from videogn.options import underscored
 
 __all__ = ["KINETICS400", "cli", "convert", "kinetics400_classes", "main", "options_parser", "to_videogn"]
@@ -41,12 +41,7 @@ PROG = "videogn convert"
 _WORK = {"KINETICS400", "convert", "describe", "kinetics400_classes", "to_videogn"}  # imported when first used
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WORK:
-        from videogn.tools.convert import conversion
-
-        return getattr(conversion, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, dict.fromkeys(_WORK, "conversion"))
 
 
 def options_parser() -> argparse.ArgumentParser:

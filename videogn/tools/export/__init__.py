@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from videogn.errors import ConfigError, report_error
+from videogn.lazy import lazy_exports
 
 __all__ = ["DeployedClassifier", "export", "main", "options_parser"]
 
@@ -31,12 +31,7 @@ PROG = "videogn export"
 _WORK = {"DeployedClassifier", "export"}  # in `deploy`, imported when first used
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WORK:
-        from videogn.tools.export import deploy
-
-        return getattr(deploy, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, dict.fromkeys(_WORK, "deploy"))
 
 
 def options_parser() -> argparse.ArgumentParser:

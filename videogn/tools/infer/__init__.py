@@ -34,10 +34,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from videogn.data.backends import BACKENDS
 from videogn.data.decoder import DEFAULT_DECODE_TIMEOUT_S
+from videogn.lazy import lazy_exports
 from videogn.options import underscored
 
 __all__ = ["AccuracyReport", "Predictor", "VideoResult", "cli", "collect_videos", "main", "options_parser"]
@@ -46,12 +46,7 @@ PROG = "videogn infer"
 _WORK = {"AccuracyReport", "Predictor", "VideoResult", "collect_videos"}  # in `predict`, imported when first used
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WORK:
-        from videogn.tools.infer import predict
-
-        return getattr(predict, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, dict.fromkeys(_WORK, "predict"))
 
 
 def options_parser() -> argparse.ArgumentParser:
