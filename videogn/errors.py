@@ -44,9 +44,10 @@ class CheckpointWriteError(RunStopped):
         self.path, self.errno = path, error.errno
 
 
-def error_line(prog: str, message: object) -> str:
-    """`PROG: error: MESSAGE` (argparse's form of its own errors), the message's whitespace made one line."""
-    return f"{prog}: error: {' '.join(str(message).split())}"
+def error_line(prog: str, message: object, kind: str = "error") -> str:
+    """`PROG: error: MESSAGE` (argparse's form of its own errors; `kind` "stopped" for a run stopped on purpose), the
+    message's whitespace made one line."""
+    return f"{prog}: {kind}: {' '.join(str(message).split())}"
 
 
 def report_error(prog: str, message: object, code: int = 2) -> int:

@@ -44,7 +44,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from videogn.checkpoints import LAST_NAME, RunDir, check_normalisation, existing_run_message, read_checkpoint_info
 from videogn.data.datamodule import KineticsDataModule
 from videogn.data.lists import read_class_names
-from videogn.errors import ConfigError, RunStopped, report_error
+from videogn.errors import ConfigError, RunStopped, error_line, report_error
 from videogn.models.weights import check_initial_weights
 from videogn.names import TRAIN, VAL, VAL_VIDEO_TOP1, stage_prefix
 from videogn.train.checkpointing import AtomicCheckpointIO
@@ -295,7 +295,7 @@ def report_stop(exc: RunStopped, command: str) -> None:
     """Print why a run stopped, as one line (`videogn fit: stopped: ...`), once."""
     if not getattr(exc, "reported", False):
         # one write: under DDP every rank prints its line into the same terminal at the same moment
-        sys.stderr.write(f"videogn {command}: stopped: {' '.join(str(exc).split())}\n")
+        sys.stderr.write(error_line(f"videogn {command}", exc, "stopped") + "\n")
         sys.stderr.flush()
         exc.reported = True
 
