@@ -41,7 +41,11 @@ def scaled_size(height: int, width: int, short_side: int) -> tuple[int, int]:
 def resize_one(src: Path, dst: Path, short_side: int, gop: int, crf: int) -> str:
     """Re-encode one file; returns "done" (raises on failure)."""
     import av
+    from av.video.reformatter import VideoReformatter
 
+    # A reformatter of this call's own: a forked worker that reused PyAV's shared one would free the parent's
+    # swscale slice threads, which do not exist in the child, and wait on them forever.
+    reformatter = VideoReformatter()
     with av.open(str(src)) as container:
         if not container.streams.video:
             raise DecodeError(src, "no video stream")
@@ -50,7 +54,7 @@ def resize_one(src: Path, dst: Path, short_side: int, gop: int, crf: int) -> str
         rate = stream.average_rate or stream.guessed_rate or 30
         height, width = scaled_size(stream.codec_context.height, stream.codec_context.width, short_side)
         frames = (
-            frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
+            reformatter.reformat(frame, width=width, height=height, format="rgb24").to_ndarray()
             for frame in container.decode(stream)
         )
         write_video(dst, frames, fps=float(rate), codec="libx264", gop=gop, crf=crf)
