@@ -14,9 +14,12 @@ resized to a short side of 64 (no scale jitter), normalised as the clips are (Ki
 
 Each argument is one run: comma-separated key=value among norm (gn), arch (i3d / c2d), lr (0.02, at batch 8),
 steps (600), b (batch, 8), warm (warm-up steps, 12), iv (frame interval, 2), seed (0), w (width, 8), g (GN groups,
-4), s1 (stage-1 steps, 2000; 0: from scratch), lr1 (stage-1 LR at batch 32, 0.05). Prints the holdout video
-top-1 and the share of videos whose kind is right. The stage-1 networks are kept in $VIDEOGN_PILOT_CACHE (default
-/tmp/videogn_pilot) for the next runs.
+4), s1 (stage-1 steps, 2000; 0: from scratch), lr1 (stage-1 LR at batch 32, 0.05), zi (1: stage 1 starts the
+blocks' last γ at 0, 0: at 1), tlr (the LR's multiplier on the kernels that span time, 1), inf (inflation: mean, or
+center: the 2D kernel on the middle frame, zeros elsewhere), speed (the objects' speed range in pixels per frame,
+lo:hi, 0.8:1.4). Prints the holdout video top-1, the share of videos whose kind is right and the share of those
+whose direction is right too. The stage-1 networks are kept in $VIDEOGN_PILOT_CACHE (default /tmp/videogn_pilot)
+for the next runs.
 """
 
 import math
@@ -43,29 +46,33 @@ STD = torch.tensor(KINETICS_STD).view(1, 3, 1, 1, 1)
 SIZE = (64, 85)  # 96 × 128 renders at a short side of 64
 
 
-def network(arch: str, norm: str, classes: int, width: int, groups: int, pool2: int = 2) -> torch.nn.Module:
+def network(arch: str, norm: str, classes: int, width: int, groups: int, pool2: int = 2, zero_init: bool = True):
     options = {"num_groups": groups} if norm == "gn" else {}
     return build_model(arch, 50, classes, norm=norm, norm_options=options, width=width, dropout=0.2,
-                       stem_temporal_stride=1, pool2_temporal_stride=pool2)  # fmt: skip
+                       stem_temporal_stride=1, pool2_temporal_stride=pool2, zero_init_residual=zero_init)  # fmt: skip
 
 
-def sgd(net: torch.nn.Module, lr: float) -> torch.optim.SGD:
-    decay = [p for p in net.parameters() if p.ndim > 1]  # as videogn.train.optim: no decay on norms and biases
+def sgd(net: torch.nn.Module, lr: float, temporal_mult: float = 1.0) -> torch.optim.SGD:
+    """As videogn.train.optim: no decay on norms and biases; `temporal_mult` × the LR on kernels that span time."""
+    temporal = [p for p in net.parameters() if p.ndim == 5 and p.shape[2] > 1]
+    decay = [p for p in net.parameters() if p.ndim > 1 and not (p.ndim == 5 and p.shape[2] > 1)]
     rest = [p for p in net.parameters() if p.ndim <= 1]
-    return torch.optim.SGD([{"params": decay, "weight_decay": 1e-4}, {"params": rest, "weight_decay": 0}],
-                           lr=lr, momentum=0.9)  # fmt: skip
+    groups = [{"params": decay, "weight_decay": 1e-4, "mult": 1.0}, {"params": rest, "weight_decay": 0, "mult": 1.0},
+              {"params": temporal, "weight_decay": 1e-4, "mult": temporal_mult}]  # fmt: skip
+    return torch.optim.SGD(groups, lr=lr, momentum=0.9)
 
 
 def set_lr(opt: torch.optim.SGD, lr: float, step: int, steps: int, warm: int) -> None:
     """Linear warm-up over `warm` steps, then cosine to 0 (configs/demo.yaml's schedule)."""
     factor = min(1, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * step / steps))
     for group in opt.param_groups:
-        group["lr"] = lr * factor
+        group["lr"] = lr * factor * group.get("mult", 1.0)
 
 
-def stage1(norm: str, steps: int, width: int, groups: int, cache: Path, lr: float = 0.05, per_class: int = 150):
+def stage1(norm: str, steps: int, width: int, groups: int, cache: Path, lr: float = 0.05, per_class: int = 150,
+           zero_init: bool = True):  # fmt: skip
     """The C2D's state dict after `steps` steps on the appearance task (cached)."""
-    lr_tag = "" if lr == 0.05 else f"_lr{lr}"
+    lr_tag = ("" if lr == 0.05 else f"_lr{lr}") + ("" if zero_init else "_γ1")
     path = cache / f"stage1_{norm}_w{width}g{groups}_c{synth.MIN_CONTRAST}_{steps}_{per_class}{lr_tag}.pt"
     if path.exists():
         return torch.load(path)
@@ -79,7 +86,7 @@ def stage1(norm: str, steps: int, width: int, groups: int, cache: Path, lr: floa
     x_all = F.interpolate(torch.stack(images).float() / 255, size=SIZE, mode="bilinear", align_corners=False)
     y_all = torch.tensor(labels)
     torch.manual_seed(0)
-    net = network("c2d", norm, 12, width, groups, pool2=1)
+    net = network("c2d", norm, 12, width, groups, pool2=1, zero_init=zero_init)
     opt, start, hits = sgd(net, lr), time.time(), []
     for step in range(steps):
         set_lr(opt, lr, step, steps, 30)
@@ -113,12 +120,12 @@ def stage1(norm: str, steps: int, width: int, groups: int, cache: Path, lr: floa
     return state
 
 
-def objects(indices: range) -> tuple[torch.Tensor, torch.Tensor]:
+def objects(indices: range, speeds: tuple[float, float] = synth.OBJECT_SPEED) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 3, 48, 64, 85) videos of objects10 in [0, 1] and their labels."""
     videos, labels = [], []
     for c in range(10):
         for i in indices:
-            video = synth.render_objects(c, np.random.default_rng([0, c, i]), 48, 96, 128)
+            video = synth.render_objects(c, np.random.default_rng([0, c, i]), 48, 96, 128, speeds)
             video = torch.from_numpy(video).permute(3, 0, 1, 2).float() / 255
             videos.append(F.interpolate(video, size=SIZE, mode="bilinear", align_corners=False))
             labels.append(c)
@@ -136,7 +143,8 @@ def run(spec: str, train, holdout, cache: Path) -> None:
     lr, steps, batch = float(p.get("lr", 0.02)), int(p.get("steps", 600)), int(p.get("b", 8))
     seed, width, groups = int(p.get("seed", 0)), int(p.get("w", 8)), int(p.get("g", 4))
     warm, stage1_steps, interval = int(p.get("warm", 12)), int(p.get("s1", 2000)), int(p.get("iv", 2))
-    lr1 = float(p.get("lr1", 0.05))
+    lr1, tlr, center = float(p.get("lr1", 0.05)), float(p.get("tlr", 1)), p.get("inf", "mean") == "center"
+    zero_init = p.get("zi", "1") == "1"
     last_start = 48 - 8 * interval  # the last clip start in a 48-frame video
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -144,16 +152,24 @@ def run(spec: str, train, holdout, cache: Path) -> None:
     if stage1_steps:
         # stage 1's C2D has no pool after res2, so its blocks from res3 on are numbered one lower
         renumber = lambda key: re.sub(r"^blocks\.(\d+)", lambda m: f"blocks.{int(m[1]) + (int(m[1]) >= 2)}", key)  # noqa: E731
-        source = {renumber(k): v for k, v in stage1(norm, stage1_steps, width, groups, cache, lr1).items()}
+        trained = stage1(norm, stage1_steps, width, groups, cache, lr1, zero_init=zero_init)
+        source = {renumber(k): v for k, v in trained.items()}
         target = net.state_dict()
         for key, value in source.items():
             if key in target and ".proj." not in key:  # not the classifier
                 target[key] = _inflate_tensor(value[:, :, 0] if value.shape != target[key].shape else value,
                                               target[key])  # fmt: skip
+                if center and value.shape != target[key].shape:  # all of the 2D kernel on the middle frame
+                    t = target[key].shape[2]
+                    target[key] = torch.zeros_like(target[key])
+                    target[key][:, :, t // 2] = value[:, :, 0]
         net.load_state_dict(target)
+    if "speed" in p:  # the objects move at other speeds: render the videos again
+        speeds = tuple(float(v) for v in p["speed"].split(":"))
+        train, holdout = objects(range(36, 60), speeds), objects(range(24, 36), speeds)
     x_train, y_train = train
     x_test, y_test = holdout
-    opt, start, losses = sgd(net, lr), time.time(), []
+    opt, start, losses = sgd(net, lr, tlr), time.time(), []
     net.train()
     for step in range(steps):
         set_lr(opt, lr, step, steps, warm)
@@ -174,8 +190,11 @@ def run(spec: str, train, holdout, cache: Path) -> None:
             )
     pred = probs.argmax(1)
     top1, kind = (pred == y_test).float().mean().item(), (pred // 2 == y_test // 2).float().mean().item()
+    right_kind = pred // 2 == y_test // 2
+    direction = (pred[right_kind] == y_test[right_kind]).float().mean().item()
     print(f"{spec}: loss {np.mean(losses[-40:]):.2f}, holdout video top-1 {100 * top1:.1f} %, kind right "
-          f"{100 * kind:.1f} % ({time.time() - start:.0f} s)", flush=True)  # fmt: skip
+          f"{100 * kind:.1f} %, direction right in those {100 * direction:.1f} % ({time.time() - start:.0f} s)",
+          flush=True)  # fmt: skip
 
 
 def main(argv: list[str]) -> None:

@@ -5,10 +5,14 @@ Not a speed benchmark: a measurement of how each run trains, for grids run with 
 (the NormStatistics callback logs per-stage gradient norms and the norm layers' mean |γ|). For each run it prints
 the training loss over windows of steps, the validation top-1 at each validation, and per stage (stem, res2 …
 res5, head) the gradient norm relative to the weights' norm and the mean |γ| of the blocks' last norm layers (the
-ones that start at γ = 0), early and late.
+ones that start at γ = 0), early and late. From each run's last checkpoint it prints, per stage, how far the kernels
+that span time have moved from time-symmetric: the norm of their time-reversed-antisymmetric part, (w − flip_t(w)) / 2,
+over their norm. An inflated network starts at 0 % (every frame's kernel is the same); a kernel that tells a
+motion's direction cannot be symmetric. (Needs no `--norm_stats_every_n_steps`.)
 
     videogn compare --config configs/diagnose_scratch.yaml --run
     python benchmarks/training_dynamics.py --config configs/diagnose_scratch.yaml
+    python benchmarks/training_dynamics.py --config configs/compare_objects.yaml --out runs/compare_objects_lr1
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from videogn.checkpoints import read_checkpoint
 from videogn.tools.compare import Grid
 from videogn.tools.compare.logs import run_scalars
 
@@ -41,12 +46,30 @@ def zero_init_gammas(scalars: dict[str, dict[int, float]], stage: int, start: in
     return statistics.fmean(window_mean(scalars[t], start, stop) for t in mine)
 
 
+def temporal_asymmetry(checkpoint: Path) -> dict[str, float]:
+    """Per stage, ‖(w − flip_t(w)) / 2‖ / ‖w‖ over the conv kernels of the checkpoint that span more than one frame."""
+    state = read_checkpoint(checkpoint, "--out")["state_dict"]
+    stage_blocks = sorted({int(k.split(".")[2]) for k in state if ".res_blocks." in k})  # res2 … res5
+    names = {0: "stem"} | {block: f"res{i + 2}" for i, block in enumerate(stage_blocks)}
+    sums: dict[str, list[float]] = {}
+    for key, w in state.items():
+        if key.startswith("model.blocks.") and w.ndim == 5 and w.shape[2] > 1:
+            stage = names.get(int(key.split(".")[2]), "other")
+            odd = (w - w.flip(2)) / 2
+            total = sums.setdefault(stage, [0.0, 0.0])
+            total[0] += odd.pow(2).sum().item()
+            total[1] += w.pow(2).sum().item()
+    return {stage: (odd / whole) ** 0.5 for stage, (odd, whole) in sums.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="the grid's YAML (videogn compare --config)")
+    parser.add_argument("--out", help="the grid's runs are here instead of under the config's `out`")
     parser.add_argument("--early", type=int, default=100, help="the first this many steps are 'early' (100)")
     args = parser.parse_args()
-    grid = Grid(**yaml.safe_load(Path(args.config).read_text(encoding="utf-8")))
+    settings = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
+    grid = Grid(**settings | ({"out": args.out} if args.out else {}))
     early = args.early
     for norm, column, seed in grid.seed_runs():
         name = grid.run_name(norm, column, seed)
@@ -72,6 +95,11 @@ def main() -> None:
                       for a, b in ((0, early), (last + 1 - early, last + 1))]  # fmt: skip
             ratios = window_mean(ratio, 0, early), window_mean(ratio, last + 1 - early, last + 1)
             print(f"  {stage:6} {ratios[0]:17.4f} {ratios[1]:8.4f} {gammas[0]:20.4f} {gammas[1]:8.4f}")
+        checkpoint = Path(grid.out) / name / "checkpoints" / "last.ckpt"
+        odd = temporal_asymmetry(checkpoint) if checkpoint.is_file() else {}
+        if odd:
+            print("  time-antisymmetric share of the kernels spanning time (%): "
+                  + ", ".join(f"{stage} {100 * v:.1f}" for stage, v in odd.items()))  # fmt: skip
 
 
 if __name__ == "__main__":

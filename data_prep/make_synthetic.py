@@ -287,14 +287,22 @@ OBJECT_SPEED = (0.8, 1.4)  # pixels per frame
 OBJECTS10 = [f"{kind} {direction}" for kind in KINDS for direction in DIRECTIONS]
 
 
-def render_objects(class_index: int, rng: np.random.Generator, frames: int, height: int, width: int) -> np.ndarray:
+def render_objects(
+    class_index: int,
+    rng: np.random.Generator,
+    frames: int,
+    height: int,
+    width: int,
+    speeds: tuple[float, float] = OBJECT_SPEED,
+) -> np.ndarray:
     """(frames, height, width, 3) uint8 video of class `class_index` of OBJECTS10: a pattern of the appearance task
-    (its kind, drawn as render_appearance draws it) that moves left or right at 0.8-1.4 pixels per frame (its
-    direction), with the appearance task's nuisances. One frame tells the kind, only the motion tells the direction:
-    a Kinetics in miniature, where appearance carries most of the label and motion the rest."""
+    (its kind, drawn as render_appearance draws it) that moves left or right at `speeds` pixels per frame (drawn
+    uniformly; 0.8-1.4 in the data set) (its direction), with the appearance task's nuisances. One frame tells the
+    kind, only the motion tells the direction: a Kinetics in miniature, where appearance carries most of the label
+    and motion the rest."""
     kind, direction = divmod(class_index, len(DIRECTIONS))
-    speed = rng.uniform(*OBJECT_SPEED) * (-1 if direction else 1)  # of the window: content moves the other way
-    travel = int(math.ceil(OBJECT_SPEED[1] * frames)) + 2
+    speed = rng.uniform(*speeds) * (-1 if direction else 1)  # of the window: content moves the other way
+    travel = int(math.ceil(speeds[1] * frames)) + 2
     canvas = width + travel  # the pattern is drawn on a wider canvas, the frame is a window that slides over it
     mask = pattern_mask(PATTERNS.index(KINDS[kind]), rng, height, canvas)
     colours = pattern_colours(rng)

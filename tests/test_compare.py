@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import DEMO, REPO
-from helpers import scalars
+from helpers import scalars, write_videogn_checkpoint
 
 from videogn.errors import ConfigError
 from videogn.tools.compare import Column, Grid, RunResult, main, write_report
@@ -313,7 +313,6 @@ def test_two_stage_grid_pretrains_once_per_row_then_inflates(tmp_path, capsys, m
     appearance = tmp_path / "appearance"
     make_synthetic.build(appearance, 4, 4, 0.25, 4, 48, 64, task="appearance", progress=False)
     lists = ["--data.train_list", str(appearance / "train.csv"), "--data.val_list", str(appearance / "val.csv")]
-    stage1 = [*lists, "--data.clips_per_gpu", "4", "--data.num_workers", "0", "--trainer.enable_progress_bar", "false"]
     objects = tmp_path / "objects10"  # stage 2's task, tiny
     make_synthetic.build(objects, 10, 2, 0.5, 24, 48, 64, task="objects10", progress=False)
     out = tmp_path / "grid"
@@ -321,6 +320,8 @@ def test_two_stage_grid_pretrains_once_per_row_then_inflates(tmp_path, capsys, m
     # epoch per stage 1, 2 in stage 2, GN, two columns, one seed) and its validations (once, after the second epoch)
     # differ
     study = yaml.safe_load((REPO / "configs" / "compare_objects.yaml").read_text())
+    assert study["pretrain_overrides"][-2:] == ["--model.base_lr", "0.005"]  # the study's stage-1 LR, kept here
+    stage1 = [*lists, "--data.clips_per_gpu", "4", "--data.num_workers", "0", *study["pretrain_overrides"]]
     lists = {"--data.train_list": str(objects / "train.csv"), "--data.val_list": str(objects / "val.csv"),
              "--trainer.check_val_every_n_epoch": "2"}  # fmt: skip
     before = ["", *study["overrides"][:-1]]  # each override's previous item: the key its value belongs to
@@ -333,6 +334,8 @@ def test_two_stage_grid_pretrains_once_per_row_then_inflates(tmp_path, capsys, m
     printed = capsys.readouterr().out
     stage1_ckpt = out / "pretrain_gn" / "checkpoints" / "last.ckpt"
     assert stage1_ckpt.is_file() and printed.count("[compare] pretrain_gn: ") == 2  # its command, then "ok"
+    stage1_config = yaml.safe_load(next((out / "pretrain_gn").glob("version_*/config.yaml")).read_text())
+    assert stage1_config["model"]["base_lr"] == 0.005  # the study's stage-1 LR reached the stage-1 run
     for run in ("gn_4clips_seed0", "gn_2clips_seed0", "gn_c2d_4clips_seed0"):  # all from the stage-1 network
         config = (next((out / run).glob("version_*")) / "config.yaml").read_text()
         assert f"pretrained_2d: {stage1_ckpt}" in config
@@ -351,6 +354,32 @@ def test_two_stage_grid_pretrains_once_per_row_then_inflates(tmp_path, capsys, m
     assert main([*args, "--run"]) == 0  # again: stage 1 is finished and the runs tested, so nothing runs again
     printed = capsys.readouterr().out
     assert f"[compare] pretrain_gn: finished ({stage1_ckpt}), not run again" in printed and " test:" not in printed
+
+
+def test_training_dynamics_measures_how_far_kernels_moved_from_time_symmetric(tmp_path):
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("training_dynamics", REPO / "benchmarks" / "training_dynamics.py")
+    dynamics = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dynamics)
+    path = write_videogn_checkpoint(tmp_path / "net.ckpt")
+    checkpoint = torch.load(path, weights_only=False)
+    state = checkpoint["state_dict"]
+    stages = {"stem": "model.blocks.0.", "res4": "model.blocks.4."}  # blocks.2 is pool2, so res4 is blocks.4
+    for key, w in state.items():
+        if w.ndim == 5 and w.shape[2] > 1:
+            # the stem made symmetric in time (as inflation leaves every kernel), res4 antisymmetric, the rest random
+            if key.startswith(stages["stem"]):
+                state[key] = (w + w.flip(2)) / 2
+            elif key.startswith(stages["res4"]):
+                state[key] = (w - w.flip(2)) / 2
+    torch.save(checkpoint, path)
+    odd = dynamics.temporal_asymmetry(path)
+    assert list(odd) == ["stem", "res2", "res3", "res4", "res5"]
+    assert odd["stem"] == pytest.approx(0, abs=1e-6) and odd["res4"] == pytest.approx(1, abs=1e-6)
+    assert all(0.3 < odd[stage] < 0.95 for stage in ("res2", "res3", "res5"))  # random kernels: partly both
 
 
 def test_stage1_needs_its_epochs(tmp_path, capsys):
