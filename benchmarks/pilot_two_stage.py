@@ -157,12 +157,12 @@ def run(spec: str, train, holdout, cache: Path) -> None:
         target = net.state_dict()
         for key, value in source.items():
             if key in target and ".proj." not in key:  # not the classifier
-                target[key] = _inflate_tensor(value[:, :, 0] if value.shape != target[key].shape else value,
-                                              target[key])  # fmt: skip
                 if center and value.shape != target[key].shape:  # all of the 2D kernel on the middle frame
-                    t = target[key].shape[2]
                     target[key] = torch.zeros_like(target[key])
-                    target[key][:, :, t // 2] = value[:, :, 0]
+                    target[key][:, :, target[key].shape[2] // 2] = value[:, :, 0]
+                else:
+                    target[key] = _inflate_tensor(value[:, :, 0] if value.shape != target[key].shape else value,
+                                                  target[key])  # fmt: skip
         net.load_state_dict(target)
     if "speed" in p:  # the objects move at other speeds: render the videos again
         speeds = tuple(float(v) for v in p["speed"].split(":"))
@@ -189,8 +189,8 @@ def run(spec: str, train, holdout, cache: Path) -> None:
                 [net(clip(x_test[j : j + 30], first, 10, interval)).softmax(1) for j in range(0, len(x_test), 30)]
             )
     pred = probs.argmax(1)
-    top1, kind = (pred == y_test).float().mean().item(), (pred // 2 == y_test // 2).float().mean().item()
     right_kind = pred // 2 == y_test // 2
+    top1, kind = (pred == y_test).float().mean().item(), right_kind.float().mean().item()
     direction = (pred[right_kind] == y_test[right_kind]).float().mean().item()
     print(f"{spec}: loss {np.mean(losses[-40:]):.2f}, holdout video top-1 {100 * top1:.1f} %, kind right "
           f"{100 * kind:.1f} %, direction right in those {100 * direction:.1f} % ({time.time() - start:.0f} s)",

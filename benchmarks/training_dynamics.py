@@ -6,13 +6,13 @@ Not a speed benchmark: a measurement of how each run trains, for grids run with 
 the training loss over windows of steps, the validation top-1 at each validation, and per stage (stem, res2 …
 res5, head) the gradient norm relative to the weights' norm and the mean |γ| of the blocks' last norm layers (the
 ones that start at γ = 0), early and late. From each run's last checkpoint it prints, per stage, how far the kernels
-that span time have moved from time-symmetric: the norm of their time-reversed-antisymmetric part, (w − flip_t(w)) / 2,
-over their norm. An inflated network starts at 0 % (every frame's kernel is the same); a kernel that tells a
-motion's direction cannot be symmetric. (Needs no `--norm_stats_every_n_steps`.)
+that span time have moved from time-symmetric: the norm of their part that changes sign when time is reversed,
+(w − flip_t(w)) / 2, over their norm. An inflated network starts at 0 % (every frame's kernel is the same); a
+kernel that tells a motion's direction cannot be symmetric. (Needs no `--norm_stats_every_n_steps`.)
 
     videogn compare --config configs/diagnose_scratch.yaml --run
     python benchmarks/training_dynamics.py --config configs/diagnose_scratch.yaml
-    python benchmarks/training_dynamics.py --config configs/compare_objects.yaml --out runs/compare_objects_lr1
+    python benchmarks/training_dynamics.py --config configs/compare_objects.yaml --early 90
 """
 
 from __future__ import annotations

@@ -296,10 +296,10 @@ def render_objects(
     speeds: tuple[float, float] = OBJECT_SPEED,
 ) -> np.ndarray:
     """(frames, height, width, 3) uint8 video of class `class_index` of OBJECTS10: a pattern of the appearance task
-    (its kind, drawn as render_appearance draws it) that moves left or right at `speeds` pixels per frame (drawn
-    uniformly; 0.8-1.4 in the data set) (its direction), with the appearance task's nuisances. One frame tells the
-    kind, only the motion tells the direction: a Kinetics in miniature, where appearance carries most of the label
-    and motion the rest."""
+    (its kind, drawn as render_appearance draws it) that moves left or right (its direction) at a speed drawn
+    uniformly from `speeds` pixels per frame (the data set's: 0.8-1.4), with the appearance task's nuisances. One
+    frame tells the kind, only the motion tells the direction: a Kinetics in miniature, where appearance carries
+    most of the label and motion the rest."""
     kind, direction = divmod(class_index, len(DIRECTIONS))
     speed = rng.uniform(*speeds) * (-1 if direction else 1)  # of the window: content moves the other way
     travel = int(math.ceil(speeds[1] * frames)) + 2
