@@ -8,7 +8,8 @@ res5, head) the gradient norm relative to the weights' norm and the mean |γ| of
 ones that start at γ = 0), early and late. From each run's last checkpoint it prints, per stage, how far the kernels
 that span time have moved from time-symmetric: the norm of their part that changes sign when time is reversed,
 (w − flip_t(w)) / 2, over their norm. An inflated network starts at 0 % (every frame's kernel is the same); a
-kernel that tells a motion's direction cannot be symmetric. (Needs no `--norm_stats_every_n_steps`.)
+kernel that tells a motion's direction cannot be symmetric. (Needs no `--norm_stats_every_n_steps`.) For a
+two-stage grid it first prints, per stage, the mean |γ| of those last norm layers in each stage-1 network.
 
     videogn compare --config configs/diagnose_scratch.yaml --run
     python benchmarks/training_dynamics.py --config configs/diagnose_scratch.yaml
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -46,17 +48,32 @@ def zero_init_gammas(scalars: dict[str, dict[int, float]], stage: int, start: in
     return statistics.fmean(window_mean(scalars[t], start, stop) for t in mine)
 
 
+def stage_of(state: dict) -> Callable[[str], str]:
+    """A function naming the stage (stem, res2 … res5, other) of a checkpoint's `model.blocks.N.…` key."""
+    stage_blocks = sorted({int(k.split(".")[2]) for k in state if ".res_blocks." in k})  # res2 … res5
+    names = {0: "stem"} | {block: f"res{i + 2}" for i, block in enumerate(stage_blocks)}
+    return lambda key: names.get(int(key.split(".")[2]), "other")
+
+
+def last_gammas(checkpoint: Path) -> dict[str, float]:
+    """Per stage, the mean |γ| of the blocks' last norm layers (`branch2.norm_c`, started at 0) in a checkpoint."""
+    state = read_checkpoint(checkpoint, "--out")["state_dict"]
+    stage, found = stage_of(state), {}
+    for key, gamma in state.items():
+        if key.startswith("model.blocks.") and key.endswith("branch2.norm_c.weight"):
+            found.setdefault(stage(key), []).append(gamma.abs().mean().item())
+    return {name: statistics.fmean(values) for name, values in found.items()}
+
+
 def temporal_asymmetry(checkpoint: Path) -> dict[str, float]:
     """Per stage, ‖(w − flip_t(w)) / 2‖ / ‖w‖ over the conv kernels of the checkpoint that span more than one frame."""
     state = read_checkpoint(checkpoint, "--out")["state_dict"]
-    stage_blocks = sorted({int(k.split(".")[2]) for k in state if ".res_blocks." in k})  # res2 … res5
-    names = {0: "stem"} | {block: f"res{i + 2}" for i, block in enumerate(stage_blocks)}
+    stage = stage_of(state)
     sums: dict[str, list[float]] = {}
     for key, w in state.items():
         if key.startswith("model.blocks.") and w.ndim == 5 and w.shape[2] > 1:
-            stage = names.get(int(key.split(".")[2]), "other")
             odd = (w - w.flip(2)) / 2
-            total = sums.setdefault(stage, [0.0, 0.0])
+            total = sums.setdefault(stage(key), [0.0, 0.0])
             total[0] += odd.pow(2).sum().item()
             total[1] += w.pow(2).sum().item()
     return {stage: (odd / whole) ** 0.5 for stage, (odd, whole) in sums.items()}
@@ -71,6 +88,10 @@ def main() -> None:
     settings = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
     grid = Grid(**settings | ({"out": args.out} if args.out else {}))
     early = args.early
+    for checkpoint in sorted(Path(grid.out).glob("pretrain_*/checkpoints/last.ckpt")):  # stage 1's networks
+        gammas = last_gammas(checkpoint)
+        print(f"{checkpoint.parts[-3]}: mean |γ| of the blocks' last norm layers: "
+              + ", ".join(f"{stage} {v:.3f}" for stage, v in gammas.items()))  # fmt: skip
     for norm, column, seed in grid.seed_runs():
         name = grid.run_name(norm, column, seed)
         scalars = run_scalars(Path(grid.out) / name, None)

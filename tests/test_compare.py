@@ -375,11 +375,16 @@ def test_training_dynamics_measures_how_far_kernels_moved_from_time_symmetric(tm
                 state[key] = (w + w.flip(2)) / 2
             elif key.startswith(stages["res4"]):
                 state[key] = (w - w.flip(2)) / 2
+        elif key.startswith(stages["res4"]) and key.endswith("branch2.norm_c.weight"):
+            state[key] = torch.full_like(w, -0.25)  # the last γ of res4's blocks
     torch.save(checkpoint, path)
     odd = dynamics.temporal_asymmetry(path)
     assert list(odd) == ["stem", "res2", "res3", "res4", "res5"]
     assert odd["stem"] == pytest.approx(0, abs=1e-6) and odd["res4"] == pytest.approx(1, abs=1e-6)
     assert all(0.3 < odd[stage] < 0.95 for stage in ("res2", "res3", "res5"))  # random kernels: partly both
+    gammas = dynamics.last_gammas(path)
+    assert list(gammas) == ["res2", "res3", "res4", "res5"] and gammas["res4"] == pytest.approx(0.25)
+    assert all(0.5 <= gammas[stage] <= 1.5 for stage in ("res2", "res3", "res5"))  # drawn in [0.5, 1.5]
 
 
 def test_stage1_needs_its_epochs(tmp_path, capsys):
