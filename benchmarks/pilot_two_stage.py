@@ -12,14 +12,20 @@ resized to a short side of 64 (no scale jitter), normalised as the clips are (Ki
 
     python benchmarks/pilot_two_stage.py norm=gn norm=bn norm=gn,arch=c2d norm=gn,lr=0.04,warm=60
 
-Each argument is one run: comma-separated key=value among norm (gn), arch (i3d / c2d), lr (0.02, at batch 8),
-steps (600), b (batch, 8), warm (warm-up steps, 12), iv (frame interval, 2), seed (0), w (width, 8), g (GN groups,
-4), s1 (stage-1 steps, 2000; 0: from scratch), lr1 (stage-1 LR at batch 32, 0.05), zi (1: stage 1 starts the
-blocks' last γ at 0, 0: at 1), tlr (the LR's multiplier on the kernels that span time, 1), inf (inflation: mean, or
-center: the 2D kernel on the middle frame, zeros elsewhere), speed (the objects' speed range in pixels per frame,
-lo:hi, 0.8:1.4). Prints the holdout video top-1, the share of videos whose kind is right and the share of those
-whose direction is right too. The stage-1 networks are kept in $VIDEOGN_PILOT_CACHE (default /tmp/videogn_pilot)
-for the next runs.
+Each argument is one run: comma-separated key=value among norm (gn; any of videogn's norm kinds), arch (i3d /
+c2d), lr (0.02, at batch 8), steps (600), b (batch, 8), warm (warm-up steps, 12), iv (frame interval, 2), seed (0),
+w (width, 8), g (GN groups, 4), s1 (stage-1 steps, 2000; 0: from scratch), lr1 (stage-1 LR at batch 32, 0.05), zi
+(1: stage 1 starts the blocks' last γ at 0, 0: at 1), tlr (the LR's multiplier on the kernels that span time, 1),
+inf (inflation: mean, or center: the 2D kernel on the middle frame, zeros elsewhere), speed (the objects' speed
+range in pixels per frame, lo:hi, 0.8:1.4), scene (pan: the whole frame moves, objects10's; object: the pattern
+fills a rectangle that moves over a still background), noise (inflation plus Gaussian noise of this many times each
+inflated kernel's std, 0), skip (stage-1 blocks not loaded, +-separated indices: 0 the stem, 1 res2), from (the
+norm whose stage-1 network is loaded, this run's by default: its convolutions and whichever of its norm parameters
+and statistics this run's norm has), labels (direction: the label is left or right alone, 2 classes), fixnorm (1:
+the norm layers' γ and β keep their stage-1 values), grad (1: no training, print the first step's gradient on the
+kernels that span time, per stage). Prints the holdout video
+top-1, the share of videos whose kind is right and the share of those whose direction is right too. The stage-1
+networks are kept in $VIDEOGN_PILOT_CACHE (default /tmp/videogn_pilot) for the next runs.
 """
 
 import math
@@ -120,12 +126,14 @@ def stage1(norm: str, steps: int, width: int, groups: int, cache: Path, lr: floa
     return state
 
 
-def objects(indices: range, speeds: tuple[float, float] = synth.OBJECT_SPEED) -> tuple[torch.Tensor, torch.Tensor]:
+def objects(
+    indices: range, speeds: tuple[float, float] = synth.OBJECT_SPEED, scene: str = "pan"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 3, 48, 64, 85) videos of objects10 in [0, 1] and their labels."""
     videos, labels = [], []
     for c in range(10):
         for i in indices:
-            video = synth.render_objects(c, np.random.default_rng([0, c, i]), 48, 96, 128, speeds)
+            video = synth.render_objects(c, np.random.default_rng([0, c, i]), 48, 96, 128, speeds, scene)
             video = torch.from_numpy(video).permute(3, 0, 1, 2).float() / 255
             videos.append(F.interpolate(video, size=SIZE, mode="bilinear", align_corners=False))
             labels.append(c)
@@ -135,6 +143,31 @@ def objects(indices: range, speeds: tuple[float, float] = synth.OBJECT_SPEED) ->
 def clip(videos: torch.Tensor, start: int, left: int, interval: int = 2) -> torch.Tensor:
     """8 frames at `interval` from `start`, a 64-wide crop from `left`, normalised."""
     return (videos[:, :, start : start + 8 * interval : interval, :, left : left + 64] - MEAN) / STD
+
+
+def first_gradient(net: torch.nn.Module, x_train, y_train, rng, interval: int, batch: int, batches: int = 10) -> str:
+    """The loss gradient summed over `batches` training batches (before any step), on the kernels that span time:
+    its time-antisymmetric and -symmetric parts, each ÷ the kernels' norm, per stage (blocks.0 the stem, then res2,
+    the pool, res3-res5)."""
+    net.zero_grad()
+    for _ in range(batches):
+        idx = rng.integers(0, len(x_train), batch)
+        x = torch.cat([clip(x_train[i : i + 1], 16, 10, interval) for i in idx])
+        F.cross_entropy(net(x), y_train[idx]).backward()
+    sums: dict[str, list[float]] = {}
+    for name, param in net.named_parameters():
+        if param.ndim == 5 and param.shape[2] > 1:
+            anti, sym = (param.grad - param.grad.flip(2)) / 2, (param.grad + param.grad.flip(2)) / 2
+            total = sums.setdefault(name.split(".")[1], [0.0, 0.0, 0.0])
+            for k, value in enumerate((anti, sym, param.detach())):
+                total[k] += value.pow(2).sum().item()
+    return ", ".join(
+        f"blocks.{b} antisymmetric {math.sqrt(a / w):.1e} symmetric {math.sqrt(s / w):.1e}"
+        for b, (a, s, w) in sums.items()
+    )
+
+
+_RENDERS: dict = {}  # (speeds, scene) -> (train, holdout), for the runs that ask for other videos
 
 
 def run(spec: str, train, holdout, cache: Path) -> None:
@@ -148,29 +181,52 @@ def run(spec: str, train, holdout, cache: Path) -> None:
     last_start = 48 - 8 * interval  # the last clip start in a 48-frame video
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = network(arch, norm, 10, width, groups)
+    direction_only = p.get("labels") == "direction"  # the label is the direction alone, left or right
+    net = network(arch, norm, 2 if direction_only else 10, width, groups)
     if stage1_steps:
         # stage 1's C2D has no pool after res2, so its blocks from res3 on are numbered one lower
         renumber = lambda key: re.sub(r"^blocks\.(\d+)", lambda m: f"blocks.{int(m[1]) + (int(m[1]) >= 2)}", key)  # noqa: E731
-        trained = stage1(norm, stage1_steps, width, groups, cache, lr1, zero_init=zero_init)
+        source_norm = p.get("from", norm)  # the other norm's stage-1 network: its weights, this run's norm layers
+        trained = stage1(source_norm, stage1_steps, width, groups, cache, lr1, zero_init=zero_init)
         source = {renumber(k): v for k, v in trained.items()}
         target = net.state_dict()
+        skipped = tuple(f"blocks.{b}." for b in p["skip"].split("+")) if "skip" in p else ()
+        inflated = set()
         for key, value in source.items():
-            if key in target and ".proj." not in key:  # not the classifier
+            if key in target and ".proj." not in key and not key.startswith(skipped):  # not the classifier
+                if value.shape != target[key].shape:
+                    inflated.add(key.replace(".weight", ""))
                 if center and value.shape != target[key].shape:  # all of the 2D kernel on the middle frame
                     target[key] = torch.zeros_like(target[key])
                     target[key][:, :, target[key].shape[2] // 2] = value[:, :, 0]
                 else:
                     target[key] = _inflate_tensor(value[:, :, 0] if value.shape != target[key].shape else value,
                                                   target[key])  # fmt: skip
+        if "noise" in p:  # break the inflated kernels' symmetry in time: noise × each kernel's std, per tap
+            generator = torch.Generator().manual_seed(seed)
+            for key, value in target.items():
+                if value.ndim == 5 and value.shape[2] > 1 and key.replace(".weight", "") in inflated:
+                    value += float(p["noise"]) * value.std() * torch.randn(value.shape, generator=generator)
         net.load_state_dict(target)
-    if "speed" in p:  # the objects move at other speeds: render the videos again
-        speeds = tuple(float(v) for v in p["speed"].split(":"))
-        train, holdout = objects(range(36, 60), speeds), objects(range(24, 36), speeds)
-    x_train, y_train = train
-    x_test, y_test = holdout
-    opt, start, losses = sgd(net, lr, tlr), time.time(), []
+    speeds = tuple(float(v) for v in p.get("speed", "0.8:1.4").split(":"))
+    scene = p.get("scene", "pan")
+    if (speeds, scene) != (synth.OBJECT_SPEED, "pan"):  # other videos: rendered once per invocation
+        if (speeds, scene) not in _RENDERS:
+            _RENDERS[speeds, scene] = objects(range(36, 60), speeds, scene), objects(range(24, 36), speeds, scene)
+        train, holdout = _RENDERS[speeds, scene]
+    (x_train, y_train), (x_test, y_test) = train, holdout
+    if direction_only:
+        y_train, y_test = y_train % 2, y_test % 2
     net.train()
+    if p.get("grad") == "1":  # no training: the first step's gradient on the kernels that span time, per stage
+        print(f"{spec}: {first_gradient(net, x_train, y_train, rng, interval, batch)}", flush=True)
+        return
+    if p.get("fixnorm") == "1":  # the norm layers' γ and β keep their stage-1 values
+        for module in net.modules():
+            if "Norm" in type(module).__name__:
+                for param in module.parameters():
+                    param.requires_grad_(False)
+    opt, start, losses = sgd(net, lr, tlr), time.time(), []
     for step in range(steps):
         set_lr(opt, lr, step, steps, warm)
         idx = rng.integers(0, len(x_train), batch)
@@ -189,6 +245,11 @@ def run(spec: str, train, holdout, cache: Path) -> None:
                 [net(clip(x_test[j : j + 30], first, 10, interval)).softmax(1) for j in range(0, len(x_test), 30)]
             )
     pred = probs.argmax(1)
+    if direction_only:
+        right = 100 * (pred == y_test).float().mean().item()
+        print(f"{spec}: loss {np.mean(losses[-40:]):.2f}, holdout direction right {right:.1f} % "
+              f"({time.time() - start:.0f} s)", flush=True)  # fmt: skip
+        return
     right_kind = pred // 2 == y_test // 2
     top1, kind = (pred == y_test).float().mean().item(), right_kind.float().mean().item()
     direction = (pred[right_kind] == y_test[right_kind]).float().mean().item()

@@ -294,13 +294,19 @@ def render_objects(
     height: int,
     width: int,
     speeds: tuple[float, float] = OBJECT_SPEED,
+    scene: str = "pan",
 ) -> np.ndarray:
     """(frames, height, width, 3) uint8 video of class `class_index` of OBJECTS10: a pattern of the appearance task
     (its kind, drawn as render_appearance draws it) that moves left or right (its direction) at a speed drawn
     uniformly from `speeds` pixels per frame (the data set's: 0.8-1.4), with the appearance task's nuisances. One
     frame tells the kind, only the motion tells the direction: a Kinetics in miniature, where appearance carries
-    most of the label and motion the rest."""
+    most of the label and motion the rest. `scene="pan"` (the data set's) moves the whole frame; `scene="object"`
+    moves the pattern on a rectangle over a still background (_render_moving_object)."""
+    if scene not in ("pan", "object"):
+        raise ValueError(f"scene must be 'pan' or 'object', got {scene!r}")
     kind, direction = divmod(class_index, len(DIRECTIONS))
+    if scene == "object":
+        return _render_moving_object(kind, direction, rng, frames, height, width, speeds)
     speed = rng.uniform(*speeds) * (-1 if direction else 1)  # of the window: content moves the other way
     travel = int(math.ceil(speeds[1] * frames)) + 2
     canvas = width + travel  # the pattern is drawn on a wider canvas, the frame is a window that slides over it
@@ -317,6 +323,51 @@ def render_objects(
     video = F.grid_sample(
         image.expand(frames, -1, -1, -1), grid, mode="bilinear", padding_mode="border", align_corners=False
     )
+    video = add_nuisances(video, rng)
+    return (video.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+def _render_moving_object(
+    kind: int,
+    direction: int,
+    rng: np.random.Generator,
+    frames: int,
+    height: int,
+    width: int,
+    speeds: tuple[float, float],
+) -> np.ndarray:
+    """render_objects with `scene="object"`: the pattern fills a rectangle (45-55 % of the frame's width, 65-85 % of
+    its height) that moves left or right over a still, faint background texture, as an actor moves through a still
+    scene; the rest of the frame does not move. Its centre stays inside the frame. Same kinds, speeds and
+    nuisances."""
+    speed = rng.uniform(*speeds) * (1 if direction else -1)
+    obj_h, obj_w = int(rng.uniform(0.65, 0.85) * height), int(rng.uniform(0.45, 0.55) * width)
+    mask = pattern_mask(PATTERNS.index(KINDS[kind]), rng, obj_h, obj_w)
+    colours = pattern_colours(rng)
+    side = max(obj_h, obj_w)
+    rgb = colours[0] * mask + colours[1] * (1 - mask) + 0.25 * (texture(rng, side)[:, :obj_h, :obj_w] - 0.5)
+    layer = torch.cat([rgb, torch.ones(1, obj_h, obj_w)])  # colour and coverage, sampled together
+    travel = abs(speed) * (frames - 1)
+    centre_x = rng.uniform(travel / 2, width - travel / 2)  # of the path: the object's centre stays in the frame
+    top = rng.uniform(0, height - obj_h)
+    left = centre_x - obj_w / 2 + speed * (np.arange(frames) - (frames - 1) / 2)  # per frame
+    # sampling grid: frame pixel (x, y) reads the object at (x - left, y - top), in grid_sample's [-1, 1]
+    lefts = torch.from_numpy(left.astype(np.float32)).view(-1, 1, 1)
+    xs = torch.arange(width, dtype=torch.float32).view(1, 1, -1) - lefts
+    ys = torch.arange(height, dtype=torch.float32).view(1, -1, 1) - top
+    grid = torch.stack(
+        [
+            (2 * (xs + 0.5) / obj_w - 1).expand(frames, height, width),
+            (2 * (ys + 0.5) / obj_h - 1).expand(frames, height, width),
+        ],
+        dim=-1,
+    )
+    moved = F.grid_sample(
+        layer.expand(frames, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    background = 0.5 + 0.4 * (texture(rng, max(height, width))[:, :height, :width] - 0.5)
+    coverage = moved[:, 3:]
+    video = moved[:, :3] * coverage + background * (1 - coverage)  # (T, 3, H, W)
     video = add_nuisances(video, rng)
     return (video.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
 
