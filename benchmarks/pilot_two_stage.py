@@ -223,9 +223,8 @@ def run(spec: str, train, holdout, cache: Path) -> None:
         return
     if p.get("fixnorm") == "1":  # the norm layers' γ and β keep their stage-1 values
         for module in net.modules():
-            if "Norm" in type(module).__name__:
-                for param in module.parameters():
-                    param.requires_grad_(False)
+            if isinstance(module, (torch.nn.GroupNorm, torch.nn.modules.batchnorm._BatchNorm)):
+                module.requires_grad_(False)
     opt, start, losses = sgd(net, lr, tlr), time.time(), []
     for step in range(steps):
         set_lr(opt, lr, step, steps, warm)
