@@ -23,9 +23,9 @@ inflated kernel's std, 0), skip (stage-1 blocks not loaded, +-separated indices:
 norm whose stage-1 network is loaded, this run's by default: its convolutions and whichever of its norm parameters
 and statistics this run's norm has), labels (direction: the label is left or right alone, 2 classes), fixnorm (1:
 the norm layers' γ and β keep their stage-1 values), grad (1: no training, print the first step's gradient on the
-kernels that span time, per stage). Prints the holdout video
-top-1, the share of videos whose kind is right and the share of those whose direction is right too. The stage-1
-networks are kept in $VIDEOGN_PILOT_CACHE (default /tmp/videogn_pilot) for the next runs.
+kernels that span time, per stage). Prints the holdout video top-1, the share of videos whose kind is right and the
+share of those whose direction is right too. The stage-1 networks are kept in $VIDEOGN_PILOT_CACHE (default
+/tmp/videogn_pilot) for the next runs.
 """
 
 import math
@@ -191,24 +191,20 @@ def run(spec: str, train, holdout, cache: Path) -> None:
         source = {renumber(k): v for k, v in trained.items()}
         target = net.state_dict()
         skipped = tuple(f"blocks.{b}." for b in p["skip"].split("+")) if "skip" in p else ()
-        inflated = set()
+        generator = torch.Generator().manual_seed(seed)  # for `noise`
         for key, value in source.items():
             if key in target and ".proj." not in key and not key.startswith(skipped):  # not the classifier
-                if value.shape != target[key].shape:
-                    inflated.add(key.replace(".weight", ""))
-                if center and value.shape != target[key].shape:  # all of the 2D kernel on the middle frame
+                inflate = value.shape != target[key].shape
+                if center and inflate:  # all of the 2D kernel on the middle frame
                     target[key] = torch.zeros_like(target[key])
                     target[key][:, :, target[key].shape[2] // 2] = value[:, :, 0]
                 else:
-                    target[key] = _inflate_tensor(value[:, :, 0] if value.shape != target[key].shape else value,
-                                                  target[key])  # fmt: skip
-        if "noise" in p:  # break the inflated kernels' symmetry in time: noise × each kernel's std, per tap
-            generator = torch.Generator().manual_seed(seed)
-            for key, value in target.items():
-                if value.ndim == 5 and value.shape[2] > 1 and key.replace(".weight", "") in inflated:
-                    value += float(p["noise"]) * value.std() * torch.randn(value.shape, generator=generator)
+                    target[key] = _inflate_tensor(value[:, :, 0] if inflate else value, target[key])
+                if inflate and "noise" in p:  # asymmetric in time from the start: noise × the kernel's std
+                    noise = torch.randn(target[key].shape, generator=generator)
+                    target[key] += float(p["noise"]) * target[key].std() * noise
         net.load_state_dict(target)
-    speeds = tuple(float(v) for v in p.get("speed", "0.8:1.4").split(":"))
+    speeds = tuple(float(v) for v in p["speed"].split(":")) if "speed" in p else synth.OBJECT_SPEED
     scene = p.get("scene", "pan")
     if (speeds, scene) != (synth.OBJECT_SPEED, "pan"):  # other videos: rendered once per invocation
         if (speeds, scene) not in _RENDERS:
